@@ -1,0 +1,178 @@
+"""Headless commands: run, list, sensors, report. The console script is tui.main:main, which
+hands everything but the full-screen views to `main` here (core never imports textual)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from core.results import default_results_root, session_dir_name
+
+EXIT_OK, EXIT_RUNS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+def version() -> str:
+    try:
+        return metadata.version("energy-console")
+    except metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="energy-console",
+        description="Measure what compressing an ML model does to its energy use. "
+        "Without a command, opens the console (optionally with PROFILE loaded).",
+    )
+    parser.add_argument("--version", action="version", version=f"energy-console {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    run = sub.add_parser("run", help="run a profile headless, with a progress display")
+    run.add_argument("profile", help="profile YAML, e.g. profiles/default.yaml")
+    run.add_argument("--results-dir", type=Path, default=None,
+                     help="where sessions go (default: $ENERGY_CONSOLE_RESULTS_DIR or results/)")
+    run.add_argument("--device", default=None, help="override the profile: auto, cpu, cuda, cuda:N")
+    run.add_argument("--session-dir", type=Path, default=None,
+                     help="write into this session directory (used by the console)")
+    run.add_argument("--resume", type=Path, default=None, metavar="SESSION_DIR",
+                     help="continue a session: runs it finished are not run again")
+    run.add_argument("--quiet", action="store_true", help="no progress display")
+
+    lister = sub.add_parser("list", help="list models, techniques or sessions")
+    lister.add_argument("what", choices=("models", "techniques", "sessions"))
+    lister.add_argument("--results-dir", type=Path, default=None)
+
+    sub.add_parser("sensors", help="what this machine can measure, and why the rest is missing")
+
+    report = sub.add_parser("report", help="print a session's runs with deltas against baseline")
+    report.add_argument("session", type=Path, nargs="?", default=None,
+                        help="session directory (default: the newest)")
+    report.add_argument("--results-dir", type=Path, default=None)
+
+    attach = sub.add_parser("attach", help="open the live view of a running or finished session")
+    attach.add_argument("session", type=Path, nargs="?", default=None)
+    attach.add_argument("--results-dir", type=Path, default=None)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.command == "run":
+        return cmd_run(args)
+    if args.command == "list":
+        return cmd_list(args)
+    if args.command == "sensors":
+        return cmd_sensors()
+    if args.command == "report":
+        return cmd_report(args)
+    build_parser().print_help()
+    return EXIT_OK
+
+
+def results_root(args) -> Path:
+    return getattr(args, "results_dir", None) or default_results_root()
+
+
+def cmd_run(args) -> int:
+    from core.profile import ProfileError, load_profile
+    from core.results import read_runs
+    from core.runner import Runner
+
+    try:
+        profile = load_profile(args.profile)
+    except ProfileError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    done: set[str] = set()
+    if args.resume:
+        if not (args.resume / "events.jsonl").exists():
+            print(f"error: {args.resume} is not a session directory", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        session_dir = args.resume
+        done = {r["run_id"] for r in read_runs(session_dir) if r["status"] == "finished"}
+    else:
+        session_dir = args.session_dir or results_root(args) / session_dir_name(profile.name)
+    display = None if args.quiet else _progress_display()
+    runner = Runner(profile, session_dir, device=args.device,
+                    on_event=display.on_event if display else None, done=done)
+    try:
+        if display:
+            with display:
+                outcome = runner.run()
+        else:
+            outcome = runner.run()
+    except KeyboardInterrupt:
+        print(f"interrupted; what was measured is in {session_dir}", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    print(
+        f"session {outcome.status}: {outcome.finished} finished, {outcome.skipped} skipped, "
+        f"{outcome.failed} failed -> {outcome.path}"
+    )
+    if outcome.failed:
+        print(f"{outcome.failed} run(s) failed: reasons in {outcome.path / 'runs.csv'} and each "
+              "run's worker.log", file=sys.stderr)
+        return EXIT_RUNS_FAILED
+    return EXIT_OK if outcome.status != "stopped" else EXIT_INTERRUPTED
+
+
+def _progress_display():
+    from core.progress import ProgressDisplay
+
+    return ProgressDisplay()
+
+
+def cmd_list(args) -> int:
+    if args.what == "models":
+        from core.models.demo import describe_all
+
+        print("Built-in demo models (random weights, offline):")
+        for m in describe_all():
+            print(f"  {m.ref:<26} {m.task:<22} {m.summary}")
+        print("\nAlso: any Hugging Face hub id (`hf: ID` with `task:`), or a local folder in "
+              "save_pretrained layout (`path: DIR`).")
+    elif args.what == "techniques":
+        from core.compression.catalogue import format_techniques
+
+        print(format_techniques())
+    else:
+        from core.results import list_sessions, read_runs
+
+        sessions = list_sessions(results_root(args))
+        if not sessions:
+            print(f"no sessions under {results_root(args)}")
+        for path in sessions:
+            runs = read_runs(path)
+            done = sum(r["status"] == "finished" for r in runs)
+            print(f"{path}  {done}/{len(runs)} runs finished")
+    return EXIT_OK
+
+
+def cmd_sensors() -> int:
+    from core.sensors.report import format_sensors_report, sensors_report
+
+    print(format_sensors_report(sensors_report()))
+    return EXIT_OK
+
+
+def cmd_report(args) -> int:
+    from core.report import format_report
+    from core.results import load_session, newest_session
+
+    path = args.session or newest_session(results_root(args))
+    if path is None:
+        print(f"error: no sessions under {results_root(args)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        print(format_report(load_session(path)))
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
+if __name__ == "__main__":
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""Technique registry. Family modules register their techniques when first listed.
+
+A profile names a technique as a string (`bf16`), a mapping with parameters
+(`{magnitude-prune: {amount: 0.5}}`) or a chain (`{chain: [structured-prune, dynamic-int8]}`).
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from typing import Any
+
+from core.compression.base import NotApplicable, Param, Technique, TechniqueContext
+
+FAMILY_MODULES = (
+    "core.compression.baseline",
+    "core.compression.precision",
+    "core.compression.quantization",
+    "core.compression.quanto",
+    "core.compression.onnx_int8",
+    "core.compression.pruning",
+    "core.compression.sparsity",
+)
+
+_REGISTRY: dict[str, Technique] = {}
+
+
+def register(technique: Technique) -> Technique:
+    _REGISTRY[technique.name] = technique
+    return technique
+
+
+def techniques() -> dict[str, Technique]:
+    """Every registered technique by name, in catalogue order."""
+    if not _REGISTRY:
+        for module in FAMILY_MODULES:
+            importlib.import_module(module)
+    return dict(_REGISTRY)
+
+
+def get(name: str) -> Technique:
+    known = techniques()
+    if name not in known:
+        raise KeyError(f"unknown technique {name!r}; known: {', '.join(known)}, chain")
+    return known[name]
+
+
+@dataclass(frozen=True)
+class Step:
+    name: str
+    params: dict[str, Any] = field(default_factory=dict)  # as given in the profile
+
+    @property
+    def slug(self) -> str:
+        parts = [self.name] + [f"{k}{_slug_value(v)}" for k, v in self.params.items()]
+        return "-".join(parts)
+
+    def to_yaml(self) -> Any:
+        return {self.name: dict(self.params)} if self.params else self.name
+
+
+@dataclass(frozen=True)
+class TechniqueSpec:
+    """One technique or a chain of them, applied in order, measured as one run."""
+
+    steps: tuple[Step, ...]
+    is_chain: bool = False
+
+    @property
+    def slug(self) -> str:
+        return "+".join(step.slug for step in self.steps)
+
+    @property
+    def is_baseline(self) -> bool:
+        return all(step.name == "baseline" for step in self.steps)
+
+    def to_yaml(self) -> Any:
+        if self.is_chain:
+            return {"chain": [step.to_yaml() for step in self.steps]}
+        return self.steps[0].to_yaml()
+
+
+def parse_technique(raw: Any) -> TechniqueSpec:
+    """A profile's technique entry as a TechniqueSpec; ValueError says what is wrong."""
+    if isinstance(raw, dict) and set(raw) == {"chain"}:
+        steps = raw["chain"]
+        if not isinstance(steps, list) or not steps:
+            raise ValueError("chain must be a non-empty list of techniques")
+        parsed = [parse_technique(s) for s in steps]
+        if any(p.is_chain for p in parsed):
+            raise ValueError("a chain cannot contain another chain")
+        return TechniqueSpec(tuple(p.steps[0] for p in parsed), is_chain=True)
+    if isinstance(raw, str):
+        name, params = raw, {}
+    elif isinstance(raw, dict) and len(raw) == 1:
+        name, params = next(iter(raw.items()))
+        params = {} if params is None else params
+        if not isinstance(params, dict):
+            raise ValueError(f"parameters of {name} must be a mapping, e.g. {{{name}: {{...}}}}")
+    else:
+        raise ValueError(
+            "a technique is a name (bf16), a name with parameters ({magnitude-prune: "
+            "{amount: 0.5}}) or {chain: [...]}"
+        )
+    technique = get(name)
+    technique.resolve_params(params)  # raises ValueError naming the parameter
+    return TechniqueSpec((Step(name, dict(params)),))
+
+
+def _slug_value(value: Any) -> str:
+    return str(value).lower().replace(" ", "").replace("/", "_")
+
+
+__all__ = [
+    "NotApplicable",
+    "Param",
+    "Step",
+    "Technique",
+    "TechniqueContext",
+    "TechniqueSpec",
+    "get",
+    "parse_technique",
+    "register",
+    "techniques",
+]

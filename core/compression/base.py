@@ -1,0 +1,100 @@
+"""The technique protocol: a name, its parameters, where it applies, and how to apply it.
+
+Family modules (precision, quantization, pruning, ...) register Technique objects. They import torch
+and optional packages inside functions only, so the UI can list techniques without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+
+class NotApplicable(Exception):
+    """The technique cannot apply to this model or device; the run is recorded as skipped."""
+
+
+@dataclass(frozen=True)
+class Param:
+    name: str
+    type: type  # float | int | str | bool
+    default: Any
+    help: str
+    choices: tuple[Any, ...] = ()
+    minimum: float | None = None
+    maximum: float | None = None
+
+    def validate(self, value: Any) -> Any:
+        """The value converted to the parameter's type; ValueError says what is allowed."""
+        if self.type is float and isinstance(value, int) and not isinstance(value, bool):
+            value = float(value)
+        if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
+            raise ValueError(f"{self.name} must be a {self.type.__name__}, got {value!r}")
+        if self.choices and value not in self.choices:
+            raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}")
+        if self.minimum is not None and value < self.minimum:
+            raise ValueError(f"{self.name} must be >= {self.minimum}, got {value}")
+        if self.maximum is not None and value > self.maximum:
+            raise ValueError(f"{self.name} must be <= {self.maximum}, got {value}")
+        return value
+
+
+@dataclass
+class TechniqueContext:
+    """What a technique may look at while it applies (filled by the worker)."""
+
+    device: str  # "cpu", "cuda:0"
+    task: str
+    loaded: Any  # core.models.base.LoadedModel
+    calibration_inputs: Callable[[], list[dict[str, Any]]]  # batches shaped like the run's inputs
+    warnings: list[str] = field(default_factory=list)
+    input_dtype: Any = None  # torch dtype that floating inputs must be cast to, if changed
+    extra_result: dict[str, Any] = field(default_factory=dict)  # goes into result.json
+
+    @property
+    def device_type(self) -> str:
+        return self.device.split(":")[0]
+
+
+@dataclass(frozen=True)
+class Technique:
+    name: str
+    family: str  # baseline | precision | quantization | pruning | sparsity
+    summary: str
+    apply: Callable[[Any, TechniqueContext, dict[str, Any]], Any]  # (module, ctx, params) -> module
+    params: tuple[Param, ...] = ()
+    devices: tuple[str, ...] = ("cpu", "cuda")
+    layers: str = "all"  # which layer types it touches, in words
+    requires: tuple[str, ...] = ()  # importable module names
+    extra: str | None = None  # pip extra that installs `requires`
+    check: Callable[[TechniqueContext, dict[str, Any]], str | None] | None = None
+
+    def missing_packages(self) -> list[str]:
+        return [m for m in self.requires if importlib.util.find_spec(m) is None]
+
+    def unavailable_reason(self) -> str | None:
+        """Why this machine cannot run the technique at all, or None."""
+        missing = self.missing_packages()
+        if missing:
+            extra = f"pip install 'energy-console[{self.extra}]'" if self.extra else "pip install"
+            return f"needs {', '.join(missing)}: {extra}"
+        return None
+
+    def reason_not_applicable(self, ctx: TechniqueContext, params: dict[str, Any]) -> str | None:
+        reason = self.unavailable_reason()
+        if reason:
+            return f"{self.name} {reason}"
+        if ctx.device_type not in self.devices:
+            return f"{self.name} runs on {'/'.join(self.devices)} only, not on {ctx.device}"
+        return self.check(ctx, params) if self.check else None
+
+    def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:
+        """Defaults filled in and values checked; ValueError names the parameter."""
+        known = {p.name: p for p in self.params}
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            allowed = ", ".join(known) or "none"
+            raise ValueError(f"unknown parameter(s) {', '.join(unknown)}; allowed: {allowed}")
+        return {n: (p.validate(given[n]) if n in given else p.default) for n, p in known.items()}

@@ -1,0 +1,132 @@
+"""Typed events of a measurement session, one JSON object per line in events.jsonl.
+
+The runner appends them; the TUI and the headless CLI are views that read them back. Every event has
+`kind` (its class's KIND) and `t` (time.time(), wall clock, seconds) so a file can be read alone.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+
+@dataclass(frozen=True)
+class Event:
+    KIND: ClassVar[str] = "event"
+    t: float = field(default_factory=time.time, kw_only=True)
+
+    def to_json(self) -> str:
+        payload = {"kind": self.KIND, **dataclasses.asdict(self)}
+        return json.dumps(payload, separators=(",", ":"), default=str)
+
+
+@dataclass(frozen=True)
+class SessionStarted(Event):
+    KIND: ClassVar[str] = "session_started"
+    session_id: str
+    profile_name: str
+    total_runs: int
+    runner_pid: int
+    sensors: list[dict[str, Any]]
+    missing_sensors: list[dict[str, Any]]
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user must know: a fallback, a permission problem, a warning about a figure."""
+
+    KIND: ClassVar[str] = "notice"
+    level: str  # info | warning | error
+    message: str
+    run_id: str | None = None
+
+
+@dataclass(frozen=True)
+class IdleBaseline(Event):
+    KIND: ClassVar[str] = "idle_baseline"
+    duration_s: float
+    power_w: dict[str, float]  # per sensor name
+
+
+@dataclass(frozen=True)
+class RunStarted(Event):
+    KIND: ClassVar[str] = "run_started"
+    run_id: str
+    index: int  # 0-based position in the plan
+    total: int
+    model: str
+    technique: str
+    batch_size: int
+    seq_len: int | None
+    resolution: int | None
+    worker_pid: int | None = None
+
+
+@dataclass(frozen=True)
+class PhaseChanged(Event):
+    """The worker entered a phase: loading, compressing, reference, warmup, repeat, quality."""
+
+    KIND: ClassVar[str] = "phase"
+    run_id: str
+    phase: str
+    repeat: int | None = None  # 1-based, for phase == "repeat"
+    repeats: int | None = None
+    iterations: int | None = None
+
+
+@dataclass(frozen=True)
+class RunFinished(Event):
+    KIND: ClassVar[str] = "run_finished"
+    run_id: str
+    row: dict[str, Any]  # the run's runs.csv row
+
+
+@dataclass(frozen=True)
+class RunSkipped(Event):
+    KIND: ClassVar[str] = "run_skipped"
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunFailed(Event):
+    KIND: ClassVar[str] = "run_failed"
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class SessionFinished(Event):
+    KIND: ClassVar[str] = "session_finished"
+    status: str  # completed | stopped | failed
+    finished: int
+    skipped: int
+    failed: int
+    message: str = ""
+
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.KIND: cls
+    for cls in (
+        SessionStarted,
+        Notice,
+        IdleBaseline,
+        RunStarted,
+        PhaseChanged,
+        RunFinished,
+        RunSkipped,
+        RunFailed,
+        SessionFinished,
+    )
+}
+
+
+def event_from_json(line: str) -> Event:
+    """Parse one events.jsonl line back into its dataclass."""
+    payload = json.loads(line)
+    cls = EVENT_TYPES[payload.pop("kind")]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in payload.items() if k in names})

@@ -1,0 +1,57 @@
+"""What every model source yields, and the one protocol sources keep.
+
+Sources live one per module (demo, hub, local). Their modules import torch and transformers only
+inside functions, so listing models stays light for the UI.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+TASKS = ("text-classification", "causal-lm", "image-classification")
+TEXT_TASKS = ("text-classification", "causal-lm")
+IMAGE_TASKS = ("image-classification",)
+
+
+def input_family(task: str) -> str:
+    """'text' (sized by sequence length) or 'image' (sized by resolution)."""
+    return "image" if task in IMAGE_TASKS else "text"
+
+
+@dataclass
+class LoadedModel:
+    """A model ready to run: the module (eval mode, on its device), its task, and how to feed it."""
+
+    module: Any  # torch.nn.Module
+    task: str
+    make_inputs: Callable[..., dict[str, Any]]  # (batch_size, size, seed=0) -> model kwargs
+    config: Any = None
+    tokenizer: Any = None  # present where the source has one
+    image_processor: Any = None
+    label_names: list[str] | None = None
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def family(self) -> str:
+        return input_family(self.task)
+
+
+@dataclass(frozen=True)
+class ModelDescription:
+    """One line of `energy-console list models`."""
+
+    ref: str
+    task: str
+    summary: str
+
+
+class ModelSource(Protocol):
+    name: str  # demo | hf | path
+
+    def load(self, entry: Any, device: str) -> LoadedModel: ...
+
+
+class ModelLoadError(Exception):
+    """A model that cannot be loaded; the message names the problem and the fix."""

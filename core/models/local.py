@@ -1,0 +1,28 @@
+"""Local model folders in save_pretrained layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from core.models.base import LoadedModel, ModelLoadError
+from core.models.pretrained import load_pretrained
+
+
+class LocalSource:
+    name = "path"
+
+    def load(self, entry, device: str) -> LoadedModel:
+        folder = Path(entry.ref).expanduser()
+        if not folder.is_dir():
+            raise ModelLoadError(
+                f"local model folder {str(folder)!r} does not exist; fix `path:` in the profile "
+                "(relative paths are read from the profile's folder)"
+            )
+        if not (folder / "config.json").is_file():
+            raise ModelLoadError(
+                f"{str(folder)!r} has no config.json; save the model with "
+                "model.save_pretrained(folder) (and its tokenizer or image processor beside it)"
+            )
+        return load_pretrained(
+            str(folder), entry.task, device, entry.trust_remote_code, f"local model {str(folder)!r}"
+        )

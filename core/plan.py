@@ -1,0 +1,84 @@
+"""Expanding a profile into runs: model × input size × technique, with stable readable ids."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from core.models.base import input_family
+from core.profile import ModelEntry, Profile, ProtocolSettings
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    run_id: str  # tiny-bert-random__dynamic-int8__b1-s128
+    index: int
+    model: ModelEntry
+    task: str | None  # None until the worker reads it from the model's config
+    technique: object  # core.compression.TechniqueSpec
+    device: str  # as the profile asks: auto | cpu | cuda | cuda:N
+    batch_size: int
+    seq_len: int | None
+    resolution: int | None
+    protocol: ProtocolSettings
+
+    @property
+    def input_size(self) -> int:
+        return self.seq_len if self.seq_len is not None else self.resolution  # type: ignore
+
+    @property
+    def input_slug(self) -> str:
+        size = f"s{self.seq_len}" if self.seq_len is not None else f"r{self.resolution}"
+        return f"b{self.batch_size}-{size}"
+
+
+def model_task(entry: ModelEntry) -> str | None:
+    """The task known before loading: the profile's, or the demo model's."""
+    if entry.task:
+        return entry.task
+    if entry.source == "demo":
+        from core.models.demo import DEMO_MODELS
+
+        return DEMO_MODELS[entry.ref].task
+    return None
+
+
+def expand(
+    profile: Profile, device: str | None = None, done: set[str] = frozenset()
+) -> list[RunSpec]:
+    """Every run of the profile, grouped by model and input size with the baseline first.
+
+    Models whose task is unknown until loading (hub/local without `task:`) are sized as text
+    models. Runs whose id is in `done` (finished in an earlier session) are left out.
+    """
+    device = device or profile.device
+    specs: list[RunSpec] = []
+    techniques = sorted(profile.techniques, key=lambda t: not t.is_baseline)
+    names = _unique_short_names(profile.models)
+    for entry, name in zip(profile.models, names, strict=True):
+        task = model_task(entry)
+        family = input_family(task) if task else "text"
+        sizes = (
+            profile.inputs.resolutions if family == "image" else profile.inputs.sequence_lengths
+        )
+        for batch_size in profile.inputs.batch_sizes:
+            for size in sizes:
+                for technique in techniques:
+                    seq_len = size if family == "text" else None
+                    resolution = size if family == "image" else None
+                    input_slug = f"b{batch_size}-{'s' if seq_len else 'r'}{size}"
+                    run_id = f"{name}__{technique.slug}__{input_slug}"
+                    if run_id in done:
+                        continue
+                    specs.append(
+                        RunSpec(run_id, len(specs), entry, task, technique, device, batch_size,
+                                seq_len, resolution, profile.protocol)
+                    )
+    return specs
+
+
+def _unique_short_names(models) -> list[str]:
+    names = [m.short_name for m in models]
+    out = []
+    for i, name in enumerate(names):
+        out.append(name if names.count(name) == 1 else f"{name}-{names[:i + 1].count(name)}")
+    return out

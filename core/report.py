@@ -1,0 +1,98 @@
+"""Reading a session's runs: deltas against each model's baseline, and the text report."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+
+DELTA_COLUMNS = ("energy_j_per_inference", "avg_power_w", "latency_ms_p50", "size_bytes")
+
+
+def _float(value) -> float | None:
+    try:
+        return float(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def baseline_key(row: dict) -> tuple:
+    """Runs compared with each other: same model, device and input size."""
+    return (row.get("model"), row.get("device"), str(row.get("batch_size")),
+            str(row.get("seq_len") or ""), str(row.get("resolution") or ""))
+
+
+def deltas_vs_baseline(rows: Sequence[dict]) -> dict[str, dict[str, float | None]]:
+    """Per run id, the relative change (fraction) of each DELTA_COLUMNS figure vs its baseline."""
+    baselines = {
+        baseline_key(r): r for r in rows
+        if r.get("technique") == "baseline" and r.get("status") == "finished"
+    }
+    out: dict[str, dict[str, float | None]] = {}
+    for row in rows:
+        base = baselines.get(baseline_key(row))
+        changes: dict[str, float | None] = {}
+        for column in DELTA_COLUMNS:
+            value, reference = _float(row.get(column)), _float(base.get(column)) if base else None
+            changes[column] = (value / reference - 1.0) if value is not None and reference else None
+        out[row["run_id"]] = changes
+    return out
+
+
+def format_energy(joules) -> str:
+    value = _float(joules)
+    if value is None:
+        return "-"
+    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g} {unit}"
+    return f"{value / 1e-9:.3g} nJ"
+
+
+def format_latency(ms) -> str:
+    value = _float(ms)
+    return "-" if value is None else f"{value:.3g} ms"
+
+
+def format_size(size_bytes) -> str:
+    value = _float(size_bytes)
+    if value is None:
+        return "-"
+    for unit in ("B", "KB", "MB", "GB"):
+        if value < 1000 or unit == "GB":
+            return f"{value:.3g} {unit}"
+        value /= 1000
+    return "-"
+
+
+def format_delta(fraction: float | None) -> str:
+    return "" if fraction is None else f"{fraction * 100:+.0f}%"
+
+
+def format_report(session) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    rows = session.runs
+    deltas = deltas_vs_baseline(rows)
+    table = Table(title=f"{session.name}: {len(rows)} runs", expand=False)
+    for header in ("run", "status", "energy/inf", "Δ", "power", "p50", "Δ", "size", "Δ",
+                   "quality", "source"):
+        table.add_column(header)
+    for row in rows:
+        d = deltas[row["run_id"]]
+        quality = f"{row.get('quality_metric') or ''} {row.get('quality_value') or ''}".strip()
+        if row["status"] != "finished":
+            table.add_row(row["run_id"], row["status"], row.get("reason") or "", *[""] * 8)
+            continue
+        table.add_row(
+            row["run_id"], row["status"],
+            format_energy(row["energy_j_per_inference"]),
+            format_delta(d["energy_j_per_inference"]),
+            f"{float(row['avg_power_w']):.1f} W",
+            format_latency(row["latency_ms_p50"]), format_delta(d["latency_ms_p50"]),
+            format_size(row["size_bytes"]), format_delta(d["size_bytes"]),
+            quality, row["energy_source"],
+        )
+    console = Console(width=160, file=io.StringIO())
+    console.print(table)
+    return console.file.getvalue()

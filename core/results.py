@@ -1,0 +1,215 @@
+"""The session directory: the interface between the runner and every view of a session.
+
+results/<UTC timestamp>_<profile name>/
+  profile.yaml        the profile as run
+  session.json        host, library versions, sensors found and missing, runner pid, start/end
+  events.jsonl        append-only, one event per line, flushed per event
+  samples.csv         t (unix s), sensor, watts, joules (cumulative since session start)
+  runs.csv            one row per ended run, rewritten atomically after each
+  control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line)
+  runner.log          the runner's own output
+  runs/<run id>/      result.json, latency.csv, worker.log
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from core.events import Event, event_from_json
+
+RUN_COLUMNS = (
+    "run_id", "model", "task", "technique", "device", "batch_size", "seq_len", "resolution",
+    "status", "reason", "iterations", "repeats",
+    "energy_j_per_inference", "energy_j_per_inference_ci95", "dynamic_energy_j_per_inference",
+    "avg_power_w", "idle_power_w", "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
+    "size_bytes", "params", "nonzero_params", "peak_mem_mb",
+    "quality_metric", "quality_value", "fidelity_top1", "fidelity_kl", "fidelity_cosine",
+    "co2e_g_per_1k_inferences", "energy_source", "sensors", "other_cpu_load_pct", "warnings",
+)
+SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")
+RESULTS_ENV = "ENERGY_CONSOLE_RESULTS_DIR"
+
+
+def default_results_root() -> Path:
+    return Path(os.environ.get(RESULTS_ENV) or "results")
+
+
+def session_dir_name(profile_name: str, when: float | None = None) -> str:
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when or time.time()))
+    return f"{stamp}_{profile_name}"
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(f".{path.name}.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        f.write(text)
+        f.flush()
+        os.fsync(f.fileno())
+    tmp.replace(path)
+
+
+def write_json(path: Path, data: Any) -> None:
+    atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
+
+
+class SessionWriter:
+    """What the runner writes. Every write is flushed, so a view sees it at once."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.runs_path = path / "runs"
+        self.runs_path.mkdir(parents=True, exist_ok=True)
+        self._events = (path / "events.jsonl").open("a", encoding="utf-8")
+        new_samples = not (path / "samples.csv").exists()
+        self._samples = (path / "samples.csv").open("a", encoding="utf-8", newline="")
+        self._sample_writer = csv.writer(self._samples)
+        if new_samples:
+            self._sample_writer.writerow(SAMPLE_COLUMNS)
+            self._samples.flush()
+        self._rows: dict[str, dict[str, Any]] = {r["run_id"]: r for r in read_runs(path)}
+
+    def append_event(self, event: Event) -> None:
+        self._events.write(event.to_json() + "\n")
+        self._events.flush()
+
+    def append_samples(self, rows: Iterable[tuple[float, str, float | None, float]]) -> None:
+        for t, sensor, watts, joules in rows:
+            self._sample_writer.writerow(
+                (f"{t:.4f}", sensor, "" if watts is None else f"{watts:.4f}", f"{joules:.6f}")
+            )
+        self._samples.flush()
+
+    def run_dir(self, run_id: str) -> Path:
+        path = self.runs_path / run_id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def record_run(self, row: dict[str, Any]) -> None:
+        """Add or replace the run's row and rewrite runs.csv atomically."""
+        self._rows[row["run_id"]] = {k: row.get(k) for k in RUN_COLUMNS}
+        buffer = io.StringIO()
+        writer = csv.DictWriter(buffer, fieldnames=RUN_COLUMNS, extrasaction="ignore")
+        writer.writeheader()
+        for r in self._rows.values():
+            writer.writerow({k: _csv_value(v) for k, v in r.items()})
+        atomic_write_text(self.path / "runs.csv", buffer.getvalue())
+
+    def close(self) -> None:
+        self._events.close()
+        self._samples.close()
+
+
+def _csv_value(value: Any) -> Any:
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return ";".join(map(str, value))
+    return value
+
+
+# --------------------------------------------------------------------------------------- reading
+
+
+def read_events(path: Path) -> list[Event]:
+    file = path / "events.jsonl"
+    if not file.exists():
+        return []
+    events = []
+    for line in file.read_text(encoding="utf-8").splitlines():
+        if line.strip():
+            try:
+                events.append(event_from_json(line))
+            except (ValueError, KeyError, TypeError):
+                continue  # a line being written right now, or from a newer version
+    return events
+
+
+def read_runs(path: Path) -> list[dict[str, str]]:
+    file = path / "runs.csv"
+    if not file.exists():
+        return []
+    with file.open(newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+@dataclass
+class SessionSnapshot:
+    path: Path
+    info: dict[str, Any]
+    events: list[Event]
+    runs: list[dict[str, str]]
+    profile_text: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+
+def load_session(path: Path) -> SessionSnapshot:
+    path = Path(path)
+    if not (path / "events.jsonl").exists() and not (path / "session.json").exists():
+        raise FileNotFoundError(f"{path} is not a session directory (no events.jsonl)")
+    info_file = path / "session.json"
+    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
+    profile_file = path / "profile.yaml"
+    return SessionSnapshot(
+        path=path,
+        info=info,
+        events=read_events(path),
+        runs=read_runs(path),
+        profile_text=profile_file.read_text(encoding="utf-8") if profile_file.exists() else "",
+    )
+
+
+def list_sessions(results_root: Path) -> list[Path]:
+    """Session directories under results_root, oldest first."""
+    if not results_root.is_dir():
+        return []
+    return sorted(p for p in results_root.iterdir() if (p / "events.jsonl").exists())
+
+
+def newest_session(results_root: Path) -> Path | None:
+    sessions = list_sessions(results_root)
+    return sessions[-1] if sessions else None
+
+
+# --------------------------------------------------------------------------------------- control
+
+
+def send_control(path: Path, command: str) -> None:
+    """Ask the runner of a session to `stop` or `cancel RUN_ID` (it polls the control file)."""
+    with (path / "control").open("a", encoding="utf-8") as f:
+        f.write(command.strip() + "\n")
+
+
+class ControlReader:
+    """The runner's side of the control file: new commands since the last poll."""
+
+    def __init__(self, path: Path):
+        self.file = path / "control"
+        self._offset = self.file.stat().st_size if self.file.exists() else 0
+
+    def poll(self) -> Iterator[str]:
+        if not self.file.exists():
+            return
+        with self.file.open(encoding="utf-8") as f:
+            f.seek(self._offset)
+            data = f.read()
+        complete, _, _ = data.rpartition("\n")
+        if not complete:
+            return
+        self._offset += len(complete.encode("utf-8")) + 1
+        for line in complete.splitlines():
+            if line.strip():
+                yield line.strip()

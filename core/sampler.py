@@ -1,0 +1,179 @@
+"""Fixed-rate sampling of every sensor in a thread of the runner (never in the worker).
+
+Each sensor's readings become a cumulative energy series: counter sensors give it directly, power
+sensors are integrated by trapezoid between consecutive readings. Energy over a window is the
+difference of that series interpolated at the window's edges; the runner calls `read_now()` when an
+edge arrives so there is always a reading just after it. Memory is bounded: only the last
+`history_s` seconds are kept.
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+from core.sensors.base import Sensor
+
+# A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
+STALLED_COUNTER_S = 1.0
+
+
+@dataclass(frozen=True)
+class Sample:
+    t: float  # monotonic
+    sensor: str
+    power_w: float | None
+    energy_j: float  # cumulative since the sampler started
+
+
+@dataclass(frozen=True)
+class EnergyWindow:
+    sensor: str
+    energy_j: float
+    duration_s: float
+
+    @property
+    def avg_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+
+class _Series:
+    """One sensor's cumulative energy over time.
+
+    A counter that is read faster than it updates (NVML: every ~100 ms) repeats its value; only the
+    readings where it moved are kept, so interpolation runs between the instants the counter
+    changed rather than along a staircase, and power is the energy between two changes over their
+    interval rather than alternating between zero and double.
+    """
+
+    def __init__(self, maxlen: int):
+        self.t: deque[float] = deque(maxlen=maxlen)
+        self.energy_j: deque[float] = deque(maxlen=maxlen)
+        self.last_power_w: float | None = None
+        self._last_read_t: float | None = None
+        self._counter_origin: float | None = None
+
+    def add(self, t: float, energy_j: float | None, power_w: float | None) -> Sample | None:
+        if self._last_read_t is not None and t <= self._last_read_t:
+            return None
+        if energy_j is not None:
+            if self._counter_origin is None:
+                self._counter_origin = energy_j
+            cumulative = energy_j - self._counter_origin
+            if self.t and cumulative == self.energy_j[-1]:
+                self._last_read_t = t
+                if power_w is not None:
+                    self.last_power_w = power_w
+                elif t - self.t[-1] > STALLED_COUNTER_S:
+                    self.last_power_w = 0.0
+                return Sample(t, "", self.last_power_w, cumulative)
+            if power_w is None and self.t:
+                power_w = (cumulative - self.energy_j[-1]) / (t - self.t[-1])
+        elif power_w is not None:
+            if self.t and self.last_power_w is not None:
+                cumulative = self.energy_j[-1] + 0.5 * (power_w + self.last_power_w) * (
+                    t - self.t[-1]
+                )
+            else:
+                cumulative = self.energy_j[-1] if self.t else 0.0
+        else:
+            return None
+        self._last_read_t = t
+        self.t.append(t)
+        self.energy_j.append(cumulative)
+        self.last_power_w = power_w
+        return Sample(t, "", power_w, cumulative)
+
+    def at(self, t: float) -> float:
+        """Cumulative energy at t, linearly interpolated between the readings around it."""
+        if not self.t:
+            raise LookupError("no readings yet")
+        i = bisect_left(self.t, t)
+        if i <= 0:
+            return self.energy_j[0]
+        if i >= len(self.t):
+            return self.energy_j[-1]
+        t0, t1 = self.t[i - 1], self.t[i]
+        e0, e1 = self.energy_j[i - 1], self.energy_j[i]
+        return e0 + (e1 - e0) * (t - t0) / (t1 - t0)
+
+
+class Sampler:
+    def __init__(
+        self,
+        sensors: Sequence[Sensor],
+        sample_hz: float = 20.0,
+        on_samples: Callable[[list[Sample]], None] | None = None,
+        history_s: float = 120.0,
+    ):
+        self.sensors = list(sensors)
+        self.period_s = 1.0 / sample_hz
+        self.on_samples = on_samples
+        maxlen = int(history_s * sample_hz) + 64
+        self._series = {s.name: _Series(maxlen) for s in self.sensors}
+        self._lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+        self.errors: dict[str, str] = {}
+
+    def start(self) -> None:
+        self.read_now()
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        self._stop.set()
+        if self._thread:
+            self._thread.join(timeout=5)
+
+    def _loop(self) -> None:
+        next_t = time.monotonic()
+        while not self._stop.is_set():
+            next_t += self.period_s
+            self.read_now()
+            delay = next_t - time.monotonic()
+            if delay < 0:  # fell behind (a slow sensor or a busy machine): skip, don't burst
+                next_t = time.monotonic()
+                delay = 0
+            self._stop.wait(delay)
+
+    def read_now(self) -> list[Sample]:
+        """Read every sensor once, now; returns the new samples (also passed to on_samples)."""
+        samples = []
+        with self._lock:
+            for sensor in self.sensors:
+                try:
+                    reading = sensor.read()
+                except Exception as exc:  # a sensor that fails once must not stop the others
+                    self.errors[sensor.name] = f"{type(exc).__name__}: {exc}"
+                    continue
+                sample = self._series[sensor.name].add(reading.t, reading.energy_j, reading.power_w)
+                if sample is not None:
+                    samples.append(
+                        Sample(sample.t, sensor.name, sample.power_w, sample.energy_j)
+                    )
+        if samples and self.on_samples:
+            self.on_samples(samples)
+        return samples
+
+    def energy_at(self, t: float) -> dict[str, float]:
+        """Each sensor's cumulative energy (J) at monotonic time t."""
+        with self._lock:
+            return {name: series.at(t) for name, series in self._series.items() if series.t}
+
+    def window(self, start: dict[str, float], t0: float, t1: float) -> dict[str, EnergyWindow]:
+        """Energy per sensor from edge values `start` (energy_at(t0)) to t1."""
+        end = self.energy_at(t1)
+        return {
+            name: EnergyWindow(name, end[name] - start[name], t1 - t0)
+            for name in start
+            if name in end
+        }
+
+    def latest_power_w(self) -> dict[str, float | None]:
+        with self._lock:
+            return {name: s.last_power_w for name, s in self._series.items()}

@@ -1,0 +1,67 @@
+"""The one protocol every power sensor keeps.
+
+A sensor is read by the runner's sampler thread, never by the worker. `read()` returns a cumulative
+energy counter in joules where the hardware has one (already unwrapped, monotonic since the sensor
+was opened) and/or an instantaneous power in watts. The sampler turns either into cumulative energy.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol, runtime_checkable
+
+
+@dataclass(frozen=True)
+class Reading:
+    t: float  # time.monotonic() when the value was read
+    energy_j: float | None  # cumulative since the sensor was opened; None where only power exists
+    power_w: float | None  # instantaneous (or the hardware's short average); None where unknown
+
+
+@runtime_checkable
+class Sensor(Protocol):
+    name: str  # unique in a session: "cpu-estimate", "rapl:package-0", "nvml:0"
+    kind: str  # gpu | cpu | dram | system
+    measured: bool  # False for estimates; every figure using it is labelled "estimated"
+    method: str  # counter | polled-power | estimate
+
+    def read(self) -> Reading: ...
+
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class SensorInfo:
+    """What a session records about a sensor it used (session.json, SessionStarted)."""
+
+    name: str
+    kind: str
+    measured: bool
+    method: str
+    detail: str = ""  # device name, zone path, power model...
+
+
+@dataclass(frozen=True)
+class MissingSensor:
+    """A source this machine does not offer, with why and what would fix it."""
+
+    name: str
+    reason: str
+    fix: str = ""
+
+
+@dataclass
+class Detection:
+    sensors: list[Sensor]
+    missing: list[MissingSensor]
+    notices: list[str]  # fallbacks the user must see (e.g. "RAPL unreadable: using the estimate")
+
+
+def describe(sensor: Sensor, detail: str = "") -> SensorInfo:
+    return SensorInfo(
+        name=sensor.name,
+        kind=sensor.kind,
+        measured=sensor.measured,
+        method=sensor.method,
+        detail=getattr(sensor, "detail", detail),
+    )

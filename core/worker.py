@@ -1,0 +1,224 @@
+"""The worker: one process per run. Loads the model, compresses it, runs the protocol, reports.
+
+It never reads a sensor. Everything it prints goes to the run's worker.log. Messages to the runner
+travel over a pipe as (kind, payload) tuples:
+  ("phase", {"phase": ..., "t": monotonic, ...})   ("result", {...})
+  ("skip", {"reason": ...})                         ("error", {"reason": ..., "traceback": ...})
+This module imports torch at the top on purpose: the runner's forkserver preloads it, so each worker
+starts from a process where torch and transformers are already imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import resource
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+import transformers  # noqa: E402, F401  (preloaded for fast worker starts)
+
+from core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
+from core.models import ModelLoadError, load_model  # noqa: E402
+from core.protocol import run_protocol  # noqa: E402
+from core.size import measure_size  # noqa: E402
+
+PRELOAD_MODULES = ["core.worker"]
+
+
+class _Skip(Exception):
+    pass
+
+
+def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> None:
+    """Process target. Never raises: every outcome is one message on the pipe."""
+    started_t = time.monotonic()
+    _redirect_output(Path(run_dir) / "worker.log")
+    _die_with_runner(runner_pid)
+
+    def send(kind: str, payload: dict) -> None:
+        conn.send((kind, payload))
+
+    def mark(phase: str, **fields) -> None:
+        fields.setdefault("t", time.monotonic())
+        send("phase", {"phase": phase, **fields})
+
+    try:
+        result = run(spec, Path(cache_dir), mark)
+        result["started_t"] = started_t
+        send("result", result)
+    except _Skip as exc:
+        send("skip", {"reason": str(exc)})
+    except NotApplicable as exc:
+        send("skip", {"reason": str(exc)})
+    except ModelLoadError as exc:
+        send("error", {"reason": str(exc), "traceback": ""})
+    except BaseException as exc:  # the runner records it; the session goes on
+        tb = traceback.format_exc()
+        print(tb, file=sys.stderr)
+        send("error", {"reason": f"{type(exc).__name__}: {exc}", "traceback": tb})
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise _Skip(
+                f"device {requested!r} asked for, but torch sees no CUDA device (a CPU build of "
+                "torch, or no GPU/driver); use device: cpu, or install a CUDA build of torch"
+            )
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise _Skip(f"{requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return f"cuda:{index}"
+    return "cpu"
+
+
+def run(spec, cache_dir: Path, mark) -> dict:
+    from core import quality
+
+    device = resolve_device(spec.device)
+    mark("loading", device=device)
+    t0 = time.monotonic()
+    loaded = load_model(_with_resolved_path(spec.model), device)
+    load_s = time.monotonic() - t0
+    size = spec.seq_len if loaded.family == "text" else spec.resolution
+    if size is None:  # task learnt from the config differs from what the plan assumed
+        raise _Skip(
+            f"{spec.model.ref} is a {loaded.task} model but the run was planned with the other "
+            "input kind; add `task:` to the model in the profile"
+        )
+
+    mark("reference")
+    reference = quality.prepare_reference(loaded, spec, cache_dir)
+
+    mark("compressing")
+    t0 = time.monotonic()
+    ctx = TechniqueContext(
+        device=device,
+        task=loaded.task,
+        loaded=loaded,
+        calibration_inputs=lambda: [
+            loaded.make_inputs(spec.batch_size, size, seed=100 + i) for i in range(4)
+        ],
+    )
+    module = loaded.module
+    for step in spec.technique.steps:
+        technique = get(step.name)
+        params = technique.resolve_params(step.params)
+        reason = technique.reason_not_applicable(ctx, params)
+        if reason:
+            raise _Skip(reason)
+        module = technique.apply(module, ctx, params)
+    compress_s = time.monotonic() - t0
+    size_report = measure_size(module)
+
+    inputs = _cast_inputs(loaded.make_inputs(spec.batch_size, size, seed=0), ctx.input_dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if getattr(ctx, "needs_no_grad", False) else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_protocol(
+            lambda: module(**inputs),
+            sync,
+            warmup=protocol.warmup,
+            repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s,
+            iterations=protocol.iterations,
+            mark=mark,
+        )
+    peak_mem_mb = _peak_memory_mb(device)
+
+    mark("quality")
+    quality_result = quality.evaluate(loaded, module, reference, ctx.input_dtype)
+
+    return {
+        "device": device,
+        "task": loaded.task,
+        "iterations": measured.iterations_per_repeat,
+        "latencies_ms": measured.latencies_ms,
+        "windows": measured.windows,
+        "first_warmup_t": measured.first_warmup_t,
+        "load_s": load_s,
+        "compress_s": compress_s,
+        "size_bytes": size_report.size_bytes,
+        "params": size_report.params,
+        "nonzero_params": size_report.nonzero_params,
+        "dtype_bytes": size_report.dtype_bytes,
+        "peak_mem_mb": peak_mem_mb,
+        "quality": quality_result.to_dict(),
+        "quality_columns": quality_result.csv_columns(),
+        "warnings": list(ctx.warnings) + list(loaded.notes),
+        "technique_details": dict(ctx.extra_result),
+        "torch_threads": torch.get_num_threads(),
+    }
+
+
+def _with_resolved_path(entry):
+    import dataclasses
+
+    if entry.source == "path":
+        return dataclasses.replace(entry, ref=entry.resolved_ref)
+    return entry
+
+
+def _cast_inputs(inputs: dict, dtype) -> dict:
+    if dtype is None:
+        return inputs
+    return {
+        k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in inputs.items()
+    }
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _peak_memory_mb(device: str) -> float:
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
+
+
+def _redirect_output(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _die_with_runner(runner_pid: int) -> None:
+    """A worker must never outlive its runner, even one killed with SIGKILL."""
+    with contextlib.suppress(Exception):
+        import ctypes
+        import signal
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(runner_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()

@@ -1,0 +1,75 @@
+"""Helpers for tests that run real sessions (real runner, real worker processes)."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+
+FAST_PROTOCOL = """\
+protocol:
+  idle_seconds: 0.3
+  warmup: 1
+  min_window_s: 0.2
+  repeats: 2
+  sample_hz: 20
+"""
+
+
+def write_profile(folder: Path, body: str, name: str = "t") -> Path:
+    path = folder / f"{name}.yaml"
+    path.write_text(f"name: {name}\ndevice: cpu\n{body}{FAST_PROTOCOL}")
+    return path
+
+
+def start_cli_session(profile: Path, session_dir: Path) -> subprocess.Popen:
+    """`energy-console run` as a user would start it, in its own process."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "core.cli", "run", str(profile), "--session-dir", str(session_dir),
+         "--quiet"],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
+                                                                          os.environ.get(
+                                                                              "PYTHONPATH")]))},
+    )
+
+
+def read_events(session_dir: Path) -> list[dict]:
+    path = session_dir / "events.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def wait_for_event(session_dir: Path, predicate, timeout_s: float = 120.0) -> dict:
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        for event in read_events(session_dir):
+            if predicate(event):
+                return event
+        time.sleep(0.05)
+    raise TimeoutError(f"no matching event in {session_dir} after {timeout_s} s")
+
+
+def wait_gone(pids, timeout_s: float = 10.0) -> list[int]:
+    """Wait until none of the pids is alive; returns the ones still alive."""
+    deadline = time.monotonic() + timeout_s
+    alive = list(pids)
+    while alive and time.monotonic() < deadline:
+        alive = [p for p in alive if psutil.pid_exists(p) and not _zombie(p)]
+        time.sleep(0.1)
+    return alive
+
+
+def _zombie(pid: int) -> bool:
+    try:
+        return psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    except psutil.NoSuchProcess:
+        return True

@@ -1,0 +1,53 @@
+import csv
+
+from core import events as ev
+from core.results import ControlReader, SessionWriter, load_session, send_control
+
+
+def test_every_event_type_survives_the_json_round_trip(tmp_path):
+    samples = [
+        ev.SessionStarted(session_id="s", profile_name="p", total_runs=2, runner_pid=1,
+                          sensors=[{"name": "cpu-estimate"}], missing_sensors=[]),
+        ev.Notice(level="warning", message="m"),
+        ev.IdleBaseline(duration_s=1.0, power_w={"a": 2.0}),
+        ev.RunStarted(run_id="r", index=0, total=2, model="m", technique="t", batch_size=1,
+                      seq_len=8, resolution=None, worker_pid=5),
+        ev.PhaseChanged(run_id="r", phase="repeat", repeat=1, repeats=3, iterations=10),
+        ev.RunFinished(run_id="r", row={"run_id": "r", "energy_j_per_inference": 0.5}),
+        ev.RunSkipped(run_id="r", reason="why"),
+        ev.RunFailed(run_id="r", reason="why"),
+        ev.SessionFinished(status="completed", finished=1, skipped=0, failed=1),
+    ]
+    assert {type(e) for e in samples} == set(ev.EVENT_TYPES.values())
+    writer = SessionWriter(tmp_path)
+    for event in samples:
+        writer.append_event(event)
+    writer.close()
+    assert load_session(tmp_path).events == samples
+
+
+def test_runs_csv_keeps_one_row_per_run_and_replaces_a_rerun(tmp_path):
+    writer = SessionWriter(tmp_path)
+    writer.record_run({"run_id": "a", "status": "failed", "reason": "x"})
+    writer.record_run({"run_id": "b", "status": "finished", "energy_j_per_inference": 0.25})
+    writer.record_run({"run_id": "a", "status": "finished", "energy_j_per_inference": 0.5})
+    with (tmp_path / "runs.csv").open() as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["run_id"], r["status"]) for r in rows] == [("a", "finished"), ("b", "finished")]
+    assert float(rows[0]["energy_j_per_inference"]) == 0.5
+    # a writer reopening the session keeps what is there
+    SessionWriter(tmp_path).record_run({"run_id": "c", "status": "skipped"})
+    assert [r["run_id"] for r in load_session(tmp_path).runs] == ["a", "b", "c"]
+
+
+def test_control_commands_are_read_once_and_only_when_complete(tmp_path):
+    reader = ControlReader(tmp_path)
+    assert list(reader.poll()) == []
+    send_control(tmp_path, "cancel run-1")
+    with (tmp_path / "control").open("a") as f:
+        f.write("sto")  # a view still writing
+    assert list(reader.poll()) == ["cancel run-1"]
+    with (tmp_path / "control").open("a") as f:
+        f.write("p\n")
+    assert list(reader.poll()) == ["stop"]
+    assert list(reader.poll()) == []

@@ -1,0 +1,200 @@
+"""Real sessions: the real runner, real worker processes, real demo models, real files."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+
+import psutil
+import pytest
+
+from core.profile import load_profile
+from core.runner import Runner
+from tests.session_helpers import (
+    ROOT,
+    read_events,
+    start_cli_session,
+    wait_for_event,
+    wait_gone,
+    write_profile,
+)
+
+TINY_BERT = """\
+models: [demo/tiny-bert-random]
+techniques: [baseline, dynamic-int8]
+inputs: {batch_sizes: [1], sequence_lengths: [16]}
+"""
+
+
+@pytest.fixture(scope="module")
+def tiny_session(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("tiny")
+    profile = load_profile(write_profile(folder, TINY_BERT))
+    outcome = Runner(profile, folder / "session").run()
+    return outcome
+
+
+def rows_of(session_dir):
+    with (session_dir / "runs.csv").open() as f:
+        return {r["run_id"]: r for r in csv.DictReader(f)}
+
+
+def test_a_session_leaves_a_complete_directory(tiny_session):
+    path = tiny_session.path
+    assert tiny_session.status == "completed" and tiny_session.finished == 2
+    for name in ("profile.yaml", "session.json", "events.jsonl", "samples.csv", "runs.csv"):
+        assert (path / name).is_file(), name
+    for run_id in rows_of(path):
+        for name in ("latency.csv", "result.json", "worker.log"):
+            assert (path / "runs" / run_id / name).is_file(), (run_id, name)
+    kinds = [e["kind"] for e in read_events(path)]
+    assert kinds[0] == "session_started" and kinds[-1] == "session_finished"
+    assert kinds.count("run_finished") == 2 and "idle_baseline" in kinds
+    info = json.loads((path / "session.json").read_text())
+    assert info["status"] == "completed" and info["versions"]["torch"]
+    assert {m["name"] for m in info["missing_sensors"]} >= {"nvml"}
+
+
+def test_finished_runs_have_energy_latency_and_an_honest_energy_source(tiny_session):
+    for row in rows_of(tiny_session.path).values():
+        assert row["status"] == "finished"
+        assert float(row["energy_j_per_inference"]) > 0
+        assert float(row["latency_ms_p50"]) > 0
+        assert float(row["avg_power_w"]) > 0
+        assert float(row["throughput_per_s"]) > 0
+        assert int(row["iterations"]) >= 1 and row["repeats"] == "2"
+        assert row["energy_source"] == "estimated"  # no counter on this machine
+        assert "cpu-estimate" in row["sensors"]
+
+
+def test_dynamic_int8_shrinks_the_linear_heavy_model(tiny_session):
+    rows = rows_of(tiny_session.path)
+    base = int(rows["tiny-bert-random__baseline__b1-s16"]["size_bytes"])
+    int8 = int(rows["tiny-bert-random__dynamic-int8__b1-s16"]["size_bytes"])
+    assert int8 < 0.7 * base
+
+
+def test_latency_csv_holds_every_timed_iteration(tiny_session):
+    run_id = "tiny-bert-random__baseline__b1-s16"
+    row = rows_of(tiny_session.path)[run_id]
+    lines = (tiny_session.path / "runs" / run_id / "latency.csv").read_text().splitlines()
+    assert lines[0] == "repeat,iteration,latency_ms"
+    assert len(lines) - 1 == int(row["iterations"]) * 2
+
+
+def test_energy_windows_match_the_samples_written(tiny_session):
+    """The per-repeat energy equals the cumulative joules in samples.csv across the window."""
+    result = json.loads((tiny_session.path / "runs" / "tiny-bert-random__baseline__b1-s16" /
+                         "result.json").read_text())
+    repeat = result["repeats"][0]
+    assert repeat["duration_s"] > 0.15
+    power = repeat["energy_j"]["cpu-estimate"] / repeat["duration_s"]
+    assert 0 < power <= 200  # watts, bounded by the estimate's model
+    assert result["timings_s"]["worker_start_to_first_warmup"] > 0
+
+
+def test_failures_are_recorded_with_their_reason_and_the_session_goes_on(tmp_path):
+    broken = tmp_path / "broken-model"
+    subprocess.run(
+        [sys.executable, "-c", (
+            "import sys; from transformers import BertConfig, BertForSequenceClassification as M;"
+            "M(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, "
+            "num_attention_heads=1, intermediate_size=16, max_position_embeddings=8))"
+            ".save_pretrained(sys.argv[1])"
+        ), str(broken)],
+        check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
+    )
+    profile = write_profile(tmp_path, f"""\
+models:
+  - hf: no-such-org/no-such-model
+    task: text-classification
+  - path: {broken}
+  - path: {tmp_path / "missing-folder"}
+    task: text-classification
+  - demo/tiny-bert-random
+techniques: [baseline]
+inputs: {{batch_sizes: [1], sequence_lengths: [16]}}
+""")
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "run", str(profile), "--results-dir",
+         str(tmp_path / "results"), "--quiet"],
+        cwd=ROOT, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 1
+    assert "3 run(s) failed" in done.stderr
+    session = next((tmp_path / "results").iterdir())
+    rows = rows_of(session)
+    assert rows["no-such-model__baseline__b1-s16"]["status"] == "failed"
+    assert "could not be loaded" in rows["no-such-model__baseline__b1-s16"]["reason"]
+    # the forward pass itself raises: sequence 16 > 8 position embeddings
+    assert rows["broken-model__baseline__b1-s16"]["status"] == "failed"
+    assert "worker.log" in rows["broken-model__baseline__b1-s16"]["reason"] or \
+        "Error" in rows["broken-model__baseline__b1-s16"]["reason"]
+    assert "does not exist" in rows["missing-folder__baseline__b1-s16"]["reason"]
+    assert rows["tiny-bert-random__baseline__b1-s16"]["status"] == "finished"
+
+
+def test_a_killed_worker_fails_its_run_and_the_next_run_still_happens(tmp_path):
+    profile = write_profile(tmp_path, TINY_BERT)
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    try:
+        started = wait_for_event(session, lambda e: e["kind"] == "run_started")
+        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        os.kill(started["worker_pid"], signal.SIGKILL)
+        runner.wait(timeout=180)
+    finally:
+        runner.kill()
+    rows = rows_of(session)
+    first, second = rows.values()
+    assert first["status"] == "failed" and "SIGKILL" in first["reason"]
+    assert second["status"] == "finished"
+    assert runner.returncode == 1
+
+
+def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
+    profile = write_profile(tmp_path, TINY_BERT)
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    started = wait_for_event(session, lambda e: e["kind"] == "run_started")
+    wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+    descendants = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
+    assert started["worker_pid"] in descendants
+    runner.send_signal(signal.SIGKILL)
+    runner.wait(timeout=10)
+    assert wait_gone(descendants, timeout_s=10) == []
+
+
+def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_path):
+    from core.results import send_control
+
+    profile = write_profile(tmp_path, TINY_BERT)
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    try:
+        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        send_control(session, "stop")
+        runner.wait(timeout=60)
+    finally:
+        runner.kill()
+    rows = rows_of(session)
+    assert [r["status"] for r in rows.values()] == ["skipped", "skipped"]
+    assert "stopped" in next(iter(rows.values()))["reason"]
+    assert read_events(session)[-1]["status"] == "stopped"
+
+
+def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("name: bad\nmodels: [demo/tiny-bert-random]\nprotocol:\n  repeats: -1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "run", str(profile), "--results-dir",
+         str(tmp_path / "results")],
+        cwd=ROOT, capture_output=True, text=True, timeout=60,
+    )
+    assert done.returncode == 2
+    assert "line 4: protocol.repeats: -1 is not allowed" in done.stderr
+    assert not (tmp_path / "results").exists()
