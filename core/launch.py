@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 
@@ -28,4 +29,6 @@ def start_runner(profile_path: Path, session_dir: Path, device: str | None = Non
             start_new_session=True,
             close_fds=True,
         )
+    # Reap it when it ends, so a long-lived console never keeps a zombie runner around.
+    threading.Thread(target=process.wait, name="runner-reaper", daemon=True).start()
     return process.pid

@@ -30,6 +30,8 @@ def deltas_vs_baseline(rows: Sequence[dict]) -> dict[str, dict[str, float | None
     out: dict[str, dict[str, float | None]] = {}
     for row in rows:
         base = baselines.get(baseline_key(row))
+        if base is row:
+            base = None  # a baseline has no change against itself
         changes: dict[str, float | None] = {}
         for column in DELTA_COLUMNS:
             value, reference = _float(row.get(column)), _float(base.get(column)) if base else None
@@ -64,6 +66,11 @@ def format_size(size_bytes) -> str:
     return "-"
 
 
+def _short(value) -> str:
+    number = _float(value)
+    return "" if number is None else f"{number:.4g}"
+
+
 def format_delta(fraction: float | None) -> str:
     return "" if fraction is None else f"{fraction * 100:+.0f}%"
 
@@ -80,7 +87,7 @@ def format_report(session) -> str:
         table.add_column(header)
     for row in rows:
         d = deltas[row["run_id"]]
-        quality = f"{row.get('quality_metric') or ''} {row.get('quality_value') or ''}".strip()
+        quality = f"{row.get('quality_metric') or ''} {_short(row.get('quality_value'))}".strip()
         if row["status"] != "finished":
             table.add_row(row["run_id"], row["status"], row.get("reason") or "", *[""] * 8)
             continue

@@ -31,7 +31,8 @@ RUN_COLUMNS = (
     "energy_j_per_inference", "energy_j_per_inference_ci95", "dynamic_energy_j_per_inference",
     "avg_power_w", "idle_power_w", "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
     "size_bytes", "params", "nonzero_params", "peak_mem_mb",
-    "quality_metric", "quality_value", "fidelity_top1", "fidelity_kl", "fidelity_cosine",
+    "quality_metric", "quality_value", "quality_macro_f1", "fidelity_top1", "fidelity_kl",
+    "fidelity_cosine", "quality_samples", "quality_seconds",
     "co2e_g_per_1k_inferences", "energy_source", "sensors", "other_cpu_load_pct", "warnings",
 )
 SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")

@@ -48,9 +48,11 @@ class SessionOutcome:
 @dataclass
 class _Window:
     start_t: float
-    start_energy_j: dict[str, float]
     start_cpu: Any  # psutil system cpu_times
     start_worker_cpu_s: float
+    end_t: float | None = None
+    other_cpu_load_pct: float = 0.0
+    worker_cpu_s: float = 0.0
 
 
 class Runner:
@@ -96,8 +98,8 @@ class Runner:
             ))
             for notice in self.detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
-            self._idle_baseline()
             context = self._worker_context()
+            self._idle_baseline()
             for spec in self.specs:
                 if self.stop_requested:
                     self._end_run(spec, "skipped", "session stopped before this run")
@@ -132,7 +134,10 @@ class Runner:
         self.stop_requested = True
 
     def _start_sensors(self) -> None:
+        from core.sensors.period import calibrate
+
         self.detection = detect(self.profile.sensors.cpu_tdp_w)
+        calibrate(self.detection.sensors)  # measured update periods size the windows
         offset = self._mono_to_wall
 
         def write_samples(samples) -> None:
@@ -140,8 +145,10 @@ class Runner:
                 (s.t + offset, s.sensor, s.power_w, s.energy_j) for s in samples
             )
 
+        # History covers a whole run, so both edges of any window are still there at its end.
         self.sampler = Sampler(self.detection.sensors, self.profile.protocol.sample_hz,
-                               on_samples=write_samples)
+                               on_samples=write_samples,
+                               history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
 
     def _idle_baseline(self) -> None:
@@ -185,9 +192,23 @@ class Runner:
 
     # ------------------------------------------------------------------ runs
     def _worker_context(self):
+        """A forkserver with torch and transformers loaded, started before the idle baseline
+        so its imports neither load the idle machine nor delay the first run."""
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["core.worker"])
+        context.set_forkserver_preload(["core.preload"])
+        ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
+        ready.start()
+        ready.join()
         return context
+
+    def _gpu_snapshots(self) -> list[dict[str, Any]]:
+        """Name, driver, power limit, temperature, clock and throttle reasons of each GPU used."""
+        indexes = [s.index for s in self.sampler.sensors if s.name.startswith("nvml:")]
+        if not indexes:
+            return []
+        from core.sensors.nvml import gpu_snapshot
+
+        return [gpu_snapshot(i) for i in indexes]
 
     def _effective_protocol(self):
         """The profile's protocol with windows long enough for the slowest sensor."""
@@ -203,6 +224,7 @@ class Runner:
     def _run_one(self, context, spec: RunSpec) -> None:
         run_dir = self.writer.run_dir(spec.run_id)
         worker_spec = dataclasses.replace(spec, protocol=self._effective_protocol())
+        gpus_at_start = self._gpu_snapshots()
         parent_conn, child_conn = context.Pipe(duplex=False)
         spawn_t = time.monotonic()
         process = context.Process(
@@ -225,13 +247,13 @@ class Runner:
         self._worker = None
         status, payload = outcome
         if status == "finished":
+            payload["gpus"] = _gpu_record(gpus_at_start, self._gpu_snapshots())
             self._finish_run(spec, payload, run_dir)
         else:
             self._end_run(spec, status, payload)
 
     def _follow_worker(self, spec, process, conn, spawn_t):
-        windows: list[dict] = []
-        open_window: _Window | None = None
+        windows: list[_Window] = []
         deadline = spawn_t + spec.protocol.run_timeout_s
         worker_ps = _ps_process(process.pid)
         first_warmup_t = None
@@ -262,19 +284,17 @@ class Runner:
                 t_edge = payload.get("t")
                 if edge == "start":
                     self.sampler.read_now()
-                    open_window = _Window(t_edge, self.sampler.energy_at(t_edge),
-                                          psutil.cpu_times(), _cpu_s(worker_ps))
-                elif edge == "end" and open_window:
+                    windows.append(_Window(t_edge, psutil.cpu_times(), _cpu_s(worker_ps)))
+                elif edge == "end" and windows:
                     self.sampler.read_now()
-                    windows.append(self._close_window(open_window, t_edge, worker_ps))
-                    open_window = None
+                    self._close_window(windows[-1], t_edge, worker_ps)
                     continue  # the start edge of the repeat already announced the phase
                 self.emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
                     repeats=payload.get("repeats"), iterations=payload.get("iterations"),
                 ))
             elif kind == "result":
-                payload["windows_energy"] = windows
+                payload["windows_energy"] = self._window_energies(windows)
                 payload["spawn_t"] = spawn_t
                 return "finished", payload
             elif kind == "skip":
@@ -282,20 +302,38 @@ class Runner:
             elif kind == "error":
                 return "failed", payload["reason"]
 
-    def _close_window(self, window: _Window, t_end: float, worker_ps) -> dict:
-        energy = self.sampler.window(window.start_energy_j, window.start_t, t_end)
+    def _close_window(self, window: _Window, t_end: float, worker_ps) -> None:
+        window.end_t = t_end
         duration_s = t_end - window.start_t
-        cpu_now = psutil.cpu_times()
-        busy = _busy_s(cpu_now) - _busy_s(window.start_cpu)
-        worker_busy = _cpu_s(worker_ps) - window.start_worker_cpu_s
+        busy = _busy_s(psutil.cpu_times()) - _busy_s(window.start_cpu)
+        window.worker_cpu_s = _cpu_s(worker_ps) - window.start_worker_cpu_s
         cpus = psutil.cpu_count() or 1
-        other_pct = max(0.0, busy - worker_busy) / (duration_s * cpus) * 100 if duration_s else 0
-        return {
-            "duration_s": duration_s,
-            "energy_j": {name: w.energy_j for name, w in energy.items()},
-            "other_cpu_load_pct": other_pct,
-            "worker_cpu_s": worker_busy,
-        }
+        if duration_s > 0:
+            window.other_cpu_load_pct = (
+                max(0.0, busy - window.worker_cpu_s) / (duration_s * cpus) * 100
+            )
+
+    def _window_energies(self, windows: list[_Window]) -> list[dict]:
+        """Energy of each timed window, with both edges interpolated once the counters have
+        moved past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
+        settle_s = max([getattr(s, "update_period_s", None) or 0.0 for s in self.sampler.sensors]
+                       + [self.sampler.period_s])
+        last_end = max(w.end_t for w in windows if w.end_t) if windows else 0.0
+        while time.monotonic() < last_end + settle_s:
+            time.sleep(self.sampler.period_s)
+        self.sampler.read_now()
+        out = []
+        for w in windows:
+            if w.end_t is None:
+                continue
+            energy = self.sampler.window(self.sampler.energy_at(w.start_t), w.start_t, w.end_t)
+            out.append({
+                "duration_s": w.end_t - w.start_t,
+                "energy_j": {name: e.energy_j for name, e in energy.items()},
+                "other_cpu_load_pct": w.other_cpu_load_pct,
+                "worker_cpu_s": w.worker_cpu_s,
+            })
+        return out
 
     def _poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the current run is cancelled."""
@@ -356,6 +394,7 @@ class Runner:
             "per_sensor": figures["per_sensor"],
             "repeats": figures["repeats"],
             "quality": result["quality"],
+            "reference": result["reference"],
             "dtype_bytes": result["dtype_bytes"],
             "technique": {"spec": spec.technique.to_yaml(), **result["technique_details"]},
             "timings_s": {
@@ -364,6 +403,7 @@ class Runner:
             },
             "carbon_intensity": dataclasses.asdict(resolve_intensity(self.profile.carbon)),
             "torch_threads": result["torch_threads"],
+            "gpus": result["gpus"],
         }
         write_json(run_dir / "result.json", details)
         self.counts["finished"] += 1
@@ -435,10 +475,19 @@ class Runner:
         return {"row": row, "per_sensor": per_sensor, "repeats": repeats, "warnings": warnings}
 
 
+def _forkserver_ready() -> None:
+    """Runs in a process forked by the forkserver, which happens only once it has preloaded."""
+
+
 def _worker_target(conn, spec, run_dir, cache_dir, runner_pid):
     from core.worker import worker_entry
 
     worker_entry(conn, spec, run_dir, cache_dir, runner_pid)
+
+
+def _gpu_record(start: list[dict], end: list[dict]) -> dict[str, Any]:
+    reasons = sorted({r for snap in start + end for r in snap.get("throttle_reasons") or []})
+    return {"start": start, "end": end, "throttle_reasons_seen": reasons}
 
 
 def _write_latency_csv(path: Path, latencies_ms: list[list[float]]) -> None:

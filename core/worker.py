@@ -4,8 +4,8 @@ It never reads a sensor. Everything it prints goes to the run's worker.log. Mess
 travel over a pipe as (kind, payload) tuples:
   ("phase", {"phase": ..., "t": monotonic, ...})   ("result", {...})
   ("skip", {"reason": ...})                         ("error", {"reason": ..., "traceback": ...})
-This module imports torch at the top on purpose: the runner's forkserver preloads it, so each worker
-starts from a process where torch and transformers are already imported.
+The runner's forkserver preloads this module (through core.preload), so each worker starts from a
+process where torch and transformers are already imported.
 """
 
 from __future__ import annotations
@@ -23,14 +23,12 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-import transformers  # noqa: E402, F401  (preloaded for fast worker starts)
 
 from core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
 from core.models import ModelLoadError, load_model  # noqa: E402
 from core.protocol import run_protocol  # noqa: E402
+from core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
 from core.size import measure_size  # noqa: E402
-
-PRELOAD_MODULES = ["core.worker"]
 
 
 class _Skip(Exception):
@@ -58,7 +56,7 @@ def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> N
         send("skip", {"reason": str(exc)})
     except NotApplicable as exc:
         send("skip", {"reason": str(exc)})
-    except ModelLoadError as exc:
+    except (ModelLoadError, DatasetError) as exc:  # bad input: the message says the fix
         send("error", {"reason": str(exc), "traceback": ""})
     except BaseException as exc:  # the runner records it; the session goes on
         tb = traceback.format_exc()
@@ -87,12 +85,10 @@ def resolve_device(requested: str) -> str:
 
 
 def run(spec, cache_dir: Path, mark) -> dict:
-    from core import quality
-
     device = resolve_device(spec.device)
     mark("loading", device=device)
     t0 = time.monotonic()
-    loaded = load_model(_with_resolved_path(spec.model), device)
+    loaded = load_model(spec.model, device)
     load_s = time.monotonic() - t0
     size = spec.seq_len if loaded.family == "text" else spec.resolution
     if size is None:  # task learnt from the config differs from what the plan assumed
@@ -102,7 +98,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
         )
 
     mark("reference")
-    reference = quality.prepare_reference(loaded, spec, cache_dir)
+    reference = prepare_reference(loaded, spec, cache_dir)
 
     mark("compressing")
     t0 = time.monotonic()
@@ -129,7 +125,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
     sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
-    grad_mode = torch.no_grad if getattr(ctx, "needs_no_grad", False) else torch.inference_mode
+    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
     protocol = spec.protocol
     with grad_mode():
         measured = run_protocol(
@@ -144,7 +140,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
     peak_mem_mb = _peak_memory_mb(device)
 
     mark("quality")
-    quality_result = quality.evaluate(loaded, module, reference, ctx.input_dtype)
+    quality_result = evaluate(loaded, module, reference, ctx.input_dtype)
 
     return {
         "device": device,
@@ -162,18 +158,12 @@ def run(spec, cache_dir: Path, mark) -> dict:
         "peak_mem_mb": peak_mem_mb,
         "quality": quality_result.to_dict(),
         "quality_columns": quality_result.csv_columns(),
-        "warnings": list(ctx.warnings) + list(loaded.notes),
+        "warnings": list(ctx.warnings) + list(loaded.notes) + list(reference.warnings)
+        + list(quality_result.warnings),
+        "reference": {"seconds": reference.seconds, "cache_hit": reference.cache_hit},
         "technique_details": dict(ctx.extra_result),
         "torch_threads": torch.get_num_threads(),
     }
-
-
-def _with_resolved_path(entry):
-    import dataclasses
-
-    if entry.source == "path":
-        return dataclasses.replace(entry, ref=entry.resolved_ref)
-    return entry
 
 
 def _cast_inputs(inputs: dict, dtype) -> dict:

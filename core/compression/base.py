@@ -51,6 +51,7 @@ class TechniqueContext:
     calibration_inputs: Callable[[], list[dict[str, Any]]]  # batches shaped like the run's inputs
     warnings: list[str] = field(default_factory=list)
     input_dtype: Any = None  # torch dtype that floating inputs must be cast to, if changed
+    needs_no_grad: bool = False  # run under no_grad: some kernels fail under inference_mode
     extra_result: dict[str, Any] = field(default_factory=dict)  # goes into result.json
 
     @property

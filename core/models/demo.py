@@ -6,6 +6,7 @@ same on every load), and their names end in `-random` so nobody mistakes them fo
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -45,7 +46,10 @@ def _tiny_gpt2():
     from transformers import GPT2Config, GPT2LMHeadModel
 
     return GPT2LMHeadModel(
-        GPT2Config(vocab_size=1024, n_embd=128, n_layer=2, n_head=2, n_positions=512)
+        GPT2Config(
+            vocab_size=1024, n_embd=128, n_layer=2, n_head=2, n_positions=512,
+            bos_token_id=1023, eos_token_id=1023,
+        )
     )
 
 
@@ -149,7 +153,7 @@ def make_input_factory(module, task: str, device: str):
         return text_input_factory(config.vocab_size, device)
     channels = getattr(config, "num_channels", 3)
     # ViT-style models take any resolution only when asked to interpolate position embeddings.
-    interpolate = "interpolate_pos_encoding" in module.forward.__code__.co_varnames
+    interpolate = "interpolate_pos_encoding" in inspect.signature(module.forward).parameters
     return image_input_factory(channels, device, interpolate)
 
 

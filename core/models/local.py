@@ -12,7 +12,7 @@ class LocalSource:
     name = "path"
 
     def load(self, entry, device: str) -> LoadedModel:
-        folder = Path(entry.ref).expanduser()
+        folder = Path(entry.resolved_ref)
         if not folder.is_dir():
             raise ModelLoadError(
                 f"local model folder {str(folder)!r} does not exist; fix `path:` in the profile "

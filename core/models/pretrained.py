@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from core.models.base import TASKS, LoadedModel, ModelLoadError
 
 AUTO_CLASSES = {
@@ -82,7 +84,16 @@ def load_pretrained(
     )
 
 
+TOKENIZER_FILES = ("tokenizer.json", "tokenizer_config.json", "vocab.txt", "vocab.json",
+                   "tokenizer.model", "spiece.model")
+
+
 def _optional(auto_class, name_or_path: str):
+    folder = Path(name_or_path)
+    if (auto_class.__name__ == "AutoTokenizer" and folder.is_dir()
+            and not any((folder / name).exists() for name in TOKENIZER_FILES)):
+        # transformers 5 would make a tokenizer of special tokens only: every word unknown
+        return None
     try:
         return auto_class.from_pretrained(name_or_path)
     except (OSError, ValueError, KeyError):

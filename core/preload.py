@@ -1,0 +1,22 @@
+"""Imported once by the runner's forkserver, so every worker forks with this code loaded.
+
+transformers imports model code lazily: the first model built in a fresh process pays 3-5 s of
+imports here. Importing the classes (no tensor work, so no thread pools start before fork) moves
+that cost to the forkserver, once per session.
+"""
+
+import torch  # noqa: F401
+import torch.ao.quantization  # noqa: F401
+from transformers import (  # noqa: F401
+    AutoConfig,
+    AutoModelForCausalLM,
+    AutoModelForImageClassification,
+    AutoModelForSequenceClassification,
+    AutoTokenizer,
+    BertForSequenceClassification,
+    GPT2LMHeadModel,
+    ResNetForImageClassification,
+    ViTForImageClassification,
+)
+
+import core.worker  # noqa: F401

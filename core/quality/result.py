@@ -1,0 +1,64 @@
+"""The quality figures of one run, as result.json and runs.csv hold them."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+# Extra runs.csv columns, in order; quality_metric / quality_value hold the task metric.
+QUALITY_CSV_COLUMNS = (
+    "quality_metric",
+    "quality_value",
+    "quality_macro_f1",
+    "fidelity_top1",
+    "fidelity_kl",
+    "fidelity_cosine",
+    "quality_samples",
+    "quality_seconds",
+)
+
+
+@dataclass
+class QualityResult:
+    """Task metric and fidelity to the uncompressed model, on the same inputs.
+
+    `metric` is accuracy (classifiers with a dataset), perplexity (causal LMs with a text), or,
+    without a dataset, the fidelity figure of the task: top1_agreement, next_token_agreement or
+    cosine_similarity. mean_kl is KL(uncompressed || this) in nats, averaged over samples (over
+    token positions for causal LMs).
+    """
+
+    task: str
+    metric: str
+    value: float | None
+    samples: int
+    seconds: float
+    dataset: str | None = None  # path of the dataset, None for synthetic inputs
+    accuracy: float | None = None
+    macro_f1: float | None = None
+    perplexity: float | None = None
+    top1_agreement: float | None = None
+    next_token_agreement: float | None = None
+    mean_kl: float | None = None
+    cosine_similarity: float | None = None
+    warnings: list[str] = field(default_factory=list)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    def csv_columns(self) -> dict[str, Any]:
+        """The QUALITY_CSV_COLUMNS of this run's runs.csv row (None where not applicable)."""
+        top1 = self.top1_agreement
+        if top1 is None:
+            top1 = self.next_token_agreement
+        return {
+            "quality_metric": self.metric,
+            "quality_value": self.value,
+            "quality_macro_f1": self.macro_f1,
+            "fidelity_top1": top1,
+            "fidelity_kl": self.mean_kl,
+            "fidelity_cosine": self.cosine_similarity,
+            "quality_samples": self.samples,
+            "quality_seconds": round(self.seconds, 3),
+        }

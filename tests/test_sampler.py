@@ -1,0 +1,148 @@
+"""The sampler turns counter and power readings into energy over windows."""
+
+from __future__ import annotations
+
+import sys
+import threading
+
+import pytest
+
+import tests.fakes.pynvml as fake_nvml
+from core.sampler import Sampler
+from core.sensors import rapl
+from core.sensors.nvml import NvmlSensor
+from tests.fakes.powercap import build_powercap_tree
+from tests.fakes.pynvml import FakeGpu
+
+
+class ManualClock:
+    def __init__(self, t: float = 500.05):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def clock(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
+    return ManualClock()
+
+
+def nvml_sensor(clock, **gpu) -> tuple[NvmlSensor, FakeGpu]:
+    device = FakeGpu(clock=clock, **gpu)
+    fake_nvml.configure(gpus=[device])
+    fake_nvml.nvmlInit()
+    return NvmlSensor(0, clock=clock), device
+
+
+def sample_for(sampler: Sampler, clock: ManualClock, seconds: float, period_s: float = 0.05):
+    for _ in range(round(seconds / period_s)):
+        clock.t += period_s
+        sampler.read_now()
+
+
+def test_counter_read_faster_than_it_updates_gives_steady_power(clock):
+    sensor, _ = nvml_sensor(clock, power_w=150.0)  # counter moves every 100 ms
+    sampler = Sampler([sensor], sample_hz=20)
+    powers = []
+    for _ in range(40):
+        clock.t += 0.05
+        powers += [s.power_w for s in sampler.read_now() if s.power_w is not None]
+
+    assert powers[4:] == pytest.approx([150.0] * len(powers[4:]), rel=1e-6)
+
+
+def test_counter_energy_between_its_steps_is_interpolated(clock):
+    sensor, _ = nvml_sensor(clock, power_w=100.0)
+    sampler = Sampler([sensor], sample_hz=20)
+    sampler.read_now()
+    sample_for(sampler, clock, 2.0)
+
+    # a window of 0.43 s, edges off the counter's 100 ms grid: 43 J within the observation lag
+    t0 = 500.55 + 0.012
+    window = sampler.window(sampler.energy_at(t0), t0, t0 + 0.43)["nvml:0"]
+
+    assert window.energy_j == pytest.approx(43.0, abs=100.0 * 0.05)
+
+
+def test_polled_power_is_integrated_by_trapezoid(clock):
+    sensor, device = nvml_sensor(clock, energy_counter=False, power_w=0.0)
+    sampler = Sampler([sensor], sample_hz=20)
+    t0 = clock.t
+    sampler.read_now()
+    for _ in range(20):  # a linear ramp 0 -> 100 W over 1 s: the trapezoid is exact, 50 J
+        clock.t += 0.05
+        device.set_power_w(100.0 * (clock.t - t0))
+        sampler.read_now()
+
+    assert sampler.window({"nvml:0": 0.0}, t0, clock.t)["nvml:0"].energy_j == pytest.approx(50.0)
+
+
+def test_memory_is_bounded_by_history(clock):
+    sensor, _ = nvml_sensor(clock, energy_counter=False, power_w=10.0)
+    sampler = Sampler([sensor], sample_hz=20, history_s=5)
+    sample_for(sampler, clock, 60.0)
+
+    kept = len(sampler._series["nvml:0"].t)
+
+    assert kept <= 5 * 20 + 64
+    assert sampler.energy_at(clock.t)["nvml:0"] == pytest.approx(600.0, rel=1e-3)
+
+
+def test_readings_that_do_not_move_forward_in_time_are_ignored(clock):
+    sensor, _ = nvml_sensor(clock, energy_counter=False, power_w=10.0)
+    sampler = Sampler([sensor], sample_hz=20)
+
+    first = sampler.read_now()
+    again = sampler.read_now()  # the clock did not move
+
+    assert len(first) == 1
+    assert again == []
+
+
+def test_a_failing_sensor_does_not_stop_the_others(clock, tmp_path, monkeypatch):
+    tree = build_powercap_tree(tmp_path, sockets=1, dram=False)
+    monkeypatch.setenv(rapl.POWERCAP_ROOT_ENV, str(tmp_path))
+    (package,) = rapl.probe()[0]
+    gpu, _ = nvml_sensor(clock, power_w=50.0)
+    sampler = Sampler([package, gpu], sample_hz=20)
+
+    (tree.root / "intel-rapl:0" / "energy_uj").unlink()
+    clock.t += 0.2
+    samples = sampler.read_now()
+
+    assert [s.sensor for s in samples] == ["nvml:0"]
+    assert sampler.errors["rapl:package-0"].startswith("FileNotFoundError")
+
+
+def test_the_thread_passes_samples_to_the_callback(tmp_path, monkeypatch):
+    build_powercap_tree(tmp_path, sockets=1)
+    monkeypatch.setenv(rapl.POWERCAP_ROOT_ENV, str(tmp_path))
+    batches = []
+    enough = threading.Event()
+
+    def on_samples(samples):
+        batches.append(samples)
+        if len(batches) >= 3:
+            enough.set()
+
+    sampler = Sampler(rapl.probe()[0], sample_hz=50, on_samples=on_samples)
+    sampler.start()
+    enough.wait(timeout=5)
+    sampler.stop()
+
+    assert len(batches) >= 3
+    assert {s.sensor for s in batches[-1]} == {"rapl:package-0", "rapl:dram-0"}
+
+
+def test_a_counter_that_stops_moving_reads_zero_power(clock):
+    sensor, device = nvml_sensor(clock, power_w=80.0)
+    sampler = Sampler([sensor], sample_hz=20)
+    sample_for(sampler, clock, 1.0)
+    assert sampler.latest_power_w()["nvml:0"] == pytest.approx(80.0)
+
+    device.set_power_w(0.0)
+    sample_for(sampler, clock, 1.5)
+
+    assert sampler.latest_power_w()["nvml:0"] == 0.0

@@ -1,0 +1,193 @@
+"""NVML sensors against a fake `pynvml` that keeps NVML's units, errors and counter steps."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+import tests.fakes.pynvml as fake_nvml
+from core.sampler import Sampler
+from core.sensors import nvml
+from tests.fakes.pynvml import FakeGpu
+
+
+class ManualClock:
+    def __init__(self, t: float = 1000.0):
+        self.t = t
+
+    def __call__(self) -> float:
+        return self.t
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
+    fake_nvml.configure()
+    return fake_nvml
+
+
+def test_the_real_library_missing_here_gives_a_reason():
+    """Where nvidia-ml-py is installed but there is no driver (this machine), nvmlInit fails."""
+    import pynvml
+
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError_LibraryNotFound:
+        pass
+    else:
+        pynvml.nvmlShutdown()
+        pytest.skip("this machine has an NVIDIA driver")
+    sensors, missing, _ = nvml.probe()
+
+    assert sensors == []
+    assert "NVML library not found" in missing[0].reason
+    assert "driver" in missing[0].fix
+
+
+@pytest.mark.parametrize(
+    ("error", "words"),
+    [
+        (fake_nvml.NVML_ERROR_LIBRARY_NOT_FOUND, "NVML library not found"),
+        (fake_nvml.NVML_ERROR_DRIVER_NOT_LOADED, "not loaded"),
+        (fake_nvml.NVML_ERROR_NO_PERMISSION, "Insufficient Permissions"),
+    ],
+)
+def test_nvml_init_failure_is_a_missing_sensor(fake, error, words):
+    fake.configure(init_error=error)
+
+    sensors, missing, _ = nvml.probe()
+
+    assert sensors == []
+    assert words in missing[0].reason
+
+
+def test_no_pynvml_module_is_a_missing_sensor(monkeypatch):
+    monkeypatch.setitem(sys.modules, "pynvml", None)  # import pynvml raises ImportError
+
+    _, missing, _ = nvml.probe()
+
+    assert missing[0].reason == "pynvml is not installed"
+    assert missing[0].fix == "pip install nvidia-ml-py"
+
+
+def test_no_gpu_is_a_missing_sensor(fake):
+    _, missing, _ = nvml.probe()
+
+    assert "sees no GPU" in missing[0].reason
+
+
+def test_one_sensor_per_gpu_each_holding_one_nvml_reference(fake):
+    state = fake.configure(gpus=[FakeGpu(), FakeGpu(name="NVIDIA A100-SXM4-40GB")])
+
+    sensors, missing, _ = nvml.probe()
+
+    assert [s.name for s in sensors] == ["nvml:0", "nvml:1"]
+    assert sensors[1].device_name == "NVIDIA A100-SXM4-40GB"
+    assert missing == []
+    assert state.refcount == 2
+    for sensor in sensors:
+        sensor.close()
+    assert state.refcount == 0
+
+
+def test_energy_counter_in_mj_becomes_joules_since_opening(fake):
+    clock = ManualClock()
+    fake.configure(gpus=[FakeGpu(power_w=200.0, clock=clock)])
+    (sensor,), _, _ = nvml.probe()
+
+    clock.t += 1.0
+    reading = sensor.read()
+
+    assert sensor.method == "counter"
+    assert reading.energy_j == pytest.approx(200.0, abs=200.0 * 0.1)  # within one 100 ms step
+    assert reading.power_w is None
+
+
+def test_energy_counter_moves_only_every_update_period(fake):
+    clock = ManualClock(t=1000.05)  # mid-step: the counter moves at 1000.1 and 1000.2
+    fake.configure(gpus=[FakeGpu(power_w=100.0, clock=clock)])
+    (sensor,), _, _ = nvml.probe()
+
+    values = []
+    for _ in range(10):  # reads at 1000.07, 1000.09 ... 1000.25
+        clock.t += 0.02
+        values.append(sensor.read().energy_j)
+
+    assert values == pytest.approx([0, 0, 5, 5, 5, 5, 5, 15, 15, 15])
+
+
+def test_gpu_without_energy_counter_polls_the_instant_power_field(fake):
+    fake.configure(gpus=[FakeGpu(energy_counter=False, power_w=87.5)])
+    (sensor,), _, _ = nvml.probe()
+
+    reading = sensor.read()
+
+    assert sensor.method == "polled-power"
+    assert "instantaneous power field" in sensor.detail
+    assert reading.energy_j is None
+    assert reading.power_w == pytest.approx(87.5)
+
+
+def test_gpu_without_instant_field_falls_back_to_power_usage(fake):
+    fake.configure(gpus=[FakeGpu(energy_counter=False, instant_power_field=False, power_w=61.0)])
+    (sensor,), _, _ = nvml.probe()
+
+    assert "power usage (mW" in sensor.detail
+    assert sensor.update_period_s == nvml.NOMINAL_AVERAGE_POWER_PERIOD_S
+    assert sensor.read().power_w == pytest.approx(61.0)
+
+
+def test_sampler_integrates_polled_power_into_energy(fake):
+    clock = ManualClock()
+    gpu = FakeGpu(energy_counter=False, power_w=100.0, clock=clock)
+    fake.configure(gpus=[gpu])
+    fake.nvmlInit()
+    sensor = nvml.NvmlSensor(0, clock=clock)
+    sampler = Sampler([sensor], sample_hz=20)
+    sampler.read_now()
+    t0 = clock.t
+    for step in range(40):  # 2 s: 100 W for 1 s, then 300 W for 1 s
+        if step == 20:
+            gpu.set_power_w(300.0)
+        clock.t += 0.05
+        sampler.read_now()
+    window = sampler.window(sampler.energy_at(t0), t0, clock.t)["nvml:0"]
+
+    # the trapezoid spreads the jump over the 50 ms after it: half that rectangle (5 J) is lost
+    assert window.energy_j == pytest.approx(100.0 + 300.0 - 5.0)
+
+
+def test_gpu_snapshot_reports_units_converted_and_throttle_names(fake):
+    fake.configure(gpus=[FakeGpu(power_limit_w=350.0, throttle_mask=0x4 | 0x40, sm_clock_mhz=1410)])
+
+    snapshot = nvml.gpu_snapshot(0)
+
+    assert snapshot == {
+        "index": 0,
+        "name": "NVIDIA H100 80GB HBM3",
+        "driver": "550.54.15",
+        "power_limit_w": 350.0,
+        "temperature_c": 41,
+        "sm_clock_mhz": 1410,
+        "throttle_reasons": ["sw_power_cap", "hw_thermal_slowdown"],
+    }
+    assert fake.state.refcount == 0
+
+
+def test_gpu_snapshot_leaves_refused_readings_empty(fake, monkeypatch):
+    fake.configure(gpus=[FakeGpu()])
+
+    def refuse(*_):
+        raise fake.NVMLError(fake.NVML_ERROR_NOT_SUPPORTED)
+
+    monkeypatch.setattr(fake, "nvmlDeviceGetTemperature", refuse)
+
+    snapshot = nvml.gpu_snapshot(0)
+
+    assert snapshot["temperature_c"] is None
+    assert snapshot["sm_clock_mhz"] == 1980
+
+
+def test_unknown_throttle_bits_are_kept_visible():
+    assert nvml.throttle_reason_names(0x1 | 0x800) == ["gpu_idle", "other(0x800)"]

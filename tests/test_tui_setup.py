@@ -1,0 +1,113 @@
+"""The setup screen: selection to profile, run count, saving and opening profiles, and a real
+session started from it and followed, cancelled and stopped through the live view."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.widgets import Input, OptionList, SelectionList, Sparkline, Static
+
+from core.profile import load_profile
+from core.results import read_events, read_runs
+from tui.app import EnergyConsoleApp
+from tui.screens.live import LiveScreen
+from tui.screens.setup import SetupScreen
+from tui.widgets.runs_table import RunsTable
+
+FAST = {"idle_seconds": "0.5", "warmup": "1", "min_window_s": "0.2", "repeats": "2"}
+
+
+async def _choose(pilot, techniques: list[str], sequence_lengths: str = "16") -> SetupScreen:
+    screen = pilot.app.screen
+    assert isinstance(screen, SetupScreen)
+    chosen = screen.query_one("#techniques", SelectionList)
+    for name in techniques:
+        chosen.select(name)
+    screen.query_one("#sequence_lengths", Input).value = sequence_lengths
+    for key, value in FAST.items():
+        screen.query_one(f"#{key}", Input).value = value
+    await pilot.pause()
+    return screen
+
+
+def _summary(screen) -> str:
+    return str(screen.query_one("#summary", Static).render())
+
+
+async def test_selection_shows_run_count_and_names_bad_input(tmp_path):
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _choose(pilot, ["baseline", "dynamic-int8"], sequence_lengths="16, 32")
+        assert _summary(screen).startswith("4 runs")
+        screen.query_one("#batch_sizes", Input).value = "1, eight"
+        await pilot.pause()
+        assert "batch sizes" in _summary(screen) and "'1, eight'" in _summary(screen)
+        assert screen.profile is None
+
+
+async def test_saved_profile_loads_back_into_the_form(tmp_path):
+    profiles = tmp_path / "profiles"
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=profiles)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _choose(pilot, ["dynamic-int8"])
+        await pilot.press("ctrl+s")
+        name_box = app.screen.query_one("#name", Input)
+        name_box.value = "mine"
+        await pilot.press("enter")
+        await pilot.pause()
+        saved = load_profile(profiles / "mine.yaml")
+        assert [t.slug for t in saved.techniques] == ["baseline", "dynamic-int8"]
+        assert saved.protocol.repeats == 2 and saved.inputs.sequence_lengths == (16,)
+
+        screen.query_one("#techniques", SelectionList).deselect_all()
+        screen.query_one("#repeats", Input).value = "7"
+        await pilot.press("ctrl+o")
+        await pilot.pause()
+        assert app.screen.query_one(OptionList).option_count == 1
+        await pilot.press("down", "enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.query_one("#techniques", SelectionList).selected == [
+            "baseline", "dynamic-int8"]
+        assert screen.query_one("#repeats", Input).value == "2"
+        assert screen.profile.to_dict() == saved.to_dict()
+
+
+async def _wait(pilot, condition, timeout_s: float = 90.0) -> None:
+    for _ in range(int(timeout_s / 0.1)):
+        if condition():
+            return
+        await pilot.pause(0.1)
+    raise AssertionError("the session did not get there in time")
+
+
+async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopped(tmp_path):
+    results = tmp_path / "results"
+    app = EnergyConsoleApp(results_root=results, profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(120, 40)) as pilot:
+        await _choose(pilot, ["baseline", "dynamic-int8", "bf16"])
+        await pilot.press("ctrl+r")
+        await pilot.pause()
+        live = app.screen
+        assert isinstance(live, LiveScreen)
+        table = live.query_one(RunsTable)
+
+        await _wait(pilot, lambda: table.row_count >= 1)
+        assert any(len(s.data or []) > 0 for s in live.query(Sparkline))
+        await _wait(pilot, lambda: live.snapshot.current is not None
+                    and live.snapshot.current.index == 1)
+        await pilot.press("c")
+        await _wait(pilot, lambda: live.snapshot.current is not None
+                    and live.snapshot.current.index == 2)
+        await pilot.press("x")
+        await _wait(pilot, lambda: not live.snapshot.is_running)
+        assert live.snapshot.status == "stopped"
+
+    session = live.session_dir
+    assert session.parent == results
+    rows = {r["technique"]: r for r in read_runs(session)}
+    assert rows["baseline"]["status"] == "finished"
+    assert rows["dynamic-int8"]["status"] in ("failed", "skipped")
+    assert "cancelled" in rows["dynamic-int8"]["reason"]
+    assert any(e.KIND == "session_finished" for e in read_events(session))
+    assert Path(session / "profile.yaml").exists()

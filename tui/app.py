@@ -1,0 +1,120 @@
+"""The console: a view and remote control of session directories that runners write.
+
+It never measures and never imports torch or transformers; a session runs in its own runner
+process, so quitting the console leaves the measurement going unless the user asks to stop it.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterable
+from pathlib import Path
+
+from textual.app import App, SystemCommand
+from textual.binding import Binding
+from textual.screen import Screen
+
+from core.profile import ProfileError, load_profile
+from core.results import default_results_root, list_sessions, send_control
+from tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
+from tui.screens.live import LiveScreen
+from tui.screens.results import ResultsScreen
+from tui.screens.setup import SetupScreen
+
+
+class EnergyConsoleApp(App):
+    CSS_PATH = Path(__file__).with_name("app.tcss")
+    TITLE = "energy-console"
+    BINDINGS = [
+        Binding("q", "quit", "Quit", id="quit"),
+        Binding("question_mark", "help", "Help", id="help"),
+    ]
+
+    def __init__(self, profile=None, attach: Path | None = None,
+                 results_root: Path | None = None, profiles_dir: Path | None = None):
+        super().__init__()
+        self.initial_profile = profile
+        self.attach = attach
+        self.results_root = results_root or default_results_root()
+        self.profiles_dir = profiles_dir or Path("profiles")
+
+    def on_mount(self) -> None:
+        if self.attach is not None:
+            self.push_screen(LiveScreen(self.attach))
+        else:
+            self.push_screen(SetupScreen(self.profiles_dir, self.results_root,
+                                         self.initial_profile))
+
+    def on_resize(self) -> None:
+        self.set_class(self.size.width < 100, "narrow")
+
+    # ------------------------------------------------------------------ actions
+    async def action_quit(self) -> None:
+        live = self.screen if isinstance(self.screen, LiveScreen) else None
+        if live is None or not live.session_running:
+            self.exit()
+            return
+
+        def answer(choice: str | None) -> None:
+            if choice == "stop":
+                send_control(live.session_dir, "stop")
+            if choice in ("stop", "leave"):
+                self.exit()
+
+        self.push_screen(QuitScreen(), answer)
+
+    def action_help(self) -> None:
+        if not isinstance(self.screen, HelpScreen):
+            self.push_screen(HelpScreen())
+
+    def action_open_session(self) -> None:
+        def open_(path: Path | None) -> None:
+            if path is not None:
+                self.push_screen(LiveScreen(path))
+
+        sessions = list(reversed(list_sessions(self.results_root)))
+        self.push_screen(PickScreen("Open a session", sessions,
+                                    f"no sessions in {self.results_root}/ yet"), open_)
+
+    def action_results(self) -> None:
+        screen = self.screen
+        if isinstance(screen, LiveScreen):
+            self.push_screen(ResultsScreen(screen.session_dir))
+        else:
+            self.notify("open a session first (o, or ctrl+e on the setup screen)")
+
+    def action_new_session(self) -> None:
+        self.push_screen(SetupScreen(self.profiles_dir, self.results_root))
+
+    def get_system_commands(self, screen: Screen) -> Iterable[SystemCommand]:
+        yield from super().get_system_commands(screen)
+        yield SystemCommand("Open session", "Follow a session from results/",
+                            self.action_open_session)
+        yield SystemCommand("New session", "Choose models and techniques to measure",
+                            self.action_new_session)
+        if isinstance(screen, LiveScreen):
+            yield SystemCommand("Results table", "Every run of this session, sortable",
+                                self.action_results)
+            yield SystemCommand("Stop session", "Ask the runner to stop",
+                                screen.action_stop_session)
+            yield SystemCommand("Cancel current run", "Ask the runner to cancel this run",
+                                screen.action_cancel_run)
+
+
+def launch(profile_path: str | None = None, attach: Path | None = None,
+           results_root: Path | None = None) -> int:
+    """Open the setup screen (with a profile loaded) or the live view of a session directory."""
+    profile = None
+    if profile_path is not None:
+        try:
+            profile = load_profile(profile_path)
+        except ProfileError as exc:
+            print(f"energy-console: {exc}", file=sys.stderr)
+            return 2
+    if attach is not None and not (Path(attach) / "events.jsonl").exists():
+        print(f"energy-console: {attach} is not a session directory (no events.jsonl); "
+              "list sessions with `energy-console list sessions`", file=sys.stderr)
+        return 2
+    app = EnergyConsoleApp(profile, Path(attach) if attach else None, results_root)
+    app.run()
+    return app.return_code or 0

@@ -1,0 +1,128 @@
+"""The live view of one session directory: power, progress, the current run, ended runs, a log."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.screen import Screen
+from textual.widgets import Footer, RichLog, Static
+
+from core.results import send_control
+from tui import format as fmt
+from tui.follower import LiveSnapshot, SessionFollower
+from tui.widgets.power_panel import PowerPanel
+from tui.widgets.runs_table import RunsTable
+
+BAR_WIDTH = 20
+
+
+class SnapshotReady(Message):
+    def __init__(self, snapshot: LiveSnapshot):
+        super().__init__()
+        self.snapshot = snapshot
+
+
+def progress_line(s: LiveSnapshot) -> str:
+    total = max(s.total_runs, s.ended_runs)
+    filled = round(BAR_WIDTH * s.ended_runs / total) if total else 0
+    bar = "#" * filled + "-" * (BAR_WIDTH - filled)
+    extra = []
+    if s.skipped:
+        extra.append(f"{s.skipped} skipped")
+    if s.failed:
+        extra.append(f"{s.failed} failed")
+    counts = f" ({', '.join(extra)})" if extra else ""
+    eta = f"  ETA {fmt.duration(s.eta_s)}" if s.is_running else ""
+    return (f"[{bar}] {s.ended_runs}/{total or '?'} runs{counts}  {s.status}  "
+            f"elapsed {fmt.duration(s.elapsed_s)}{eta}")
+
+
+def current_line(s: LiveSnapshot) -> str:
+    run = s.current
+    if run is None:
+        if s.is_running:
+            return "between runs (idle baseline or starting the next worker)"
+        if s.status == "runner gone":
+            return f"the runner ended without finishing the session; see {s.path}/runner.log"
+        return f"session {s.status}" + (f": {s.message}" if s.message else "")
+    return (f"run {run.index + 1}/{run.total}  {run.model.removeprefix('demo/')}  "
+            f"{run.technique}  {run.input_size}  ▸ {run.phase}")
+
+
+class LiveScreen(Screen):
+    BINDINGS = [
+        Binding("x", "stop_session", "Stop session", id="stop_session"),
+        Binding("c", "cancel_run", "Cancel run", id="cancel_run"),
+        Binding("r", "results", "Results", id="results"),
+        Binding("o", "app.open_session", "Open session", id="open_session"),
+    ]
+
+    def __init__(self, session_dir: Path, runner_pid: int | None = None):
+        super().__init__()
+        self.session_dir = Path(session_dir)
+        self.runner_pid = runner_pid
+        self.snapshot: LiveSnapshot | None = None
+        self._follower: SessionFollower | None = None
+        self._log_shown = 0
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"energy-console · {self.session_dir.name}", id="title")
+        yield Static("reading the session…", id="progress")
+        yield Static("", id="current")
+        yield PowerPanel(id="power")
+        yield RunsTable(id="runs")
+        yield RichLog(id="log", max_lines=200, wrap=True)
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self._follower = SessionFollower(self.session_dir,
+                                         lambda snap: self.post_message(SnapshotReady(snap)),
+                                         runner_pid=self.runner_pid)
+        self._follower.start()
+
+    def on_unmount(self) -> None:
+        if self._follower is not None:
+            self._follower.stop()
+
+    def on_snapshot_ready(self, message: SnapshotReady) -> None:
+        s = message.snapshot
+        self.snapshot = s
+        with self.app.batch_update():
+            self.query_one("#progress", Static).update(progress_line(s))
+            self.query_one("#current", Static).update(current_line(s))
+            self.query_one(PowerPanel).show(s.sensors)
+            self.query_one(RunsTable).show(s.runs)
+            log = self.query_one(RichLog)
+            if len(s.log) < self._log_shown:
+                self._log_shown = 0  # the bounded log rolled over: show what it holds now
+                log.clear()
+            for line in s.log[self._log_shown:]:
+                log.write(line)
+            self._log_shown = len(s.log)
+
+    @property
+    def session_running(self) -> bool:
+        return self.snapshot is not None and self.snapshot.is_running
+
+    def action_stop_session(self) -> None:
+        if not self.session_running:
+            self.notify("the session is not running", severity="warning")
+            return
+        send_control(self.session_dir, "stop")
+        self.notify("asked the runner to stop after cleaning up the current run")
+
+    def action_cancel_run(self) -> None:
+        run = self.snapshot.current if self.snapshot else None
+        if run is None:
+            self.notify("no run is in progress", severity="warning")
+            return
+        send_control(self.session_dir, f"cancel {run.run_id}")
+        self.notify(f"asked the runner to cancel {run.run_id}")
+
+    def action_results(self) -> None:
+        from tui.screens.results import ResultsScreen
+
+        self.app.push_screen(ResultsScreen(self.session_dir))
