@@ -102,4 +102,49 @@ def format_report(session) -> str:
         )
     console = Console(width=160, file=io.StringIO())
     console.print(table)
+    if any(row.get("status") == "finished" for row in rows):
+        front = pareto_front(runs_frame(session.path))
+        console.print("Pareto front (no other run of the same model and input has both lower "
+                      "energy per inference and better quality):")
+        for _, run in front.iterrows():
+            console.print(f"  {run['run_id']}: {format_energy(run['energy_j_per_inference'])}"
+                          f"/inference, {run['quality_metric']} {run['quality_value']:.4g}")
     return console.file.getvalue()
+
+
+# Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
+LOWER_IS_BETTER = ("perplexity",)
+
+
+def runs_frame(session_dir):
+    """A session's runs.csv as a pandas DataFrame with numeric columns typed (for notebooks)."""
+    import pandas as pd
+
+    from core.results import RUN_COLUMNS
+
+    frame = pd.read_csv(session_dir / "runs.csv", dtype=str, keep_default_na=False)
+    text = {"run_id", "model", "task", "technique", "device", "status", "reason",
+            "quality_metric", "energy_source", "sensors", "warnings"}
+    for column in RUN_COLUMNS:
+        if column in frame and column not in text:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def pareto_front(frame):
+    """Finished runs that no other run of the same model and input size beats on both energy per
+    inference and quality (higher accuracy/fidelity, lower perplexity)."""
+    finished = frame[(frame["status"] == "finished") & frame["quality_value"].notna()]
+    keep = []
+    for _, group in finished.groupby(["model", "batch_size", "seq_len", "resolution"],
+                                     dropna=False):
+        for index, run in group.iterrows():
+            sign = -1 if run["quality_metric"] in LOWER_IS_BETTER else 1
+            quality = sign * group["quality_value"]
+            better = ((group["energy_j_per_inference"] <= run["energy_j_per_inference"])
+                      & (quality >= sign * run["quality_value"])
+                      & ((group["energy_j_per_inference"] < run["energy_j_per_inference"])
+                         | (quality > sign * run["quality_value"])))
+            if not better.any():
+                keep.append(index)
+    return finished.loc[keep]

@@ -414,8 +414,11 @@ class Runner:
 
     def energy_figures(self, spec: RunSpec, result: dict) -> dict[str, Any]:
         """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency."""
-        sensors = {s.name: s for s in self.sampler.sensors}
-        windows = result["windows_energy"]
+        sensors = {s.name: s for s in sensors_for_device(self.sampler.sensors, result["device"])}
+        windows = [
+            {**w, "energy_j": {n: e for n, e in w["energy_j"].items() if n in sensors}}
+            for w in result["windows_energy"]
+        ]
         inferences = result["iterations"] * spec.batch_size
         warnings: list[str] = []
         per_repeat, dynamic_per_repeat, power_per_repeat = [], [], []
@@ -449,6 +452,7 @@ class Runner:
                 f"repeats disagree by {spread:.0%} (more than protocol.max_spread "
                 f"{spec.protocol.max_spread:.0%}): the machine was busy or the window too short"
             )
+        warnings += _short_window_warnings(used, median([w["duration_s"] for w in windows]))
         latencies = [x for repeat in result["latencies_ms"] for x in repeat]
         window_s = sum(w["duration_s"] for w in windows)
         energy = median(per_repeat)
@@ -473,6 +477,40 @@ class Runner:
             for e, w in zip(per_repeat, windows, strict=True)
         ]
         return {"row": row, "per_sensor": per_sensor, "repeats": repeats, "warnings": warnings}
+
+
+def sensors_for_device(sensors, device: str) -> list:
+    """The sensors a run on `device` is charged with: the host's (CPU, DRAM, system) always, and
+    the GPU it ran on; other GPUs idle beside it and are not its cost (samples.csv has them)."""
+    gpu = _nvml_index(device)
+    return [s for s in sensors if s.kind != "gpu" or getattr(s, "index", None) == gpu]
+
+
+def _nvml_index(device: str) -> int | None:
+    """NVML's index of a torch CUDA device (CUDA_VISIBLE_DEVICES renumbers torch's)."""
+    if not device.startswith("cuda"):
+        return None
+    torch_index = int(device.split(":")[1]) if ":" in device else 0
+    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
+               if v.strip()]
+    if torch_index < len(visible) and visible[torch_index].isdigit():
+        return int(visible[torch_index])
+    return torch_index
+
+
+def _short_window_warnings(sensors, window_s: float) -> list[str]:
+    """Windows under WINDOW_UPDATE_PERIODS update periods of a sensor, with the error bound."""
+    warnings = []
+    for sensor in sensors:
+        period_s = getattr(sensor, "update_period_s", None)
+        if period_s and window_s < WINDOW_UPDATE_PERIODS * period_s:
+            warnings.append(
+                f"timed windows of {window_s:.3g} s are shorter than {WINDOW_UPDATE_PERIODS} "
+                f"update periods of {sensor.name} ({period_s:.3g} s): its energy is uncertain by "
+                f"up to ±{period_s / window_s:.0%}; lengthen protocol.min_window_s or drop "
+                "protocol.iterations"
+            )
+    return warnings
 
 
 def _forkserver_ready() -> None:

@@ -23,9 +23,9 @@ protocol:
 """
 
 
-def write_profile(folder: Path, body: str, name: str = "t") -> Path:
+def write_profile(folder: Path, body: str, name: str = "t", protocol: str = FAST_PROTOCOL) -> Path:
     path = folder / f"{name}.yaml"
-    path.write_text(f"name: {name}\ndevice: cpu\n{body}{FAST_PROTOCOL}")
+    path.write_text(f"name: {name}\ndevice: cpu\n{body}{protocol}")
     return path
 
 

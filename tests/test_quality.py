@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import copy
-import csv
 import math
-import random
 from pathlib import Path
 
 import pytest
@@ -16,13 +14,9 @@ from core.models import load_model
 from core.plan import expand
 from core.profile import parse_profile
 from core.quality import QUALITY_CSV_COLUMNS, evaluate, prepare_reference
+from tests.trained_models import SEQ_LEN, train_keyword_classifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"
-POSITIVE_WORDS = ["good", "great", "excellent", "lovely", "superb", "wonderful"]
-NEGATIVE_WORDS = ["bad", "awful", "terrible", "poor", "broken", "dreadful"]
-FILLER_WORDS = ("the it was and a this very my of we day box shop item time really quite so "
-                "found thought seemed today again after before with").split()
-SEQ_LEN = 16
 
 
 def run_spec(model_yaml: str, base_dir: Path, batch_size: int = 8, size: int = SEQ_LEN):
@@ -33,19 +27,6 @@ def run_spec(model_yaml: str, base_dir: Path, batch_size: int = 8, size: int = S
         f"resolutions: [{size}]}}\n"
     )
     return expand(parse_profile(text, base_dir=str(base_dir)), device="cpu")[0]
-
-
-def keyword_sentences(count: int, seed: int) -> list[tuple[str, str]]:
-    """Sentences whose label is set by the one sentiment keyword they hold."""
-    rng = random.Random(seed)
-    rows = []
-    for i in range(count):
-        label = "positive" if i % 2 else "negative"
-        words = rng.sample(FILLER_WORDS, 6)
-        keywords = POSITIVE_WORDS if label == "positive" else NEGATIVE_WORDS
-        words.insert(rng.randrange(len(words) + 1), rng.choice(keywords))
-        rows.append((" ".join(words), label))
-    return rows
 
 
 def prune_linear_weights(module, fraction: float = 0.9):
@@ -62,39 +43,7 @@ def prune_linear_weights(module, fraction: float = 0.9):
 
 @pytest.fixture(scope="module")
 def trained_classifier(tmp_path_factory) -> Path:
-    """A tiny BERT trained on keyword sentences, saved with its tokenizer, and an eval CSV."""
-    from transformers import BertConfig, BertForSequenceClassification
-
-    folder = tmp_path_factory.mktemp("classifier")
-    torch.manual_seed(0)
-    model = BertForSequenceClassification(BertConfig(
-        vocab_size=1024, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
-        intermediate_size=64, max_position_embeddings=64, num_labels=2,
-        hidden_dropout_prob=0.0, attention_probs_dropout_prob=0.0,
-        id2label={0: "negative", 1: "positive"}, label2id={"negative": 0, "positive": 1},
-    ))
-    tokenizer = DemoTokenizer(1024)
-    train = keyword_sentences(256, seed=1)
-    inputs = tokenizer([t for t, _ in train], max_length=SEQ_LEN, padding="max_length",
-                       truncation=True, return_tensors="pt")
-    labels = torch.tensor([int(label == "positive") for _, label in train])
-    optimiser = torch.optim.AdamW(model.parameters(), lr=3e-3)
-    model.train()
-    for _epoch in range(3):
-        for start in range(0, len(train), 32):
-            rows = slice(start, start + 32)
-            loss = model(input_ids=inputs["input_ids"][rows],
-                         attention_mask=inputs["attention_mask"][rows], labels=labels[rows]).loss
-            optimiser.zero_grad()
-            loss.backward()
-            optimiser.step()
-    model.save_pretrained(folder / "model")
-    tokenizer.save_pretrained(folder / "model")
-    with (folder / "eval.csv").open("w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(["text", "label"])
-        writer.writerows(keyword_sentences(96, seed=2))
-    return folder
+    return train_keyword_classifier(tmp_path_factory.mktemp("classifier"))
 
 
 def classifier_spec(folder: Path, batch_size: int = 8):

@@ -30,3 +30,42 @@ def test_energies_and_sizes_read_in_human_units():
     assert format_energy(2.5) == "2.5 J"
     assert format_energy(None) == "-"
     assert format_size(2457512) == "2.46 MB"
+
+
+def _finished(run_id, technique, energy, metric, value, model="m"):
+    return {"run_id": run_id, "model": model, "device": "cpu", "batch_size": 1, "seq_len": 8,
+            "technique": technique, "status": "finished", "energy_j_per_inference": energy,
+            "quality_metric": metric, "quality_value": value}
+
+
+def test_runs_frame_types_the_numeric_columns(tmp_path):
+    from core.report import runs_frame
+    from core.results import SessionWriter
+
+    writer = SessionWriter(tmp_path)
+    writer.record_run(_finished("a", "baseline", 0.5, "accuracy", 0.9))
+    writer.record_run({"run_id": "b", "status": "failed", "reason": "boom"})
+    writer.close()
+    frame = runs_frame(tmp_path)
+    assert frame["energy_j_per_inference"].tolist()[0] == 0.5
+    assert frame["energy_j_per_inference"].isna().tolist() == [False, True]
+    assert frame["reason"].tolist() == ["", "boom"]
+
+
+def test_the_pareto_front_keeps_runs_nothing_beats_on_energy_and_quality(tmp_path):
+    from core.report import pareto_front, runs_frame
+    from core.results import SessionWriter
+
+    writer = SessionWriter(tmp_path)
+    for row in (
+        _finished("base", "baseline", 1.0, "accuracy", 0.90),
+        _finished("int8", "dynamic-int8", 0.5, "accuracy", 0.89),   # cheaper, nearly as good
+        _finished("bf16", "bf16", 2.0, "accuracy", 0.90),           # dearer, no better
+        _finished("prune", "magnitude-prune", 0.6, "accuracy", 0.5),  # int8 beats it on both
+        _finished("lm", "baseline", 1.0, "perplexity", 20.0, model="lm"),
+        _finished("lm-q", "dynamic-int8", 1.5, "perplexity", 25.0, model="lm"),  # worse twice
+    ):
+        writer.record_run(row)
+    writer.close()
+    front = pareto_front(runs_frame(tmp_path))
+    assert sorted(front["run_id"]) == ["base", "int8", "lm"]

@@ -1,0 +1,80 @@
+"""A real session with a fake NVML (tests/fakes/pynvml): GPU sensors, snapshots, attribution."""
+
+from __future__ import annotations
+
+import csv
+import json
+import sys
+
+import pytest
+
+from core.profile import load_profile
+from core.runner import Runner, sensors_for_device
+from tests.fakes import pynvml as fake_nvml
+from tests.fakes.pynvml import FakeGpu
+from tests.session_helpers import write_profile
+
+
+@pytest.fixture(scope="module")
+def gpu_box_session(tmp_path_factory):
+    """A CPU run on a machine with two (fake) GPUs: they idle while the CPU works."""
+    folder = tmp_path_factory.mktemp("gpu")
+    fake_nvml.configure(gpus=[FakeGpu(power_w=60.0), FakeGpu(power_w=70.0, throttle_mask=0x4)])
+    profile = load_profile(write_profile(folder, """\
+models: [demo/tiny-bert-random]
+techniques: [baseline]
+inputs: {batch_sizes: [1], sequence_lengths: [16]}
+"""))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "pynvml", fake_nvml)
+        return Runner(profile, folder / "session").run()
+
+
+def test_every_gpu_is_sampled_and_recorded(gpu_box_session):
+    info = json.loads((gpu_box_session.path / "session.json").read_text())
+    names = {s["name"] for s in info["sensors"]}
+    assert {"nvml:0", "nvml:1"} <= names
+    assert info["idle_power_w"]["nvml:0"] == pytest.approx(60.0, rel=0.05)
+    sampled = {row["sensor"] for row in csv.DictReader((gpu_box_session.path /
+                                                         "samples.csv").open())}
+    assert {"nvml:0", "nvml:1"} <= sampled
+
+
+def test_a_cpu_run_is_not_charged_with_idle_gpus(gpu_box_session):
+    (row,) = csv.DictReader((gpu_box_session.path / "runs.csv").open())
+    assert row["status"] == "finished"
+    assert "nvml" not in row["sensors"]
+    assert float(row["avg_power_w"]) < 60.0  # the estimate alone; no GPU's 60-70 W
+
+
+def test_each_run_records_its_gpus_at_start_and_end(gpu_box_session):
+    (row,) = csv.DictReader((gpu_box_session.path / "runs.csv").open())
+    result = json.loads((gpu_box_session.path / "runs" / row["run_id"] /
+                         "result.json").read_text())
+    gpus = result["gpus"]
+    assert [g["name"] for g in gpus["start"]] == ["NVIDIA H100 80GB HBM3"] * 2
+    assert gpus["start"][0]["power_limit_w"] == pytest.approx(700.0)
+    assert gpus["end"][1]["temperature_c"] == 41
+    assert gpus["throttle_reasons_seen"]  # the fake reports gpu_idle and a second reason
+
+
+class _Gpu:
+    kind, measured = "gpu", True
+
+    def __init__(self, index):
+        self.index, self.name = index, f"nvml:{index}"
+
+
+class _Cpu:
+    kind, measured, name = "cpu", True, "rapl:package-0"
+
+
+def test_a_cuda_run_is_charged_with_its_own_gpu_and_the_host(monkeypatch):
+    sensors = [_Cpu(), _Gpu(0), _Gpu(1), _Gpu(2)]
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    assert [s.name for s in sensors_for_device(sensors, "cuda:1")] == ["rapl:package-0",
+                                                                       "nvml:1"]
+    monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "2,0")
+    assert [s.name for s in sensors_for_device(sensors, "cuda:0")] == ["rapl:package-0",
+                                                                       "nvml:2"]
+    assert [s.name for s in sensors_for_device(sensors, "cpu")] == ["rapl:package-0"]
