@@ -452,7 +452,7 @@ class Runner:
                 f"repeats disagree by {spread:.0%} (more than protocol.max_spread "
                 f"{spec.protocol.max_spread:.0%}): the machine was busy or the window too short"
             )
-        warnings += _short_window_warnings(used, median([w["duration_s"] for w in windows]))
+        warnings += short_window_warnings(used, median([w["duration_s"] for w in windows]))
         latencies = [x for repeat in result["latencies_ms"] for x in repeat]
         window_s = sum(w["duration_s"] for w in windows)
         energy = median(per_repeat)
@@ -498,7 +498,7 @@ def _nvml_index(device: str) -> int | None:
     return torch_index
 
 
-def _short_window_warnings(sensors, window_s: float) -> list[str]:
+def short_window_warnings(sensors, window_s: float) -> list[str]:
     """Windows under WINDOW_UPDATE_PERIODS update periods of a sensor, with the error bound."""
     warnings = []
     for sensor in sensors:

@@ -198,3 +198,39 @@ def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
     assert done.returncode == 2
     assert "line 4: protocol.repeats: -1 is not allowed" in done.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
+    from core.results import send_control
+
+    profile = write_profile(tmp_path, TINY_BERT)
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    try:
+        wait_for_event(session, lambda e: e["kind"] == "run_finished")
+        send_control(session, "stop")
+        runner.wait(timeout=60)
+    finally:
+        runner.kill()
+    first = rows_of(session)
+    assert [r["status"] for r in first.values()] == ["finished", "skipped"]
+    done = subprocess.run(
+        [sys.executable, "-m", "core.cli", "run", str(profile), "--resume", str(session),
+         "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    again = rows_of(session)
+    assert [r["status"] for r in again.values()] == ["finished", "finished"]
+    # the run finished before the stop was kept, not measured again
+    assert again["tiny-bert-random__baseline__b1-s16"] == first["tiny-bert-random__baseline__b1-s16"]
+
+
+def test_windows_too_short_for_a_sensor_are_flagged_with_their_error_bound():
+    from core.runner import short_window_warnings
+
+    class Counter:
+        name, update_period_s = "nvml:0", 0.1
+
+    (warning,) = short_window_warnings([Counter()], window_s=0.5)
+    assert "nvml:0" in warning and "±20%" in warning and "min_window_s" in warning
+    assert short_window_warnings([Counter()], window_s=1.0) == []

@@ -1,0 +1,75 @@
+"""The headless commands, run as a user runs them."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+from core.results import SessionWriter
+from tests.session_helpers import ROOT
+
+
+def energy_console(*args, env=None):
+    code = ("import sys; from tui.main import main; code = main(sys.argv[1:]); "
+            "print('TORCH LOADED' if 'torch' in sys.modules else '', file=sys.stderr); "
+            "sys.exit(code)")
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env=env)
+
+
+def test_version():
+    done = energy_console("--version")
+    assert done.returncode == 0 and done.stdout.startswith("energy-console 0.")
+
+
+def test_listing_models_and_techniques_stays_light():
+    models = energy_console("list", "models")
+    assert "demo/tiny-vit-random" in models.stdout and "image-classification" in models.stdout
+    techniques = energy_console("list", "techniques")
+    for name in ("dynamic-int8", "weight-int4", "structured-prune", "sparse-2:4", "chain"):
+        assert name in techniques.stdout
+    assert "unavailable" in techniques.stdout  # sparse-2:4 needs a CUDA GPU, and says so
+    assert "TORCH LOADED" not in models.stderr + techniques.stderr
+
+
+def test_sensors_tells_the_truth_about_a_machine_without_counters(tmp_path):
+    import os
+
+    env = {**os.environ, "ENERGY_CONSOLE_POWERCAP_ROOT": str(tmp_path / "none")}
+    done = energy_console("sensors", env=env)
+    assert done.returncode == 0
+    out = done.stdout
+    assert "cpu-estimate" in out and "estimate" in out.lower()
+    assert "rapl" in out and "nvml" in out
+    assert "fix" in out
+
+
+def test_report_shows_each_run_and_its_change_against_baseline(tmp_path):
+    session = tmp_path / "s"
+    writer = SessionWriter(session)
+    base = {"model": "m", "device": "cpu", "batch_size": 1, "seq_len": 8, "status": "finished",
+            "avg_power_w": 10.0, "latency_ms_p50": 2.0, "energy_source": "estimated",
+            "quality_metric": "accuracy", "quality_value": 0.9}
+    writer.record_run({**base, "run_id": "m__baseline", "technique": "baseline",
+                       "energy_j_per_inference": 0.4, "size_bytes": 1000})
+    writer.record_run({**base, "run_id": "m__dynamic-int8", "technique": "dynamic-int8",
+                       "energy_j_per_inference": 0.3, "size_bytes": 250})
+    writer.close()
+    done = energy_console("report", str(session))
+    assert done.returncode == 0
+    assert "m__dynamic-int8" in done.stdout and "-25%" in done.stdout and "-75%" in done.stdout
+    assert "Pareto front" in done.stdout
+
+
+def test_attach_without_a_session_says_so(tmp_path):
+    done = energy_console("attach", "--results-dir", str(tmp_path))
+    assert done.returncode == 2
+    assert "no session to attach to" in done.stderr
+    done = energy_console("attach", str(tmp_path))
+    assert done.returncode == 2 and "not a session directory" in done.stderr
+
+
+def test_a_profile_that_does_not_exist_is_named(tmp_path):
+    done = energy_console("run", str(tmp_path / "nope.yaml"))
+    assert done.returncode == 2
+    assert "no profile file" in done.stderr
