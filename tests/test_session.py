@@ -235,3 +235,20 @@ def test_windows_too_short_for_a_sensor_are_flagged_with_their_error_bound():
     (warning,) = short_window_warnings([Counter()], window_s=0.5)
     assert "nvml:0" in warning and "±20%" in warning and "min_window_s" in warning
     assert short_window_warnings([Counter()], window_s=1.0) == []
+
+
+def test_a_technique_that_cannot_apply_is_skipped_and_a_chain_is_one_run(tmp_path):
+    profile = load_profile(write_profile(tmp_path, """\
+models: [demo/tiny-bert-random]
+techniques:
+  - sparse-2:4
+  - chain: [{magnitude-prune: {amount: 0.5}}, dynamic-int8]
+inputs: {batch_sizes: [1], sequence_lengths: [16]}
+"""))
+    outcome = Runner(profile, tmp_path / "session").run()
+    rows = rows_of(outcome.path)
+    skipped = rows["tiny-bert-random__sparse-2-4__b1-s16"]
+    assert skipped["status"] == "skipped" and "cuda" in skipped["reason"]
+    chain = rows["tiny-bert-random__magnitude-prune-amount0.5+dynamic-int8__b1-s16"]
+    assert chain["status"] == "finished"
+    assert outcome.skipped == 1 and outcome.finished == 1 and outcome.failed == 0

@@ -52,7 +52,9 @@ class Step:
 
     @property
     def slug(self) -> str:
-        parts = [self.name] + [f"{k}{_slug_value(v)}" for k, v in self.params.items()]
+        # Run ids name folders: no ':' (sparse-2:4), which other systems refuse in file names.
+        parts = [self.name.replace(":", "-")]
+        parts += [f"{k}{_slug_value(v)}" for k, v in self.params.items()]
         return "-".join(parts)
 
     def to_yaml(self) -> Any:
