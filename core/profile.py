@@ -81,6 +81,8 @@ class ProtocolSettings:
     iterations: int | None = None  # fixed iterations per repeat (then windows are not lengthened)
     max_spread: float = 0.15  # warn when repeats' energy differs by more than this (relative)
     run_timeout_s: float = 900.0
+    cooldown_s: float = 0.0  # pause between runs, so heat from one run does not throttle the next
+    threads: int | None = None  # torch CPU threads in the worker (None: torch's default)
 
 
 @dataclass(frozen=True)
@@ -353,6 +355,10 @@ class _Checker:
                                    float, 0, strict=True),
             run_timeout_s=self.number(fields.get("run_timeout_s", d.run_timeout_s),
                                       p + ("run_timeout_s",), float, 0, strict=True),
+            cooldown_s=self.number(fields.get("cooldown_s", d.cooldown_s), p + ("cooldown_s",),
+                                   float, 0),
+            threads=None if fields.get("threads") is None else self.number(
+                fields["threads"], p + ("threads",), int, 1),
         )
 
     def carbon(self, value) -> CarbonSettings:

@@ -101,6 +101,8 @@ class Runner:
             context = self._worker_context()
             self._idle_baseline()
             for spec in self.specs:
+                if spec is not self.specs[0]:
+                    self._pause(self.profile.protocol.cooldown_s)
                 if self.stop_requested:
                     self._end_run(spec, "skipped", "session stopped before this run")
                     continue
@@ -158,15 +160,19 @@ class Runner:
         t0 = time.monotonic()
         self.sampler.read_now()
         start = self.sampler.energy_at(t0)
-        deadline = t0 + seconds
-        while time.monotonic() < deadline and not self.stop_requested:
-            self._poll_control()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+        self._pause(seconds)
         t1 = time.monotonic()
         self.sampler.read_now()
         windows = self.sampler.window(start, t0, t1)
         self.idle_power_w = {name: w.avg_power_w for name, w in windows.items()}
         self.emit(ev.IdleBaseline(duration_s=t1 - t0, power_w=self.idle_power_w))
+
+    def _pause(self, seconds: float) -> None:
+        """Wait, still answering stop requests."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stop_requested:
+            self._poll_control()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _write_info(self, status: str) -> None:
         info_path = self.path / "session.json"

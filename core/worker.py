@@ -86,6 +86,8 @@ def resolve_device(requested: str) -> str:
 
 def run(spec, cache_dir: Path, mark) -> dict:
     device = resolve_device(spec.device)
+    if spec.protocol.threads:
+        torch.set_num_threads(spec.protocol.threads)
     mark("loading", device=device)
     t0 = time.monotonic()
     loaded = load_model(spec.model, device)

@@ -20,6 +20,7 @@ protocol:
   min_window_s: 0.2
   repeats: 2
   sample_hz: 20
+  threads: 1
 """
 
 

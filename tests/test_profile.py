@@ -30,6 +30,8 @@ protocol:
   min_window_s: 1.0
   repeats: 3
   sample_hz: 20
+  cooldown_s: 1.5
+  threads: 2
 carbon:
   intensity_g_per_kwh: 400
 """
@@ -45,6 +47,7 @@ def test_the_documented_shape_loads_with_every_field():
                                                     "bf16+baseline"]
     assert profile.inputs.batch_sizes == (1, 8)
     assert profile.protocol.repeats == 3
+    assert profile.protocol.cooldown_s == 1.5 and profile.protocol.threads == 2
     assert profile.carbon.intensity_g_per_kwh == 400
 
 

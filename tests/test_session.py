@@ -95,6 +95,7 @@ def test_energy_windows_match_the_samples_written(tiny_session):
     power = repeat["energy_j"]["cpu-estimate"] / repeat["duration_s"]
     assert 0 < power <= 200  # watts, bounded by the estimate's model
     assert result["timings_s"]["worker_start_to_first_warmup"] > 0
+    assert result["torch_threads"] == 1  # protocol.threads reached the worker
 
 
 def test_failures_are_recorded_with_their_reason_and_the_session_goes_on(tmp_path):
