@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input, OptionList, SelectionList, Sparkline, Static
+from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, Sparkline, Static
 
 from core.profile import load_profile
 from core.results import read_events, read_runs
@@ -23,9 +23,9 @@ async def _choose(pilot, techniques: list[str], sequence_lengths: str = "16") ->
     chosen = screen.query_one("#techniques", SelectionList)
     for name in techniques:
         chosen.select(name)
-    screen.query_one("#sequence_lengths", Input).value = sequence_lengths
+    screen.set_field("sequence_lengths", sequence_lengths)
     for key, value in FAST.items():
-        screen.query_one(f"#{key}", Input).value = value
+        screen.set_field(key, value)
     await pilot.pause()
     return screen
 
@@ -39,7 +39,7 @@ async def test_selection_shows_run_count_and_names_bad_input(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _choose(pilot, ["baseline", "dynamic-int8"], sequence_lengths="16, 32")
         assert _summary(screen).startswith("4 runs")
-        screen.query_one("#batch_sizes", Input).value = "1, eight"
+        screen.set_field("batch_sizes", "1, eight")
         await pilot.pause()
         assert "batch sizes" in _summary(screen) and "'1, eight'" in _summary(screen)
         assert screen.profile is None
@@ -51,7 +51,7 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _choose(pilot, ["dynamic-int8"])
         await pilot.press("ctrl+s")
-        name_box = app.screen.query_one("#name", Input)
+        name_box = app.screen.query_one("#answer", Input)
         name_box.value = "mine"
         await pilot.press("enter")
         await pilot.pause()
@@ -60,7 +60,7 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
         assert saved.protocol.repeats == 2 and saved.inputs.sequence_lengths == (16,)
 
         screen.query_one("#techniques", SelectionList).deselect_all()
-        screen.query_one("#repeats", Input).value = "7"
+        screen.set_field("repeats", "7")
         await pilot.press("ctrl+o")
         await pilot.pause()
         assert app.screen.query_one(OptionList).option_count == 1
@@ -69,8 +69,49 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
         assert app.screen is screen
         assert screen.query_one("#techniques", SelectionList).selected == [
             "baseline", "dynamic-int8"]
-        assert screen.query_one("#repeats", Input).value == "2"
+        assert screen.fields["repeats"] == "2"
+        assert screen.query_one("#settings", DataTable).get_cell("repeats", "value") == "2"
         assert screen.profile.to_dict() == saved.to_dict()
+
+
+async def test_settings_parameters_and_models_are_edited_with_the_keyboard(tmp_path):
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.pause()
+        settings = screen.query_one("#settings", DataTable)
+        settings.focus()
+        settings.move_cursor(row=settings.get_row_index("repeats"))
+        await pilot.press("enter", "ctrl+u", *"4", "enter")
+        await pilot.pause()
+        assert app.screen is screen and screen.profile.protocol.repeats == 4
+
+        techniques = screen.query_one("#techniques", SelectionList)
+        techniques.focus()
+        techniques.highlighted = next(i for i in range(techniques.option_count) if
+                                      techniques.get_option_at_index(i).value == "magnitude-prune")
+        techniques.select("magnitude-prune")
+        await pilot.pause()
+        params = screen.query_one("#param-table", DataTable)
+        params.focus()
+        params.move_cursor(row=params.get_row_index("amount"))
+        await pilot.press("enter", "ctrl+u", *"lots", "enter")
+        await pilot.pause()
+        assert "amount must be a float" in str(app.screen.query_one("#problem", Label).render())
+        await pilot.press("ctrl+u", *"0.25", "enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.profile.to_dict()["techniques"][-1] == {"magnitude-prune": {"amount": 0.25}}
+
+        await pilot.press("a", *"./no-such-folder", "enter")
+        await pilot.pause()
+        assert "no folder at ./no-such-folder" in str(
+            app.screen.query_one("#problem", Label).render())
+        await pilot.press("ctrl+u", *"org/some-model", "enter")
+        await pilot.pause()
+        assert app.screen is screen
+        assert screen.profile is not None, _summary(screen)
+        assert {"hf": "org/some-model"} in screen.profile.to_dict()["models"]
 
 
 async def _wait(pilot, condition, timeout_s: float = 90.0) -> None:

@@ -2,6 +2,7 @@
 
 It never measures and never imports torch or transformers; a session runs in its own runner
 process, so quitting the console leaves the measurement going unless the user asks to stop it.
+The live and results screens are imported when first shown, which keeps start-up short.
 """
 
 from __future__ import annotations
@@ -17,8 +18,6 @@ from textual.screen import Screen
 from core.profile import ProfileError, load_profile
 from core.results import default_results_root, list_sessions, send_control
 from tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
-from tui.screens.live import LiveScreen
-from tui.screens.results import ResultsScreen
 from tui.screens.setup import SetupScreen
 
 
@@ -40,6 +39,8 @@ class EnergyConsoleApp(App):
 
     def on_mount(self) -> None:
         if self.attach is not None:
+            from tui.screens.live import LiveScreen
+
             self.push_screen(LiveScreen(self.attach))
         else:
             self.push_screen(SetupScreen(self.profiles_dir, self.results_root,
@@ -50,7 +51,7 @@ class EnergyConsoleApp(App):
 
     # ------------------------------------------------------------------ actions
     async def action_quit(self) -> None:
-        live = self.screen if isinstance(self.screen, LiveScreen) else None
+        live = self.screen if _is_live(self.screen) else None
         if live is None or not live.session_running:
             self.exit()
             return
@@ -70,6 +71,8 @@ class EnergyConsoleApp(App):
     def action_open_session(self) -> None:
         def open_(path: Path | None) -> None:
             if path is not None:
+                from tui.screens.live import LiveScreen
+
                 self.push_screen(LiveScreen(path))
 
         sessions = list(reversed(list_sessions(self.results_root)))
@@ -78,7 +81,9 @@ class EnergyConsoleApp(App):
 
     def action_results(self) -> None:
         screen = self.screen
-        if isinstance(screen, LiveScreen):
+        if _is_live(screen):
+            from tui.screens.results import ResultsScreen
+
             self.push_screen(ResultsScreen(screen.session_dir))
         else:
             self.notify("open a session first (o, or ctrl+e on the setup screen)")
@@ -92,13 +97,19 @@ class EnergyConsoleApp(App):
                             self.action_open_session)
         yield SystemCommand("New session", "Choose models and techniques to measure",
                             self.action_new_session)
-        if isinstance(screen, LiveScreen):
+        if _is_live(screen):
             yield SystemCommand("Results table", "Every run of this session, sortable",
                                 self.action_results)
             yield SystemCommand("Stop session", "Ask the runner to stop",
                                 screen.action_stop_session)
             yield SystemCommand("Cancel current run", "Ask the runner to cancel this run",
                                 screen.action_cancel_run)
+
+
+def _is_live(screen: Screen) -> bool:
+    from tui.screens.live import LiveScreen
+
+    return isinstance(screen, LiveScreen)
 
 
 def launch(profile_path: str | None = None, attach: Path | None = None,

@@ -1,14 +1,15 @@
-"""Small modal screens: quit, help, name a profile, pick a profile or a session."""
+"""Small modal screens: quit, help, ask for a value, add a model, pick a profile or a session."""
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, OptionList, Static
+from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
 HELP_TEXT = """\
@@ -16,8 +17,8 @@ energy-console measures what compressing a model does to its energy, speed,
 size and quality.
 
 Setup     ctrl+r start    ctrl+s save profile    ctrl+o open profile
-          space ticks a model or technique
-          Enter in the model box adds a hub id or a local folder
+          space ticks a model or technique, a adds a hub id or a folder
+          Enter on a setting or a technique parameter edits it
 Live      x stop the session    c cancel the current run
           r results table       o open another session
 Results   select a column header to sort by it (again: reverse)
@@ -64,23 +65,59 @@ class QuitScreen(ModalScreen[str | None]):
         self.dismiss(choice)
 
 
-class NameScreen(ModalScreen[str | None]):
-    """Asks for a profile name; returns it, or None when cancelled."""
+class AskScreen(ModalScreen[str | None]):
+    """Asks for one line of text; returns it stripped, or None when cancelled.
+
+    `check` returns what is wrong with an answer (the dialog stays open and says so) or None.
+    """
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, prompt: str, value: str):
+    def __init__(self, prompt: str, value: str, hint: str = "Enter saves, escape cancels",
+                 check: Callable[[str], str | None] | None = None):
         super().__init__()
-        self.prompt, self.value = prompt, value
+        self.prompt, self.value, self.hint, self.check = prompt, value, hint, check
 
     def compose(self) -> ComposeResult:
-        with Vertical(classes="dialog"):
+        with Vertical(classes="dialog ask"):
             yield Label(self.prompt)
-            yield Input(self.value, id="name")
-            yield Label("Enter saves, escape cancels", classes="hint")
+            yield Input(self.value, id="answer")
+            yield Label("", id="problem")
+            yield Label(self.hint, classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        self.dismiss(event.value.strip() or None)
+        answer = event.value.strip()
+        problem = self.check(answer) if self.check else None
+        if problem:
+            self.query_one("#problem", Label).update(f"✗ {problem}")
+            return
+        self.dismiss(answer)
+
+
+class AddModelScreen(ModalScreen[bool]):
+    """Type a hub id or a local folder and optionally its task; `add` returns a problem or None."""
+
+    BINDINGS = [Binding("escape", "dismiss(False)", "Cancel")]
+
+    def __init__(self, tasks: Iterable[str], add: Callable[[str, str | None], str | None]):
+        super().__init__()
+        self.tasks, self.add = tuple(tasks), add
+
+    def compose(self) -> ComposeResult:
+        with Vertical(classes="dialog ask"):
+            yield Label("Add a model: a hub id (org/name) or a local folder")
+            yield Input(placeholder="hub id or folder", id="model-ref")
+            yield Select([(t, t) for t in self.tasks], prompt="task: auto", id="model-task")
+            yield Label("", id="problem")
+            yield Label("Enter adds and ticks it, escape cancels", classes="hint")
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        task = self.query_one("#model-task", Select)
+        problem = self.add(event.value, None if task.is_blank() else str(task.value))
+        if problem:
+            self.query_one("#problem", Label).update(f"✗ {problem}")
+            return
+        self.dismiss(True)
 
 
 class PickScreen(ModalScreen[Path | None]):

@@ -1,7 +1,9 @@
 """What to measure: models, techniques and their parameters, input sizes, protocol, device.
 
 Every change rebuilds the profile through core.profile, so the run count, the duration estimate
-and any error message are what `energy-console run` would say about the same profile.
+and any error message are what `energy-console run` would say about the same profile. Settings and
+technique parameters are rows of a table edited one at a time, and the run count and the models of
+saved profiles arrive just after the first paint: that keeps the screen quick to open.
 """
 
 from __future__ import annotations
@@ -14,10 +16,10 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import Button, Footer, Input, Label, Select, SelectionList, Static
+from textual.widgets import DataTable, Footer, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
 
-from core.compression import techniques
+from core.compression import Param, techniques
 from core.launch import start_runner
 from core.models.base import TASKS
 from core.models.demo import DEMO_MODELS
@@ -25,7 +27,7 @@ from core.plan import expand
 from core.profile import Profile, ProfileError, load_profile, save_profile
 from core.results import session_dir_name
 from tui import format as fmt
-from tui.screens.dialogs import NameScreen, PickScreen
+from tui.screens.dialogs import AddModelScreen, AskScreen, PickScreen
 from tui.selection import (
     PROTOCOL_FIELDS,
     FormValues,
@@ -36,140 +38,152 @@ from tui.selection import (
     model_label,
     models_in_profiles,
 )
+from tui.widgets.field_table import FieldTable
 from tui.widgets.tick_list import TickList
 
-DEVICES = ("auto", "cpu", "cuda")
-SIZE_FIELDS = (
-    ("batch_sizes", "Batch sizes"),
-    ("sequence_lengths", "Sequence lengths"),
-    ("resolutions", "Resolutions"),
+NUMBER_LIST_HINT = "whole numbers separated by commas"
+SETTINGS: tuple[tuple[str, str, str], ...] = (  # form key, label, what to type
+    ("batch_sizes", "Batch sizes", f"{NUMBER_LIST_HINT}, e.g. 1, 8"),
+    ("sequence_lengths", "Sequence lengths", f"{NUMBER_LIST_HINT}, e.g. 128, 512 (text models)"),
+    ("resolutions", "Resolutions", f"{NUMBER_LIST_HINT}, e.g. 224 (image models)"),
+    *((key, label, f"{'a whole number' if kind is int else 'a number'}; blank for the default")
+      for key, label, kind in PROTOCOL_FIELDS),
+    ("device", "Device", "auto, cpu, cuda or cuda:N"),
+    ("name", "Profile name", "letters, digits, . _ -"),
 )
+ACTIONS = ("[@click=screen.start]Start ^r[/]   [@click=screen.save_profile]Save ^s[/]   "
+           "[@click=screen.open_profile]Open ^o[/]   [@click=app.open_session]Sessions ^e[/]   "
+           "[@click=screen.add_model]Add model a[/]")
 
 
 class SetupScreen(Screen):
+    AUTO_FOCUS = "#models"
     BINDINGS = [
         Binding("ctrl+r", "start", "Start", id="start"),
-        Binding("ctrl+s", "save_profile", "Save profile", id="save_profile"),
-        Binding("ctrl+o", "open_profile", "Open profile", id="open_profile"),
+        Binding("ctrl+s", "save_profile", "Save", id="save_profile"),
+        Binding("ctrl+o", "open_profile", "Open", id="open_profile"),
         Binding("ctrl+e", "app.open_session", "Sessions", id="open_session"),
+        Binding("a", "add_model", "Add", id="add_model"),
     ]
 
     def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None):
         super().__init__()
         self.profiles_dir, self.results_root = profiles_dir, results_root
-        self.initial = form_from_profile(profile) if profile else FormValues(
+        initial = form_from_profile(profile) if profile else FormValues(
             models=[next(iter(DEMO_MODELS))], techniques={"baseline": {}})
-        self.model_entries: dict[str, Any] = {}
+        self.initial_models = initial.models
+        self.model_entries: dict[str, Any] = {}  # list label -> profile model entry
+        self.fields: dict[str, str] = {}  # settings key -> text as typed
         self.technique_params: dict[str, dict[str, Any]] = {}
-        self.param_errors: dict[tuple[str, str], str] = {}
+        self.shown_params: str | None = None  # the technique whose parameters the table shows
         self.profile: Profile | None = None
+        self._set_form(initial)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         yield Static("energy-console · new session: choose what to measure", id="title")
         with Horizontal(id="columns"):
-            with VerticalScroll(id="left"):
-                yield Label("Models (space ticks)", classes="section")
-                yield TickList(id="models")
-                with Horizontal(classes="row"):
-                    yield Input(placeholder="hub id/folder ⏎", id="model-ref",
-                                compact=True)
-                    yield Select([(t, t) for t in TASKS], prompt="task: auto", id="model-task",
-                                 compact=True)
+            with VerticalScroll(id="left", can_focus=False):
+                yield Label("Models (space ticks, a adds)", classes="section")
+                yield TickList(*self._model_options([*DEMO_MODELS, *self.initial_models],
+                                                     self.initial_models), id="models")
                 yield Label("Techniques", classes="section")
                 yield TickList(*self._technique_options(), id="techniques")
                 yield Vertical(id="params")
-            with VerticalScroll(id="right"):
-                yield Label("Input sizes", classes="section")
-                for key, label in SIZE_FIELDS:
-                    yield from _field(label, Input(getattr(self.initial, key), id=key,
-                                                   compact=True))
-                yield Label("Protocol", classes="section")
-                for key, label, _ in PROTOCOL_FIELDS:
-                    yield from _field(label, Input(self.initial.protocol.get(key, ""), id=key,
-                                                   placeholder="default", compact=True))
-                yield from _field("Device", Select([(d, d) for d in DEVICES], id="device",
-                                                   value=self.initial.device, allow_blank=False,
-                                                   compact=True))
-                yield from _field("Profile name", Input(self.initial.name, id="name",
-                                                        compact=True))
-        yield Static("", id="summary")
-        with Horizontal(id="actions"):
-            yield Button("Start ^r", id="start", variant="success", compact=True)
-            yield Button("Save ^s", id="save", compact=True)
-            yield Button("Open ^o", id="open", compact=True)
-            yield Button("Sessions ^e", id="sessions", compact=True)
+            with VerticalScroll(id="right", can_focus=False):
+                yield Label("Inputs, protocol, device (⏎ edits)", classes="section")
+                yield FieldTable(id="settings")
+        yield Static("counting runs…", id="summary")
+        yield Static(ACTIONS, id="actions")
         yield Footer()
 
     def on_mount(self) -> None:
-        self.apply_form(self.initial)
+        self._show_settings()
+        self.call_after_refresh(self._after_first_paint)
+
+    def _after_first_paint(self) -> None:
+        """Models named in saved profiles (reads every profile) and the run count."""
+        models = self.query_one("#models", SelectionList)
+        for selection in self._model_options(models_in_profiles(self.profiles_dir), []):
+            models.add_option(selection)
+        self.refresh_summary()
+
+    def _model_options(self, entries: list[Any], chosen: list[Any]) -> list[Selection[str]]:
+        """Options for the entries not listed yet; those in `chosen` ticked."""
+        options = []
+        for entry in entries:
+            label = model_label(entry)
+            if label in self.model_entries:
+                continue
+            self.model_entries[label] = entry
+            task = DEMO_MODELS[entry].task if isinstance(entry, str) and entry in DEMO_MODELS \
+                else ""
+            options.append(Selection(f"{label}  {task}".rstrip(), label, entry in chosen))
+        return options
 
     def _technique_options(self) -> list[Selection[str]]:
         options = []
         for name, technique in techniques().items():
             reason = technique.unavailable_reason()
-            devices = "/".join(technique.devices)
-            prompt = f"{name}  ({technique.family}, {devices})"
+            prompt = f"{name}  ({technique.family}, {'/'.join(technique.devices)})"
             if reason:
                 prompt += f": unavailable, {reason}"
-            options.append(Selection(prompt, name, False, disabled=bool(reason)))
+            options.append(Selection(prompt, name, name in self.technique_params,
+                                     disabled=bool(reason)))
         return options
 
+    def _show_settings(self) -> None:
+        self.query_one("#settings", FieldTable).show_rows(
+            (key, label, self.fields[key], "") for key, label, _ in SETTINGS)
+
     # ------------------------------------------------------------------ form <-> widgets
-    def apply_form(self, form: FormValues) -> None:
-        """Show a profile's values in the widgets (models it names are added to the list)."""
-        models = self.query_one("#models", SelectionList)
-        models.clear_options()
-        self.model_entries = {}
-        for entry in [*DEMO_MODELS, *models_in_profiles(self.profiles_dir), *form.models]:
-            self._add_model(entry, selected=entry in form.models)
+    def _set_form(self, form: FormValues) -> None:
         known = set(techniques())
         self.technique_params = {n: dict(p) for n, p in form.techniques.items() if n in known}
+        self.fields = {key: getattr(form, key) for key in
+                       ("batch_sizes", "sequence_lengths", "resolutions", "device", "name")}
+        self.fields.update({key: form.protocol.get(key, "") for key, _, _ in PROTOCOL_FIELDS})
+
+    def apply_form(self, form: FormValues) -> None:
+        """Show a profile's values in the widgets (models it names are added to the list)."""
+        self._set_form(form)
+        models = self.query_one("#models", SelectionList)
+        models.add_options(self._model_options(form.models, form.models))
+        models.deselect_all()
+        for entry in form.models:
+            models.select(model_label(entry))
         chosen = self.query_one("#techniques", SelectionList)
         chosen.deselect_all()
         for name in self.technique_params:
             chosen.select(name)
-        for key, _ in SIZE_FIELDS:
-            self.query_one(f"#{key}", Input).value = getattr(form, key)
-        for key, _, _ in PROTOCOL_FIELDS:
-            self.query_one(f"#{key}", Input).value = form.protocol.get(key, "")
-        self.query_one("#device", Select).value = form.device
-        self.query_one("#name", Input).value = form.name
+        self._show_settings()
+        if self.shown_params is not None:
+            self._show_params(self.shown_params)
         self.refresh_summary()
 
-    def _add_model(self, entry: Any, selected: bool) -> None:
-        label = model_label(entry)
-        models = self.query_one("#models", SelectionList)
-        if label in self.model_entries:
-            if selected:
-                models.select(label)
-            return
-        self.model_entries[label] = entry
-        task = DEMO_MODELS[entry].task if isinstance(entry, str) and entry in DEMO_MODELS else ""
-        prompt = f"{label}  {task}".rstrip()
-        models.add_option(Selection(prompt, label, selected))
+    def set_field(self, key: str, text: str) -> None:
+        """Change one setting (what editing its row does) and recount the runs."""
+        self.fields[key] = text
+        self.query_one("#settings", FieldTable).set_text(key, text)
+        self.refresh_summary()
 
     def current_form(self) -> FormValues:
         chosen = self.query_one("#techniques", SelectionList).selected
         models = self.query_one("#models", SelectionList).selected
         return FormValues(
-            name=self.query_one("#name", Input).value,
+            name=self.fields["name"],
             models=[self.model_entries[k] for k in models],
             techniques={n: dict(self.technique_params.get(n, {})) for n in chosen},
-            batch_sizes=self.query_one("#batch_sizes", Input).value,
-            sequence_lengths=self.query_one("#sequence_lengths", Input).value,
-            resolutions=self.query_one("#resolutions", Input).value,
-            device=str(self.query_one("#device", Select).value),
-            protocol={k: self.query_one(f"#{k}", Input).value for k, _, _ in PROTOCOL_FIELDS},
+            batch_sizes=self.fields["batch_sizes"],
+            sequence_lengths=self.fields["sequence_lengths"],
+            resolutions=self.fields["resolutions"],
+            device=self.fields["device"],
+            protocol={k: self.fields[k] for k, _, _ in PROTOCOL_FIELDS},
         )
 
     def refresh_summary(self) -> None:
         summary = self.query_one("#summary", Static)
         self.profile = None
-        if self.param_errors:
-            (technique, _), problem = next(iter(self.param_errors.items()))
-            summary.update(f"✗ {technique}: {problem}")
-            return
         try:
             profile = build_profile(self.current_form())
         except ProfileError as exc:
@@ -182,71 +196,90 @@ class SetupScreen(Screen):
                        f"{len(profile.models)} models × {len(profile.techniques)} techniques")
 
     # ------------------------------------------------------------------ events
-    @on(Input.Changed)
-    @on(Select.Changed)
     @on(SelectionList.SelectedChanged)
-    def _changed(self, event) -> None:
-        source = getattr(event, "input", None)
-        if source is not None and (source.id == "model-ref" or source.has_class("param")):
-            return
-        self.refresh_summary()
-
-    @on(Input.Submitted, "#model-ref")
-    def _add_typed_model(self, event: Input.Submitted) -> None:
-        task = self.query_one("#model-task", Select).value
-        try:
-            entry = model_entry(event.value, None if task is Select.BLANK else str(task))
-        except ProfileError as exc:
-            self.notify(exc.problem, severity="error")
-            return
-        self._add_model(entry, selected=True)
-        event.input.value = ""
+    def _changed(self) -> None:
         self.refresh_summary()
 
     @on(SelectionList.SelectionHighlighted, "#techniques")
-    def _show_params(self, event: SelectionList.SelectionHighlighted) -> None:
-        name = event.selection.value
+    def _technique_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
+        self._show_params(event.selection.value)
+
+    def _show_params(self, technique: str) -> None:
+        """The highlighted technique's parameters, in a table built the first time one has any."""
+        self.shown_params = technique
         box = self.query_one("#params", Vertical)
-        box.remove_children()
-        params = techniques()[name].params
+        params = techniques()[technique].params
+        box.display = bool(params)
         if not params:
             return
-        widgets: list = [Label(f"{name} parameters", classes="section")]
-        values = self.technique_params.get(name, {})
-        for param in params:
-            hint = f"default {param.default}"
-            if param.choices:
-                hint += f"; one of {', '.join(map(str, param.choices))}"
-            text = str(values[param.name]) if param.name in values else ""
-            widgets += _field(param.name, Input(text, placeholder=hint, compact=True,
-                                                name=f"{name}:{param.name}",
-                                                classes="param", tooltip=param.help))
-        box.mount_all(widgets)
+        if not box.children:
+            box.mount(Label("", classes="section"), FieldTable(id="param-table"))
+        box.query_one(Label).update(f"{technique} parameters (⏎ edits)")
+        values = self.technique_params.get(technique, {})
+        box.query_one(FieldTable).show_rows(
+            (p.name, p.name, str(values[p.name]) if p.name in values else "", str(p.default))
+            for p in params)
 
-    @on(Input.Changed, ".param")
-    def _param_changed(self, event: Input.Changed) -> None:
-        technique, _, name = (event.input.name or "").partition(":")
+    @on(DataTable.RowSelected, "#settings")
+    def _edit_setting(self, event: DataTable.RowSelected) -> None:
+        key = str(event.row_key.value)
+        label, hint = next((label, hint) for k, label, hint in SETTINGS if k == key)
+
+        def edited(text: str | None) -> None:
+            if text is not None:
+                self.set_field(key, text)
+
+        self.app.push_screen(AskScreen(f"{label}:", self.fields[key],
+                                       f"{hint}. Enter saves, escape cancels"), edited)
+
+    @on(DataTable.RowSelected, "#param-table")
+    def _edit_param(self, event: DataTable.RowSelected) -> None:
+        technique = self.shown_params or ""
+        param = next(p for p in techniques()[technique].params if p.name == event.row_key.value)
+        values = self.technique_params.get(technique, {})
+        hint = f"default {param.default}"
+        if param.choices:
+            hint += f"; one of {', '.join(map(str, param.choices))}"
+
+        def edited(text: str | None) -> None:
+            if text is not None:
+                self.set_param(technique, param.name, text)
+
+        self.app.push_screen(AskScreen(
+            f"{technique} · {param.name}: {param.help}", str(values.get(param.name, "")),
+            f"{hint}; blank for the default. Enter saves, escape cancels",
+            check=lambda text: _param_problem(param, text)), edited)
+
+    def set_param(self, technique: str, name: str, text: str) -> None:
+        """Set (or with a blank text, reset to its default) one parameter of a technique."""
         param = next(p for p in techniques()[technique].params if p.name == name)
+        problem = _param_problem(param, text)
+        if problem:
+            raise ValueError(problem)
         values = self.technique_params.setdefault(technique, {})
-        self.param_errors.pop((technique, name), None)
-        text = event.value.strip()
-        try:
-            if text:
-                values[name] = _typed(param.type, text)
-            else:
-                values.pop(name, None)
-        except ValueError:
-            self.param_errors[(technique, name)] = (
-                f"{name} must be a {param.type.__name__}, got {text!r}")
+        if text:
+            values[name] = param.validate(_typed(param.type, text))
+        else:
+            values.pop(name, None)
+        if self.shown_params == technique:
+            self.query_one("#param-table", FieldTable).set_text(name, text)
         self.refresh_summary()
 
-    @on(Button.Pressed)
-    def _button(self, event: Button.Pressed) -> None:
-        actions = {"start": self.action_start, "save": self.action_save_profile,
-                   "open": self.action_open_profile, "sessions": self.app.action_open_session}
-        actions[event.button.id or ""]()
-
     # ------------------------------------------------------------------ actions
+    def action_add_model(self) -> None:
+        def add(text: str, task: str | None) -> str | None:
+            try:
+                entry = model_entry(text, task)
+            except ProfileError as exc:
+                return exc.problem
+            models = self.query_one("#models", SelectionList)
+            models.add_options(self._model_options([entry], [entry]))
+            models.select(model_label(entry))
+            self.refresh_summary()
+            return None
+
+        self.app.push_screen(AddModelScreen(TASKS, add))
+
     def action_start(self) -> None:
         self.refresh_summary()
         if self.profile is None:
@@ -263,16 +296,15 @@ class SetupScreen(Screen):
         def save(name: str | None) -> None:
             if not name:
                 return
-            self.query_one("#name", Input).value = name
-            self.refresh_summary()
+            self.set_field("name", name)
             if self.profile is None:
                 self.notify("not saved: fix the problem shown above Start", severity="error")
                 return
             path = save_profile(self.profile, self.profiles_dir / f"{self.profile.name}.yaml")
             self.notify(f"saved {path}")
 
-        self.app.push_screen(NameScreen("Save the profile as profiles/<name>.yaml; name:",
-                                        self.query_one("#name", Input).value), save)
+        self.app.push_screen(AskScreen("Save the profile as profiles/<name>.yaml; name:",
+                                       self.fields["name"]), save)
 
     def action_open_profile(self) -> None:
         def open_(path: Path | None) -> None:
@@ -293,8 +325,19 @@ class SetupScreen(Screen):
         self.notify(f"opened {path}")
 
 
-def _field(label: str, widget) -> list:
-    return [Horizontal(Label(label, classes="field-label"), widget, classes="row")]
+def _param_problem(param: Param, text: str) -> str | None:
+    """What is wrong with a typed parameter value (blank means the default), or None."""
+    if not text:
+        return None
+    try:
+        value = _typed(param.type, text)
+    except ValueError:
+        return f"{param.name} must be a {param.type.__name__}, got {text!r}"
+    try:
+        param.validate(value)
+    except ValueError as exc:
+        return str(exc)
+    return None
 
 
 def _typed(kind: type, text: str) -> Any:

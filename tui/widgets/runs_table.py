@@ -25,6 +25,6 @@ class RunsTable(DataTable):
             cells = live_cells(row, changes.get(row["run_id"]))
             if row["run_id"] in known:
                 for column, cell in zip(LIVE_COLUMNS, cells, strict=True):
-                    self.update_cell(row["run_id"], column.key, cell)
+                    self.update_cell(row["run_id"], column.key, cell, update_width=True)
             else:
                 self.add_row(*cells, key=row["run_id"])
