@@ -74,6 +74,30 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
         assert screen.profile.to_dict() == saved.to_dict()
 
 
+async def test_the_default_profile_opens_with_its_datasets_and_saves_back_whole(tmp_path):
+    """Models with datasets, carbon and protocol keys the form does not show all survive."""
+    root = Path(__file__).resolve().parent.parent
+    source = root / "profiles" / "default.yaml"
+    profiles = tmp_path / "profiles"
+    app = EnergyConsoleApp(load_profile(source), results_root=tmp_path / "results",
+                           profiles_dir=profiles)
+    async with app.run_test(size=(100, 32)) as pilot:
+        screen = app.screen
+        await pilot.pause()
+        ticked = screen.query_one("#models", SelectionList).selected
+        assert len(ticked) == 4 and all("· data:" in label for label in ticked)
+        assert "12 runs" in _summary(screen)
+        await pilot.press("ctrl+s")
+        app.screen.query_one("#answer", Input).value = "copy"
+        await pilot.press("enter")
+        await pilot.pause()
+    original, saved = load_profile(source), load_profile(profiles / "copy.yaml")
+    assert saved.carbon == original.carbon and saved.protocol == original.protocol
+    for before, after in zip(original.models, saved.models, strict=True):
+        assert Path(after.dataset["path"]) == (root / "data" / Path(before.dataset["path"]).name)
+        assert Path(after.dataset["path"]).exists()
+
+
 async def test_settings_parameters_and_models_are_edited_with_the_keyboard(tmp_path):
     app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
     async with app.run_test(size=(80, 24)) as pilot:

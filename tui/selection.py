@@ -33,6 +33,9 @@ class FormValues:
     resolutions: str = "224"
     device: str = "auto"
     protocol: dict[str, str] = field(default_factory=dict)  # ProtocolSettings field -> text
+    # What the form does not edit, kept as loaded so saving a profile loses nothing:
+    # {"protocol": {max_spread: ...}, "carbon": {...}, "sensors": {...}}
+    kept: dict[str, Any] = field(default_factory=dict)
 
 
 PROTOCOL_FIELDS = (
@@ -42,6 +45,8 @@ PROTOCOL_FIELDS = (
     ("repeats", "Repeats", int),
     ("iterations", "Iterations (or auto)", int),
     ("sample_hz", "Sensor rate (Hz)", float),
+    ("cooldown_s", "Cool-down between runs (s)", float),
+    ("threads", "CPU threads (or auto)", int),
 )
 
 
@@ -71,7 +76,7 @@ def profile_document(form: FormValues) -> dict[str, Any]:
         raise ProfileError("models", "none selected; tick a demo model or add a hub id or folder")
     if not form.techniques:
         raise ProfileError("techniques", "none selected; tick at least baseline")
-    protocol: dict[str, Any] = {}
+    protocol: dict[str, Any] = dict(form.kept.get("protocol", {}))
     for key, label, kind in PROTOCOL_FIELDS:
         text = form.protocol.get(key, "").strip()
         if text:
@@ -87,6 +92,7 @@ def profile_document(form: FormValues) -> dict[str, Any]:
             "resolutions": _number_list(form.resolutions, "resolutions"),
         },
         "protocol": protocol,
+        **{section: form.kept[section] for section in ("carbon", "sensors") if section in form.kept},
     }
 
 
@@ -98,6 +104,10 @@ def build_profile(form: FormValues, source: str = "setup") -> Profile:
 
 def form_from_profile(profile: Profile) -> FormValues:
     document = profile.to_dict()
+    edited = {key for key, _, _ in PROTOCOL_FIELDS}
+    kept: dict[str, Any] = {section: document[section] for section in ("carbon", "sensors")
+                            if section in document}
+    kept["protocol"] = {k: v for k, v in document["protocol"].items() if k not in edited}
     return FormValues(
         name=profile.name,
         models=[_absolute_model(m) for m in profile.models],
@@ -106,15 +116,23 @@ def form_from_profile(profile: Profile) -> FormValues:
         sequence_lengths=", ".join(map(str, profile.inputs.sequence_lengths)),
         resolutions=", ".join(map(str, profile.inputs.resolutions)),
         device=profile.device,
-        protocol={k: _text(v) for k, v in document["protocol"].items()},
+        protocol={k: _text(v) for k, v in document["protocol"].items() if k in edited},
+        kept=kept,
     )
 
 
 def _absolute_model(entry) -> Any:
-    """A local folder as an absolute path, so the profile works from any directory."""
+    """Local folders and dataset files as absolute paths, so the profile works from any
+    directory (the console builds profiles from its own working directory)."""
     raw = entry.to_yaml()
     if entry.source == "path":
         raw = dict(raw, path=entry.resolved_ref)
+    if entry.dataset:
+        base = Path(entry.base_dir)
+        dataset = dict(entry.dataset, path=str((base / entry.dataset["path"]).resolve()))
+        if isinstance(dataset.get("label_map"), str):
+            dataset["label_map"] = str((base / dataset["label_map"]).resolve())
+        raw = dict(raw, dataset=dataset)
     return raw
 
 
@@ -153,7 +171,9 @@ def model_label(entry: Any) -> str:
     for key in ("demo", "hf", "path"):
         if key in entry:
             task = f" ({entry['task']})" if entry.get("task") else ""
-            return f"{entry[key]}{task}"
+            dataset = entry.get("dataset")
+            data = f" · data: {Path(dataset['path']).name}" if dataset else ""
+            return f"{entry[key]}{task}{data}"
     return str(entry)
 
 

@@ -143,6 +143,7 @@ class SetupScreen(Screen):
         self.fields = {key: getattr(form, key) for key in
                        ("batch_sizes", "sequence_lengths", "resolutions", "device", "name")}
         self.fields.update({key: form.protocol.get(key, "") for key, _, _ in PROTOCOL_FIELDS})
+        self.kept = form.kept
 
     def apply_form(self, form: FormValues) -> None:
         """Show a profile's values in the widgets (models it names are added to the list)."""
@@ -179,6 +180,7 @@ class SetupScreen(Screen):
             resolutions=self.fields["resolutions"],
             device=self.fields["device"],
             protocol={k: self.fields[k] for k, _, _ in PROTOCOL_FIELDS},
+            kept=self.kept,
         )
 
     def refresh_summary(self) -> None:

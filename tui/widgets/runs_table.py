@@ -28,3 +28,6 @@ class RunsTable(DataTable):
                     self.update_cell(row["run_id"], column.key, cell, update_width=True)
             else:
                 self.add_row(*cells, key=row["run_id"])
+        # New rows widen columns only when the table next measures itself; repaint after that,
+        # or a real terminal keeps the first rows drawn at the old widths (seen in tmux).
+        self.call_after_refresh(self.refresh)
