@@ -92,7 +92,8 @@ def profile_document(form: FormValues) -> dict[str, Any]:
             "resolutions": _number_list(form.resolutions, "resolutions"),
         },
         "protocol": protocol,
-        **{section: form.kept[section] for section in ("carbon", "sensors") if section in form.kept},
+        **{section: form.kept[section] for section in ("carbon", "sensors")
+           if section in form.kept},
     }
 
 
