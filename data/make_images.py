@@ -1,8 +1,8 @@
 """Generate data/images-mini: small labelled images drawn procedurally (no packages needed).
 
-Ten classes of simple patterns, three 32x32 images each, written as binary PPM (P6) by
-hand, so the script needs no imaging library. Colours and positions come from a seeded random generator: running this script
-again writes the same bytes. Usage: python data/make_images.py [output folder]
+Ten classes of simple patterns, three 32x32 images each, written as binary PPM (P6) by hand, so
+the script needs no imaging library. Colours and positions come from a seeded random generator:
+running this script again writes the same bytes. Usage: python data/make_images.py [output folder]
 """
 
 from __future__ import annotations
