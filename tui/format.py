@@ -61,10 +61,19 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "top1_agreement": "top1",
+                "next_token_agreement": "next-tok", "cosine_similarity": "cos"}
+
+
 def quality(row: dict[str, str]) -> str:
+    """The task metric, short enough for a table cell, with top-1 fidelity beside it."""
     value = to_float(row.get("quality_value"))
-    metric = row.get("quality_metric") or ""
+    top1 = to_float(row.get("fidelity_top1"))
+    fidelity = "" if top1 is None else f"top1 {top1:.2f}"
     if value is None:
-        top1 = to_float(row.get("fidelity_top1"))
-        return DASH if top1 is None else f"top1 {top1:.3f}"
-    return f"{metric} {value:.3g}".strip()
+        return fidelity or DASH
+    metric = row.get("quality_metric") or ""
+    if metric in ("top1_agreement", "next_token_agreement"):  # the metric is the fidelity
+        return f"{METRIC_SHORT[metric]} {value:.2f}"
+    shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
+    return f"{METRIC_SHORT.get(metric, metric)} {shown} {fidelity}".strip()

@@ -1,0 +1,10 @@
+from tui.format import quality
+
+
+def test_quality_cells_show_the_task_metric_with_top1_fidelity_beside_it():
+    assert quality({"quality_metric": "accuracy", "quality_value": "0.9375",
+                    "fidelity_top1": "0.96875"}) == "acc 0.938 top1 0.97"
+    assert quality({"quality_metric": "perplexity", "quality_value": "1074.2"}) == "ppl 1074"
+    assert quality({"quality_metric": "top1_agreement", "quality_value": "0.75",
+                    "fidelity_top1": "0.75"}) == "top1 0.75"
+    assert quality({"quality_metric": "", "quality_value": "", "fidelity_top1": ""}) == "—"
