@@ -95,6 +95,12 @@ def cmd_run(args) -> int:
         done = {r["run_id"] for r in read_runs(session_dir) if r["status"] == "finished"}
     else:
         session_dir = args.session_dir or results_root(args) / session_dir_name(profile.name)
+    try:
+        session_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        print(f"error: cannot write the session to {session_dir}: {exc.strerror}; choose "
+              "another place with --results-dir or ENERGY_CONSOLE_RESULTS_DIR", file=sys.stderr)
+        return EXIT_BAD_INPUT
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done)

@@ -82,10 +82,14 @@ class SessionWriter:
         self._events.flush()
 
     def append_samples(self, rows: Iterable[tuple[float, str, float | None, float]]) -> None:
+        """One write per batch; rows formatted here as csv.writer would (half its cost)."""
+        lines = []
         for t, sensor, watts, joules in rows:
-            self._sample_writer.writerow(
-                (f"{t:.4f}", sensor, "" if watts is None else f"{watts:.4f}", f"{joules:.6f}")
-            )
+            if not {",", '"', "\r", "\n"}.isdisjoint(sensor):
+                sensor = '"' + sensor.replace('"', '""') + '"'
+            watts_text = "" if watts is None else f"{watts:.4f}"
+            lines.append(f"{t:.4f},{sensor},{watts_text},{joules:.6f}\r\n")
+        self._samples.write("".join(lines))
         self._samples.flush()
 
     def run_dir(self, run_id: str) -> Path:

@@ -84,8 +84,8 @@ class Runner:
         self.writer = SessionWriter(self.path)
         (self.path / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
         self.control = ControlReader(self.path)
-        previous = {sig: signal.signal(sig, self._on_signal) for sig in (signal.SIGTERM,
-                                                                           signal.SIGHUP)}
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
         status, message = "completed", ""
         try:
             self._start_sensors()
@@ -133,7 +133,11 @@ class Runner:
             self.on_event(event)
 
     def _on_signal(self, signum, frame) -> None:
-        self.stop_requested = True
+        """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
+        Ctrl-C stops at once (what was written stays written)."""
+        if signum == signal.SIGINT and self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True  # only a flag: a handler must not write mid-write
 
     def _start_sensors(self) -> None:
         from core.sensors.period import calibrate

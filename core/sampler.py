@@ -15,6 +15,7 @@ from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from core.sensors.base import Sensor
 
@@ -22,8 +23,9 @@ from core.sensors.base import Sensor
 STALLED_COUNTER_S = 1.0
 
 
-@dataclass(frozen=True)
-class Sample:
+class Sample(NamedTuple):
+    """One sensor's reading as the sampler keeps it (a named tuple: made ~7 times per round)."""
+
     t: float  # monotonic
     sensor: str
     power_w: float | None
@@ -104,19 +106,32 @@ class _Series:
 
 
 class Sampler:
+    """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called.
+
+    on_samples gets every sample, in order, in batches at most every `deliver_every_s` (0: after
+    each round) and the rest at stop(): one call, and one write to samples.csv, per batch rather
+    than per round is most of what sampling costs beside the reads themselves.
+    """
+
     def __init__(
         self,
         sensors: Sequence[Sensor],
         sample_hz: float = 20.0,
         on_samples: Callable[[list[Sample]], None] | None = None,
         history_s: float = 120.0,
+        deliver_every_s: float = 0.25,
     ):
         self.sensors = list(sensors)
         self.period_s = 1.0 / sample_hz
         self.on_samples = on_samples
+        self.deliver_every_s = deliver_every_s
         maxlen = int(history_s * sample_hz) + 64
         self._series = {s.name: _Series(s.name, maxlen) for s in self.sensors}
+        self._readers = [(s.name, s.read, self._series[s.name].add) for s in self.sensors]
         self._lock = threading.Lock()
+        self._pending: list[Sample] = []
+        self._deliver_at = 0.0
+        self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
         self.errors: dict[str, str] = {}
@@ -127,9 +142,11 @@ class Sampler:
         self._thread.start()
 
     def stop(self) -> None:
+        """Stop the thread and hand on_samples what it has not had yet."""
         self._stop.set()
         if self._thread:
             self._thread.join(timeout=5)
+        self._deliver(wait=True)
 
     def _loop(self) -> None:
         next_t = time.monotonic()
@@ -144,21 +161,37 @@ class Sampler:
             time.sleep(delay)
 
     def read_now(self) -> list[Sample]:
-        """Read every sensor once, now; returns the new samples (also passed to on_samples)."""
+        """Read every sensor once, now; returns the new samples (on_samples gets them too)."""
         samples = []
         with self._lock:
-            for sensor in self.sensors:
+            for name, read, add in self._readers:
                 try:
-                    reading = sensor.read()
+                    reading = read()
                 except Exception as exc:  # a sensor that fails once must not stop the others
-                    self.errors[sensor.name] = f"{type(exc).__name__}: {exc}"
+                    self.errors[name] = f"{type(exc).__name__}: {exc}"
                     continue
-                sample = self._series[sensor.name].add(reading.t, reading.energy_j, reading.power_w)
+                sample = add(reading.t, reading.energy_j, reading.power_w)
                 if sample is not None:
                     samples.append(sample)
-        if samples and self.on_samples:
-            self.on_samples(samples)
+            due = False
+            if samples and self.on_samples:
+                self._pending += samples
+                due = time.monotonic() >= self._deliver_at
+        if due:
+            self._deliver(wait=False)
         return samples
+
+    def _deliver(self, wait: bool) -> None:
+        if not self.on_samples or not self._delivering.acquire(blocking=wait):
+            return  # another thread is delivering: these samples go with the next batch
+        try:
+            with self._lock:
+                batch, self._pending = self._pending, []
+                self._deliver_at = time.monotonic() + self.deliver_every_s
+            if batch:
+                self.on_samples(batch)
+        finally:
+            self._delivering.release()
 
     def energy_at(self, t: float) -> dict[str, float]:
         """Each sensor's cumulative energy (J) at monotonic time t."""

@@ -13,6 +13,7 @@ from __future__ import annotations
 import contextlib
 import os
 import resource
+import signal
 import sys
 import threading
 import time
@@ -38,6 +39,7 @@ class _Skip(Exception):
 def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> None:
     """Process target. Never raises: every outcome is one message on the pipe."""
     started_t = time.monotonic()
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the runner's to act on
     _redirect_output(Path(run_dir) / "worker.log")
     _die_with_runner(runner_pid)
 
@@ -201,7 +203,6 @@ def _die_with_runner(runner_pid: int) -> None:
     """A worker must never outlive its runner, even one killed with SIGKILL."""
     with contextlib.suppress(Exception):
         import ctypes
-        import signal
 
         ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 

@@ -36,6 +36,7 @@ def start_cli_session(profile: Path, session_dir: Path) -> subprocess.Popen:
         [sys.executable, "-m", "core.cli", "run", str(profile), "--session-dir", str(session_dir),
          "--quiet"],
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        start_new_session=True,  # its own process group, as a terminal's foreground job has
         env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
                                                                           os.environ.get(
                                                                               "PYTHONPATH")]))},

@@ -73,3 +73,13 @@ def test_a_profile_that_does_not_exist_is_named(tmp_path):
     done = energy_console("run", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2
     assert "no profile file" in done.stderr
+
+
+def test_a_results_directory_that_cannot_be_written_is_named_with_the_fix(tmp_path):
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    done = energy_console("run", str(ROOT / "tests" / "profiles" / "tiny.yaml"),
+                          "--results-dir", str(blocker))
+    assert done.returncode == 2
+    assert f"cannot write the session to {blocker}" in done.stderr
+    assert "--results-dir" in done.stderr

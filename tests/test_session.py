@@ -253,3 +253,21 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
     chain = rows["tiny-bert-random__magnitude-prune-amount0.5+dynamic-int8__b1-s16"]
     assert chain["status"] == "finished"
     assert outcome.skipped == 1 and outcome.finished == 1 and outcome.failed == 0
+
+
+def test_ctrl_c_stops_cleanly_and_records_every_run(tmp_path):
+    profile = write_profile(tmp_path, TINY_BERT)
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    try:
+        started = wait_for_event(session, lambda e: e["kind"] == "run_started")
+        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
+        runner.wait(timeout=60)
+    finally:
+        runner.kill()
+    assert runner.returncode == 130
+    rows = rows_of(session)
+    assert [r["status"] for r in rows.values()] == ["skipped", "skipped"]
+    assert read_events(session)[-1]["status"] == "stopped"
+    assert wait_gone([started["worker_pid"]], timeout_s=5) == []

@@ -12,6 +12,7 @@ guess of TDP_W_PER_CORE per physical core. Every figure made with this sensor is
 
 from __future__ import annotations
 
+import io
 import os
 import time
 
@@ -30,21 +31,20 @@ def default_tdp_w() -> float:
     return max(MIN_DEFAULT_TDP_W, TDP_W_PER_CORE * cores)
 
 
-def cpu_busy_and_total() -> tuple[float, float]:
-    """Busy and total CPU time of all CPUs since boot, in the kernel's ticks (or seconds)."""
-    try:
-        fd = os.open(PROC_STAT, os.O_RDONLY)
-        try:
-            first_line = os.read(fd, 512).split(b"\n", 1)[0]
-        finally:
-            os.close(fd)
-        # cpu user nice system idle iowait irq softirq steal guest guest_nice
-        ticks = [int(x) for x in first_line.split()[1:9]]
-        return float(sum(ticks) - ticks[3] - ticks[4]), float(sum(ticks))
-    except (OSError, ValueError, IndexError):
-        times = psutil.cpu_times()
-        idle = times.idle + getattr(times, "iowait", 0.0)
-        return sum(times) - idle, float(sum(times))
+def busy_and_total_ticks(proc_stat: bytes) -> tuple[int, int]:
+    """Busy and total CPU time of all CPUs since boot, in the kernel's ticks, from /proc/stat."""
+    # cpu user nice system idle iowait irq softirq steal (guest time is inside user and nice)
+    fields = proc_stat.split(b"\n", 1)[0].split()
+    user, nice, system, idle, iowait, irq, softirq, steal = map(int, fields[1:9])
+    busy = user + nice + system + irq + softirq + steal
+    return busy, busy + idle + iowait
+
+
+def psutil_busy_and_total_s() -> tuple[float, float]:
+    """The same in seconds, through psutil, where /proc/stat cannot be read."""
+    times = psutil.cpu_times()
+    idle = times.idle + getattr(times, "iowait", 0.0)
+    return sum(times) - idle, float(sum(times))
 
 
 class EstimatedCpuSensor:
@@ -60,10 +60,23 @@ class EstimatedCpuSensor:
             f"linear model: {self.idle_w:.1f} W idle .. {self.tdp_w:.1f} W at full load"
             f" ({'TDP from profile' if tdp_w else 'TDP guessed from core count'})"
         )
-        self._last = cpu_busy_and_total()
+        # kept open and re-read at offset 0: the kernel makes a fresh /proc/stat for each read
+        self._proc_stat: io.FileIO | None = None
+        try:
+            self._proc_stat = open(PROC_STAT, "rb", buffering=0)
+            self._busy_and_total()
+        except (OSError, ValueError):  # not Linux, or a /proc/stat without the usual cpu line
+            self.close()
+            self._proc_stat = None
+        self._last = self._busy_and_total()
+
+    def _busy_and_total(self) -> tuple[float, float]:
+        if self._proc_stat is None:
+            return psutil_busy_and_total_s()
+        return busy_and_total_ticks(os.pread(self._proc_stat.fileno(), 512, 0))
 
     def utilisation(self) -> float:
-        busy, total = cpu_busy_and_total()
+        busy, total = self._busy_and_total()
         d_busy, d_total = busy - self._last[0], total - self._last[1]
         self._last = (busy, total)
         if d_total <= 0:
@@ -77,4 +90,5 @@ class EstimatedCpuSensor:
         )
 
     def close(self) -> None:
-        pass
+        if self._proc_stat is not None:
+            self._proc_stat.close()

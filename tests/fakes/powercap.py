@@ -6,8 +6,11 @@ The tree has the kernel's layout (flat zone directories, as /sys/class/powercap 
     intel-rapl:0:0/{name=core, ...}   intel-rapl:0:1/{name=dram, ...}
     intel-rapl:1/... (second socket)  intel-rapl:2/{name=psys} (optional)
 
-Point the code at it with ENERGY_CONSOLE_POWERCAP_ROOT=<root>. Values are written with an atomic
-rename, so a reader never sees a half-written file (sysfs reads are atomic too).
+Point the code at it with ENERGY_CONSOLE_POWERCAP_ROOT=<root>. Like sysfs, an `energy_uj` file is
+updated in place, so a reader that keeps it open and re-reads it at offset 0 (as the RAPL sensor
+does) sees every new value: one pwrite at a fixed width (zero-padded to the digits of
+max_energy_range_uj), so a reader never sees a half-written or shortened value. The static files
+(name, max_energy_range_uj) are written with an atomic rename.
 
 Run as a script, this module is the counter writer (`start_counter_writer` starts it):
 
@@ -37,6 +40,26 @@ def write_value(path: Path, value: int | str) -> None:
     os.replace(tmp, path)
 
 
+def counter_text(value_uj: int, width: int) -> bytes:
+    return f"{value_uj:0{width}d}\n".encode()
+
+
+def write_counter_in_place(fd: int, value_uj: int, width: int) -> None:
+    """One pwrite at offset 0; the truncate only matters where a value outgrew the width."""
+    data = counter_text(value_uj, width)
+    os.pwrite(fd, data, 0)
+    os.ftruncate(fd, len(data))
+
+
+def set_counter(path: Path, value_uj: int) -> None:
+    """Write an energy_uj file in place, keeping the width it was created with."""
+    fd = os.open(path, os.O_RDWR)
+    try:
+        write_counter_in_place(fd, value_uj, os.fstat(fd).st_size - 1)
+    finally:
+        os.close(fd)
+
+
 @dataclass
 class FakePowercap:
     root: Path
@@ -46,7 +69,7 @@ class FakePowercap:
         return self.zones[zone_dir]
 
     def set_energy_uj(self, zone_dir: str, value_uj: int) -> None:
-        write_value(self.zones[zone_dir] / "energy_uj", value_uj)
+        set_counter(self.zones[zone_dir] / "energy_uj", value_uj)
 
     def energy_files(self) -> list[Path]:
         return [path / "energy_uj" for path in self.zones.values()]
@@ -74,7 +97,7 @@ def build_powercap_tree(
         path.mkdir()
         write_value(path / "name", name)
         write_value(path / "max_energy_range_uj", max_energy_range_uj)
-        write_value(path / "energy_uj", start_uj)
+        (path / "energy_uj").write_bytes(counter_text(start_uj, len(str(max_energy_range_uj))))
         tree.zones[zone_dir] = path
 
     top = 0
@@ -137,18 +160,22 @@ def _run_writer(wrap_uj: int, interval_s: float, zones: list[tuple[Path, float]]
         running = False
 
     signal.signal(signal.SIGTERM, stop)
-    start_uj = [int((path / "energy_uj").read_text()) for path, _ in zones]
+    fds = [os.open(path / "energy_uj", os.O_RDWR) for path, _ in zones]
+    start_uj = [int(os.pread(fd, 32, 0)) for fd in fds]
+    widths = [os.fstat(fd).st_size - 1 for fd in fds]
     t0 = time.monotonic()
     first = True
     while running:
         elapsed_s = time.monotonic() - t0
-        for (path, power_w), origin_uj in zip(zones, start_uj, strict=True):
+        for fd, width, (_, power_w), origin_uj in zip(fds, widths, zones, start_uj, strict=True):
             value = (origin_uj + round(power_w * elapsed_s * 1e6)) % wrap_uj
-            write_value(path / "energy_uj", value)
+            write_counter_in_place(fd, value, width)
         if first:
             print("ready", flush=True)
             first = False
         time.sleep(interval_s)
+    for fd in fds:
+        os.close(fd)
 
 
 def main(argv: list[str] | None = None) -> None:
