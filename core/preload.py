@@ -5,6 +5,7 @@ imports here. Importing the classes (no tensor work, so no thread pools start be
 that cost to the forkserver, once per session.
 """
 
+import PIL.Image  # noqa: F401
 import torch  # noqa: F401
 import torch.ao.quantization  # noqa: F401
 from transformers import (  # noqa: F401
@@ -19,4 +20,11 @@ from transformers import (  # noqa: F401
     ViTForImageClassification,
 )
 
+import core.datasets  # noqa: F401
+import core.demo_tokenizer  # noqa: F401
+import core.quality.evaluate  # noqa: F401
+import core.quality.reference  # noqa: F401
 import core.worker  # noqa: F401
+from core.compression import techniques
+
+techniques()  # registers every technique family module

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 
 @dataclass
 class ProtocolResult:
-    iterations_per_repeat: int
+    iterations: list[int]  # per repeat
     latencies_ms: list[list[float]]  # per repeat, per iteration
     windows: list[tuple[float, float]]  # monotonic (start, end) per repeat
     first_warmup_t: float | None  # monotonic, when the first warm-up iteration started
@@ -35,9 +35,12 @@ def run_protocol(
     iterations: int | None,
     mark: Callable[..., None],
 ) -> ProtocolResult:
-    """Warm up, fix the iterations per repeat, then time `repeats` windows.
+    """Warm up, estimate the iterations a window needs, then time `repeats` windows.
 
-    `mark(phase, **fields)` tells the runner where we are; edges carry `t` (monotonic).
+    A window runs at least the estimated iterations and goes on until it lasts min_window_s: a
+    warm-up slowed by a busy machine cannot leave the later windows too short for the sensors.
+    With `iterations` fixed, every window runs exactly that many. `mark(phase, **fields)` tells
+    the runner where we are; edges carry `t` (monotonic).
     """
     mark("warmup")
     first_warmup_t = time.monotonic()
@@ -58,13 +61,15 @@ def run_protocol(
         start = time.monotonic()
         mark("repeat", repeat=repeat, repeats=repeats, iterations=n, edge="start", t=start)
         this_repeat = []
-        for _ in range(n):
+        t1 = start
+        while len(this_repeat) < n or (iterations is None and t1 - start < min_window_s):
             t0 = time.monotonic()
             infer()
             sync()
-            this_repeat.append((time.monotonic() - t0) * 1000.0)
-        end = time.monotonic()
-        mark("repeat", repeat=repeat, repeats=repeats, iterations=n, edge="end", t=end)
+            t1 = time.monotonic()
+            this_repeat.append((t1 - t0) * 1000.0)
+        mark("repeat", repeat=repeat, repeats=repeats, iterations=len(this_repeat), edge="end",
+             t=t1)
         latencies.append(this_repeat)
-        windows.append((start, end))
-    return ProtocolResult(n, latencies, windows, first_warmup_t)
+        windows.append((start, t1))
+    return ProtocolResult([len(r) for r in latencies], latencies, windows, first_warmup_t)

@@ -390,7 +390,7 @@ class Runner:
         row = {
             **self._base_row(spec),
             "task": result["task"], "device": result["device"], "status": "finished",
-            "reason": "", "iterations": result["iterations"],
+            "reason": "", "iterations": round(median(result["iterations"])),
             **figures["row"],
             "size_bytes": result["size_bytes"], "params": result["params"],
             "nonzero_params": result["nonzero_params"],
@@ -429,26 +429,26 @@ class Runner:
             {**w, "energy_j": {n: e for n, e in w["energy_j"].items() if n in sensors}}
             for w in result["windows_energy"]
         ]
-        inferences = result["iterations"] * spec.batch_size
+        inferences = [n * spec.batch_size for n in result["iterations"]]  # per window
         warnings: list[str] = []
         per_repeat, dynamic_per_repeat, power_per_repeat = [], [], []
         per_sensor: dict[str, dict[str, Any]] = {}
-        for window in windows:
+        for window, count in zip(windows, inferences, strict=True):
             total = sum(window["energy_j"].values())
             idle = sum(self.idle_power_w.get(n, 0.0) for n in window["energy_j"])
-            per_repeat.append(total / inferences)
-            dynamic_per_repeat.append((total - idle * window["duration_s"]) / inferences)
+            per_repeat.append(total / count)
+            dynamic_per_repeat.append((total - idle * window["duration_s"]) / count)
             power_per_repeat.append(total / window["duration_s"])
         for name in sensors:
-            values = [w["energy_j"].get(name) for w in windows if name in w["energy_j"]]
-            if not values:
+            if not windows or any(name not in w["energy_j"] for w in windows):
                 continue
-            durations = [w["duration_s"] for w in windows if name in w["energy_j"]]
             per_sensor[name] = {
                 "measured": sensors[name].measured,
                 "method": sensors[name].method,
-                "energy_j_per_inference": median([v / inferences for v in values]),
-                "avg_power_w": median([v / d for v, d in zip(values, durations, strict=True)]),
+                "energy_j_per_inference": median([
+                    w["energy_j"][name] / count for w, count in zip(windows, inferences,
+                                                                     strict=True)]),
+                "avg_power_w": median([w["energy_j"][name] / w["duration_s"] for w in windows]),
                 "idle_power_w": self.idle_power_w.get(name),
             }
         used = [sensors[n] for n in per_sensor]
@@ -475,16 +475,16 @@ class Runner:
             "idle_power_w": sum(self.idle_power_w.get(n, 0.0) for n in per_sensor),
             "latency_ms_p50": percentile(latencies, 50),
             "latency_ms_p95": percentile(latencies, 95),
-            "throughput_per_s": inferences * len(windows) / window_s,
+            "throughput_per_s": sum(inferences) / window_s,
             "co2e_g_per_1k_inferences": co2e_g(energy * 1000, intensity),
             "energy_source": source,
             "sensors": sorted(per_sensor),
             "other_cpu_load_pct": median([w["other_cpu_load_pct"] for w in windows]),
         }
         repeats = [
-            {"energy_j_per_inference": e, "duration_s": w["duration_s"],
+            {"energy_j_per_inference": e, "inferences": count, "duration_s": w["duration_s"],
              "energy_j": w["energy_j"], "other_cpu_load_pct": w["other_cpu_load_pct"]}
-            for e, w in zip(per_repeat, windows, strict=True)
+            for e, count, w in zip(per_repeat, inferences, windows, strict=True)
         ]
         return {"row": row, "per_sensor": per_sensor, "repeats": repeats, "warnings": warnings}
 

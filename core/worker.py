@@ -149,7 +149,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
     return {
         "device": device,
         "task": loaded.task,
-        "iterations": measured.iterations_per_repeat,
+        "iterations": measured.iterations,
         "latencies_ms": measured.latencies_ms,
         "windows": measured.windows,
         "first_warmup_t": measured.first_warmup_t,
