@@ -104,7 +104,7 @@ class SessionWriter:
         writer = csv.DictWriter(buffer, fieldnames=RUN_COLUMNS, extrasaction="ignore")
         writer.writeheader()
         for r in self._rows.values():
-            writer.writerow({k: _csv_value(v) for k, v in r.items()})
+            writer.writerow({k: csv_cell(v) for k, v in r.items()})
         atomic_write_text(self.path / "runs.csv", buffer.getvalue())
 
     def close(self) -> None:
@@ -112,14 +112,15 @@ class SessionWriter:
         self._samples.close()
 
 
-def _csv_value(value: Any) -> Any:
+def csv_cell(value: Any) -> str:
+    """How a runs.csv cell reads: empty for none, 6 significant digits, lists joined by ';'."""
     if value is None:
         return ""
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, (list, tuple)):
         return ";".join(map(str, value))
-    return value
+    return str(value)
 
 
 # --------------------------------------------------------------------------------------- reading

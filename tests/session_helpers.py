@@ -60,6 +60,13 @@ def wait_for_event(session_dir: Path, predicate, timeout_s: float = 120.0) -> di
     raise TimeoutError(f"no matching event in {session_dir} after {timeout_s} s")
 
 
+def wait_for_first_warmup(session_dir: Path) -> dict:
+    """Wait until the first run's worker is warming up; returns its run_started event."""
+    started = wait_for_event(session_dir, lambda e: e["kind"] == "run_started")
+    wait_for_event(session_dir, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+    return started
+
+
 def wait_gone(pids, timeout_s: float = 10.0) -> list[int]:
     """Wait until none of the pids is alive; returns the ones still alive."""
     deadline = time.monotonic() + timeout_s

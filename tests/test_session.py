@@ -19,6 +19,7 @@ from tests.session_helpers import (
     read_events,
     start_cli_session,
     wait_for_event,
+    wait_for_first_warmup,
     wait_gone,
     write_profile,
 )
@@ -146,8 +147,7 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_still_happens(tmp_path):
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
     try:
-        started = wait_for_event(session, lambda e: e["kind"] == "run_started")
-        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        started = wait_for_first_warmup(session)
         os.kill(started["worker_pid"], signal.SIGKILL)
         runner.wait(timeout=180)
     finally:
@@ -163,8 +163,7 @@ def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
-    started = wait_for_event(session, lambda e: e["kind"] == "run_started")
-    wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+    started = wait_for_first_warmup(session)
     descendants = [p.pid for p in psutil.Process(runner.pid).children(recursive=True)]
     assert started["worker_pid"] in descendants
     runner.send_signal(signal.SIGKILL)
@@ -179,7 +178,7 @@ def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_pat
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
     try:
-        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        wait_for_first_warmup(session)
         send_control(session, "stop")
         runner.wait(timeout=60)
     finally:
@@ -262,8 +261,7 @@ def test_ctrl_c_stops_cleanly_and_records_every_run(tmp_path):
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
     try:
-        started = wait_for_event(session, lambda e: e["kind"] == "run_started")
-        wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "warmup")
+        started = wait_for_first_warmup(session)
         os.killpg(runner.pid, signal.SIGINT)  # what Ctrl-C does: the whole foreground group
         runner.wait(timeout=60)
     finally:

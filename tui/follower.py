@@ -29,7 +29,7 @@ from core.events import (
     SessionStarted,
     event_from_json,
 )
-from core.results import read_runs
+from core.results import csv_cell, read_runs
 
 TRACE_SECONDS = 60.0  # how much history a sparkline shows
 AVERAGE_SECONDS = 30.0
@@ -202,7 +202,7 @@ class SessionModel:
     def _run_ended(self, event: RunFinished | RunSkipped | RunFailed) -> None:
         if isinstance(event, RunFinished):
             self.counts["finished"] += 1
-            self.event_rows[event.run_id] = {k: _cell(v) for k, v in event.row.items()}
+            self.event_rows[event.run_id] = {k: csv_cell(v) for k, v in event.row.items()}
         elif isinstance(event, RunSkipped):
             self.counts["skipped"] += 1
             self.log.append(f"skipped {event.run_id}: {event.reason}")
@@ -281,16 +281,6 @@ class SessionModel:
         for run_id, row in self.event_rows.items():
             rows.setdefault(run_id, row)
         return list(rows.values())
-
-
-def _cell(value: object) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ";".join(map(str, value))
-    return str(value)
 
 
 def _phase_label(event: PhaseChanged) -> str:
