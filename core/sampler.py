@@ -9,12 +9,14 @@ edge arrives so there is always a reading just after it. Memory is bounded: only
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from typing import NamedTuple
 
 from core.sensors.base import Sensor
@@ -24,12 +26,16 @@ STALLED_COUNTER_S = 1.0
 
 
 class Sample(NamedTuple):
-    """One sensor's reading as the sampler keeps it (a named tuple: made ~7 times per round)."""
+    """One sensor's reading as the sampler keeps it (a named tuple: cheaper than a dataclass)."""
 
     t: float  # monotonic
     sensor: str
     power_w: float | None
     energy_j: float  # cumulative since the sampler started
+
+
+# Sample((t, ...)) without the named tuple's Python-level __new__: made ~7 times per round
+_new_sample = partial(tuple.__new__, Sample)
 
 
 @dataclass(frozen=True)
@@ -57,39 +63,45 @@ class _Series:
         self.t: deque[float] = deque(maxlen=maxlen)
         self.energy_j: deque[float] = deque(maxlen=maxlen)
         self.last_power_w: float | None = None
-        self._last_read_t: float | None = None
+        self._last_read_t = -math.inf
+        # the last kept reading (t[-1], energy_j[-1]) as plain attributes: add() runs at 20 Hz
+        self._kept_t: float | None = None
+        self._kept_j = 0.0
         self._counter_origin: float | None = None
 
     def add(self, t: float, energy_j: float | None, power_w: float | None) -> Sample | None:
-        if self._last_read_t is not None and t <= self._last_read_t:
+        if t <= self._last_read_t:
             return None
+        kept_t = self._kept_t
         if energy_j is not None:
             if self._counter_origin is None:
                 self._counter_origin = energy_j
             cumulative = energy_j - self._counter_origin
-            if self.t and cumulative == self.energy_j[-1]:
-                self._last_read_t = t
-                if power_w is not None:
-                    self.last_power_w = power_w
-                elif t - self.t[-1] > STALLED_COUNTER_S:
-                    self.last_power_w = 0.0
-                return Sample(t, self.name, self.last_power_w, cumulative)
-            if power_w is None and self.t:
-                power_w = (cumulative - self.energy_j[-1]) / (t - self.t[-1])
+            if kept_t is not None:
+                if cumulative == self._kept_j:  # the counter has not moved: not kept
+                    self._last_read_t = t
+                    if power_w is not None:
+                        self.last_power_w = power_w
+                    elif t - kept_t > STALLED_COUNTER_S:
+                        self.last_power_w = 0.0
+                    return _new_sample((t, self.name, self.last_power_w, cumulative))
+                if power_w is None:
+                    power_w = (cumulative - self._kept_j) / (t - kept_t)
         elif power_w is not None:
-            if self.t and self.last_power_w is not None:
-                cumulative = self.energy_j[-1] + 0.5 * (power_w + self.last_power_w) * (
-                    t - self.t[-1]
-                )
+            if kept_t is None:
+                cumulative = 0.0
+            elif self.last_power_w is None:
+                cumulative = self._kept_j
             else:
-                cumulative = self.energy_j[-1] if self.t else 0.0
+                cumulative = self._kept_j + 0.5 * (power_w + self.last_power_w) * (t - kept_t)
         else:
             return None
-        self._last_read_t = t
+        self._last_read_t = self._kept_t = t
+        self._kept_j = cumulative
         self.t.append(t)
         self.energy_j.append(cumulative)
         self.last_power_w = power_w
-        return Sample(t, self.name, power_w, cumulative)
+        return _new_sample((t, self.name, power_w, cumulative))
 
     def at(self, t: float) -> float:
         """Cumulative energy at t, linearly interpolated between the readings around it."""
@@ -132,7 +144,7 @@ class Sampler:
         self._pending: list[Sample] = []
         self._deliver_at = 0.0
         self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
-        self._stop = threading.Event()
+        self._stopping = False  # a plain flag, not an Event: checked 20 times a second
         self._thread: threading.Thread | None = None
         self.errors: dict[str, str] = {}
 
@@ -143,22 +155,24 @@ class Sampler:
 
     def stop(self) -> None:
         """Stop the thread and hand on_samples what it has not had yet."""
-        self._stop.set()
+        self._stopping = True
         if self._thread:
             self._thread.join(timeout=5)
         self._deliver(wait=True)
 
     def _loop(self) -> None:
-        next_t = time.monotonic()
-        while not self._stop.is_set():
-            next_t += self.period_s
-            self.read_now()
-            delay = next_t - time.monotonic()
+        read_now, period_s = self.read_now, self.period_s
+        monotonic, sleep = time.monotonic, time.sleep
+        next_t = monotonic()
+        while not self._stopping:
+            next_t += period_s
+            read_now()
+            delay = next_t - monotonic()
             if delay < 0:  # fell behind (a slow sensor or a busy machine): skip, don't burst
-                next_t = time.monotonic()
+                next_t = monotonic()
                 delay = 0
             # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
-            time.sleep(delay)
+            sleep(delay)
 
     def read_now(self) -> list[Sample]:
         """Read every sensor once, now; returns the new samples (on_samples gets them too)."""

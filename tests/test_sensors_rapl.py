@@ -81,6 +81,17 @@ def test_counter_delta_is_reported_in_joules(tmp_path, powercap_env):
     assert package.read().energy_j == pytest.approx(2.5)
 
 
+def test_a_closed_sensor_refuses_to_read(tmp_path, powercap_env):
+    build_powercap_tree(tmp_path, sockets=1)
+    powercap_env(tmp_path)
+    package = rapl.probe()[0][0]
+
+    package.close()
+
+    with pytest.raises(ValueError, match="closed file"):
+        package.read()
+
+
 def test_wraps_are_unwrapped_across_many_reads(tmp_path, powercap_env):
     wrap_uj = 10_000_000
     tree = build_powercap_tree(tmp_path, sockets=1, max_energy_range_uj=wrap_uj, start_uj=9_000_000)

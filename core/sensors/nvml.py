@@ -100,19 +100,15 @@ class NvmlSensor:
         )
         return value.value.uiVal if value.nvmlReturn == self._nvml.NVML_SUCCESS else None
 
-    def _power_mw(self) -> int | None:
-        if self._instant_field:
-            return self._instant_power_mw()
-        return self._nvml.nvmlDeviceGetPowerUsage(self._handle)
-
     def read(self) -> Reading:
-        if self.method == "counter":
+        if self._energy_origin_mj is not None:
             energy_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            t = self._clock()
-            return Reading(t=t, energy_j=(energy_mj - self._energy_origin_mj) / 1e3, power_w=None)
-        power_mw = self._power_mw()
-        t = self._clock()
-        return Reading(t=t, energy_j=None, power_w=None if power_mw is None else power_mw / 1e3)
+            return Reading(self._clock(), (energy_mj - self._energy_origin_mj) / 1e3, None)
+        if self._instant_field:
+            power_mw = self._instant_power_mw()
+        else:
+            power_mw = self._nvml.nvmlDeviceGetPowerUsage(self._handle)
+        return Reading(self._clock(), None, None if power_mw is None else power_mw / 1e3)
 
     def close(self) -> None:
         self._nvml.nvmlShutdown()  # each sensor holds one nvmlInit reference

@@ -120,14 +120,14 @@ class RaplSensor:
         self.wrap_uj = int((zone.path / "max_energy_range_uj").read_bytes())
         if self.wrap_uj <= 0:
             raise ValueError(f"{zone.path}/max_energy_range_uj is {self.wrap_uj}, expected > 0")
-        # a file object rather than a bare descriptor: it closes itself if the sensor is dropped
-        self._energy_file = open(zone.energy_file, "rb", buffering=0)
-        self._fd = self._energy_file.fileno()
-        self._last_raw_uj = int(os.pread(self._fd, 32, 0))  # PermissionError surfaced in open
+        # a file object rather than a bare descriptor: it closes itself if the sensor is dropped,
+        # and once closed, fileno() refuses rather than reading whatever reuses the number
+        self._energy_file = open(zone.energy_file, "rb", buffering=0)  # PermissionError: probe
+        self._last_raw_uj = int(os.pread(self._energy_file.fileno(), 32, 0))
         self._total_uj = 0
 
     def read(self) -> Reading:
-        raw_uj = int(os.pread(self._fd, 32, 0))
+        raw_uj = int(os.pread(self._energy_file.fileno(), 32, 0))
         t = time.monotonic()
         delta_uj = raw_uj - self._last_raw_uj
         if delta_uj < 0:  # the counter wrapped (at most once between reads at the sampling rate)
