@@ -25,10 +25,11 @@ class RunSpec:
     def input_size(self) -> int:
         return self.seq_len if self.seq_len is not None else self.resolution  # type: ignore
 
-    @property
-    def input_slug(self) -> str:
-        size = f"s{self.seq_len}" if self.seq_len is not None else f"r{self.resolution}"
-        return f"b{self.batch_size}-{size}"
+
+def input_slug(batch_size: int, seq_len: int | None, resolution: int | None) -> str:
+    """b1-s128 for text, b8-r224 for images: the input part of a run id."""
+    size = f"s{seq_len}" if seq_len is not None else f"r{resolution}"
+    return f"b{batch_size}-{size}"
 
 
 def model_task(entry: ModelEntry) -> str | None:
@@ -65,8 +66,8 @@ def expand(
                 for technique in techniques:
                     seq_len = size if family == "text" else None
                     resolution = size if family == "image" else None
-                    input_slug = f"b{batch_size}-{'s' if seq_len else 'r'}{size}"
-                    run_id = f"{name}__{technique.slug}__{input_slug}"
+                    slug = input_slug(batch_size, seq_len, resolution)
+                    run_id = f"{name}__{technique.slug}__{slug}"
                     if run_id in done:
                         continue
                     specs.append(

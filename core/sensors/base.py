@@ -57,11 +57,11 @@ class Detection:
     notices: list[str]  # fallbacks the user must see (e.g. "RAPL unreadable: using the estimate")
 
 
-def describe(sensor: Sensor, detail: str = "") -> SensorInfo:
+def describe(sensor: Sensor) -> SensorInfo:
     return SensorInfo(
         name=sensor.name,
         kind=sensor.kind,
         measured=sensor.measured,
         method=sensor.method,
-        detail=getattr(sensor, "detail", detail),
+        detail=getattr(sensor, "detail", ""),
     )
