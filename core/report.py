@@ -82,17 +82,21 @@ def format_report(session) -> str:
     rows = session.runs
     deltas = deltas_vs_baseline(rows)
     table = Table(title=f"{session.name}: {len(rows)} runs", expand=False)
-    for header in ("run", "status", "energy/inf", "Δ", "power", "p50", "Δ", "size", "Δ",
-                   "quality", "source"):
-        table.add_column(header)
+    for header in ("model", "technique", "input", "status", "energy/inf", "Δ", "power", "p50",
+                   "Δ", "size", "Δ", "quality", "source"):
+        table.add_column(header, no_wrap=True)
+    not_finished = []
     for row in rows:
         d = deltas[row["run_id"]]
         quality = f"{row.get('quality_metric') or ''} {_short(row.get('quality_value'))}".strip()
+        model, _, input_slug = row["run_id"].split("__")
+        what = (model, row.get("technique") or "", input_slug)
         if row["status"] != "finished":
-            table.add_row(row["run_id"], row["status"], row.get("reason") or "", *[""] * 8)
+            table.add_row(*what, row["status"], *[""] * 9)
+            not_finished.append(f"  {row['run_id']} ({row['status']}): {row.get('reason')}")
             continue
         table.add_row(
-            row["run_id"], row["status"],
+            *what, row["status"],
             format_energy(row["energy_j_per_inference"]),
             format_delta(d["energy_j_per_inference"]),
             f"{float(row['avg_power_w']):.1f} W",
@@ -100,8 +104,13 @@ def format_report(session) -> str:
             format_size(row["size_bytes"]), format_delta(d["size_bytes"]),
             quality, row["energy_source"],
         )
-    console = Console(width=160, file=io.StringIO())
+    # As wide as the table needs (a narrower terminal wraps it; `less -S` scrolls it), never
+    # squeezed into unreadable columns.
+    console = Console(width=10_000, file=io.StringIO())
+    console.width = max(console.measure(table).maximum, 80)
     console.print(table)
+    if not_finished:
+        console.print("Skipped and failed runs:", *not_finished, sep="\n")
     if any(row.get("status") == "finished" for row in rows):
         front = pareto_front(runs_frame(session.path))
         console.print("Pareto front (no other run of the same model and input has both lower "

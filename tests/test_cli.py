@@ -50,14 +50,15 @@ def test_report_shows_each_run_and_its_change_against_baseline(tmp_path):
     base = {"model": "m", "device": "cpu", "batch_size": 1, "seq_len": 8, "status": "finished",
             "avg_power_w": 10.0, "latency_ms_p50": 2.0, "energy_source": "estimated",
             "quality_metric": "accuracy", "quality_value": 0.9}
-    writer.record_run({**base, "run_id": "m__baseline", "technique": "baseline",
+    writer.record_run({**base, "run_id": "m__baseline__b1-s8", "technique": "baseline",
                        "energy_j_per_inference": 0.4, "size_bytes": 1000})
-    writer.record_run({**base, "run_id": "m__dynamic-int8", "technique": "dynamic-int8",
+    writer.record_run({**base, "run_id": "m__dynamic-int8__b1-s8", "technique": "dynamic-int8",
                        "energy_j_per_inference": 0.3, "size_bytes": 250})
     writer.close()
     done = energy_console("report", str(session))
     assert done.returncode == 0
-    assert "m__dynamic-int8" in done.stdout and "-25%" in done.stdout and "-75%" in done.stdout
+    (line,) = [x for x in done.stdout.splitlines() if "dynamic-int8" in x and "│" in x]
+    assert "b1-s8" in line and "-25%" in line and "-75%" in line
     assert "Pareto front" in done.stdout
 
 
