@@ -1,7 +1,8 @@
 """Grid carbon intensity: the profile's figure, a shipped per-country table, or the world average.
 
-The table (data/carbon_intensity.csv) holds rounded annual averages of electricity generation
-(g CO2e per kWh, recent years); a profile that knows its grid should set intensity_g_per_kwh.
+The table (core/carbon_intensity.csv, package data so every install has it) holds rounded annual
+averages of electricity generation (g CO2e per kWh, recent years); a profile that knows its grid
+should set intensity_g_per_kwh.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-TABLE_PATH = Path(__file__).resolve().parent.parent / "data" / "carbon_intensity.csv"
+TABLE_PATH = Path(__file__).resolve().parent / "carbon_intensity.csv"
 J_PER_KWH = 3.6e6
 
 

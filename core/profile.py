@@ -88,7 +88,7 @@ class ProtocolSettings:
 @dataclass(frozen=True)
 class CarbonSettings:
     intensity_g_per_kwh: float | None = None
-    country: str | None = None  # ISO 3166 alpha-2, looked up in data/carbon_intensity.csv
+    country: str | None = None  # ISO 3166 alpha-2, looked up in core/carbon_intensity.csv
 
 
 @dataclass(frozen=True)
