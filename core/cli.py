@@ -117,6 +117,9 @@ def cmd_run(args) -> int:
         f"session {outcome.status}: {outcome.finished} finished, {outcome.skipped} skipped, "
         f"{outcome.failed} failed -> {outcome.path}"
     )
+    if outcome.status == "failed":
+        print(f"error: {outcome.message}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
     if outcome.failed:
         print(f"{outcome.failed} run(s) failed: reasons in {outcome.path / 'runs.csv'} and each "
               "run's worker.log", file=sys.stderr)

@@ -25,6 +25,7 @@ import psutil
 
 from core import events as ev
 from core.carbon import co2e_g, resolve_intensity
+from core.machine_lock import MachineBusy, MachineLock
 from core.plan import RunSpec, expand
 from core.profile import Profile
 from core.results import ControlReader, SessionWriter, write_json
@@ -43,6 +44,7 @@ class SessionOutcome:
     finished: int
     skipped: int
     failed: int
+    message: str = ""
 
 
 @dataclass
@@ -83,6 +85,19 @@ class Runner:
         self.path.mkdir(parents=True, exist_ok=True)
         self.writer = SessionWriter(self.path)
         (self.path / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
+        lock = MachineLock()
+        try:
+            lock.acquire(self.path)
+        except MachineBusy as exc:
+            self.emit(ev.SessionFinished(status="failed", message=str(exc), **self.counts))
+            self.writer.close()
+            return SessionOutcome(self.path, "failed", **self.counts, message=str(exc))
+        try:
+            return self._run_locked()
+        finally:
+            lock.release()
+
+    def _run_locked(self) -> SessionOutcome:
         self.control = ControlReader(self.path)
         previous = {sig: signal.signal(sig, self._on_signal)
                     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
@@ -125,7 +140,7 @@ class Runner:
             self.writer.close()
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return SessionOutcome(self.path, status, **self.counts)
+        return SessionOutcome(self.path, status, **self.counts, message=message)
 
     def emit(self, event: ev.Event) -> None:
         self.writer.append_event(event)
