@@ -220,7 +220,3 @@ class Sampler:
             for name in start
             if name in end
         }
-
-    def latest_power_w(self) -> dict[str, float | None]:
-        with self._lock:
-            return {name: s.last_power_w for name, s in self._series.items()}

@@ -38,9 +38,12 @@ def nvml_sensor(clock, **gpu) -> tuple[NvmlSensor, FakeGpu]:
 
 
 def sample_for(sampler: Sampler, clock: ManualClock, seconds: float, period_s: float = 0.05):
+    """Read every period for `seconds` of the fake clock; returns the last round's power by
+    sensor."""
     for _ in range(round(seconds / period_s)):
         clock.t += period_s
-        sampler.read_now()
+        last = sampler.read_now()
+    return {s.sensor: s.power_w for s in last}
 
 
 def test_counter_read_faster_than_it_updates_gives_steady_power(clock):
@@ -162,10 +165,7 @@ def test_samples_reach_the_callback_in_batches_in_order_and_all_by_stop(tmp_path
 def test_a_counter_that_stops_moving_reads_zero_power(clock):
     sensor, device = nvml_sensor(clock, power_w=80.0)
     sampler = Sampler([sensor], sample_hz=20)
-    sample_for(sampler, clock, 1.0)
-    assert sampler.latest_power_w()["nvml:0"] == pytest.approx(80.0)
+    assert sample_for(sampler, clock, 1.0)["nvml:0"] == pytest.approx(80.0)
 
     device.set_power_w(0.0)
-    sample_for(sampler, clock, 1.5)
-
-    assert sampler.latest_power_w()["nvml:0"] == 0.0
+    assert sample_for(sampler, clock, 1.5)["nvml:0"] == 0.0
