@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume", type=Path, default=None, metavar="SESSION_DIR",
                      help="continue a session: runs it finished are not run again")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--detach", action="store_true",
+                     help="start the runner in its own session and return at once; the "
+                     "measurement outlives this terminal (follow it with `attach`)")
 
     lister = sub.add_parser("list", help="list models, techniques or sessions")
     lister.add_argument("what", choices=("models", "techniques", "sessions"))
@@ -101,6 +104,14 @@ def cmd_run(args) -> int:
         print(f"error: cannot write the session to {session_dir}: {exc.strerror}; choose "
               "another place with --results-dir or ENERGY_CONSOLE_RESULTS_DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.detach:
+        from core.launch import start_runner
+
+        pid = start_runner(Path(args.profile), session_dir, args.device,
+                           resume=args.resume is not None)
+        print(f"runner {pid} measuring into {session_dir} (output in runner.log); follow it "
+              f"with: energy-console attach {session_dir}")
+        return EXIT_OK
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done)

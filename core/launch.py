@@ -13,11 +13,13 @@ import threading
 from pathlib import Path
 
 
-def start_runner(profile_path: Path, session_dir: Path, device: str | None = None) -> int:
-    """Start `energy-console run` for the profile into session_dir; returns the runner's pid."""
+def start_runner(profile_path: Path, session_dir: Path, device: str | None = None,
+                 resume: bool = False) -> int:
+    """Start `energy-console run` for the profile into session_dir (continuing it when
+    `resume`); returns the runner's pid."""
     session_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "core.cli", "run", str(profile_path),
-               "--session-dir", str(session_dir), "--quiet"]
+               "--resume" if resume else "--session-dir", str(session_dir), "--quiet"]
     if device:
         command += ["--device", device]
     with (session_dir / "runner.log").open("ab") as log:

@@ -84,3 +84,26 @@ def test_a_results_directory_that_cannot_be_written_is_named_with_the_fix(tmp_pa
     assert done.returncode == 2
     assert f"cannot write the session to {blocker}" in done.stderr
     assert "--results-dir" in done.stderr
+
+
+def test_a_detached_run_returns_at_once_and_measures_on_its_own(tmp_path):
+    import json
+    import time
+
+    from tests.session_helpers import wait_for_event, wait_gone, write_profile
+
+    profile = write_profile(tmp_path, """\
+models: [demo/tiny-bert-random]
+techniques: [baseline]
+inputs: {batch_sizes: [1], sequence_lengths: [16]}
+""")
+    session = tmp_path / "session"
+    started = time.monotonic()
+    done = energy_console("run", str(profile), "--session-dir", str(session), "--detach")
+    assert done.returncode == 0 and time.monotonic() - started < 30
+    assert f"energy-console attach {session}" in done.stdout
+    finished = wait_for_event(session, lambda e: e["kind"] == "session_finished")
+    assert finished["status"] == "completed" and finished["finished"] == 1
+    runner_pid = json.loads((session / "session.json").read_text())["runner_pid"]
+    assert str(runner_pid) in done.stdout
+    assert wait_gone([runner_pid], timeout_s=15) == []  # it ends with its session
