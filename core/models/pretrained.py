@@ -103,7 +103,7 @@ def _optional(auto_class, name_or_path: str):
 def _not_found_message(label: str, exc: Exception) -> str:
     first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
     return (
-        f"{label} could not be loaded: {first_line}. "
+        f"{label} could not be loaded: {first_line.rstrip('.')}. "
         "If it is a hub id, check the spelling and that it is in the local Hugging Face cache "
         "when the hub is unreachable (download it with `hf download ID` on a machine with "
         "network); a local folder must hold config.json and the weights (save_pretrained layout)"
