@@ -8,7 +8,10 @@ from collections.abc import Sequence
 DELTA_COLUMNS = ("energy_j_per_inference", "avg_power_w", "latency_ms_p50", "size_bytes")
 
 
-def _float(value) -> float | None:
+def to_float(value) -> float | None:
+    """A runs.csv cell (or a number) as a float; None when empty or not a number."""
+    if value is None or value == "":
+        return None
     try:
         return float(value)
     except (TypeError, ValueError):
@@ -34,40 +37,41 @@ def deltas_vs_baseline(rows: Sequence[dict]) -> dict[str, dict[str, float | None
             base = None  # a baseline has no change against itself
         changes: dict[str, float | None] = {}
         for column in DELTA_COLUMNS:
-            value, reference = _float(row.get(column)), _float(base.get(column)) if base else None
+            value = to_float(row.get(column))
+            reference = to_float(base.get(column)) if base else None
             changes[column] = (value / reference - 1.0) if value is not None and reference else None
         out[row["run_id"]] = changes
     return out
 
 
-def format_energy(joules) -> str:
-    value = _float(joules)
+def format_energy(joules, missing: str = "-") -> str:
+    value = to_float(joules)
     if value is None:
-        return "-"
+        return missing
     for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
         if abs(value) >= scale:
             return f"{value / scale:.3g} {unit}"
     return f"{value / 1e-9:.3g} nJ"
 
 
-def format_latency(ms) -> str:
-    value = _float(ms)
-    return "-" if value is None else f"{value:.3g} ms"
+def format_latency(ms, missing: str = "-") -> str:
+    value = to_float(ms)
+    return missing if value is None else f"{value:.3g} ms"
 
 
-def format_size(size_bytes) -> str:
-    value = _float(size_bytes)
+def format_size(size_bytes, missing: str = "-") -> str:
+    value = to_float(size_bytes)
     if value is None:
-        return "-"
-    for unit in ("B", "KB", "MB", "GB"):
-        if value < 1000 or unit == "GB":
+        return missing
+    for unit in ("B", "KB", "MB"):
+        if value < 1000:
             return f"{value:.3g} {unit}"
         value /= 1000
-    return "-"
+    return f"{value:.3g} GB"
 
 
 def _short(value) -> str:
-    number = _float(value)
+    number = to_float(value)
     return "" if number is None else f"{number:.4g}"
 
 

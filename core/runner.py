@@ -77,6 +77,7 @@ class Runner:
         self.idle_power_w: dict[str, float] = {}
         self.stop_requested = False
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
+        self.intensity = resolve_intensity(profile.carbon)
         self._worker = None
         self._mono_to_wall = time.time() - time.monotonic()
 
@@ -203,7 +204,7 @@ class Runner:
             "runner_pid": os.getpid(),
             "total_runs": len(self.specs),
             "idle_power_w": self.idle_power_w,
-            "carbon_intensity": dataclasses.asdict(resolve_intensity(self.profile.carbon)),
+            "carbon_intensity": dataclasses.asdict(self.intensity),
         })
         if self.detection:
             info["sensors"] = [dataclasses.asdict(describe(s)) for s in self.detection.sensors]
@@ -281,7 +282,6 @@ class Runner:
         windows: list[_Window] = []
         deadline = spawn_t + spec.protocol.run_timeout_s
         worker_ps = _ps_process(process.pid)
-        first_warmup_t = None
         while True:
             cancel = self._poll_control(spec.run_id)
             if cancel:
@@ -303,8 +303,6 @@ class Runner:
                 continue
             kind, payload = message
             if kind == "phase":
-                if payload["phase"] == "warmup" and first_warmup_t is None:
-                    first_warmup_t = payload["t"]
                 edge = payload.pop("edge", None)
                 t_edge = payload.get("t")
                 if edge == "start":
@@ -426,7 +424,7 @@ class Runner:
                 "worker_start_to_first_warmup": result["first_warmup_t"] - result["spawn_t"],
                 "load": result["load_s"], "compress": result["compress_s"],
             },
-            "carbon_intensity": dataclasses.asdict(resolve_intensity(self.profile.carbon)),
+            "carbon_intensity": dataclasses.asdict(self.intensity),
             "torch_threads": result["torch_threads"],
             "gpus": result["gpus"],
         }
@@ -481,7 +479,6 @@ class Runner:
         latencies = [x for repeat in result["latencies_ms"] for x in repeat]
         window_s = sum(w["duration_s"] for w in windows)
         energy = median(per_repeat)
-        intensity = resolve_intensity(self.profile.carbon)
         row = {
             "energy_j_per_inference": energy,
             "energy_j_per_inference_ci95": ci95_half_width(per_repeat),
@@ -491,7 +488,7 @@ class Runner:
             "latency_ms_p50": percentile(latencies, 50),
             "latency_ms_p95": percentile(latencies, 95),
             "throughput_per_s": sum(inferences) / window_s,
-            "co2e_g_per_1k_inferences": co2e_g(energy * 1000, intensity),
+            "co2e_g_per_1k_inferences": co2e_g(energy * 1000, self.intensity),
             "energy_source": source,
             "sensors": sorted(per_sensor),
             "other_cpu_load_pct": median([w["other_cpu_load_pct"] for w in windows]),

@@ -32,13 +32,8 @@ from core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
 from core.size import measure_size  # noqa: E402
 
 
-class _Skip(Exception):
-    pass
-
-
 def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> None:
     """Process target. Never raises: every outcome is one message on the pipe."""
-    started_t = time.monotonic()
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the runner's to act on
     _redirect_output(Path(run_dir) / "worker.log")
     _die_with_runner(runner_pid)
@@ -52,11 +47,8 @@ def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> N
 
     try:
         result = run(spec, Path(cache_dir), mark)
-        result["started_t"] = started_t
         send("result", result)
-    except _Skip as exc:
-        send("skip", {"reason": str(exc)})
-    except NotApplicable as exc:
+    except NotApplicable as exc:  # this run cannot happen here; the reason says why
         send("skip", {"reason": str(exc)})
     except (ModelLoadError, DatasetError) as exc:  # bad input: the message says the fix
         send("error", {"reason": str(exc), "traceback": ""})
@@ -75,13 +67,14 @@ def resolve_device(requested: str) -> str:
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
         if not torch.cuda.is_available():
-            raise _Skip(
+            raise NotApplicable(
                 f"device {requested!r} asked for, but torch sees no CUDA device (a CPU build of "
                 "torch, or no GPU/driver); use device: cpu, or install a CUDA build of torch"
             )
         index = int(requested.split(":")[1]) if ":" in requested else 0
         if index >= torch.cuda.device_count():
-            raise _Skip(f"{requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
+            raise NotApplicable(
+                f"{requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
         return f"cuda:{index}"
     return "cpu"
 
@@ -96,7 +89,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
     load_s = time.monotonic() - t0
     size = spec.seq_len if loaded.family == "text" else spec.resolution
     if size is None:  # task learnt from the config differs from what the plan assumed
-        raise _Skip(
+        raise NotApplicable(
             f"{spec.model.ref} is a {loaded.task} model but the run was planned with the other "
             "input kind; add `task:` to the model in the profile"
         )
@@ -120,7 +113,7 @@ def run(spec, cache_dir: Path, mark) -> dict:
         params = technique.resolve_params(step.params)
         reason = technique.reason_not_applicable(ctx, params)
         if reason:
-            raise _Skip(reason)
+            raise NotApplicable(reason)
         module = technique.apply(module, ctx, params)
     compress_s = time.monotonic() - t0
     size_report = measure_size(module)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import time
@@ -30,16 +29,23 @@ def write_profile(folder: Path, body: str, name: str = "t", protocol: str = FAST
     return path
 
 
+def cli_run_command(*args: str) -> list[str]:
+    """`energy-console run ARGS` as a command line."""
+    return [sys.executable, "-m", "core.cli", "run", *args]
+
+
+def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
+    """`energy-console run ARGS` to its end."""
+    return subprocess.run(cli_run_command(*args), cwd=ROOT, capture_output=True, text=True,
+                          timeout=timeout_s)
+
+
 def start_cli_session(profile: Path, session_dir: Path) -> subprocess.Popen:
     """`energy-console run` as a user would start it, in its own process."""
     return subprocess.Popen(
-        [sys.executable, "-m", "core.cli", "run", str(profile), "--session-dir", str(session_dir),
-         "--quiet"],
+        cli_run_command(str(profile), "--session-dir", str(session_dir), "--quiet"),
         cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
         start_new_session=True,  # its own process group, as a terminal's foreground job has
-        env={**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT),
-                                                                          os.environ.get(
-                                                                              "PYTHONPATH")]))},
     )
 
 

@@ -15,8 +15,8 @@ import pytest
 from core.profile import load_profile
 from core.runner import Runner
 from tests.session_helpers import (
-    ROOT,
     read_events,
+    run_cli,
     start_cli_session,
     wait_for_event,
     wait_for_first_warmup,
@@ -123,11 +123,7 @@ models:
 techniques: [baseline]
 inputs: {{batch_sizes: [1], sequence_lengths: [16]}}
 """)
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "run", str(profile), "--results-dir",
-         str(tmp_path / "results"), "--quiet"],
-        cwd=ROOT, capture_output=True, text=True, timeout=300,
-    )
+    done = run_cli(str(profile), "--results-dir", str(tmp_path / "results"), "--quiet")
     assert done.returncode == 1
     assert "3 run(s) failed" in done.stderr
     session = next((tmp_path / "results").iterdir())
@@ -192,11 +188,7 @@ def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_pat
 def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
     profile = tmp_path / "bad.yaml"
     profile.write_text("name: bad\nmodels: [demo/tiny-bert-random]\nprotocol:\n  repeats: -1\n")
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "run", str(profile), "--results-dir",
-         str(tmp_path / "results")],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
+    done = run_cli(str(profile), "--results-dir", str(tmp_path / "results"), timeout_s=60)
     assert done.returncode == 2
     assert "line 4: protocol.repeats: -1 is not allowed" in done.stderr
     assert not (tmp_path / "results").exists()
@@ -216,10 +208,7 @@ def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
         runner.kill()
     first = rows_of(session)
     assert [r["status"] for r in first.values()] == ["finished", "skipped"]
-    done = subprocess.run(
-        [sys.executable, "-m", "core.cli", "run", str(profile), "--resume", str(session),
-         "--quiet"], cwd=ROOT, capture_output=True, text=True, timeout=180,
-    )
+    done = run_cli(str(profile), "--resume", str(session), "--quiet", timeout_s=180)
     assert done.returncode == 0, done.stderr
     again = rows_of(session)
     assert [r["status"] for r in again.values()] == ["finished", "finished"]

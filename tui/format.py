@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
+from core.report import to_float
+
 DASH = "—"
-
-
-def to_float(value: object) -> float | None:
-    """A runs.csv cell as a number, or None when it is empty or not a number."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)  # type: ignore[arg-type]
-    except (TypeError, ValueError):
-        return None
 
 
 def watts(value: float | None) -> str:
@@ -21,29 +13,6 @@ def watts(value: float | None) -> str:
 
 def number(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
-
-
-def joules(value: float | None) -> str:
-    if value is None:
-        return DASH
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
-        if abs(value) >= scale or unit == "µJ":
-            return f"{value / scale:.3g} {unit}"
-    return DASH
-
-
-def milliseconds(value: float | None) -> str:
-    return DASH if value is None else f"{value:.3g} ms"
-
-
-def size(value: float | None) -> str:
-    if value is None:
-        return DASH
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(value) < 1000 or unit == "GB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1000
-    return DASH
 
 
 def percent_change(value: float | None) -> str:

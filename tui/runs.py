@@ -4,37 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from core.report import deltas_vs_baseline, format_energy, format_latency, format_size
 from tui import format as fmt
-
-BASELINE = "baseline"
 
 
 def input_size(row: dict[str, str]) -> str:
-    """`b1-s128` / `b8-r224`, the same slug as in run ids."""
-    size = f"s{row['seq_len']}" if row.get("seq_len") else f"r{row.get('resolution') or '?'}"
-    return f"b{row.get('batch_size') or '?'}-{size}"
+    """`b1-s128` / `b8-r224`: the input part of the run id."""
+    return row["run_id"].rpartition("__")[2]
 
 
-def _group(row: dict[str, str]) -> tuple[str, ...]:
-    return (row.get("model", ""), row.get("device", ""), input_size(row))
-
-
-def baseline_changes(rows: list[dict[str, str]], column: str) -> dict[str, float | None]:
-    """Per run id: % change of `column` against the same model and input size run as baseline."""
-    baselines = {
-        _group(r): fmt.to_float(r.get(column))
-        for r in rows
-        if r.get("technique") == BASELINE and r.get("status") not in ("skipped", "failed")
-    }
-    changes: dict[str, float | None] = {}
-    for row in rows:
-        base = baselines.get(_group(row))
-        value = fmt.to_float(row.get(column))
-        if row.get("technique") == BASELINE or base in (None, 0.0) or value is None:
-            changes[row["run_id"]] = None
-        else:
-            changes[row["run_id"]] = (value - base) / base * 100.0  # type: ignore[operator]
-    return changes
+def energy_changes_pct(rows: list[dict[str, str]]) -> dict[str, float | None]:
+    """Per run id: % change of energy per inference against its model's baseline run."""
+    changes = {run_id: d["energy_j_per_inference"]
+               for run_id, d in deltas_vs_baseline(rows).items()}
+    return {run_id: None if c is None else c * 100.0 for run_id, c in changes.items()}
 
 
 @dataclass(frozen=True)
@@ -61,7 +44,7 @@ def live_cells(row: dict[str, str], energy_change: float | None) -> tuple[str, .
     """One runs-table row of the live view, in LIVE_COLUMNS order."""
     model = (row.get("model") or "").removeprefix("demo/")
     estimated = "estimated" in (row.get("energy_source") or "")
-    energy = fmt.joules(fmt.to_float(row.get("energy_j_per_inference")))
+    energy = format_energy(row.get("energy_j_per_inference"), fmt.DASH)
     if estimated and energy != fmt.DASH:
         energy += " est"
     return (
@@ -71,8 +54,8 @@ def live_cells(row: dict[str, str], energy_change: float | None) -> tuple[str, .
         energy,
         fmt.percent_change(energy_change),
         fmt.watts(fmt.to_float(row.get("avg_power_w"))),
-        fmt.milliseconds(fmt.to_float(row.get("latency_ms_p50"))),
-        fmt.size(fmt.to_float(row.get("size_bytes"))),
+        format_latency(row.get("latency_ms_p50"), fmt.DASH),
+        format_size(row.get("size_bytes"), fmt.DASH),
         fmt.quality(row),
         row.get("status") or "",
     )

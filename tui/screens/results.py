@@ -10,7 +10,7 @@ from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
 
 from core.results import RUN_COLUMNS, read_runs
-from tui.runs import baseline_changes, sort_key
+from tui.runs import energy_changes_pct, sort_key
 
 CHANGE_COLUMN = "energy_change_pct"
 
@@ -41,7 +41,7 @@ class ResultsScreen(Screen):
 
     def action_reload(self) -> None:
         rows = read_runs(self.session_dir)
-        changes = baseline_changes(rows, "energy_j_per_inference")
+        changes = energy_changes_pct(rows)
         table = self.query_one(DataTable)
         table.clear()
         columns = [c.key.value for c in table.ordered_columns]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from textual.widgets import DataTable
 
-from tui.runs import LIVE_COLUMNS, baseline_changes, live_cells
+from tui.runs import LIVE_COLUMNS, energy_changes_pct, live_cells
 
 
 class RunsTable(DataTable):
@@ -19,7 +19,7 @@ class RunsTable(DataTable):
         if rows == self._shown:
             return
         self._shown = rows
-        changes = baseline_changes(list(rows), "energy_j_per_inference")
+        changes = energy_changes_pct(list(rows))
         known = {key.value for key in self.rows}
         for row in rows:
             cells = live_cells(row, changes.get(row["run_id"]))
