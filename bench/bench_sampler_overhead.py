@@ -27,11 +27,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from energy_console.core.results import SessionWriter  # noqa: E402
+from energy_console.core.sampler import Sampler  # noqa: E402
+from energy_console.core.sensors import detect, rapl  # noqa: E402
+from energy_console.core.sensors.nvml import NvmlSensor  # noqa: E402
+
 import tests.fakes.pynvml as fake_nvml  # noqa: E402
-from core.results import SessionWriter  # noqa: E402
-from core.sampler import Sampler  # noqa: E402
-from core.sensors import detect, rapl  # noqa: E402
-from core.sensors.nvml import NvmlSensor  # noqa: E402
 from tests.fakes.powercap import advancing_counters, build_powercap_tree  # noqa: E402
 
 

@@ -16,11 +16,10 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
-
-from core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
-from core.models import load_model  # noqa: E402
-from core.profile import ModelEntry  # noqa: E402
-from core.size import measure_size  # noqa: E402
+from energy_console.core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
+from energy_console.core.models import load_model  # noqa: E402
+from energy_console.core.profile import ModelEntry  # noqa: E402
+from energy_console.core.size import measure_size  # noqa: E402
 
 MODELS = {
     "demo/tiny-bert-random": 128,

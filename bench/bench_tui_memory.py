@@ -21,10 +21,10 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from core import events as ev  # noqa: E402
-from core.results import SessionWriter  # noqa: E402
-from tui.app import EnergyConsoleApp  # noqa: E402
-from tui.screens.live import LiveScreen  # noqa: E402
+from energy_console.core import events as ev  # noqa: E402
+from energy_console.core.results import SessionWriter  # noqa: E402
+from energy_console.tui.app import EnergyConsoleApp  # noqa: E402
+from energy_console.tui.screens.live import LiveScreen  # noqa: E402
 
 SENSORS = [
     {"name": n, "kind": k, "measured": True, "method": "bench", "detail": ""}

@@ -17,7 +17,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 PROBE = """
 import sys
-from tui.app import EnergyConsoleApp
+from energy_console.tui.app import EnergyConsoleApp
 
 class FirstScreenProbe(EnergyConsoleApp):
     def on_ready(self):

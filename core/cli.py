@@ -9,7 +9,7 @@ import sys
 from importlib import metadata
 from pathlib import Path
 
-from core.results import default_results_root, session_dir_name
+from energy_console.core.results import default_results_root, session_dir_name
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -80,9 +80,9 @@ def results_root(args) -> Path:
 
 
 def cmd_run(args) -> int:
-    from core.profile import ProfileError, load_profile
-    from core.results import read_runs
-    from core.runner import Runner
+    from energy_console.core.profile import ProfileError, load_profile
+    from energy_console.core.results import read_runs
+    from energy_console.core.runner import Runner
 
     try:
         profile = load_profile(args.profile)
@@ -105,7 +105,7 @@ def cmd_run(args) -> int:
               "another place with --results-dir or ENERGY_CONSOLE_RESULTS_DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.detach:
-        from core.launch import start_runner
+        from energy_console.core.launch import start_runner
 
         pid = start_runner(Path(args.profile), session_dir, args.device,
                            resume=args.resume is not None)
@@ -139,14 +139,14 @@ def cmd_run(args) -> int:
 
 
 def _progress_display():
-    from core.progress import ProgressDisplay
+    from energy_console.core.progress import ProgressDisplay
 
     return ProgressDisplay()
 
 
 def cmd_list(args) -> int:
     if args.what == "models":
-        from core.models.demo import describe_all
+        from energy_console.core.models.demo import describe_all
 
         print("Built-in demo models (random weights, offline):")
         for m in describe_all():
@@ -154,11 +154,11 @@ def cmd_list(args) -> int:
         print("\nAlso: any Hugging Face hub id (`hf: ID` with `task:`), or a local folder in "
               "save_pretrained layout (`path: DIR`).")
     elif args.what == "techniques":
-        from core.compression.catalogue import format_techniques
+        from energy_console.core.compression.catalogue import format_techniques
 
         print(format_techniques())
     else:
-        from core.results import list_sessions, read_runs
+        from energy_console.core.results import list_sessions, read_runs
 
         sessions = list_sessions(results_root(args))
         if not sessions:
@@ -171,15 +171,15 @@ def cmd_list(args) -> int:
 
 
 def cmd_sensors() -> int:
-    from core.sensors.report import format_sensors_report, sensors_report
+    from energy_console.core.sensors.report import format_sensors_report, sensors_report
 
     print(format_sensors_report(sensors_report()))
     return EXIT_OK
 
 
 def cmd_report(args) -> int:
-    from core.report import format_report
-    from core.results import load_session, newest_session
+    from energy_console.core.report import format_report
+    from energy_console.core.results import load_session, newest_session
 
     path = args.session or newest_session(results_root(args))
     if path is None:

@@ -18,7 +18,7 @@ def start_runner(profile_path: Path, session_dir: Path, device: str | None = Non
     """Start `energy-console run` for the profile into session_dir (continuing it when
     `resume`); returns the runner's pid."""
     session_dir.mkdir(parents=True, exist_ok=True)
-    command = [sys.executable, "-m", "core.cli", "run", str(profile_path),
+    command = [sys.executable, "-m", "energy_console.core.cli", "run", str(profile_path),
                "--resume" if resume else "--session-dir", str(session_dir), "--quiet"]
     if device:
         command += ["--device", device]

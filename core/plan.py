@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.models.base import input_family
-from core.profile import ModelEntry, Profile, ProtocolSettings
+from energy_console.core.models.base import input_family
+from energy_console.core.profile import ModelEntry, Profile, ProtocolSettings
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def model_task(entry: ModelEntry) -> str | None:
     if entry.task:
         return entry.task
     if entry.source == "demo":
-        from core.models.demo import DEMO_MODELS
+        from energy_console.core.models.demo import DEMO_MODELS
 
         return DEMO_MODELS[entry.ref].task
     return None

@@ -5,9 +5,15 @@ imports here. Importing the classes (no tensor work, so no thread pools start be
 that cost to the forkserver, once per session.
 """
 
+import energy_console.core.datasets  # noqa: F401
+import energy_console.core.demo_tokenizer  # noqa: F401
+import energy_console.core.quality.evaluate  # noqa: F401
+import energy_console.core.quality.reference  # noqa: F401
+import energy_console.core.worker  # noqa: F401
 import PIL.Image  # noqa: F401
 import torch  # noqa: F401
 import torch.ao.quantization  # noqa: F401
+from energy_console.core.compression import techniques
 from transformers import (  # noqa: F401
     AutoConfig,
     AutoModelForCausalLM,
@@ -19,12 +25,5 @@ from transformers import (  # noqa: F401
     ResNetForImageClassification,
     ViTForImageClassification,
 )
-
-import core.datasets  # noqa: F401
-import core.demo_tokenizer  # noqa: F401
-import core.quality.evaluate  # noqa: F401
-import core.quality.reference  # noqa: F401
-import core.worker  # noqa: F401
-from core.compression import techniques
 
 techniques()  # registers every technique family module

@@ -13,8 +13,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from core.models.base import TASKS
+from energy_console.core.models.base import TASKS
 
 DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
 NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
@@ -262,7 +261,7 @@ class _Checker:
         )
 
     def models(self, value) -> tuple[ModelEntry, ...]:
-        from core.models.demo import DEMO_MODELS, DEMO_PREFIX
+        from energy_console.core.models.demo import DEMO_MODELS, DEMO_PREFIX
 
         if not isinstance(value, list) or not value:
             raise self.fail(("models",), "expected a non-empty list of models (demo names, "
@@ -302,7 +301,7 @@ class _Checker:
         return tuple(entries)
 
     def techniques(self, value) -> tuple:
-        from core.compression import parse_technique
+        from energy_console.core.compression import parse_technique
 
         if not isinstance(value, list) or not value:
             raise self.fail(("techniques",), "expected a non-empty list, e.g. [baseline, "
@@ -368,7 +367,7 @@ class _Checker:
             intensity = self.number(intensity, ("carbon", "intensity_g_per_kwh"), float, 0)
         country = fields.get("country")
         if country is not None:
-            from core.carbon import intensity_table
+            from energy_console.core.carbon import intensity_table
 
             table = intensity_table()
             if not isinstance(country, str) or country.upper() not in table:

@@ -3,11 +3,10 @@ ended run. Plain enough for SSH and tmux; without a terminal it prints lines onl
 
 from __future__ import annotations
 
+from energy_console.core import events as ev
+from energy_console.core.report import format_energy, format_latency
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
-
-from core import events as ev
-from core.report import format_energy, format_latency
 
 
 class ProgressDisplay:

@@ -132,8 +132,7 @@ LOWER_IS_BETTER = ("perplexity",)
 def runs_frame(session_dir):
     """A session's runs.csv as a pandas DataFrame with numeric columns typed (for notebooks)."""
     import pandas as pd
-
-    from core.results import RUN_COLUMNS
+    from energy_console.core.results import RUN_COLUMNS
 
     frame = pd.read_csv(session_dir / "runs.csv", dtype=str, keep_default_na=False)
     text = {"run_id", "model", "task", "technique", "device", "status", "reason",

@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.events import Event, event_from_json
+from energy_console.core.events import Event, event_from_json
 
 RUN_COLUMNS = (
     "run_id", "model", "task", "technique", "device", "batch_size", "seq_len", "resolution",

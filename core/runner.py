@@ -22,16 +22,15 @@ from pathlib import Path
 from typing import Any
 
 import psutil
-
-from core import events as ev
-from core.carbon import co2e_g, resolve_intensity
-from core.machine_lock import MachineBusy, MachineLock
-from core.plan import RunSpec, expand
-from core.profile import Profile
-from core.results import ControlReader, SessionWriter, write_json
-from core.sampler import Sampler
-from core.sensors import Detection, describe, detect
-from core.stats import ci95_half_width, median, percentile, relative_spread
+from energy_console.core import events as ev
+from energy_console.core.carbon import co2e_g, resolve_intensity
+from energy_console.core.machine_lock import MachineBusy, MachineLock
+from energy_console.core.plan import RunSpec, expand
+from energy_console.core.profile import Profile
+from energy_console.core.results import ControlReader, SessionWriter, write_json
+from energy_console.core.sampler import Sampler
+from energy_console.core.sensors import Detection, describe, detect
+from energy_console.core.stats import ci95_half_width, median, percentile, relative_spread
 
 WINDOW_UPDATE_PERIODS = 10  # a timed window spans at least this many sensor update periods
 KILL_GRACE_S = 3.0
@@ -156,7 +155,7 @@ class Runner:
         self.stop_requested = True  # only a flag: a handler must not write mid-write
 
     def _start_sensors(self) -> None:
-        from core.sensors.period import calibrate
+        from energy_console.core.sensors.period import calibrate
 
         self.detection = detect(self.profile.sensors.cpu_tdp_w)
         calibrate(self.detection.sensors)  # measured update periods size the windows
@@ -221,7 +220,7 @@ class Runner:
         """A forkserver with torch and transformers loaded, started before the idle baseline
         so its imports neither load the idle machine nor delay the first run."""
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["core.preload"])
+        context.set_forkserver_preload(["energy_console.core.preload"])
         ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
         ready.start()
         ready.join()
@@ -232,7 +231,7 @@ class Runner:
         indexes = [s.index for s in self.sampler.sensors if s.name.startswith("nvml:")]
         if not indexes:
             return []
-        from core.sensors.nvml import gpu_snapshot
+        from energy_console.core.sensors.nvml import gpu_snapshot
 
         return [gpu_snapshot(i) for i in indexes]
 
@@ -540,7 +539,7 @@ def _forkserver_ready() -> None:
 
 
 def _worker_target(conn, spec, run_dir, cache_dir, runner_pid):
-    from core.worker import worker_entry
+    from energy_console.core.worker import worker_entry
 
     worker_entry(conn, spec, run_dir, cache_dir, runner_pid)
 

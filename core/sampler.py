@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import partial
 from typing import NamedTuple
 
-from core.sensors.base import Sensor
+from energy_console.core.sensors.base import Sensor
 
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0

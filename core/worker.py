@@ -24,12 +24,11 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-
-from core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
-from core.models import ModelLoadError, load_model  # noqa: E402
-from core.protocol import run_protocol  # noqa: E402
-from core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
-from core.size import measure_size  # noqa: E402
+from energy_console.core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
+from energy_console.core.models import ModelLoadError, load_model  # noqa: E402
+from energy_console.core.protocol import run_protocol  # noqa: E402
+from energy_console.core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
+from energy_console.core.size import measure_size  # noqa: E402
 
 
 def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> None:

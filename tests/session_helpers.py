@@ -31,7 +31,7 @@ def write_profile(folder: Path, body: str, name: str = "t", protocol: str = FAST
 
 def cli_run_command(*args: str) -> list[str]:
     """`energy-console run ARGS` as a command line."""
-    return [sys.executable, "-m", "core.cli", "run", *args]
+    return [sys.executable, "-m", "energy_console.core.cli", "run", *args]
 
 
 def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:

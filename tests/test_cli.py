@@ -5,12 +5,13 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from core.results import SessionWriter
+from energy_console.core.results import SessionWriter
+
 from tests.session_helpers import ROOT
 
 
 def energy_console(*args, env=None):
-    code = ("import sys; from tui.main import main; code = main(sys.argv[1:]); "
+    code = ("import sys; from energy_console.tui.main import main; code = main(sys.argv[1:]); "
             "print('TORCH LOADED' if 'torch' in sys.modules else '', file=sys.stderr); "
             "sys.exit(code)")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,

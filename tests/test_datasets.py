@@ -6,8 +6,7 @@ import json
 from pathlib import Path
 
 import pytest
-
-from core.datasets import (
+from energy_console.core.datasets import (
     DatasetError,
     dataset_spec,
     evenly_spaced,
@@ -16,11 +15,11 @@ from core.datasets import (
     read_image,
     resolve_labels,
 )
-from core.demo_tokenizer import DemoTokenizer
-from core.models import load_model
-from core.plan import expand
-from core.profile import parse_profile
-from core.quality import prepare_reference
+from energy_console.core.demo_tokenizer import DemoTokenizer
+from energy_console.core.models import load_model
+from energy_console.core.plan import expand
+from energy_console.core.profile import parse_profile
+from energy_console.core.quality import prepare_reference
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SENTIMENT_LABELS = ["negative", "positive"]

@@ -7,10 +7,10 @@ import subprocess
 import sys
 
 import pytest
+from energy_console.core.machine_lock import MachineBusy, MachineLock
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
 
-from core.machine_lock import MachineBusy, MachineLock
-from core.profile import load_profile
-from core.runner import Runner
 from tests.session_helpers import (
     read_events,
     start_cli_session,
@@ -34,8 +34,9 @@ def test_a_second_session_is_refused_and_told_who_holds_the_machine(tmp_path):
 def test_the_machine_is_free_again_when_the_holder_is_killed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", (
-            "import sys, time; from pathlib import Path; from core.machine_lock import "
-            "MachineLock; MachineLock(sys.argv[1]).acquire(Path('x')); print('held', flush=True);"
+            "import sys, time; from pathlib import Path; "
+            "from energy_console.core.machine_lock import MachineLock; "
+            "MachineLock(sys.argv[1]).acquire(Path('x')); print('held', flush=True);"
             " time.sleep(60)"), str(tmp_path / "lock")],
         stdout=subprocess.PIPE, text=True,
     )

@@ -1,5 +1,5 @@
-from core.plan import expand
-from core.profile import parse_profile
+from energy_console.core.plan import expand
+from energy_console.core.profile import parse_profile
 
 PROFILE = """\
 name: plan

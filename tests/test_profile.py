@@ -1,8 +1,7 @@
 from pathlib import Path
 
 import pytest
-
-from core.profile import ProfileError, load_profile, parse_profile
+from energy_console.core.profile import ProfileError, load_profile, parse_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 import torch
+from energy_console.core.demo_tokenizer import DemoTokenizer
+from energy_console.core.models import load_model
+from energy_console.core.plan import expand
+from energy_console.core.profile import parse_profile
+from energy_console.core.quality import QUALITY_CSV_COLUMNS, evaluate, prepare_reference
 
-from core.demo_tokenizer import DemoTokenizer
-from core.models import load_model
-from core.plan import expand
-from core.profile import parse_profile
-from core.quality import QUALITY_CSV_COLUMNS, evaluate, prepare_reference
 from tests.trained_models import SEQ_LEN, train_keyword_classifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"

@@ -1,6 +1,5 @@
 import pytest
-
-from core.report import deltas_vs_baseline, format_energy, format_size
+from energy_console.core.report import deltas_vs_baseline, format_energy, format_size
 
 
 def _row(run_id, technique, energy, size, batch=1):
@@ -39,8 +38,8 @@ def _finished(run_id, technique, energy, metric, value, model="m"):
 
 
 def test_runs_frame_types_the_numeric_columns(tmp_path):
-    from core.report import runs_frame
-    from core.results import SessionWriter
+    from energy_console.core.report import runs_frame
+    from energy_console.core.results import SessionWriter
 
     writer = SessionWriter(tmp_path)
     writer.record_run(_finished("a", "baseline", 0.5, "accuracy", 0.9))
@@ -53,8 +52,8 @@ def test_runs_frame_types_the_numeric_columns(tmp_path):
 
 
 def test_the_pareto_front_keeps_runs_nothing_beats_on_energy_and_quality(tmp_path):
-    from core.report import pareto_front, runs_frame
-    from core.results import SessionWriter
+    from energy_console.core.report import pareto_front, runs_frame
+    from energy_console.core.results import SessionWriter
 
     writer = SessionWriter(tmp_path)
     for row in (

@@ -1,7 +1,7 @@
 import csv
 
-from core import events as ev
-from core.results import ControlReader, SessionWriter, load_session, send_control
+from energy_console.core import events as ev
+from energy_console.core.results import ControlReader, SessionWriter, load_session, send_control
 
 
 def test_every_event_type_survives_the_json_round_trip(tmp_path):

@@ -7,11 +7,11 @@ import threading
 import time
 
 import pytest
+from energy_console.core.sampler import Sampler
+from energy_console.core.sensors import rapl
+from energy_console.core.sensors.nvml import NvmlSensor
 
 import tests.fakes.pynvml as fake_nvml
-from core.sampler import Sampler
-from core.sensors import rapl
-from core.sensors.nvml import NvmlSensor
 from tests.fakes.powercap import build_powercap_tree
 from tests.fakes.pynvml import FakeGpu
 

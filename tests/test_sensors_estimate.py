@@ -3,9 +3,8 @@ import sys
 import time
 
 import pytest
-
-from core.sensors import detect
-from core.sensors.estimate import IDLE_FRACTION, EstimatedCpuSensor
+from energy_console.core.sensors import detect
+from energy_console.core.sensors.estimate import IDLE_FRACTION, EstimatedCpuSensor
 
 
 def test_the_estimate_is_labelled_as_such_and_uses_the_profiles_tdp():

@@ -5,10 +5,10 @@ from __future__ import annotations
 import sys
 
 import pytest
+from energy_console.core.sampler import Sampler
+from energy_console.core.sensors import nvml
 
 import tests.fakes.pynvml as fake_nvml
-from core.sampler import Sampler
-from core.sensors import nvml
 from tests.fakes.pynvml import FakeGpu
 
 

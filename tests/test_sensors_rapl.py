@@ -10,9 +10,9 @@ import time
 from pathlib import Path
 
 import pytest
+from energy_console.core.sampler import Sampler
+from energy_console.core.sensors import detect, rapl
 
-from core.sampler import Sampler
-from core.sensors import detect, rapl
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 
 NOBODY_UID = 65534

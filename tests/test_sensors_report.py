@@ -5,11 +5,11 @@ from __future__ import annotations
 import sys
 
 import pytest
+from energy_console.core.sensors import rapl
+from energy_console.core.sensors.period import median_change_interval_s
+from energy_console.core.sensors.report import format_sensors_report, sensors_report
 
 import tests.fakes.pynvml as fake_nvml
-from core.sensors import rapl
-from core.sensors.period import median_change_interval_s
-from core.sensors.report import format_sensors_report, sensors_report
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 from tests.fakes.pynvml import FakeGpu
 

@@ -11,9 +11,9 @@ import sys
 
 import psutil
 import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
 
-from core.profile import load_profile
-from core.runner import Runner
 from tests.session_helpers import (
     read_events,
     run_cli,
@@ -168,7 +168,7 @@ def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
 
 
 def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_path):
-    from core.results import send_control
+    from energy_console.core.results import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
@@ -195,7 +195,7 @@ def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
 
 
 def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
-    from core.results import send_control
+    from energy_console.core.results import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
@@ -218,7 +218,7 @@ def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
 
 
 def test_windows_too_short_for_a_sensor_are_flagged_with_their_error_bound():
-    from core.runner import short_window_warnings
+    from energy_console.core.runner import short_window_warnings
 
     class Counter:
         name, update_period_s = "nvml:0", 0.1

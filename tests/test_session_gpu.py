@@ -7,9 +7,9 @@ import json
 import sys
 
 import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner, sensors_for_device
 
-from core.profile import load_profile
-from core.runner import Runner, sensors_for_device
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
 from tests.session_helpers import write_profile

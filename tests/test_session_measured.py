@@ -6,9 +6,9 @@ import csv
 import json
 
 import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
 
-from core.profile import load_profile
-from core.runner import Runner
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 from tests.session_helpers import write_profile
 

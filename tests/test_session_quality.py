@@ -5,9 +5,9 @@ from __future__ import annotations
 import csv
 
 import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
 
-from core.profile import load_profile
-from core.runner import Runner
 from tests.session_helpers import write_profile
 from tests.trained_models import train_keyword_classifier
 

@@ -1,6 +1,5 @@
 import pytest
-
-from core.stats import ci95_half_width, median, percentile, relative_spread
+from energy_console.core.stats import ci95_half_width, median, percentile, relative_spread
 
 
 def test_percentiles_interpolate_between_ranks():

@@ -7,12 +7,11 @@ import functools
 
 import pytest
 import torch
-
-from core.compression import NotApplicable, TechniqueContext, get
-from core.compression.catalogue import format_techniques, technique_rows
-from core.models import load_model
-from core.profile import ModelEntry
-from core.size import measure_size
+from energy_console.core.compression import NotApplicable, TechniqueContext, get
+from energy_console.core.compression.catalogue import format_techniques, technique_rows
+from energy_console.core.models import load_model
+from energy_console.core.profile import ModelEntry
+from energy_console.core.size import measure_size
 
 INPUT_SIZE = {
     "demo/tiny-bert-random": 16,

@@ -1,4 +1,4 @@
-from tui.format import quality
+from energy_console.tui.format import quality
 
 
 def test_quality_cells_show_the_task_metric_with_top1_fidelity_beside_it():

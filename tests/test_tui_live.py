@@ -7,15 +7,14 @@ import sys
 from pathlib import Path
 
 import pytest
+from energy_console.core import events as ev
+from energy_console.core.results import SessionWriter, read_runs, write_json
+from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.follower import FileTail, SessionReader
+from energy_console.tui.screens.live import LiveScreen
+from energy_console.tui.screens.results import ResultsScreen
+from energy_console.tui.widgets.runs_table import RunsTable
 from textual.widgets import DataTable, Sparkline
-
-from core import events as ev
-from core.results import SessionWriter, read_runs, write_json
-from tui.app import EnergyConsoleApp
-from tui.follower import FileTail, SessionReader
-from tui.screens.live import LiveScreen
-from tui.screens.results import ResultsScreen
-from tui.widgets.runs_table import RunsTable
 
 T0 = 1_700_000_000.0
 SENSORS = [

@@ -5,14 +5,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from energy_console.core.profile import load_profile
+from energy_console.core.results import read_events, read_runs
+from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.screens.live import LiveScreen
+from energy_console.tui.screens.setup import SetupScreen
+from energy_console.tui.widgets.runs_table import RunsTable
 from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, Sparkline, Static
-
-from core.profile import load_profile
-from core.results import read_events, read_runs
-from tui.app import EnergyConsoleApp
-from tui.screens.live import LiveScreen
-from tui.screens.setup import SetupScreen
-from tui.widgets.runs_table import RunsTable
 
 FAST = {"idle_seconds": "0.5", "warmup": "1", "min_window_s": "0.2", "repeats": "2"}
 

@@ -11,14 +11,13 @@ import sys
 from collections.abc import Iterable
 from pathlib import Path
 
+from energy_console.core.profile import ProfileError, load_profile
+from energy_console.core.results import default_results_root, list_sessions, send_control
+from energy_console.tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
+from energy_console.tui.screens.setup import SetupScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
-
-from core.profile import ProfileError, load_profile
-from core.results import default_results_root, list_sessions, send_control
-from tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
-from tui.screens.setup import SetupScreen
 
 
 class EnergyConsoleApp(App):
@@ -39,7 +38,7 @@ class EnergyConsoleApp(App):
 
     def on_mount(self) -> None:
         if self.attach is not None:
-            from tui.screens.live import LiveScreen
+            from energy_console.tui.screens.live import LiveScreen
 
             self.push_screen(LiveScreen(self.attach))
         else:
@@ -71,7 +70,7 @@ class EnergyConsoleApp(App):
     def action_open_session(self) -> None:
         def open_(path: Path | None) -> None:
             if path is not None:
-                from tui.screens.live import LiveScreen
+                from energy_console.tui.screens.live import LiveScreen
 
                 self.push_screen(LiveScreen(path))
 
@@ -82,7 +81,7 @@ class EnergyConsoleApp(App):
     def action_results(self) -> None:
         screen = self.screen
         if _is_live(screen):
-            from tui.screens.results import ResultsScreen
+            from energy_console.tui.screens.results import ResultsScreen
 
             self.push_screen(ResultsScreen(screen.session_dir))
         else:
@@ -107,7 +106,7 @@ class EnergyConsoleApp(App):
 
 
 def _is_live(screen: Screen) -> bool:
-    from tui.screens.live import LiveScreen
+    from energy_console.tui.screens.live import LiveScreen
 
     return isinstance(screen, LiveScreen)
 

@@ -16,7 +16,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.events import (
+from energy_console.core.events import (
     Event,
     IdleBaseline,
     Notice,
@@ -29,7 +29,7 @@ from core.events import (
     SessionStarted,
     event_from_json,
 )
-from core.results import csv_cell, read_runs
+from energy_console.core.results import csv_cell, read_runs
 
 TRACE_SECONDS = 60.0  # how much history a sparkline shows
 AVERAGE_SECONDS = 30.0

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from core.report import to_float
+from energy_console.core.report import to_float
 
 DASH = "—"
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from core.cli import EXIT_BAD_INPUT, build_parser
-from core.cli import main as headless_main
+from energy_console.core.cli import EXIT_BAD_INPUT, build_parser
+from energy_console.core.cli import main as headless_main
 
 HEADLESS = {"run", "list", "sensors", "report", "-h", "--help", "--version"}
 
@@ -17,7 +17,7 @@ def main(argv: list[str] | None = None) -> int:
         return headless_main(argv)
     if argv and argv[0] == "attach":
         args = build_parser().parse_args(argv)
-        from core.results import default_results_root, newest_session
+        from energy_console.core.results import default_results_root, newest_session
 
         root = args.results_dir or default_results_root()
         session = args.session or newest_session(root)
@@ -26,11 +26,11 @@ def main(argv: list[str] | None = None) -> int:
                   f"error: {session} is not a session directory (no events.jsonl)",
                   file=sys.stderr)
             return EXIT_BAD_INPUT
-        from tui.app import launch
+        from energy_console.tui.app import launch
 
         return launch(attach=Path(session), results_root=root)
     if len(argv) > 1 or (argv and argv[0].startswith("-")):
         return headless_main(argv)
-    from tui.app import launch
+    from energy_console.tui.app import launch
 
     return launch(profile_path=argv[0] if argv else None)

@@ -4,8 +4,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.report import deltas_vs_baseline, format_energy, format_latency, format_size
-from tui import format as fmt
+from energy_console.core.report import (
+    deltas_vs_baseline,
+    format_energy,
+    format_latency,
+    format_size,
+)
+from energy_console.tui import format as fmt
 
 
 def input_size(row: dict[str, str]) -> str:

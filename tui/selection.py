@@ -11,9 +11,8 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-
-from core.plan import RunSpec
-from core.profile import Profile, ProfileError, parse_profile
+from energy_console.core.plan import RunSpec
+from energy_console.core.profile import Profile, ProfileError, parse_profile
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
 WORKER_START_S = 0.5  # forking a worker from that forkserver, measured here

@@ -10,16 +10,16 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.compression.base import NotApplicable, Param, Technique, TechniqueContext
+from energy_console.core.compression.base import NotApplicable, Param, Technique, TechniqueContext
 
 FAMILY_MODULES = (
-    "core.compression.baseline",
-    "core.compression.precision",
-    "core.compression.quantization",
-    "core.compression.quanto",
-    "core.compression.onnx_int8",
-    "core.compression.pruning",
-    "core.compression.sparsity",
+    "energy_console.core.compression.baseline",
+    "energy_console.core.compression.precision",
+    "energy_console.core.compression.quantization",
+    "energy_console.core.compression.quanto",
+    "energy_console.core.compression.onnx_int8",
+    "energy_console.core.compression.pruning",
+    "energy_console.core.compression.sparsity",
 )
 
 _REGISTRY: dict[str, Technique] = {}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass
 
-from core.compression import techniques
+from energy_console.core.compression import techniques
 
 NVIDIA_DRIVER_FILE = "/proc/driver/nvidia/version"
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.compression import register
-from core.compression.base import Technique
+from energy_console.core.compression import register
+from energy_console.core.compression.base import Technique
 
 
 def _cast(dtype_name: str):

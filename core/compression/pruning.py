@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import warnings
 
-from core.compression import register
-from core.compression.base import NotApplicable, Param, Technique
-from core.compression.quantization import conv1d_to_linear
+from energy_console.core.compression import register
+from energy_console.core.compression.base import NotApplicable, Param, Technique
+from energy_console.core.compression.quantization import conv1d_to_linear
 
 _PRUNABLE = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 

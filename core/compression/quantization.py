@@ -7,8 +7,8 @@ import inspect
 import warnings
 from contextlib import contextmanager
 
-from core.compression import register
-from core.compression.base import NotApplicable, Technique
+from energy_console.core.compression import register
+from energy_console.core.compression.base import NotApplicable, Technique
 
 QUANTIZABLE_LAYERS = "nn.Linear (GPT-2's Conv1D converted to nn.Linear first)"
 

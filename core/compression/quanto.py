@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.compression import register
-from core.compression.base import Technique
-from core.compression.quantization import conv1d_to_linear
+from energy_console.core.compression import register
+from energy_console.core.compression.base import Technique
+from energy_console.core.compression.quantization import conv1d_to_linear
 
 _LAYERS = "nn.Linear, nn.Conv2d (GPT-2's Conv1D converted to nn.Linear first); activations stay"
 

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from core.compression import register
-from core.compression.base import NotApplicable, Technique
-from core.compression.quantization import conv1d_to_linear
+from energy_console.core.compression import register
+from energy_console.core.compression.base import NotApplicable, Technique
+from energy_console.core.compression.quantization import conv1d_to_linear
 
 MIN_COMPUTE_CAPABILITY = (8, 0)
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from core.models.base import LoadedModel, ModelLoadError
+from energy_console.core.models.base import LoadedModel, ModelLoadError
 
 
 def source_for(kind: str):
-    from core.models.demo import DemoSource
-    from core.models.hub import HubSource
-    from core.models.local import LocalSource
+    from energy_console.core.models.demo import DemoSource
+    from energy_console.core.models.hub import HubSource
+    from energy_console.core.models.local import LocalSource
 
     return {"demo": DemoSource, "hf": HubSource, "path": LocalSource}[kind]()
 

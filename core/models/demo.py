@@ -10,7 +10,7 @@ import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from core.models.base import LoadedModel, ModelDescription, ModelLoadError
+from energy_console.core.models.base import LoadedModel, ModelDescription, ModelLoadError
 
 DEMO_PREFIX = "demo/"
 WEIGHT_SEED = 1234

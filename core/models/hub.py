@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from core.models.base import LoadedModel
-from core.models.pretrained import load_pretrained
+from energy_console.core.models.base import LoadedModel
+from energy_console.core.models.pretrained import load_pretrained
 
 
 class HubSource:

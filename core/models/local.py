@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.models.base import LoadedModel, ModelLoadError
-from core.models.pretrained import load_pretrained
+from energy_console.core.models.base import LoadedModel, ModelLoadError
+from energy_console.core.models.pretrained import load_pretrained
 
 
 class LocalSource:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from core.models.base import TASKS, LoadedModel, ModelLoadError
+from energy_console.core.models.base import TASKS, LoadedModel, ModelLoadError
 
 AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
@@ -35,9 +35,8 @@ def load_pretrained(
     """from_pretrained through the Auto class of the task; `label` names the model in messages."""
     import torch
     import transformers
+    from energy_console.core.models.demo import make_input_factory
     from transformers import AutoConfig
-
-    from core.models.demo import make_input_factory
 
     try:
         config = AutoConfig.from_pretrained(name_or_path, trust_remote_code=trust_remote_code)

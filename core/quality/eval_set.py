@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from core.datasets import (
+from energy_console.core.datasets import (
     DatasetError,
     dataset_spec,
     evenly_spaced,
@@ -18,7 +18,7 @@ from core.datasets import (
     load_text_corpus,
     read_image,
 )
-from core.demo_tokenizer import DemoTokenizer
+from energy_console.core.demo_tokenizer import DemoTokenizer
 
 SYNTHETIC_BATCHES = 4
 SYNTHETIC_SEED = 1000  # distinct from the seeds of the timed inputs

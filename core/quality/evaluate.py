@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import time
 
-from core.quality import metrics
-from core.quality.reference import Reference, run_batches
-from core.quality.result import QualityResult
+from energy_console.core.quality import metrics
+from energy_console.core.quality.reference import Reference, run_batches
+from energy_console.core.quality.result import QualityResult
 
 
 def evaluate(loaded, module, reference: Reference, input_dtype=None) -> QualityResult:

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from core.quality.eval_set import EvalSet, build_eval_set
+from energy_console.core.quality.eval_set import EvalSet, build_eval_set
 
 CACHE_FORMAT = 1
 # Causal LMs keep the reference's log-probabilities (for KL) only up to this many values.

@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from core.sensors.base import Detection, MissingSensor, Reading, Sensor, SensorInfo, describe
+from energy_console.core.sensors.base import (
+    Detection,
+    MissingSensor,
+    Reading,
+    Sensor,
+    SensorInfo,
+    describe,
+)
 
 __all__ = ["Detection", "MissingSensor", "Reading", "Sensor", "SensorInfo", "describe", "detect"]
 
@@ -12,7 +19,7 @@ def detect(cpu_tdp_w: float | None = None) -> Detection:
 
     Measured sources come first; the CPU estimate stands in only where no CPU counter is readable.
     """
-    from core.sensors.estimate import EstimatedCpuSensor
+    from energy_console.core.sensors.estimate import EstimatedCpuSensor
 
     sensors: list[Sensor] = []
     missing: list[MissingSensor] = []
@@ -34,6 +41,6 @@ def detect(cpu_tdp_w: float | None = None) -> Detection:
 
 def _probes():
     """Each probe returns (sensors, missing, notices)."""
-    from core.sensors import nvml, rapl
+    from energy_console.core.sensors import nvml, rapl
 
     return [rapl.probe, nvml.probe]

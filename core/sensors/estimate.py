@@ -20,8 +20,7 @@ import os
 import time
 
 import psutil
-
-from core.sensors.base import Reading
+from energy_console.core.sensors.base import Reading
 
 IDLE_FRACTION = 0.25
 TDP_W_PER_CORE = 10.0

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from core.sensors.base import MissingSensor, Reading
+from energy_console.core.sensors.base import MissingSensor, Reading
 
 NOMINAL_COUNTER_PERIOD_S = 0.1
 NOMINAL_INSTANT_POWER_PERIOD_S = 0.1

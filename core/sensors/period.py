@@ -12,7 +12,7 @@ import statistics
 import time
 from collections.abc import Callable, Mapping, Sequence
 
-from core.sensors.base import Sensor
+from energy_console.core.sensors.base import Sensor
 
 DEFAULT_PROBE_S = 0.6
 DEFAULT_POLL_S = 0.001

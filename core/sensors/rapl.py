@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from core.sensors.base import MissingSensor, Reading
+from energy_console.core.sensors.base import MissingSensor, Reading
 
 POWERCAP_ROOT_ENV = "ENERGY_CONSOLE_POWERCAP_ROOT"
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from core.sensors.base import MissingSensor
-from core.sensors.period import DEFAULT_PROBE_S, detect_sensor_periods_s
+from energy_console.core.sensors.base import MissingSensor
+from energy_console.core.sensors.period import DEFAULT_PROBE_S, detect_sensor_periods_s
 
 HOW = {
     "counter": "energy counter",
@@ -37,7 +37,7 @@ def sensors_report(
     cpu_tdp_w: float | None = None, probe_s: float = DEFAULT_PROBE_S
 ) -> SensorsReport:
     """Detect every sensor, watch the measured ones for probe_s to find their update period."""
-    from core.sensors import detect
+    from energy_console.core.sensors import detect
 
     detection = detect(cpu_tdp_w)
     try:

@@ -4,17 +4,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from energy_console.core.results import send_control
+from energy_console.tui import format as fmt
+from energy_console.tui.follower import LiveSnapshot, SessionFollower
+from energy_console.tui.widgets.power_panel import PowerPanel
+from energy_console.tui.widgets.runs_table import RunsTable
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
 from textual.widgets import Footer, RichLog, Static
-
-from core.results import send_control
-from tui import format as fmt
-from tui.follower import LiveSnapshot, SessionFollower
-from tui.widgets.power_panel import PowerPanel
-from tui.widgets.runs_table import RunsTable
 
 BAR_WIDTH = 20
 
@@ -123,6 +122,6 @@ class LiveScreen(Screen):
         self.notify(f"asked the runner to cancel {run.run_id}")
 
     def action_results(self) -> None:
-        from tui.screens.results import ResultsScreen
+        from energy_console.tui.screens.results import ResultsScreen
 
         self.app.push_screen(ResultsScreen(self.session_dir))

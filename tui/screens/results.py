@@ -4,13 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from energy_console.core.results import RUN_COLUMNS, read_runs
+from energy_console.tui.runs import energy_changes_pct, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Static
-
-from core.results import RUN_COLUMNS, read_runs
-from tui.runs import energy_changes_pct, sort_key
 
 CHANGE_COLUMN = "energy_change_pct"
 

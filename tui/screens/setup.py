@@ -11,24 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from textual import on
-from textual.app import ComposeResult
-from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
-from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, SelectionList, Static
-from textual.widgets.selection_list import Selection
-
-from core.compression import Param, techniques
-from core.launch import start_runner
-from core.models.base import TASKS
-from core.models.demo import DEMO_MODELS
-from core.plan import expand
-from core.profile import Profile, ProfileError, load_profile, save_profile
-from core.results import session_dir_name
-from tui import format as fmt
-from tui.screens.dialogs import AddModelScreen, AskScreen, PickScreen
-from tui.selection import (
+from energy_console.core.compression import Param, techniques
+from energy_console.core.launch import start_runner
+from energy_console.core.models.base import TASKS
+from energy_console.core.models.demo import DEMO_MODELS
+from energy_console.core.plan import expand
+from energy_console.core.profile import Profile, ProfileError, load_profile, save_profile
+from energy_console.core.results import session_dir_name
+from energy_console.tui import format as fmt
+from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, PickScreen
+from energy_console.tui.selection import (
     PROTOCOL_FIELDS,
     FormValues,
     build_profile,
@@ -38,8 +30,15 @@ from tui.selection import (
     model_label,
     models_in_profiles,
 )
-from tui.widgets.field_table import FieldTable
-from tui.widgets.tick_list import TickList
+from energy_console.tui.widgets.field_table import FieldTable
+from energy_console.tui.widgets.tick_list import TickList
+from textual import on
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Label, SelectionList, Static
+from textual.widgets.selection_list import Selection
 
 NUMBER_LIST_HINT = "whole numbers separated by commas"
 SETTINGS: tuple[tuple[str, str, str], ...] = (  # form key, label, what to type
@@ -290,7 +289,7 @@ class SetupScreen(Screen):
         session_dir = self.results_root / session_dir_name(self.profile.name)
         profile_path = save_profile(self.profile, session_dir / "profile.yaml")
         pid = start_runner(profile_path, session_dir)
-        from tui.screens.live import LiveScreen
+        from energy_console.tui.screens.live import LiveScreen
 
         self.app.push_screen(LiveScreen(session_dir, runner_pid=pid))
 

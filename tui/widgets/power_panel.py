@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
+from energy_console.tui import format as fmt
+from energy_console.tui.follower import SensorView
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline
-
-from tui import format as fmt
-from tui.follower import SensorView
 
 
 def sensor_label(view: SensorView) -> str:

@@ -2,9 +2,8 @@
 
 from __future__ import annotations
 
+from energy_console.tui.runs import LIVE_COLUMNS, energy_changes_pct, live_cells
 from textual.widgets import DataTable
-
-from tui.runs import LIVE_COLUMNS, energy_changes_pct, live_cells
 
 
 class RunsTable(DataTable):
