@@ -18,6 +18,7 @@ the fake NVML calls cost less than real ones (a real call is an ioctl into the d
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import statistics
 import sys
@@ -75,8 +76,9 @@ def thread_cpu_share(sensors: list, hz: float, seconds: float, writer: SessionWr
     time.sleep(seconds)
     cpu1, wall1 = time.clock_gettime(clock_id), time.monotonic()
     sampler.stop()
-    if sampler.errors:
-        raise RuntimeError(f"sensor errors: {sampler.errors}")
+    failures = sampler.failures(0.0, math.inf)
+    if failures:
+        raise RuntimeError(f"sensor errors: {failures}")
     return (cpu1 - cpu0) / (wall1 - wall0), produced
 
 

@@ -95,7 +95,7 @@ def cmd_run(args) -> int:
             print(f"error: {args.resume} is not a session directory", file=sys.stderr)
             return EXIT_BAD_INPUT
         session_dir = args.resume
-        done = {r["run_id"] for r in read_runs(session_dir) if r["status"] == "finished"}
+        done = {r.run_id for r in read_runs(session_dir) if r.finished}
     else:
         session_dir = args.session_dir or results_root(args) / session_dir_name(profile.name)
     try:
@@ -165,7 +165,7 @@ def cmd_list(args) -> int:
             print(f"no sessions under {results_root(args)}")
         for path in sessions:
             runs = read_runs(path)
-            done = sum(r["status"] == "finished" for r in runs)
+            done = sum(r.finished for r in runs)
             print(f"{path}  {done}/{len(runs)} runs finished")
     return EXIT_OK
 
@@ -178,15 +178,16 @@ def cmd_sensors() -> int:
 
 
 def cmd_report(args) -> int:
+    from energy_console.core.follow import read_session
     from energy_console.core.report import format_report
-    from energy_console.core.results import load_session, newest_session
+    from energy_console.core.results import newest_session
 
     path = args.session or newest_session(results_root(args))
     if path is None:
         print(f"error: no sessions under {results_root(args)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        print(format_report(load_session(path)))
+        print(format_report(read_session(path)))
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from energy_console.core.compression import TechniqueSpec
 from energy_console.core.models.base import input_family
 from energy_console.core.profile import ModelEntry, Profile, ProtocolSettings
+from energy_console.core.records import input_label
 
 
 @dataclass(frozen=True)
@@ -14,7 +16,7 @@ class RunSpec:
     index: int
     model: ModelEntry
     task: str | None  # None until the worker reads it from the model's config
-    technique: object  # core.compression.TechniqueSpec
+    technique: TechniqueSpec
     device: str  # as the profile asks: auto | cpu | cuda | cuda:N
     batch_size: int
     seq_len: int | None
@@ -24,12 +26,6 @@ class RunSpec:
     @property
     def input_size(self) -> int:
         return self.seq_len if self.seq_len is not None else self.resolution  # type: ignore
-
-
-def input_slug(batch_size: int, seq_len: int | None, resolution: int | None) -> str:
-    """b1-s128 for text, b8-r224 for images: the input part of a run id."""
-    size = f"s{seq_len}" if seq_len is not None else f"r{resolution}"
-    return f"b{batch_size}-{size}"
 
 
 def model_task(entry: ModelEntry) -> str | None:
@@ -66,7 +62,7 @@ def expand(
                 for technique in techniques:
                     seq_len = size if family == "text" else None
                     resolution = size if family == "image" else None
-                    slug = input_slug(batch_size, seq_len, resolution)
+                    slug = input_label(batch_size, seq_len, resolution)
                     run_id = f"{name}__{technique.slug}__{slug}"
                     if run_id in done:
                         continue

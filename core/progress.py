@@ -4,6 +4,7 @@ ended run. Plain enough for SSH and tmux; without a terminal it prints lines onl
 from __future__ import annotations
 
 from energy_console.core import events as ev
+from energy_console.core.records import RunRecord
 from energy_console.core.report import format_energy, format_latency
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
@@ -51,12 +52,12 @@ class ProgressDisplay:
                 phase = f"repeat {event.repeat}/{event.repeats} ({event.iterations} it)"
             self.progress.update(self.task, phase=phase)
         elif isinstance(event, ev.RunFinished):
-            row = event.row
+            record = RunRecord.from_dict(event.row)
             out.print(
                 f"[green]finished[/] {event.run_id}: "
-                f"{format_energy(row['energy_j_per_inference'])}/inference "
-                f"({row['energy_source']}), {row['avg_power_w']:.1f} W, "
-                f"p50 {format_latency(row['latency_ms_p50'])}"
+                f"{format_energy(record.energy_j_per_inference)}/inference "
+                f"({record.energy_source}), {record.avg_power_w or 0:.1f} W, "
+                f"p50 {format_latency(record.latency_ms_p50)}"
             )
             self._advance()
         elif isinstance(event, ev.RunSkipped):

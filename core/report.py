@@ -5,6 +5,8 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 
+from energy_console.core.records import NUMERIC_COLUMNS, RunRecord
+
 DELTA_COLUMNS = ("energy_j_per_inference", "avg_power_w", "latency_ms_p50", "size_bytes")
 
 
@@ -18,29 +20,26 @@ def to_float(value) -> float | None:
         return None
 
 
-def baseline_key(row: dict) -> tuple:
+def baseline_key(record: RunRecord) -> tuple:
     """Runs compared with each other: same model, device and input size."""
-    return (row.get("model"), row.get("device"), str(row.get("batch_size")),
-            str(row.get("seq_len") or ""), str(row.get("resolution") or ""))
+    return (record.model, record.device, record.batch_size, record.seq_len, record.resolution)
 
 
-def deltas_vs_baseline(rows: Sequence[dict]) -> dict[str, dict[str, float | None]]:
+def deltas_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]:
     """Per run id, the relative change (fraction) of each DELTA_COLUMNS figure vs its baseline."""
-    baselines = {
-        baseline_key(r): r for r in rows
-        if r.get("technique") == "baseline" and r.get("status") == "finished"
-    }
+    baselines = {baseline_key(r): r for r in records
+                 if r.technique == "baseline" and r.finished}
     out: dict[str, dict[str, float | None]] = {}
-    for row in rows:
-        base = baselines.get(baseline_key(row))
-        if base is row:
+    for record in records:
+        base = baselines.get(baseline_key(record))
+        if base is record:
             base = None  # a baseline has no change against itself
         changes: dict[str, float | None] = {}
         for column in DELTA_COLUMNS:
-            value = to_float(row.get(column))
-            reference = to_float(base.get(column)) if base else None
+            value = getattr(record, column)
+            reference = getattr(base, column) if base else None
             changes[column] = (value / reference - 1.0) if value is not None and reference else None
-        out[row["run_id"]] = changes
+        out[record.run_id] = changes
     return out
 
 
@@ -80,33 +79,34 @@ def format_delta(fraction: float | None) -> str:
 
 
 def format_report(session) -> str:
+    """A finished (or live) session as text: one row per run with changes against its baseline,
+    the reasons of skipped and failed runs, and the Pareto front. `session`: a LiveSnapshot."""
     from rich.console import Console
     from rich.table import Table
 
-    rows = session.runs
-    deltas = deltas_vs_baseline(rows)
-    table = Table(title=f"{session.name}: {len(rows)} runs", expand=False)
+    records = list(session.runs)
+    deltas = deltas_vs_baseline(records)
+    table = Table(title=f"{session.name}: {len(records)} runs", expand=False)
     for header in ("model", "technique", "input", "status", "energy/inf", "Δ", "power", "p50",
                    "Δ", "size", "Δ", "quality", "source"):
         table.add_column(header, no_wrap=True)
     not_finished = []
-    for row in rows:
-        d = deltas[row["run_id"]]
-        quality = f"{row.get('quality_metric') or ''} {_short(row.get('quality_value'))}".strip()
-        model, _, input_slug = row["run_id"].split("__")
-        what = (model, row.get("technique") or "", input_slug)
-        if row["status"] != "finished":
-            table.add_row(*what, row["status"], *[""] * 9)
-            not_finished.append(f"  {row['run_id']} ({row['status']}): {row.get('reason')}")
+    for r in records:
+        d = deltas[r.run_id]
+        quality = f"{r.quality_metric or ''} {_short(r.quality_value)}".strip()
+        what = (r.model.removeprefix("demo/"), r.technique, r.input_size)
+        if not r.finished:
+            table.add_row(*what, r.status, *[""] * 9)
+            not_finished.append(f"  {r.run_id} ({r.status}): {r.reason}")
             continue
         table.add_row(
-            *what, row["status"],
-            format_energy(row["energy_j_per_inference"]),
+            *what, r.status,
+            format_energy(r.energy_j_per_inference),
             format_delta(d["energy_j_per_inference"]),
-            f"{float(row['avg_power_w']):.1f} W",
-            format_latency(row["latency_ms_p50"]), format_delta(d["latency_ms_p50"]),
-            format_size(row["size_bytes"]), format_delta(d["size_bytes"]),
-            quality, row["energy_source"],
+            "" if r.avg_power_w is None else f"{r.avg_power_w:.1f} W",
+            format_latency(r.latency_ms_p50), format_delta(d["latency_ms_p50"]),
+            format_size(r.size_bytes), format_delta(d["size_bytes"]),
+            quality, r.energy_source or "",
         )
     # As wide as the table needs (a narrower terminal wraps it; `less -S` scrolls it), never
     # squeezed into unreadable columns.
@@ -115,7 +115,11 @@ def format_report(session) -> str:
     console.print(table)
     if not_finished:
         console.print("Skipped and failed runs:", *not_finished, sep="\n")
-    if any(row.get("status") == "finished" for row in rows):
+    faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
+    if faulty:
+        console.print("Runs whose energy is not trustworthy (a sensor failed or stood still):",
+                      *faulty, sep="\n")
+    if any(r.finished for r in records):
         front = pareto_front(runs_frame(session.path))
         console.print("Pareto front (no other run of the same model and input has both lower "
                       "energy per inference and better quality):")
@@ -132,13 +136,9 @@ LOWER_IS_BETTER = ("perplexity",)
 def runs_frame(session_dir):
     """A session's runs.csv as a pandas DataFrame with numeric columns typed (for notebooks)."""
     import pandas as pd
-    from energy_console.core.results import RUN_COLUMNS
-
     frame = pd.read_csv(session_dir / "runs.csv", dtype=str, keep_default_na=False)
-    text = {"run_id", "model", "task", "technique", "device", "status", "reason",
-            "quality_metric", "energy_source", "sensors", "warnings"}
-    for column in RUN_COLUMNS:
-        if column in frame and column not in text:
+    for column in NUMERIC_COLUMNS:
+        if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
 

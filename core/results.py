@@ -14,27 +14,18 @@ results/<UTC timestamp>_<profile name>/
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
 from energy_console.core.events import Event, event_from_json
+from energy_console.core.records import RUN_COLUMNS, RunFigures, RunRecord, WorkerResult
 
-RUN_COLUMNS = (
-    "run_id", "model", "task", "technique", "device", "batch_size", "seq_len", "resolution",
-    "status", "reason", "iterations", "repeats",
-    "energy_j_per_inference", "energy_j_per_inference_ci95", "dynamic_energy_j_per_inference",
-    "avg_power_w", "idle_power_w", "latency_ms_p50", "latency_ms_p95", "throughput_per_s",
-    "size_bytes", "params", "nonzero_params", "peak_mem_mb",
-    "quality_metric", "quality_value", "quality_macro_f1", "fidelity_top1", "fidelity_kl",
-    "fidelity_cosine", "quality_samples", "quality_seconds",
-    "co2e_g_per_1k_inferences", "energy_source", "sensors", "other_cpu_load_pct", "warnings",
-)
 SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")
 RESULTS_ENV = "ENERGY_CONSOLE_RESULTS_DIR"
 
@@ -75,7 +66,7 @@ class SessionWriter:
         if new_samples:
             self._sample_writer.writerow(SAMPLE_COLUMNS)
             self._samples.flush()
-        self._rows: dict[str, dict[str, Any]] = {r["run_id"]: r for r in read_runs(path)}
+        self._records: dict[str, RunRecord] = {r.run_id: r for r in read_runs(path)}
 
     def append_event(self, event: Event) -> None:
         self._events.write(event.to_json() + "\n")
@@ -97,30 +88,41 @@ class SessionWriter:
         path.mkdir(parents=True, exist_ok=True)
         return path
 
-    def record_run(self, row: dict[str, Any]) -> None:
+    def record_run(self, record: RunRecord) -> None:
         """Add or replace the run's row and rewrite runs.csv atomically."""
-        self._rows[row["run_id"]] = {k: row.get(k) for k in RUN_COLUMNS}
+        self._records[record.run_id] = record
         buffer = io.StringIO()
-        writer = csv.DictWriter(buffer, fieldnames=RUN_COLUMNS, extrasaction="ignore")
-        writer.writeheader()
-        for r in self._rows.values():
-            writer.writerow({k: csv_cell(v) for k, v in r.items()})
+        writer = csv.writer(buffer)
+        writer.writerow(RUN_COLUMNS)
+        writer.writerows(r.csv_cells() for r in self._records.values())
         atomic_write_text(self.path / "runs.csv", buffer.getvalue())
+
+    def write_result(self, record: RunRecord, figures: RunFigures, result: WorkerResult,
+                     extra: dict[str, Any]) -> None:
+        """runs/<id>/result.json: the row, and the details behind it (per sensor, per repeat,
+        quality, dtype mix), plus what the runner adds in `extra`."""
+        write_json(self.run_dir(record.run_id) / "result.json", {
+            "row": record.as_dict(),
+            "per_sensor": {n: dataclasses.asdict(f) for n, f in figures.per_sensor.items()},
+            "repeats": [dataclasses.asdict(r) for r in figures.per_repeat],
+            "quality": result.quality.to_dict(),
+            "reference": {"seconds": result.reference_seconds,
+                          "cache_hit": result.reference_cache_hit},
+            "dtype_bytes": result.dtype_bytes,
+            "torch_threads": result.torch_threads,
+            **extra,
+        })
+
+    def write_latencies(self, run_id: str, latencies_ms: Sequence[Sequence[float]]) -> None:
+        """runs/<id>/latency.csv: every timed iteration of every repeat."""
+        lines = ["repeat,iteration,latency_ms"]
+        for r, repeat in enumerate(latencies_ms, start=1):
+            lines += [f"{r},{i},{x:.4f}" for i, x in enumerate(repeat, start=1)]
+        atomic_write_text(self.run_dir(run_id) / "latency.csv", "\n".join(lines) + "\n")
 
     def close(self) -> None:
         self._events.close()
         self._samples.close()
-
-
-def csv_cell(value: Any) -> str:
-    """How a runs.csv cell reads: empty for none, 6 significant digits, lists joined by ';'."""
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, (list, tuple)):
-        return ";".join(map(str, value))
-    return str(value)
 
 
 # --------------------------------------------------------------------------------------- reading
@@ -140,42 +142,13 @@ def read_events(path: Path) -> list[Event]:
     return events
 
 
-def read_runs(path: Path) -> list[dict[str, str]]:
+def read_runs(path: Path) -> list[RunRecord]:
+    """runs.csv as typed records (a one-line `pandas.read_csv` reads it too)."""
     file = path / "runs.csv"
     if not file.exists():
         return []
     with file.open(newline="", encoding="utf-8") as f:
-        return list(csv.DictReader(f))
-
-
-@dataclass
-class SessionSnapshot:
-    path: Path
-    info: dict[str, Any]
-    events: list[Event]
-    runs: list[dict[str, str]]
-    profile_text: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-
-def load_session(path: Path) -> SessionSnapshot:
-    path = Path(path)
-    if not (path / "events.jsonl").exists() and not (path / "session.json").exists():
-        raise FileNotFoundError(f"{path} is not a session directory (no events.jsonl)")
-    info_file = path / "session.json"
-    info = json.loads(info_file.read_text(encoding="utf-8")) if info_file.exists() else {}
-    profile_file = path / "profile.yaml"
-    return SessionSnapshot(
-        path=path,
-        info=info,
-        events=read_events(path),
-        runs=read_runs(path),
-        profile_text=profile_file.read_text(encoding="utf-8") if profile_file.exists() else "",
-    )
+        return [RunRecord.from_dict(row) for row in csv.DictReader(f)]
 
 
 def list_sessions(results_root: Path) -> list[Path]:

@@ -9,31 +9,38 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import multiprocessing
 import os
-import platform
 import signal
-import socket
-import sys
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import psutil
 from energy_console.core import events as ev
-from energy_console.core.carbon import co2e_g, resolve_intensity
+from energy_console.core.carbon import resolve_intensity
+from energy_console.core.cpu_load import CpuLoadWindow, ps_process
+from energy_console.core.energy import (
+    NoEnergyWindows,
+    protocol_for_sensors,
+    run_figures,
+    sensors_for_device,
+)
+from energy_console.core.host import gpu_record, gpu_snapshots, host_info
 from energy_console.core.machine_lock import MachineBusy, MachineLock
 from energy_console.core.plan import RunSpec, expand
 from energy_console.core.profile import Profile
+from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
 from energy_console.core.results import ControlReader, SessionWriter, write_json
 from energy_console.core.sampler import Sampler
-from energy_console.core.sensors import Detection, describe, detect
-from energy_console.core.stats import ci95_half_width, median, percentile, relative_spread
-
-WINDOW_UPDATE_PERIODS = 10  # a timed window spans at least this many sensor update periods
-KILL_GRACE_S = 3.0
+from energy_console.core.sensors import Detection, SensorInfo, describe, detect
+from energy_console.core.stats import median
+from energy_console.core.worker_process import (
+    death_reason,
+    forkserver_context,
+    start_worker,
+    stop_worker,
+)
 
 
 @dataclass
@@ -44,16 +51,6 @@ class SessionOutcome:
     skipped: int
     failed: int
     message: str = ""
-
-
-@dataclass
-class _Window:
-    start_t: float
-    start_cpu: Any  # psutil system cpu_times
-    start_worker_cpu_s: float
-    end_t: float | None = None
-    other_cpu_load_pct: float = 0.0
-    worker_cpu_s: float = 0.0
 
 
 class Runner:
@@ -73,6 +70,7 @@ class Runner:
         self.writer: SessionWriter | None = None
         self.sampler: Sampler | None = None
         self.detection: Detection | None = None
+        self.sensor_infos: list[SensorInfo] = []
         self.idle_power_w: dict[str, float] = {}
         self.stop_requested = False
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
@@ -108,12 +106,12 @@ class Runner:
             self.emit(ev.SessionStarted(
                 session_id=self.path.name, profile_name=self.profile.name,
                 total_runs=len(self.specs), runner_pid=os.getpid(),
-                sensors=[dataclasses.asdict(describe(s)) for s in self.sampler.sensors],
+                sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
                 missing_sensors=[dataclasses.asdict(m) for m in self.detection.missing],
             ))
             for notice in self.detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
-            context = self._worker_context()
+            context = forkserver_context()
             self._idle_baseline()
             for spec in self.specs:
                 if spec is not self.specs[0]:
@@ -130,7 +128,7 @@ class Runner:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            self._kill_worker()
+            stop_worker(self._worker)
             if self.sampler:
                 self.sampler.stop()
                 for sensor in self.sampler.sensors:
@@ -159,6 +157,7 @@ class Runner:
 
         self.detection = detect(self.profile.sensors.cpu_tdp_w)
         calibrate(self.detection.sensors)  # measured update periods size the windows
+        self.sensor_infos = [describe(s) for s in self.detection.sensors]
         offset = self._mono_to_wall
 
         def write_samples(samples) -> None:
@@ -195,7 +194,7 @@ class Runner:
 
     def _write_info(self, status: str) -> None:
         info_path = self.path / "session.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else _host_info()
+        info = json.loads(info_path.read_text()) if info_path.exists() else host_info()
         info.update({
             "session_id": self.path.name,
             "profile_name": self.profile.name,
@@ -206,7 +205,7 @@ class Runner:
             "carbon_intensity": dataclasses.asdict(self.intensity),
         })
         if self.detection:
-            info["sensors"] = [dataclasses.asdict(describe(s)) for s in self.detection.sensors]
+            info["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]
             info["missing_sensors"] = [dataclasses.asdict(m) for m in self.detection.missing]
             info["sensor_notices"] = self.detection.notices
         info.setdefault("started_at", time.time())
@@ -216,71 +215,39 @@ class Runner:
         write_json(info_path, info)
 
     # ------------------------------------------------------------------ runs
-    def _worker_context(self):
-        """A forkserver with torch and transformers loaded, started before the idle baseline
-        so its imports neither load the idle machine nor delay the first run."""
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["energy_console.core.preload"])
-        ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
-        ready.start()
-        ready.join()
-        return context
-
-    def _gpu_snapshots(self) -> list[dict[str, Any]]:
-        """Name, driver, power limit, temperature, clock and throttle reasons of each GPU used."""
-        indexes = [s.index for s in self.sampler.sensors if s.name.startswith("nvml:")]
-        if not indexes:
-            return []
-        from energy_console.core.sensors.nvml import gpu_snapshot
-
-        return [gpu_snapshot(i) for i in indexes]
-
-    def _effective_protocol(self):
-        """The profile's protocol with windows long enough for the slowest sensor."""
-        protocol = self.profile.protocol
-        periods = [1.0 / protocol.sample_hz] + [
-            getattr(s, "update_period_s", None) or 0.0 for s in self.sampler.sensors
-        ]
-        shortest = WINDOW_UPDATE_PERIODS * max(periods)
-        if protocol.iterations is None and protocol.min_window_s < shortest:
-            return dataclasses.replace(protocol, min_window_s=shortest)
-        return protocol
-
     def _run_one(self, context, spec: RunSpec) -> None:
-        run_dir = self.writer.run_dir(spec.run_id)
-        worker_spec = dataclasses.replace(spec, protocol=self._effective_protocol())
-        gpus_at_start = self._gpu_snapshots()
-        parent_conn, child_conn = context.Pipe(duplex=False)
+        worker_spec = dataclasses.replace(
+            spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
+        gpus_at_start = gpu_snapshots(self.sensor_infos)
         spawn_t = time.monotonic()
-        process = context.Process(
-            target=_worker_target,
-            args=(child_conn, worker_spec, str(run_dir), str(self.path / "cache"), os.getpid()),
-            name=f"worker-{spec.run_id}",
-            daemon=True,
-        )
-        process.start()
-        child_conn.close()
+        process, parent_conn = start_worker(context, worker_spec,
+                                            self.writer.run_dir(spec.run_id), self.path / "cache")
         self._worker = process
         self.emit(ev.RunStarted(
             run_id=spec.run_id, index=spec.index, total=len(self.specs),
             model=spec.model.ref, technique=spec.technique.slug, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, worker_pid=process.pid,
         ))
-        outcome = self._follow_worker(spec, process, parent_conn, spawn_t)
+        status, outcome = self._follow_worker(spec, process, parent_conn)
         parent_conn.close()
-        self._kill_worker()
+        stop_worker(process)
         self._worker = None
-        status, payload = outcome
         if status == "finished":
-            payload["gpus"] = _gpu_record(gpus_at_start, self._gpu_snapshots())
-            self._finish_run(spec, payload, run_dir)
+            result, windows = outcome
+            timings = {"worker_start_to_first_warmup": (result.first_warmup_t or spawn_t)
+                       - spawn_t, "load": result.load_s, "compress": result.compress_s}
+            gpus = gpu_record(gpus_at_start, gpu_snapshots(self.sensor_infos))
+            self._finish_run(spec, result, windows, timings, gpus)
         else:
-            self._end_run(spec, status, payload)
+            self._end_run(spec, status, outcome)
 
-    def _follow_worker(self, spec, process, conn, spawn_t):
-        windows: list[_Window] = []
-        deadline = spawn_t + spec.protocol.run_timeout_s
-        worker_ps = _ps_process(process.pid)
+    def _follow_worker(self, spec: RunSpec, process, conn) -> tuple[RunStatus, Any]:
+        """Relay the worker's phases and measure its windows until it ends.
+
+        ("finished", (WorkerResult, [WindowEnergy])) or ("skipped" | "failed", reason)."""
+        windows: list[CpuLoadWindow] = []
+        deadline = time.monotonic() + spec.protocol.run_timeout_s
+        worker_ps = ps_process(process.pid)
         while True:
             cancel = self._poll_control(spec.run_id)
             if cancel:
@@ -289,72 +256,57 @@ class Runner:
                 return "failed", (f"timed out after {spec.protocol.run_timeout_s:.0f} s "
                                   "(protocol.run_timeout_s); the worker was killed")
             try:
-                ready = conn.poll(0.1)
-                message = conn.recv() if ready else None
+                message = conn.recv() if conn.poll(0.1) else None
             except (EOFError, OSError):
                 process.join(timeout=2)
-                return "failed", _death_reason(process.exitcode)
+                return "failed", death_reason(process.exitcode)
             if message is None:
                 if not process.is_alive():
                     if conn.poll(0):  # it sent its last words just before exiting
                         continue
-                    return "failed", _death_reason(process.exitcode)
+                    return "failed", death_reason(process.exitcode)
                 continue
             kind, payload = message
             if kind == "phase":
                 edge = payload.pop("edge", None)
-                t_edge = payload.get("t")
                 if edge == "start":
                     self.sampler.read_now()
-                    windows.append(_Window(t_edge, psutil.cpu_times(), _cpu_s(worker_ps)))
+                    windows.append(CpuLoadWindow(payload["t"], worker_ps))
                 elif edge == "end" and windows:
                     self.sampler.read_now()
-                    self._close_window(windows[-1], t_edge, worker_ps)
+                    windows[-1].close(payload["t"])
                     continue  # the start edge of the repeat already announced the phase
                 self.emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
                     repeats=payload.get("repeats"), iterations=payload.get("iterations"),
                 ))
             elif kind == "result":
-                payload["windows_energy"] = self._window_energies(windows)
-                payload["spawn_t"] = spawn_t
-                return "finished", payload
+                return "finished", (payload, self._window_energies(windows))
             elif kind == "skip":
                 return "skipped", payload["reason"]
             elif kind == "error":
                 return "failed", payload["reason"]
 
-    def _close_window(self, window: _Window, t_end: float, worker_ps) -> None:
-        window.end_t = t_end
-        duration_s = t_end - window.start_t
-        busy = _busy_s(psutil.cpu_times()) - _busy_s(window.start_cpu)
-        window.worker_cpu_s = _cpu_s(worker_ps) - window.start_worker_cpu_s
-        cpus = psutil.cpu_count() or 1
-        if duration_s > 0:
-            window.other_cpu_load_pct = (
-                max(0.0, busy - window.worker_cpu_s) / (duration_s * cpus) * 100
-            )
-
-    def _window_energies(self, windows: list[_Window]) -> list[dict]:
+    def _window_energies(self, windows: list[CpuLoadWindow]) -> list[WindowEnergy]:
         """Energy of each timed window, with both edges interpolated once the counters have
         moved past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
-        settle_s = max([getattr(s, "update_period_s", None) or 0.0 for s in self.sampler.sensors]
+        settle_s = max([s.update_period_s or 0.0 for s in self.sensor_infos]
                        + [self.sampler.period_s])
-        last_end = max(w.end_t for w in windows if w.end_t) if windows else 0.0
+        closed = [w for w in windows if w.end_t is not None]
+        last_end = max((w.end_t for w in closed), default=0.0)
         while time.monotonic() < last_end + settle_s:
             time.sleep(self.sampler.period_s)
         self.sampler.read_now()
         out = []
-        for w in windows:
-            if w.end_t is None:
-                continue
+        for w in closed:
             energy = self.sampler.window(self.sampler.energy_at(w.start_t), w.start_t, w.end_t)
-            out.append({
-                "duration_s": w.end_t - w.start_t,
-                "energy_j": {name: e.energy_j for name, e in energy.items()},
-                "other_cpu_load_pct": w.other_cpu_load_pct,
-                "worker_cpu_s": w.worker_cpu_s,
-            })
+            out.append(WindowEnergy(
+                duration_s=w.end_t - w.start_t,
+                energy_j={name: e.energy_j for name, e in energy.items()},
+                other_cpu_load_pct=w.other_cpu_load_pct,
+                worker_cpu_s=w.worker_cpu_s,
+                faults=self.sampler.failures(w.start_t, w.end_t + settle_s),
+            ))
         return out
 
     def _poll_control(self, run_id: str | None = None) -> str | None:
@@ -370,250 +322,56 @@ class Runner:
             return "session stopped during this run"
         return None
 
-    def _kill_worker(self) -> None:
-        process = self._worker
-        if process is None or not process.is_alive():
-            return
-        process.terminate()
-        process.join(KILL_GRACE_S)
-        if process.is_alive():
-            process.kill()
-            process.join(KILL_GRACE_S)
-
     # ------------------------------------------------------------------ results
-    def _base_row(self, spec: RunSpec) -> dict[str, Any]:
-        return {
-            "run_id": spec.run_id, "model": spec.model.ref, "task": spec.task,
-            "technique": spec.technique.slug, "device": spec.device,
-            "batch_size": spec.batch_size, "seq_len": spec.seq_len,
-            "resolution": spec.resolution, "repeats": spec.protocol.repeats,
-        }
+    def _record(self, spec: RunSpec, **fields: Any) -> RunRecord:
+        return RunRecord(
+            run_id=spec.run_id, model=spec.model.ref, task=spec.task,
+            technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
+            seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
+            **fields,
+        )
 
-    def _end_run(self, spec: RunSpec, status: str, reason: str) -> None:
-        row = {**self._base_row(spec), "status": status, "reason": reason}
+    def _end_run(self, spec: RunSpec, status: RunStatus, reason: str) -> None:
+        record = self._record(spec, status=status, reason=reason)
         self.counts[status] += 1
-        self.writer.record_run(row)
-        write_json(self.writer.run_dir(spec.run_id) / "result.json", row)
+        self.writer.record_run(record)
+        write_json(self.writer.run_dir(spec.run_id) / "result.json", record.as_dict())
         event = ev.RunSkipped if status == "skipped" else ev.RunFailed
         self.emit(event(run_id=spec.run_id, reason=reason))
 
-    def _finish_run(self, spec: RunSpec, result: dict, run_dir: Path) -> None:
-        figures = self.energy_figures(spec, result)
-        row = {
-            **self._base_row(spec),
-            "task": result["task"], "device": result["device"], "status": "finished",
-            "reason": "", "iterations": round(median(result["iterations"])),
-            **figures["row"],
-            "size_bytes": result["size_bytes"], "params": result["params"],
-            "nonzero_params": result["nonzero_params"],
-            "peak_mem_mb": result["peak_mem_mb"],
-            **result["quality_columns"],
-            "warnings": result["warnings"] + figures["warnings"],
-        }
-        _write_latency_csv(run_dir / "latency.csv", result["latencies_ms"])
-        details = {
-            "row": row,
-            "per_sensor": figures["per_sensor"],
-            "repeats": figures["repeats"],
-            "quality": result["quality"],
-            "reference": result["reference"],
-            "dtype_bytes": result["dtype_bytes"],
-            "technique": {"spec": spec.technique.to_yaml(), **result["technique_details"]},
-            "timings_s": {
-                "worker_start_to_first_warmup": result["first_warmup_t"] - result["spawn_t"],
-                "load": result["load_s"], "compress": result["compress_s"],
-            },
-            "carbon_intensity": dataclasses.asdict(self.intensity),
-            "torch_threads": result["torch_threads"],
-            "gpus": result["gpus"],
-        }
-        write_json(run_dir / "result.json", details)
-        self.counts["finished"] += 1
-        self.writer.record_run(row)
-        for warning in figures["warnings"]:
-            self.emit(ev.Notice(level="warning", message=warning, run_id=spec.run_id))
-        self.emit(ev.RunFinished(run_id=spec.run_id, row=row))
-
-    def energy_figures(self, spec: RunSpec, result: dict) -> dict[str, Any]:
-        """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency."""
-        sensors = {s.name: s for s in sensors_for_device(self.sampler.sensors, result["device"])}
-        windows = [
-            {**w, "energy_j": {n: e for n, e in w["energy_j"].items() if n in sensors}}
-            for w in result["windows_energy"]
-        ]
-        inferences = [n * spec.batch_size for n in result["iterations"]]  # per window
-        warnings: list[str] = []
-        per_repeat, dynamic_per_repeat, power_per_repeat = [], [], []
-        per_sensor: dict[str, dict[str, Any]] = {}
-        for window, count in zip(windows, inferences, strict=True):
-            total = sum(window["energy_j"].values())
-            idle = sum(self.idle_power_w.get(n, 0.0) for n in window["energy_j"])
-            per_repeat.append(total / count)
-            dynamic_per_repeat.append((total - idle * window["duration_s"]) / count)
-            power_per_repeat.append(total / window["duration_s"])
-        for name in sensors:
-            if not windows or any(name not in w["energy_j"] for w in windows):
-                continue
-            per_sensor[name] = {
-                "measured": sensors[name].measured,
-                "method": sensors[name].method,
-                "energy_j_per_inference": median([
-                    w["energy_j"][name] / count for w, count in zip(windows, inferences,
-                                                                     strict=True)]),
-                "avg_power_w": median([w["energy_j"][name] / w["duration_s"] for w in windows]),
-                "idle_power_w": self.idle_power_w.get(name),
-            }
-        used = [sensors[n] for n in per_sensor]
-        if not per_repeat or not used:
-            raise RuntimeError("no energy windows were measured for this run")
-        source = ("measured" if all(s.measured for s in used)
-                  else "estimated" if not any(s.measured for s in used) else "mixed")
-        spread = relative_spread(per_repeat)
-        if len(per_repeat) > 1 and spread > spec.protocol.max_spread:
-            warnings.append(
-                f"repeats disagree by {spread:.0%} (more than protocol.max_spread "
-                f"{spec.protocol.max_spread:.0%}): the machine was busy or the window too short"
-            )
-        warnings += short_window_warnings(used, median([w["duration_s"] for w in windows]))
-        latencies = [x for repeat in result["latencies_ms"] for x in repeat]
-        window_s = sum(w["duration_s"] for w in windows)
-        energy = median(per_repeat)
-        row = {
-            "energy_j_per_inference": energy,
-            "energy_j_per_inference_ci95": ci95_half_width(per_repeat),
-            "dynamic_energy_j_per_inference": median(dynamic_per_repeat),
-            "avg_power_w": median(power_per_repeat),
-            "idle_power_w": sum(self.idle_power_w.get(n, 0.0) for n in per_sensor),
-            "latency_ms_p50": percentile(latencies, 50),
-            "latency_ms_p95": percentile(latencies, 95),
-            "throughput_per_s": sum(inferences) / window_s,
-            "co2e_g_per_1k_inferences": co2e_g(energy * 1000, self.intensity),
-            "energy_source": source,
-            "sensors": sorted(per_sensor),
-            "other_cpu_load_pct": median([w["other_cpu_load_pct"] for w in windows]),
-        }
-        repeats = [
-            {"energy_j_per_inference": e, "inferences": count, "duration_s": w["duration_s"],
-             "energy_j": w["energy_j"], "other_cpu_load_pct": w["other_cpu_load_pct"]}
-            for e, count, w in zip(per_repeat, inferences, windows, strict=True)
-        ]
-        return {"row": row, "per_sensor": per_sensor, "repeats": repeats, "warnings": warnings}
-
-
-def sensors_for_device(sensors, device: str) -> list:
-    """The sensors a run on `device` is charged with: the host's (CPU, DRAM, system) always, and
-    the GPU it ran on; other GPUs idle beside it and are not its cost (samples.csv has them)."""
-    gpu = _nvml_index(device)
-    return [s for s in sensors if s.kind != "gpu" or getattr(s, "index", None) == gpu]
-
-
-def _nvml_index(device: str) -> int | None:
-    """NVML's index of a torch CUDA device (CUDA_VISIBLE_DEVICES renumbers torch's)."""
-    if not device.startswith("cuda"):
-        return None
-    torch_index = int(device.split(":")[1]) if ":" in device else 0
-    visible = [v.strip() for v in os.environ.get("CUDA_VISIBLE_DEVICES", "").split(",")
-               if v.strip()]
-    if torch_index < len(visible) and visible[torch_index].isdigit():
-        return int(visible[torch_index])
-    return torch_index
-
-
-def short_window_warnings(sensors, window_s: float) -> list[str]:
-    """Windows under WINDOW_UPDATE_PERIODS update periods of a sensor, with the error bound."""
-    warnings = []
-    for sensor in sensors:
-        period_s = getattr(sensor, "update_period_s", None)
-        if period_s and window_s < WINDOW_UPDATE_PERIODS * period_s:
-            warnings.append(
-                f"timed windows of {window_s:.3g} s are shorter than {WINDOW_UPDATE_PERIODS} "
-                f"update periods of {sensor.name} ({period_s:.3g} s): its energy is uncertain by "
-                f"up to ±{period_s / window_s:.0%}; lengthen protocol.min_window_s or drop "
-                "protocol.iterations"
-            )
-    return warnings
-
-
-def _forkserver_ready() -> None:
-    """Runs in a process forked by the forkserver, which happens only once it has preloaded."""
-
-
-def _worker_target(conn, spec, run_dir, cache_dir, runner_pid):
-    from energy_console.core.worker import worker_entry
-
-    worker_entry(conn, spec, run_dir, cache_dir, runner_pid)
-
-
-def _gpu_record(start: list[dict], end: list[dict]) -> dict[str, Any]:
-    reasons = sorted({r for snap in start + end for r in snap.get("throttle_reasons") or []})
-    return {"start": start, "end": end, "throttle_reasons_seen": reasons}
-
-
-def _write_latency_csv(path: Path, latencies_ms: list[list[float]]) -> None:
-    lines = ["repeat,iteration,latency_ms"]
-    for r, repeat in enumerate(latencies_ms, start=1):
-        lines += [f"{r},{i},{x:.4f}" for i, x in enumerate(repeat, start=1)]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-
-
-def _death_reason(exitcode: int | None) -> str:
-    if exitcode is None:
-        return "the worker stopped answering"
-    if exitcode < 0:
-        name = signal.Signals(-exitcode).name
-        hint = " (out of memory?)" if name == "SIGKILL" else ""
-        return f"the worker died from signal {name}{hint}; see the run's worker.log"
-    return f"the worker exited with status {exitcode} without a result; see the run's worker.log"
-
-
-def _ps_process(pid: int | None):
-    try:
-        return psutil.Process(pid) if pid else None
-    except psutil.Error:
-        return None
-
-
-def _cpu_s(process) -> float:
-    if process is None:
-        return 0.0
-    try:
-        times = process.cpu_times()
-        return times.user + times.system
-    except psutil.Error:
-        return 0.0
-
-
-def _busy_s(times) -> float:
-    return sum(times) - times.idle - getattr(times, "iowait", 0.0)
-
-
-def _host_info() -> dict[str, Any]:
-    from importlib import metadata
-
-    versions = {}
-    for package in ("energy-console", "torch", "transformers", "optimum", "textual",
-                    "nvidia-ml-py", "optimum-quanto", "torch-pruning", "onnxruntime"):
+    def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
+                    timings_s: dict[str, float], gpus: dict[str, Any]) -> None:
         try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "host": socket.gethostname(),
-        "platform": platform.platform(),
-        "python": sys.version.split()[0],
-        "cpu": platform.processor() or _cpu_model(),
-        "cpu_count_logical": psutil.cpu_count(),
-        "cpu_count_physical": psutil.cpu_count(logical=False),
-        "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
-        "versions": versions,
-    }
-
-
-def _cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.machine()
+            figures = run_figures(
+                windows=windows, iterations=result.iterations, batch_size=spec.batch_size,
+                sensors=sensors_for_device(self.sensor_infos, result.device),
+                idle_power_w=self.idle_power_w, latencies_ms=result.latencies_ms,
+                max_spread=spec.protocol.max_spread, intensity=self.intensity,
+            )
+        except NoEnergyWindows as exc:
+            self._end_run(spec, "failed", f"no energy could be measured: {exc}")
+            return
+        record = dataclasses.replace(
+            self._record(spec, **figures.columns(), **result.quality.csv_columns()),
+            task=result.task, device=result.device, status="finished",
+            iterations=round(median(result.iterations)),
+            size_bytes=result.size_bytes, params=result.params,
+            nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
+            warnings=result.warnings + figures.warnings,
+        )
+        self.writer.write_latencies(spec.run_id, result.latencies_ms)
+        self.writer.write_result(record, figures, result, {
+            "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
+            "timings_s": timings_s,
+            "carbon_intensity": dataclasses.asdict(self.intensity),
+            "gpus": gpus,
+        })
+        self.counts["finished"] += 1
+        self.writer.record_run(record)
+        if figures.energy_fault:
+            self.emit(ev.Notice(level="error", run_id=spec.run_id,
+                                message=f"{spec.run_id}: energy not trustworthy: "
+                                f"{figures.energy_fault}"))
+        for warning in figures.warnings:
+            self.emit(ev.Notice(level="warning", message=warning, run_id=spec.run_id))
+        self.emit(ev.RunFinished(run_id=spec.run_id, row=record.as_dict()))

@@ -146,7 +146,7 @@ class Sampler:
         self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
         self._stopping = False  # a plain flag, not an Event: checked 20 times a second
         self._thread: threading.Thread | None = None
-        self.errors: dict[str, str] = {}
+        self._failures: deque[tuple[float, str, str]] = deque(maxlen=maxlen)  # (t, sensor, why)
 
     def start(self) -> None:
         self.read_now()
@@ -182,7 +182,7 @@ class Sampler:
                 try:
                     reading = read()
                 except Exception as exc:  # a sensor that fails once must not stop the others
-                    self.errors[name] = f"{type(exc).__name__}: {exc}"
+                    self._failures.append((time.monotonic(), name, f"{type(exc).__name__}: {exc}"))
                     continue
                 sample = add(reading.t, reading.energy_j, reading.power_w)
                 if sample is not None:
@@ -206,6 +206,11 @@ class Sampler:
                 self.on_samples(batch)
         finally:
             self._delivering.release()
+
+    def failures(self, t0: float, t1: float) -> dict[str, str]:
+        """Per sensor, the last error its reads raised between t0 and t1 (monotonic)."""
+        with self._lock:
+            return {name: why for t, name, why in self._failures if t0 <= t <= t1}
 
     def energy_at(self, t: float) -> dict[str, float]:
         """Each sensor's cumulative energy (J) at monotonic time t."""

@@ -2,7 +2,7 @@
 
 It never reads a sensor. Everything it prints goes to the run's worker.log. Messages to the runner
 travel over a pipe as (kind, payload) tuples:
-  ("phase", {"phase": ..., "t": monotonic, ...})   ("result", {...})
+  ("phase", {"phase": ..., "t": monotonic, ...})   ("result", WorkerResult)
   ("skip", {"reason": ...})                         ("error", {"reason": ..., "traceback": ...})
 The runner's forkserver preloads this module (through core.preload), so each worker starts from a
 process where torch and transformers are already imported.
@@ -28,6 +28,7 @@ from energy_console.core.compression import NotApplicable, TechniqueContext, get
 from energy_console.core.models import ModelLoadError, load_model  # noqa: E402
 from energy_console.core.protocol import run_protocol  # noqa: E402
 from energy_console.core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
+from energy_console.core.records import WorkerResult  # noqa: E402
 from energy_console.core.size import measure_size  # noqa: E402
 
 
@@ -78,7 +79,7 @@ def resolve_device(requested: str) -> str:
     return "cpu"
 
 
-def run(spec, cache_dir: Path, mark) -> dict:
+def run(spec, cache_dir: Path, mark) -> WorkerResult:
     device = resolve_device(spec.device)
     if spec.protocol.threads:
         torch.set_num_threads(spec.protocol.threads)
@@ -138,28 +139,27 @@ def run(spec, cache_dir: Path, mark) -> dict:
     mark("quality")
     quality_result = evaluate(loaded, module, reference, ctx.input_dtype)
 
-    return {
-        "device": device,
-        "task": loaded.task,
-        "iterations": measured.iterations,
-        "latencies_ms": measured.latencies_ms,
-        "windows": measured.windows,
-        "first_warmup_t": measured.first_warmup_t,
-        "load_s": load_s,
-        "compress_s": compress_s,
-        "size_bytes": size_report.size_bytes,
-        "params": size_report.params,
-        "nonzero_params": size_report.nonzero_params,
-        "dtype_bytes": size_report.dtype_bytes,
-        "peak_mem_mb": peak_mem_mb,
-        "quality": quality_result.to_dict(),
-        "quality_columns": quality_result.csv_columns(),
-        "warnings": list(ctx.warnings) + list(loaded.notes) + list(reference.warnings)
-        + list(quality_result.warnings),
-        "reference": {"seconds": reference.seconds, "cache_hit": reference.cache_hit},
-        "technique_details": dict(ctx.extra_result),
-        "torch_threads": torch.get_num_threads(),
-    }
+    return WorkerResult(
+        device=device,
+        task=loaded.task,
+        iterations=tuple(measured.iterations),
+        latencies_ms=tuple(tuple(r) for r in measured.latencies_ms),
+        first_warmup_t=measured.first_warmup_t,
+        load_s=load_s,
+        compress_s=compress_s,
+        size_bytes=size_report.size_bytes,
+        params=size_report.params,
+        nonzero_params=size_report.nonzero_params,
+        dtype_bytes=dict(size_report.dtype_bytes),
+        peak_mem_mb=peak_mem_mb,
+        quality=quality_result,
+        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + tuple(reference.warnings)
+        + tuple(quality_result.warnings),
+        reference_seconds=reference.seconds,
+        reference_cache_hit=reference.cache_hit,
+        technique_details=dict(ctx.extra_result),
+        torch_threads=torch.get_num_threads(),
+    )
 
 
 def _cast_inputs(inputs: dict, dtype) -> dict:

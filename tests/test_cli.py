@@ -5,6 +5,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+from energy_console.core.records import RunRecord
 from energy_console.core.results import SessionWriter
 
 from tests.session_helpers import ROOT
@@ -51,10 +52,10 @@ def test_report_shows_each_run_and_its_change_against_baseline(tmp_path):
     base = {"model": "m", "device": "cpu", "batch_size": 1, "seq_len": 8, "status": "finished",
             "avg_power_w": 10.0, "latency_ms_p50": 2.0, "energy_source": "estimated",
             "quality_metric": "accuracy", "quality_value": 0.9}
-    writer.record_run({**base, "run_id": "m__baseline__b1-s8", "technique": "baseline",
-                       "energy_j_per_inference": 0.4, "size_bytes": 1000})
-    writer.record_run({**base, "run_id": "m__dynamic-int8__b1-s8", "technique": "dynamic-int8",
-                       "energy_j_per_inference": 0.3, "size_bytes": 250})
+    writer.record_run(RunRecord(**base, run_id="m__baseline__b1-s8", technique="baseline",
+                                energy_j_per_inference=0.4, size_bytes=1000))
+    writer.record_run(RunRecord(**base, run_id="m__dynamic-int8__b1-s8", technique="dynamic-int8",
+                                energy_j_per_inference=0.3, size_bytes=250))
     writer.close()
     done = energy_console("report", str(session))
     assert done.returncode == 0

@@ -1,12 +1,14 @@
 import pytest
+from energy_console.core.records import RunRecord
 from energy_console.core.report import deltas_vs_baseline, format_energy, format_size
 
 
 def _row(run_id, technique, energy, size, batch=1):
-    return {"run_id": run_id, "model": "m", "device": "cpu", "batch_size": batch, "seq_len": 8,
+    return RunRecord.from_dict({
+            "run_id": run_id, "model": "m", "device": "cpu", "batch_size": batch, "seq_len": 8,
             "resolution": "", "technique": technique, "status": "finished",
             "energy_j_per_inference": energy, "avg_power_w": 10, "latency_ms_p50": 2,
-            "size_bytes": size}
+            "size_bytes": size})
 
 
 def test_changes_are_relative_to_the_same_models_baseline_at_the_same_input_size():
@@ -32,9 +34,10 @@ def test_energies_and_sizes_read_in_human_units():
 
 
 def _finished(run_id, technique, energy, metric, value, model="m"):
-    return {"run_id": run_id, "model": model, "device": "cpu", "batch_size": 1, "seq_len": 8,
+    return RunRecord.from_dict({
+            "run_id": run_id, "model": model, "device": "cpu", "batch_size": 1, "seq_len": 8,
             "technique": technique, "status": "finished", "energy_j_per_inference": energy,
-            "quality_metric": metric, "quality_value": value}
+            "quality_metric": metric, "quality_value": value})
 
 
 def test_runs_frame_types_the_numeric_columns(tmp_path):
@@ -43,7 +46,7 @@ def test_runs_frame_types_the_numeric_columns(tmp_path):
 
     writer = SessionWriter(tmp_path)
     writer.record_run(_finished("a", "baseline", 0.5, "accuracy", 0.9))
-    writer.record_run({"run_id": "b", "status": "failed", "reason": "boom"})
+    writer.record_run(RunRecord(run_id="b", status="failed", reason="boom"))
     writer.close()
     frame = runs_frame(tmp_path)
     assert frame["energy_j_per_inference"].tolist()[0] == 0.5

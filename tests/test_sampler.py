@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import threading
 import time
@@ -117,7 +118,7 @@ def test_a_failing_sensor_does_not_stop_the_others(clock, tmp_path, monkeypatch)
     samples = sampler.read_now()
 
     assert [s.sensor for s in samples] == ["nvml:0"]
-    assert sampler.errors["rapl:package-0"].startswith("ValueError")
+    assert sampler.failures(0, math.inf)["rapl:package-0"].startswith("ValueError")
 
 
 def test_the_thread_passes_samples_to_the_callback(tmp_path, monkeypatch):

@@ -217,17 +217,6 @@ def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
     assert again[kept] == first[kept]
 
 
-def test_windows_too_short_for_a_sensor_are_flagged_with_their_error_bound():
-    from energy_console.core.runner import short_window_warnings
-
-    class Counter:
-        name, update_period_s = "nvml:0", 0.1
-
-    (warning,) = short_window_warnings([Counter()], window_s=0.5)
-    assert "nvml:0" in warning and "±20%" in warning and "min_window_s" in warning
-    assert short_window_warnings([Counter()], window_s=1.0) == []
-
-
 def test_a_technique_that_cannot_apply_is_skipped_and_a_chain_is_one_run(tmp_path):
     profile = load_profile(write_profile(tmp_path, """\
 models: [demo/tiny-bert-random]

@@ -1,4 +1,9 @@
-from energy_console.tui.format import quality
+from energy_console.core.records import RunRecord
+from energy_console.tui.format import quality as quality_cell
+
+
+def quality(cells: dict) -> str:
+    return quality_cell(RunRecord.from_dict({"run_id": "r", **cells}))
 
 
 def test_quality_cells_show_the_task_metric_with_top1_fidelity_beside_it():

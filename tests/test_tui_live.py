@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 from energy_console.core import events as ev
+from energy_console.core.follow import FileTail, SessionReader
+from energy_console.core.records import RunRecord
 from energy_console.core.results import SessionWriter, read_runs, write_json
 from energy_console.tui.app import EnergyConsoleApp
-from energy_console.tui.follower import FileTail, SessionReader
 from energy_console.tui.screens.live import LiveScreen
 from energy_console.tui.screens.results import ResultsScreen
 from energy_console.tui.widgets.runs_table import RunsTable
@@ -57,7 +58,7 @@ def write_session(path: Path, finished: bool = True, runner_pid: int = 0) -> Pat
                                           t=T0 + 2 + index))
         writer.append_event(ev.PhaseChanged(run_id=row["run_id"], phase="repeat", repeat=1,
                                             repeats=2, t=T0 + 2.5 + index))
-        writer.record_run(row)
+        writer.record_run(RunRecord(**row))
         if row["status"] == "finished":
             writer.append_event(ev.RunFinished(run_id=row["run_id"], row=row, t=T0 + 3 + index))
         else:
@@ -87,7 +88,7 @@ async def test_attach_on_a_finished_session_shows_every_run_of_runs_csv(tmp_path
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await _live(pilot)
         table = screen.query_one(RunsTable)
-        assert {k.value for k in table.rows} == {r["run_id"] for r in read_runs(session)}
+        assert {k.value for k in table.rows} == {r.run_id for r in read_runs(session)}
         assert screen.snapshot.status == "completed"
         assert "skipped tiny-bert-random__fp16__b1-s128: no CUDA" in screen.snapshot.log
 

@@ -169,9 +169,9 @@ async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopp
 
     session = live.session_dir
     assert session.parent == results
-    rows = {r["technique"]: r for r in read_runs(session)}
-    assert rows["baseline"]["status"] == "finished"
-    assert rows["dynamic-int8"]["status"] in ("failed", "skipped")
-    assert "cancelled" in rows["dynamic-int8"]["reason"]
+    records = {r.technique: r for r in read_runs(session)}
+    assert records["baseline"].status == "finished"
+    assert records["dynamic-int8"].status in ("failed", "skipped")
+    assert "cancelled" in records["dynamic-int8"].reason
     assert any(e.KIND == "session_finished" for e in read_events(session))
     assert Path(session / "profile.yaml").exists()

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from energy_console.core.report import to_float
+from energy_console.core.records import RunRecord
 
 DASH = "—"
 
@@ -34,14 +34,14 @@ METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "top1_agreement": "top1"
                 "next_token_agreement": "next-tok", "cosine_similarity": "cos"}
 
 
-def quality(row: dict[str, str]) -> str:
+def quality(record: RunRecord) -> str:
     """The task metric, short enough for a table cell, with top-1 fidelity beside it."""
-    value = to_float(row.get("quality_value"))
-    top1 = to_float(row.get("fidelity_top1"))
+    value = record.quality_value
+    top1 = record.fidelity_top1
     fidelity = "" if top1 is None else f"top1 {top1:.2f}"
     if value is None:
         return fidelity or DASH
-    metric = row.get("quality_metric") or ""
+    metric = record.quality_metric or ""
     if metric in ("top1_agreement", "next_token_agreement"):  # the metric is the fidelity
         return f"{METRIC_SHORT[metric]} {value:.2f}"
     shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"

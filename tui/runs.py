@@ -1,27 +1,24 @@
-"""Runs as the tables show them: runs.csv rows with their change against the model's baseline."""
+"""Runs as the tables show them: typed run records with their change against the baseline."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from energy_console.core.records import RunRecord
 from energy_console.core.report import (
     deltas_vs_baseline,
     format_energy,
     format_latency,
     format_size,
+    to_float,
 )
 from energy_console.tui import format as fmt
 
 
-def input_size(row: dict[str, str]) -> str:
-    """`b1-s128` / `b8-r224`: the input part of the run id."""
-    return row["run_id"].rpartition("__")[2]
-
-
-def energy_changes_pct(rows: list[dict[str, str]]) -> dict[str, float | None]:
+def energy_changes_pct(records: list[RunRecord]) -> dict[str, float | None]:
     """Per run id: % change of energy per inference against its model's baseline run."""
     changes = {run_id: d["energy_j_per_inference"]
-               for run_id, d in deltas_vs_baseline(rows).items()}
+               for run_id, d in deltas_vs_baseline(records).items()}
     return {run_id: None if c is None else c * 100.0 for run_id, c in changes.items()}
 
 
@@ -29,46 +26,46 @@ def energy_changes_pct(rows: list[dict[str, str]]) -> dict[str, float | None]:
 class RunColumn:
     key: str
     label: str
+    fields: tuple[str, ...]  # the RunRecord fields the cell is made from
 
 
 LIVE_COLUMNS = (
-    RunColumn("model", "Model"),
-    RunColumn("technique", "Technique"),
-    RunColumn("input", "Input"),
-    RunColumn("energy", "J/inf"),
-    RunColumn("energy_change", "ΔE %"),
-    RunColumn("power", "Avg W"),
-    RunColumn("p50", "p50"),
-    RunColumn("size", "Size"),
-    RunColumn("quality", "Quality"),
-    RunColumn("status", "Status"),
+    RunColumn("model", "Model", ("model",)),
+    RunColumn("technique", "Technique", ("technique",)),
+    RunColumn("input", "Input", ("batch_size", "seq_len", "resolution")),
+    RunColumn("energy", "J/inf", ("energy_j_per_inference", "energy_source")),
+    RunColumn("energy_change", "ΔE %", ("energy_j_per_inference",)),
+    RunColumn("power", "Avg W", ("avg_power_w",)),
+    RunColumn("p50", "p50", ("latency_ms_p50",)),
+    RunColumn("size", "Size", ("size_bytes",)),
+    RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1")),
+    RunColumn("status", "Status", ("status",)),
 )
+SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}
 
 
-def live_cells(row: dict[str, str], energy_change: float | None) -> tuple[str, ...]:
+def live_cells(record: RunRecord, energy_change: float | None) -> tuple[str, ...]:
     """One runs-table row of the live view, in LIVE_COLUMNS order."""
-    model = (row.get("model") or "").removeprefix("demo/")
-    estimated = "estimated" in (row.get("energy_source") or "")
-    energy = format_energy(row.get("energy_j_per_inference"), fmt.DASH)
-    if estimated and energy != fmt.DASH:
-        energy += " est"
+    energy = format_energy(record.energy_j_per_inference, fmt.DASH)
+    if energy != fmt.DASH:
+        energy += SOURCE_MARKS.get(record.energy_source or "", "")
     return (
-        model,
-        row.get("technique") or "",
-        input_size(row),
+        record.model.removeprefix("demo/"),
+        record.technique,
+        record.input_size,
         energy,
         fmt.percent_change(energy_change),
-        fmt.watts(fmt.to_float(row.get("avg_power_w"))),
-        format_latency(row.get("latency_ms_p50"), fmt.DASH),
-        format_size(row.get("size_bytes"), fmt.DASH),
-        fmt.quality(row),
-        row.get("status") or "",
+        fmt.watts(record.avg_power_w),
+        format_latency(record.latency_ms_p50, fmt.DASH),
+        format_size(record.size_bytes, fmt.DASH),
+        fmt.quality(record),
+        record.status,
     )
 
 
 def sort_key(value: object) -> tuple[int, float | str]:
     """Numbers before text, numbers by value, empty cells last."""
-    number = fmt.to_float(value)
+    number = to_float(value)
     if number is not None:
         return (0, number)
     text = str(value or "")

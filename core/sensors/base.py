@@ -39,6 +39,8 @@ class SensorInfo:
     measured: bool
     method: str
     detail: str = ""  # device name, zone path, power model...
+    update_period_s: float | None = None  # how often the reading changes, measured at start
+    device_index: int | None = None  # the GPU's NVML index, for kind "gpu"
 
 
 @dataclass(frozen=True)
@@ -64,4 +66,6 @@ def describe(sensor: Sensor) -> SensorInfo:
         measured=sensor.measured,
         method=sensor.method,
         detail=getattr(sensor, "detail", ""),
+        update_period_s=getattr(sensor, "update_period_s", None),
+        device_index=getattr(sensor, "index", None) if sensor.kind == "gpu" else None,
     )

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from energy_console.core.follow import LiveSnapshot
 from energy_console.core.results import send_control
 from energy_console.tui import format as fmt
-from energy_console.tui.follower import LiveSnapshot, SessionFollower
+from energy_console.tui.follower import SessionFollower
 from energy_console.tui.widgets.power_panel import PowerPanel
 from energy_console.tui.widgets.runs_table import RunsTable
 from textual.app import ComposeResult
@@ -95,12 +96,9 @@ class LiveScreen(Screen):
             self.query_one(PowerPanel).show(s.sensors)
             self.query_one(RunsTable).show(s.runs)
             log = self.query_one(RichLog)
-            if len(s.log) < self._log_shown:
-                self._log_shown = 0  # the bounded log rolled over: show what it holds now
-                log.clear()
-            for line in s.log[self._log_shown:]:
+            for line in s.new_log_lines(self._log_shown):
                 log.write(line)
-            self._log_shown = len(s.log)
+            self._log_shown = s.log_total
 
     @property
     def session_running(self) -> bool:

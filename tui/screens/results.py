@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.results import RUN_COLUMNS, read_runs
+from energy_console.core.records import RUN_COLUMNS, csv_cell
+from energy_console.core.results import read_runs
 from energy_console.tui.runs import energy_changes_pct, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -39,17 +40,19 @@ class ResultsScreen(Screen):
         self.action_reload()
 
     def action_reload(self) -> None:
-        rows = read_runs(self.session_dir)
-        changes = energy_changes_pct(rows)
+        records = read_runs(self.session_dir)
+        changes = energy_changes_pct(records)
         table = self.query_one(DataTable)
         table.clear()
         columns = [c.key.value for c in table.ordered_columns]
-        for row in rows:
-            change = changes.get(row["run_id"])
-            row = dict(row, **{CHANGE_COLUMN: "" if change is None else f"{change:+.1f}"})
-            table.add_row(*(row.get(c, "") for c in columns), key=row["run_id"])
-        note = f"{len(rows)} runs · select a column header to sort by it"
-        self.query_one("#results-note", Static).update(note if rows else "no runs in this session")
+        for record in records:
+            change = changes.get(record.run_id)
+            cells = {CHANGE_COLUMN: "" if change is None else f"{change:+.1f}"}
+            table.add_row(*(cells[c] if c in cells else csv_cell(getattr(record, c))
+                            for c in columns), key=record.run_id)
+        note = f"{len(records)} runs · select a column header to sort by it"
+        self.query_one("#results-note", Static).update(
+            note if records else "no runs in this session")
         if self.sorted_by:
             table.sort(self.sorted_by[0], key=sort_key, reverse=self.sorted_by[1])
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from energy_console.core.follow import SensorView
 from energy_console.tui import format as fmt
-from energy_console.tui.follower import SensorView
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.widgets import Label, Sparkline

@@ -1,0 +1,61 @@
+"""How busy the rest of the machine was while a window was timed.
+
+The runner opens a `CpuLoadWindow` at a window's start edge and closes it at the end edge: the CPU
+time every process spent, less the worker's own, over the window's length and all cores. A high
+figure means the energy of the window includes other work (RAPL and the estimate are box-wide).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import psutil
+
+
+@dataclass
+class CpuLoadWindow:
+    start_t: float  # monotonic, the worker's start edge
+    worker: Any  # psutil.Process of the worker, or None
+    start_busy_s: float = field(init=False)
+    start_worker_s: float = field(init=False)
+    end_t: float | None = None
+    other_cpu_load_pct: float = 0.0
+    worker_cpu_s: float = 0.0
+
+    def __post_init__(self) -> None:
+        self.start_busy_s = busy_cpu_s()
+        self.start_worker_s = process_cpu_s(self.worker)
+
+    def close(self, end_t: float, cpus: int | None = None) -> None:
+        self.end_t = end_t
+        duration_s = end_t - self.start_t
+        busy_s = busy_cpu_s() - self.start_busy_s
+        self.worker_cpu_s = process_cpu_s(self.worker) - self.start_worker_s
+        cpus = cpus or psutil.cpu_count() or 1
+        if duration_s > 0:
+            self.other_cpu_load_pct = (
+                max(0.0, busy_s - self.worker_cpu_s) / (duration_s * cpus) * 100)
+
+
+def ps_process(pid: int | None) -> Any:
+    try:
+        return psutil.Process(pid) if pid else None
+    except psutil.Error:
+        return None
+
+
+def process_cpu_s(process: Any) -> float:
+    if process is None:
+        return 0.0
+    try:
+        times = process.cpu_times()
+        return times.user + times.system
+    except psutil.Error:
+        return 0.0
+
+
+def busy_cpu_s() -> float:
+    """CPU seconds all cores spent not idle since boot."""
+    times = psutil.cpu_times()
+    return sum(times) - times.idle - getattr(times, "iowait", 0.0)

@@ -1,0 +1,405 @@
+"""Reading a session directory, live or finished: the one reader every view uses.
+
+`SessionReader` reads what was appended to events.jsonl and samples.csv since its last look (in
+bounded chunks, so attaching to a long session keeps memory flat), folds it into a `SessionModel`,
+and gives frozen `LiveSnapshot`s: the console's live view polls it from a thread, `report` and
+`read_session` read a finished session to its end. Run ids stay opaque: runs are typed records
+that carry model, technique and input size as fields.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import deque
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from energy_console.core.events import (
+    Event,
+    IdleBaseline,
+    Notice,
+    PhaseChanged,
+    RunFailed,
+    RunFinished,
+    RunSkipped,
+    RunStarted,
+    SessionFinished,
+    SessionStarted,
+    event_from_json,
+)
+from energy_console.core.records import RunRecord, input_label
+from energy_console.core.results import read_runs
+
+TRACE_SECONDS = 60.0  # how much history a sparkline shows
+AVERAGE_SECONDS = 30.0
+READ_CHUNK_BYTES = 1 << 20  # bounded reads keep memory flat when attaching to a long session
+LOG_LINES = 200
+
+
+class FileTail:
+    """Complete lines appended to a file since the last read; a partial last line waits."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self._offset = 0
+        self._partial = b""
+
+    def read_lines(self, max_bytes: int = READ_CHUNK_BYTES) -> tuple[list[str], bool]:
+        """(new complete lines, whether more data is already waiting)."""
+        try:
+            with self.path.open("rb") as f:
+                f.seek(self._offset)
+                data = f.read(max_bytes)
+                more = bool(data) and f.read(1) != b""
+        except FileNotFoundError:
+            return [], False
+        self._offset += len(data)
+        complete, newline, rest = (self._partial + data).rpartition(b"\n")
+        if not newline:
+            self._partial = rest
+            return [], more
+        self._partial = rest
+        return complete.decode("utf-8", errors="replace").splitlines(), more
+
+
+@dataclass(frozen=True)
+class SensorView:
+    name: str
+    kind: str
+    measured: bool
+    recent_w: tuple[float, ...]  # the last TRACE_SECONDS of power, oldest first
+    current_w: float | None
+    average_30s_w: float | None
+    peak_w: float | None
+    idle_w: float | None
+    energy_j: float | None  # cumulative since the session started
+
+
+@dataclass(frozen=True)
+class CurrentRun:
+    run_id: str
+    index: int
+    total: int
+    model: str
+    technique: str
+    input_size: str
+    phase: str  # "loading", "warm-up", "repeat 2 of 3", ...
+
+
+@dataclass(frozen=True)
+class LiveSnapshot:
+    path: Path
+    status: str  # waiting | running | completed | stopped | failed | runner gone
+    sensors: tuple[SensorView, ...]
+    total_runs: int
+    finished: int
+    skipped: int
+    failed: int
+    elapsed_s: float
+    eta_s: float | None
+    current: CurrentRun | None
+    runs: tuple[RunRecord, ...]
+    log: tuple[str, ...]  # the last LOG_LINES lines
+    log_total: int = 0  # lines ever logged: a view shows the last log_total - shown of `log`
+    message: str = ""
+    info: Mapping[str, Any] = field(default_factory=dict)  # session.json
+
+    @property
+    def ended_runs(self) -> int:
+        return self.finished + self.skipped + self.failed
+
+    @property
+    def is_running(self) -> bool:
+        return self.status in ("waiting", "running")
+
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    def new_log_lines(self, shown_total: int) -> tuple[str, ...]:
+        """The lines logged since a view had shown `shown_total` (as many as are kept)."""
+        fresh = self.log_total - shown_total
+        if fresh <= 0:
+            return ()
+        return self.log[-fresh:] if fresh < len(self.log) else self.log
+
+
+class SensorTrace:
+    """One sensor's recent power, peak and energy, from samples.csv rows."""
+
+    def __init__(self, name: str):
+        self.name = name
+        self.recent: deque[tuple[float, float]] = deque()
+        self.peak_w: float | None = None
+        self.energy_j: float | None = None
+        self._last: tuple[float, float] | None = None  # (t, joules) for counter-only rows
+
+    def add(self, t: float, watts: float | None, joules: float | None) -> None:
+        if watts is None and joules is not None and self._last is not None and t > self._last[0]:
+            watts = (joules - self._last[1]) / (t - self._last[0])
+        if joules is not None:
+            self._last = (t, joules)
+            self.energy_j = joules
+        if watts is None:
+            return
+        self.recent.append((t, watts))
+        self.peak_w = watts if self.peak_w is None else max(self.peak_w, watts)
+        while self.recent and self.recent[0][0] < t - TRACE_SECONDS:
+            self.recent.popleft()
+
+    def view(self, kind: str, measured: bool, idle_w: float | None) -> SensorView:
+        current = self.recent[-1][1] if self.recent else None
+        average = None
+        if self.recent:
+            since = self.recent[-1][0] - AVERAGE_SECONDS
+            window = [w for t, w in self.recent if t >= since]
+            average = sum(window) / len(window)
+        return SensorView(self.name, kind, measured, tuple(w for _, w in self.recent), current,
+                          average, self.peak_w, idle_w, self.energy_j)
+
+
+PHASE_LABELS = {"warmup": "warm-up", "reference": "reference outputs"}
+
+
+class SessionModel:
+    """Everything the live view shows, folded from events and samples as they arrive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.info: dict = {}
+        self.traces: dict[str, SensorTrace] = {}
+        self.idle_w: dict[str, float] = {}
+        self.total_runs = 0
+        self.started_t: float | None = None
+        self.last_t: float | None = None
+        self.current: CurrentRun | None = None
+        self.run_started_t: float | None = None
+        self.run_durations_s: list[float] = []
+        self.counts = {"finished": 0, "skipped": 0, "failed": 0}
+        self.finished_status: str | None = None
+        self.message = ""
+        self.event_records: dict[str, RunRecord] = {}
+        self.csv_records: list[RunRecord] = []
+        self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.log_total = 0
+
+    # ---------------------------------------------------------------- input
+    def add_event(self, event: Event) -> None:
+        self.last_t = event.t
+        if isinstance(event, SessionStarted):
+            self.started_t = event.t
+            self.total_runs = event.total_runs
+            self.info.setdefault("sensors", event.sensors)
+            self.info.setdefault("runner_pid", event.runner_pid)
+        elif isinstance(event, IdleBaseline):
+            self.idle_w.update(event.power_w)
+        elif isinstance(event, RunStarted):
+            self.total_runs = max(self.total_runs, event.total)
+            self.current = CurrentRun(
+                event.run_id, event.index, event.total, event.model, event.technique,
+                input_label(event.batch_size, event.seq_len, event.resolution), "starting")
+            self.run_started_t = event.t
+        elif isinstance(event, PhaseChanged):
+            if self.current is not None and self.current.run_id == event.run_id:
+                self.current = _with_phase(self.current, _phase_label(event))
+        elif isinstance(event, (RunFinished, RunSkipped, RunFailed)):
+            self._run_ended(event)
+        elif isinstance(event, Notice):
+            if event.level != "info":
+                self._log(f"{event.level}: {event.message}")
+        elif isinstance(event, SessionFinished):
+            self.finished_status = event.status
+            self.message = event.message
+            self.current = None
+
+    def _run_ended(self, event: RunFinished | RunSkipped | RunFailed) -> None:
+        if isinstance(event, RunFinished):
+            self.counts["finished"] += 1
+            self.event_records[event.run_id] = RunRecord.from_dict(event.row)
+        elif isinstance(event, RunSkipped):
+            self.counts["skipped"] += 1
+            self._log(f"skipped {event.run_id}: {event.reason}")
+        else:
+            self.counts["failed"] += 1
+            self._log(f"FAILED {event.run_id}: {event.reason}")
+        if self.current is not None and self.current.run_id == event.run_id:
+            if self.run_started_t is not None:
+                self.run_durations_s.append(event.t - self.run_started_t)
+            self.current = None
+
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+        self.log_total += 1
+
+    def add_sample_line(self, line: str) -> None:
+        parts = line.split(",")
+        if len(parts) != 4 or parts[0] == "t":
+            return
+        try:
+            t = float(parts[0])
+            watts = float(parts[2]) if parts[2] else None
+            joules = float(parts[3]) if parts[3] else None
+        except ValueError:
+            return
+        trace = self.traces.get(parts[1])
+        if trace is None:
+            trace = self.traces[parts[1]] = SensorTrace(parts[1])
+        trace.add(t, watts, joules)
+
+    # ---------------------------------------------------------------- output
+    def snapshot(self, now: float, runner_alive: bool | None) -> LiveSnapshot:
+        status = self._status(runner_alive)
+        end = now if status in ("waiting", "running") else (self.last_t or now)
+        elapsed = end - self.started_t if self.started_t is not None else 0.0
+        ended = sum(self.counts.values())
+        eta = None
+        if status == "running" and self.run_durations_s and self.total_runs:
+            mean_s = sum(self.run_durations_s) / len(self.run_durations_s)
+            running_s = now - self.run_started_t if self.current and self.run_started_t else 0.0
+            eta = max(0.0, mean_s * (self.total_runs - ended) - running_s)
+        return LiveSnapshot(
+            path=self.path,
+            status=status,
+            sensors=self._sensor_views(),
+            total_runs=self.total_runs,
+            finished=self.counts["finished"],
+            skipped=self.counts["skipped"],
+            failed=self.counts["failed"],
+            elapsed_s=elapsed,
+            eta_s=eta,
+            current=self.current,
+            runs=tuple(self._records()),
+            log=tuple(self.log),
+            log_total=self.log_total,
+            message=self.message,
+            info=dict(self.info),
+        )
+
+    def _status(self, runner_alive: bool | None) -> str:
+        if self.finished_status:
+            return self.finished_status
+        if runner_alive is False:
+            return "runner gone"
+        return "running" if self.started_t is not None else "waiting"
+
+    def _sensor_views(self) -> tuple[SensorView, ...]:
+        described = {s.get("name"): s for s in self.info.get("sensors", [])}
+        names = list(described) + [n for n in self.traces if n not in described]
+        views = []
+        for name in names:
+            about = described.get(name, {})
+            trace = self.traces.get(name) or SensorTrace(name)
+            idle = self.idle_w.get(name)
+            if idle is None:
+                idle = (self.info.get("idle_power_w") or {}).get(name)
+            views.append(trace.view(about.get("kind", "?"), bool(about.get("measured")), idle))
+        return tuple(views)
+
+    def _records(self) -> list[RunRecord]:
+        """runs.csv's records, and finished runs whose row it does not hold yet."""
+        records = {r.run_id: r for r in self.csv_records}
+        for run_id, record in self.event_records.items():
+            records.setdefault(run_id, record)
+        return list(records.values())
+
+
+def _phase_label(event: PhaseChanged) -> str:
+    if event.phase == "repeat" and event.repeat is not None:
+        return f"repeat {event.repeat} of {event.repeats or '?'}"
+    return PHASE_LABELS.get(event.phase, event.phase)
+
+
+def _with_phase(run: CurrentRun, phase: str) -> CurrentRun:
+    return CurrentRun(run.run_id, run.index, run.total, run.model, run.technique,
+                      run.input_size, phase)
+
+
+def process_alive(pid: int | None) -> bool | None:
+    """Whether pid runs (a zombie counts as ended); None when unknown."""
+    if not pid:
+        return None
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as f:
+            return f.read().rpartition(")")[2].split()[0] not in ("Z", "X")
+    except FileNotFoundError:
+        return False
+    except OSError:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+
+class SessionReader:
+    """Reads what is new in a session directory into a SessionModel (no thread, no UI)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.model = SessionModel(self.path)
+        self._events = FileTail(self.path / "events.jsonl")
+        self._samples = FileTail(self.path / "samples.csv")
+        self._runs_stamp: tuple[int, int] | None = None
+        self._info_stamp: tuple[int, int] | None = None
+
+    def read_some(self) -> bool:
+        """Read one bounded chunk of each file; True when more is already waiting."""
+        self._read_info()
+        lines, more_events = self._events.read_lines()
+        for line in lines:
+            if line.strip():
+                try:
+                    self.model.add_event(event_from_json(line))
+                except (ValueError, KeyError, TypeError):
+                    continue  # a newer event kind or a broken line: the rest still reads
+        lines, more_samples = self._samples.read_lines()
+        for line in lines:
+            self.model.add_sample_line(line)
+        self._read_runs()
+        return more_events or more_samples
+
+    def snapshot(self) -> LiveSnapshot:
+        return self.model.snapshot(time.time(), process_alive(self.model.info.get("runner_pid")))
+
+    def _read_info(self) -> None:
+        stamp = _stamp(self.path / "session.json")
+        if stamp is None or stamp == self._info_stamp:
+            return
+        try:
+            info = json.loads((self.path / "session.json").read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return  # being replaced right now; read it next time
+        self._info_stamp = stamp
+        self.model.info.update(info)
+        self.model.total_runs = max(self.model.total_runs, int(info.get("total_runs") or 0))
+
+    def _read_runs(self) -> None:
+        stamp = _stamp(self.path / "runs.csv")
+        if stamp is not None and stamp != self._runs_stamp:
+            self._runs_stamp = stamp
+            self.model.csv_records = read_runs(self.path)
+
+
+def _stamp(path: Path) -> tuple[int, int] | None:
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        return None
+    return (stat.st_mtime_ns, stat.st_size)
+
+
+def read_session(path: Path) -> LiveSnapshot:
+    """A session directory read to its end (for `report`, `compare` and notebooks)."""
+    path = Path(path)
+    if not (path / "events.jsonl").exists() and not (path / "session.json").exists():
+        raise FileNotFoundError(f"{path} is not a session directory (no events.jsonl)")
+    reader = SessionReader(path)
+    while reader.read_some():
+        pass
+    return reader.snapshot()

@@ -1,0 +1,257 @@
+"""The typed record of a run, from the worker's pipe to runs.csv and every view.
+
+    WorkerResult   what a worker sends back (timings, latencies, size, quality)
+    RunFigures     what the runner computes from the sensors' samples (core/energy.py)
+    RunRecord      one row of runs.csv; its fields ARE the columns, in order, units in the names
+
+The live table, `report`, the results screen and the README's column table all read RunRecord's
+fields, so a column is added in one place. A misspelt field is a TypeError, never a silent drop.
+Lightweight on purpose: the UI imports this module.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from energy_console.core.quality.result import QualityResult
+
+RunStatus = Literal["finished", "skipped", "failed"]
+EnergySource = Literal["measured", "estimated", "mixed", "faulty"]
+LIST_SEPARATOR = ";"
+
+
+def column(doc: str, default: Any = None) -> Any:
+    """A RunRecord field: a runs.csv column with its one-line description (`dataclasses.MISSING`
+    as the default makes it required)."""
+    return field(default=default, metadata={"doc": doc})
+
+
+def input_label(batch_size: int, seq_len: int | None, resolution: int | None) -> str:
+    """b1-s128 for text, b8-r224 for images: how runs, ids and tables name an input size."""
+    size = f"s{seq_len}" if seq_len is not None else f"r{resolution}"
+    return f"b{batch_size}-{size}"
+
+
+@dataclass(frozen=True)
+class RunRecord:
+    """One run as runs.csv holds it (one row per ended run)."""
+
+    run_id: str = column("stable id of the run: model, technique and input size",
+                         dataclasses.MISSING)
+    model: str = column("the model as the profile names it (demo/…, hub id, folder)", "")
+    task: str | None = column("text-classification, causal-lm or image-classification")
+    technique: str = column("technique or chain (`a+b`), with its parameters", "")
+    device: str = column("where it ran: cpu, cuda:N (as resolved by the worker)", "")
+    batch_size: int = column("inputs per forward pass", 1)
+    seq_len: int | None = column("tokens per input (text models)")
+    resolution: int | None = column("pixels per side (image models)")
+    status: RunStatus = column("finished, skipped or failed", "finished")
+    reason: str = column("why a run was skipped or failed", "")
+    iterations: int | None = column("forward passes per timed window (median over repeats)")
+    repeats: int | None = column("timed windows")
+    energy_j_per_inference: float | None = column(
+        "energy per input item: window energy ÷ (iterations × batch size), median of repeats")
+    energy_j_per_inference_ci95: float | None = column(
+        "half-width of the 95 % interval of energy_j_per_inference (Student t over repeats)")
+    dynamic_energy_j_per_inference: float | None = column(
+        "energy per inference above the idle baseline")
+    avg_power_w: float | None = column("mean power over the timed windows (median of repeats)")
+    idle_power_w: float | None = column("idle power of the sensors charged to the run")
+    latency_ms_p50: float | None = column("median latency of one batched forward pass")
+    latency_ms_p95: float | None = column("95th percentile latency")
+    throughput_per_s: float | None = column("inferences per second over the timed windows")
+    size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
+    params: int | None = column("parameters, quantized ones included")
+    nonzero_params: int | None = column("parameters that are not zero (pruning)")
+    peak_mem_mb: float | None = column("peak memory: CUDA allocations, else the worker's RSS")
+    quality_metric: str | None = column(
+        "accuracy, perplexity, or the fidelity figure of the task without a dataset")
+    quality_value: float | None = column("value of quality_metric")
+    quality_macro_f1: float | None = column("macro-F1 (classifiers with a dataset)")
+    fidelity_top1: float | None = column(
+        "agreement of top-1 (or next-token) predictions with the uncompressed model")
+    fidelity_kl: float | None = column("mean KL(uncompressed ‖ this run), nats")
+    fidelity_cosine: float | None = column("cosine similarity of outputs to the uncompressed ones")
+    quality_samples: int | None = column("inputs the quality figures cover")
+    quality_seconds: float | None = column("time the quality evaluation took")
+    co2e_g_per_1k_inferences: float | None = column(
+        "grams CO2e per 1000 inferences at the session's grid intensity")
+    energy_source: EnergySource | None = column(
+        "measured, estimated, mixed (both) or faulty (a sensor failed or its counter stood still)")
+    energy_fault: str = column("what went wrong with a sensor during the windows, if anything", "")
+    sensors: tuple[str, ...] = column("sensors the run is charged with (`;`-separated)", ())
+    other_cpu_load_pct: float | None = column(
+        "CPU load of other processes during the windows, % of all cores")
+    warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
+
+    @property
+    def input_size(self) -> str:
+        return input_label(self.batch_size, self.seq_len, self.resolution)
+
+    @property
+    def finished(self) -> bool:
+        return self.status == "finished"
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready: tuples become lists."""
+        return {k: list(v) if isinstance(v, tuple) else v
+                for k, v in dataclasses.asdict(self).items()}
+
+    def csv_cells(self) -> list[str]:
+        return [csv_cell(getattr(self, name)) for name in RUN_COLUMNS]
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> RunRecord:
+        """From a JSON object or a runs.csv row (text cells parsed by the field's type).
+
+        Keys this version does not know (a newer writer) are ignored; missing ones take the
+        default, so sessions written by an older version still read."""
+        return cls(**{name: _parse(value, _FIELD_TYPES[name])
+                      for name, value in data.items() if name in _FIELD_TYPES})
+
+
+RUN_COLUMNS: tuple[str, ...] = tuple(f.name for f in dataclasses.fields(RunRecord))
+COLUMN_DOCS: dict[str, str] = {f.name: f.metadata["doc"] for f in dataclasses.fields(RunRecord)}
+_FIELD_TYPES: dict[str, Any] = typing.get_type_hints(RunRecord)
+NUMERIC_COLUMNS: tuple[str, ...] = tuple(
+    name for name, kind in _FIELD_TYPES.items()
+    if {int, float} & {kind, *typing.get_args(kind)}
+)
+
+
+def columns_markdown() -> str:
+    """The README's runs.csv column table (tests/test_records.py keeps the README equal to it)."""
+    lines = ["| column | meaning |", "|---|---|"]
+    lines += [f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items()]
+    return "\n".join(lines)
+
+
+def csv_cell(value: Any) -> str:
+    """How a runs.csv cell reads: empty for none, 6 significant digits, lists joined by ';'."""
+    if value is None:
+        return ""
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, (list, tuple)):
+        return LIST_SEPARATOR.join(map(str, value))
+    return str(value)
+
+
+def _parse(value: Any, annotation: Any) -> Any:
+    """A JSON value or CSV text as the annotated type (int, float, str, tuple[str, ...])."""
+    args = typing.get_args(annotation)
+    optional = type(None) in args
+    if typing.get_origin(annotation) in (typing.Union, types.UnionType):
+        annotation = next(a for a in args if a is not type(None))
+    if value is None or (value == "" and (optional or annotation is not str)):
+        if optional:
+            return None
+        return () if typing.get_origin(annotation) is tuple else ""
+    origin = typing.get_origin(annotation)
+    if origin is tuple:
+        if isinstance(value, str):
+            return tuple(v for v in value.split(LIST_SEPARATOR) if v)
+        return tuple(str(v) for v in value)
+    if origin is Literal:
+        return str(value)
+    if annotation is int:
+        return int(float(value)) if isinstance(value, str) else int(value)
+    if annotation is float:
+        return float(value)
+    return str(value)
+
+
+# --------------------------------------------------------------------- worker and figures
+
+
+@dataclass(frozen=True)
+class WorkerResult:
+    """What a worker sends back at the end of a run (pickled over its pipe)."""
+
+    device: str
+    task: str
+    iterations: tuple[int, ...]  # per repeat
+    latencies_ms: tuple[tuple[float, ...], ...]  # per repeat, per iteration
+    first_warmup_t: float | None  # monotonic
+    load_s: float
+    compress_s: float
+    size_bytes: int
+    params: int
+    nonzero_params: int
+    dtype_bytes: dict[str, int]
+    peak_mem_mb: float
+    quality: QualityResult
+    warnings: tuple[str, ...]
+    reference_seconds: float
+    reference_cache_hit: bool
+    technique_details: dict[str, Any]
+    torch_threads: int
+
+
+@dataclass(frozen=True)
+class WindowEnergy:
+    """One timed window as the runner measured it: energy per sensor between its edges."""
+
+    duration_s: float
+    energy_j: dict[str, float]  # per sensor name
+    other_cpu_load_pct: float = 0.0
+    worker_cpu_s: float = 0.0
+    faults: dict[str, str] = field(default_factory=dict)  # sensor name -> what went wrong
+
+
+@dataclass(frozen=True)
+class SensorFigures:
+    """One sensor's share of a run (result.json `per_sensor`)."""
+
+    measured: bool
+    method: str
+    energy_j_per_inference: float
+    avg_power_w: float
+    idle_power_w: float | None
+
+
+@dataclass(frozen=True)
+class RepeatFigures:
+    """One timed window's figures (result.json `repeats`)."""
+
+    energy_j_per_inference: float
+    inferences: int
+    duration_s: float
+    energy_j: dict[str, float]
+    other_cpu_load_pct: float
+
+
+@dataclass(frozen=True)
+class RunFigures:
+    """What the samples say about a run: energy, power, latency, with intervals and warnings."""
+
+    energy_j_per_inference: float
+    energy_j_per_inference_ci95: float | None
+    dynamic_energy_j_per_inference: float
+    avg_power_w: float
+    idle_power_w: float
+    latency_ms_p50: float
+    latency_ms_p95: float
+    throughput_per_s: float
+    co2e_g_per_1k_inferences: float
+    energy_source: EnergySource
+    energy_fault: str
+    sensors: tuple[str, ...]
+    other_cpu_load_pct: float
+    per_sensor: dict[str, SensorFigures]
+    per_repeat: tuple[RepeatFigures, ...]
+    warnings: tuple[str, ...]
+
+    def columns(self) -> dict[str, Any]:
+        """The runs.csv columns these figures fill (every field RunRecord shares but warnings,
+        which the runner merges with the worker's)."""
+        return {name: getattr(self, name) for name in _FIGURE_COLUMNS}
+
+
+_FIGURE_COLUMNS = tuple(
+    f.name for f in dataclasses.fields(RunFigures) if f.name in RUN_COLUMNS and f.name != "warnings"
+)
