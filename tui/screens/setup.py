@@ -26,6 +26,7 @@ from energy_console.tui.selection import (
     build_profile,
     estimate_duration_s,
     form_from_profile,
+    known_task,
     model_entry,
     model_label,
     models_in_profiles,
@@ -115,8 +116,7 @@ class SetupScreen(Screen):
             if label in self.model_entries:
                 continue
             self.model_entries[label] = entry
-            task = DEMO_MODELS[entry].task if isinstance(entry, str) and entry in DEMO_MODELS \
-                else ""
+            task = known_task(entry)
             options.append(Selection(f"{label}  {task}".rstrip(), label, entry in chosen))
         return options
 
