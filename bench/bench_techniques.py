@@ -16,7 +16,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 
 import torch  # noqa: E402
-from energy_console.core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
+from energy_console.core.compression import (  # noqa: E402
+    NotApplicable,
+    Step,
+    TechniqueContext,
+    TechniqueSpec,
+    apply_technique,
+)
 from energy_console.core.models import load_model  # noqa: E402
 from energy_console.core.profile import ModelEntry  # noqa: E402
 from energy_console.core.size import measure_size  # noqa: E402
@@ -73,13 +79,9 @@ def bench(ref: str, size: int, iterations: int) -> None:
                 loaded.make_inputs(1, size, seed=100 + i) for i in range(4)
             ],
         )
-        technique = get(name)
-        resolved = technique.resolve_params(params)
+        spec = TechniqueSpec((Step(name, params),))
         try:
-            reason = technique.reason_not_applicable(ctx, resolved)
-            if reason:
-                raise NotApplicable(reason)
-            module = technique.apply(copy.deepcopy(loaded.module), ctx, resolved)
+            module = apply_technique(copy.deepcopy(loaded.module), spec, ctx)
         except NotApplicable as exc:
             print(f"  {name:18s} skipped: {str(exc)[:70]}")
             continue

@@ -6,12 +6,29 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
 from energy_console.core.results import default_results_root, session_dir_name
 
 EXIT_OK, EXIT_RUNS_FAILED, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+@dataclass(frozen=True)
+class Command:
+    help: str
+    full_screen: bool = False  # the console script opens it in the TUI (tui.main), not `main`
+
+
+# Every subcommand, declared once: the parser and the console script's routing both read it.
+COMMANDS: dict[str, Command] = {
+    "run": Command("run a profile headless, with a progress display"),
+    "list": Command("list models, techniques or sessions"),
+    "sensors": Command("what this machine can measure, and why the rest is missing"),
+    "report": Command("print a session's runs with deltas against baseline"),
+    "attach": Command("open the live view of a running or finished session", full_screen=True),
+}
 
 
 def version() -> str:
@@ -29,8 +46,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"energy-console {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    command = {name: sub.add_parser(name, help=c.help) for name, c in COMMANDS.items()}
 
-    run = sub.add_parser("run", help="run a profile headless, with a progress display")
+    run = command["run"]
     run.add_argument("profile", help="profile YAML, e.g. profiles/default.yaml")
     run.add_argument("--results-dir", type=Path, default=None,
                      help="where sessions go (default: $ENERGY_CONSOLE_RESULTS_DIR or results/)")
@@ -44,18 +62,16 @@ def build_parser() -> argparse.ArgumentParser:
                      help="start the runner in its own session and return at once; the "
                      "measurement outlives this terminal (follow it with `attach`)")
 
-    lister = sub.add_parser("list", help="list models, techniques or sessions")
+    lister = command["list"]
     lister.add_argument("what", choices=("models", "techniques", "sessions"))
     lister.add_argument("--results-dir", type=Path, default=None)
 
-    sub.add_parser("sensors", help="what this machine can measure, and why the rest is missing")
-
-    report = sub.add_parser("report", help="print a session's runs with deltas against baseline")
+    report = command["report"]
     report.add_argument("session", type=Path, nargs="?", default=None,
                         help="session directory (default: the newest)")
     report.add_argument("--results-dir", type=Path, default=None)
 
-    attach = sub.add_parser("attach", help="open the live view of a running or finished session")
+    attach = command["attach"]
     attach.add_argument("session", type=Path, nargs="?", default=None)
     attach.add_argument("--results-dir", type=Path, default=None)
     return parser

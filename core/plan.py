@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from energy_console.core.compression import TechniqueSpec
+from energy_console.core.models import source_for
 from energy_console.core.models.base import input_family
 from energy_console.core.profile import ModelEntry, Profile, ProtocolSettings
 from energy_console.core.records import input_label
@@ -29,14 +30,8 @@ class RunSpec:
 
 
 def model_task(entry: ModelEntry) -> str | None:
-    """The task known before loading: the profile's, or the demo model's."""
-    if entry.task:
-        return entry.task
-    if entry.source == "demo":
-        from energy_console.core.models.demo import DEMO_MODELS
-
-        return DEMO_MODELS[entry.ref].task
-    return None
+    """The task known before loading: the profile's, or what its source knows (demo models)."""
+    return entry.task or source_for(entry.source).known_task(entry.ref)
 
 
 def expand(

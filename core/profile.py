@@ -33,7 +33,7 @@ class ProfileError(ValueError):
 @dataclass(frozen=True)
 class ModelEntry:
     ref: str  # demo name, hub id, or folder path as written
-    source: str  # demo | hf | path
+    source: str  # the key of its core.models source: demo | hf | path
     task: str | None = None
     dataset: dict[str, Any] | None = None  # checked by core.quality when the run starts
     trust_remote_code: bool = False
@@ -261,7 +261,10 @@ class _Checker:
         )
 
     def models(self, value) -> tuple[ModelEntry, ...]:
-        from energy_console.core.models.demo import DEMO_MODELS, DEMO_PREFIX
+        from energy_console.core.models import bare_string_source, sources
+
+        known = sources()
+        keys = [f"{key}:" for key in known]
 
         if not isinstance(value, list) or not value:
             raise self.fail(("models",), "expected a non-empty list of models (demo names, "
@@ -270,19 +273,19 @@ class _Checker:
         for i, raw in enumerate(value):
             path = ("models", i)
             if isinstance(raw, str):
-                raw = {"demo": raw} if raw.startswith(DEMO_PREFIX) else {"hf": raw}
-            fields = self.mapping(raw, path, ("demo", "hf", "path", "task", "dataset",
-                                              "trust_remote_code"))
-            sources = [k for k in ("demo", "hf", "path") if k in fields]
-            if len(sources) != 1:
-                raise self.fail(path, "each model needs exactly one of demo:, hf: or path:")
-            source = sources[0]
+                raw = {bare_string_source(raw): raw}
+            fields = self.mapping(raw, path, (*known, "task", "dataset", "trust_remote_code"))
+            named = [key for key in known if key in fields]
+            if len(named) != 1:
+                raise self.fail(path, "each model needs exactly one of "
+                                f"{', '.join(keys[:-1])} or {keys[-1]}")
+            source = named[0]
             ref = fields[source]
             if not isinstance(ref, str) or not ref.strip():
                 raise self.fail(path + (source,), f"{ref!r} is not allowed; expected a string")
-            if source == "demo" and ref not in DEMO_MODELS:
-                raise self.fail(path, f"unknown demo model {ref!r}; built-in: "
-                                + ", ".join(DEMO_MODELS))
+            problem = known[source].check_ref(ref)
+            if problem:
+                raise self.fail(path, problem)
             task = fields.get("task")
             if task is not None and task not in TASKS:
                 raise self.fail(path + ("task",),

@@ -24,7 +24,11 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 import torch  # noqa: E402
-from energy_console.core.compression import NotApplicable, TechniqueContext, get  # noqa: E402
+from energy_console.core.compression import (  # noqa: E402
+    NotApplicable,
+    TechniqueContext,
+    apply_technique,
+)
 from energy_console.core.models import ModelLoadError, load_model  # noqa: E402
 from energy_console.core.protocol import run_protocol  # noqa: E402
 from energy_console.core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
@@ -107,14 +111,7 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
             loaded.make_inputs(spec.batch_size, size, seed=100 + i) for i in range(4)
         ],
     )
-    module = loaded.module
-    for step in spec.technique.steps:
-        technique = get(step.name)
-        params = technique.resolve_params(step.params)
-        reason = technique.reason_not_applicable(ctx, params)
-        if reason:
-            raise NotApplicable(reason)
-        module = technique.apply(module, ctx, params)
+    module = apply_technique(loaded.module, spec.technique, ctx)
     compress_s = time.monotonic() - t0
     size_report = measure_size(module)
 

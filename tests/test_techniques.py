@@ -7,7 +7,14 @@ import functools
 
 import pytest
 import torch
-from energy_console.core.compression import NotApplicable, TechniqueContext, get
+from energy_console.core.compression import (
+    NotApplicable,
+    Step,
+    TechniqueContext,
+    TechniqueSpec,
+    apply_technique,
+    get,
+)
 from energy_console.core.compression.catalogue import format_techniques, technique_rows
 from energy_console.core.models import load_model
 from energy_console.core.profile import ModelEntry
@@ -46,12 +53,8 @@ def compress(ref: str, steps: list[tuple[str, dict]]):
     )
     before = measure_size(module)
     reference = _outputs(module, inputs)
-    for name, given in steps:
-        technique = get(name)
-        params = technique.resolve_params(given)
-        reason = technique.reason_not_applicable(ctx, params)
-        assert reason is None, reason
-        module = technique.apply(module, ctx, params)
+    spec = TechniqueSpec(tuple(Step(name, given) for name, given in steps), len(steps) > 1)
+    module = apply_technique(module, spec, ctx)
     output = _outputs(module, inputs, no_grad=getattr(ctx, "needs_no_grad", False))
     return reference, output, before, measure_size(module), ctx
 

@@ -65,7 +65,7 @@ class EnergyConsoleApp(App):
 
     def action_help(self) -> None:
         if not isinstance(self.screen, HelpScreen):
-            self.push_screen(HelpScreen())
+            self.push_screen(HelpScreen.of(self.screen))
 
     def action_open_session(self) -> None:
         def open_(path: Path | None) -> None:

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from energy_console.core.models import bare_string_source, source_for, sources
 from energy_console.core.plan import RunSpec
 from energy_console.core.profile import Profile, ProfileError, parse_profile
 
@@ -165,10 +166,17 @@ def model_entry(text: str, task: str | None = None) -> Any:
     return entry
 
 
+def known_task(entry: Any) -> str:
+    """The task of a bare model string where its source knows it before loading, else ""."""
+    if not isinstance(entry, str):
+        return ""
+    return source_for(bare_string_source(entry)).known_task(entry) or ""
+
+
 def model_label(entry: Any) -> str:
     if isinstance(entry, str):
         return entry
-    for key in ("demo", "hf", "path"):
+    for key in sources():
         if key in entry:
             task = f" ({entry['task']})" if entry.get("task") else ""
             dataset = entry.get("dataset")
@@ -178,7 +186,8 @@ def model_label(entry: Any) -> str:
 
 
 def models_in_profiles(folder: Path) -> list[Any]:
-    """Hub and folder models named in saved profiles, for the picker (unreadable files skipped)."""
+    """Models other than demo ones named in saved profiles, for the picker (unreadable files
+    skipped)."""
     seen: list[Any] = []
     for file in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
         try:
@@ -187,9 +196,11 @@ def models_in_profiles(folder: Path) -> list[Any]:
             continue
         models = document.get("models") if isinstance(document, dict) else None
         for entry in models if isinstance(models, list) else []:
-            if isinstance(entry, str) and not entry.startswith("demo/"):
-                entry = {"hf": entry}
-            if isinstance(entry, dict) and ("hf" in entry or "path" in entry) and entry not in seen:
+            if isinstance(entry, str):
+                entry = {bare_string_source(entry): entry}
+            # the picker lists the demo models already
+            listed = isinstance(entry, dict) and any(k in entry for k in sources() if k != "demo")
+            if listed and entry not in seen:
                 seen.append(entry)
     return seen
 

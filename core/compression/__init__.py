@@ -1,4 +1,5 @@
-"""Technique registry. Family modules register their techniques when first listed.
+"""Technique registry. Family modules register their techniques when imported; listing imports
+every family, so the registry is complete whichever module was imported first.
 
 A profile names a technique as a string (`bf16`), a mapping with parameters
 (`{magnitude-prune: {amount: 0.5}}`) or a chain (`{chain: [structured-prune, dynamic-int8]}`).
@@ -31,11 +32,12 @@ def register(technique: Technique) -> Technique:
 
 
 def techniques() -> dict[str, Technique]:
-    """Every registered technique by name, in catalogue order."""
-    if not _REGISTRY:
-        for module in FAMILY_MODULES:
-            importlib.import_module(module)
-    return dict(_REGISTRY)
+    """Every technique by name, in catalogue order: FAMILY_MODULES order, then as registered."""
+    for module in FAMILY_MODULES:  # cached after the first time; a family imported early by
+        importlib.import_module(module)  # another (pruning imports quantization) counts too
+    rank = {module: i for i, module in enumerate(FAMILY_MODULES)}
+    ordered = sorted(_REGISTRY.values(), key=lambda t: rank.get(t.apply.__module__, len(rank)))
+    return {t.name: t for t in ordered}
 
 
 def get(name: str) -> Technique:
@@ -82,6 +84,21 @@ class TechniqueSpec:
         return self.steps[0].to_yaml()
 
 
+def apply_technique(module: Any, spec: TechniqueSpec, ctx: TechniqueContext) -> Any:
+    """The spec's steps applied in order (a step may replace the module: the result is returned).
+
+    Raises NotApplicable with the reason of the first step that cannot apply.
+    """
+    for step in spec.steps:
+        technique = get(step.name)
+        params = technique.resolve_params(step.params)
+        reason = technique.reason_not_applicable(ctx, params)
+        if reason:
+            raise NotApplicable(reason)
+        module = technique.apply(module, ctx, params)
+    return module
+
+
 def parse_technique(raw: Any) -> TechniqueSpec:
     """A profile's technique entry as a TechniqueSpec; ValueError says what is wrong."""
     if isinstance(raw, dict) and set(raw) == {"chain"}:
@@ -120,6 +137,7 @@ __all__ = [
     "Technique",
     "TechniqueContext",
     "TechniqueSpec",
+    "apply_technique",
     "get",
     "parse_technique",
     "register",

@@ -2,15 +2,35 @@
 
 from __future__ import annotations
 
-from energy_console.core.models.base import LoadedModel, ModelLoadError
+import importlib
+
+from energy_console.core.models.base import LoadedModel, ModelLoadError, ModelSource
+
+# A new source is one module defining SOURCE (a ModelSource) and one line here.
+SOURCE_MODULES = (
+    "energy_console.core.models.demo",
+    "energy_console.core.models.hub",
+    "energy_console.core.models.local",
+)
 
 
-def source_for(kind: str):
-    from energy_console.core.models.demo import DemoSource
-    from energy_console.core.models.hub import HubSource
-    from energy_console.core.models.local import LocalSource
+BARE_STRING_SOURCE = "hf"  # a bare string in `models:` that no source claims is a hub id
 
-    return {"demo": DemoSource, "hf": HubSource, "path": LocalSource}[kind]()
+
+def sources() -> dict[str, ModelSource]:
+    """Every model source by its profile key, in SOURCE_MODULES order."""
+    found = (importlib.import_module(module).SOURCE for module in SOURCE_MODULES)
+    return {source.key: source for source in found}
+
+
+def bare_string_source(text: str) -> str:
+    """The key of the source a bare string in a profile's `models:` names."""
+    claimed = (key for key, source in sources().items() if source.claims(text))
+    return next(claimed, BARE_STRING_SOURCE)
+
+
+def source_for(key: str) -> ModelSource:
+    return sources()[key]
 
 
 def load_model(entry, device: str) -> LoadedModel:
@@ -18,4 +38,12 @@ def load_model(entry, device: str) -> LoadedModel:
     return source_for(entry.source).load(entry, device)
 
 
-__all__ = ["LoadedModel", "ModelLoadError", "load_model", "source_for"]
+__all__ = [
+    "LoadedModel",
+    "ModelLoadError",
+    "ModelSource",
+    "bare_string_source",
+    "load_model",
+    "source_for",
+    "sources",
+]

@@ -1,7 +1,8 @@
 """What every model source yields, and the one protocol sources keep.
 
-Sources live one per module (demo, hub, local). Their modules import torch and transformers only
-inside functions, so listing models stays light for the UI.
+Sources live one per module (demo, hub, local), each listed once in core.models.SOURCE_MODULES.
+Their modules import torch and transformers only inside functions, so listing models stays light
+for the UI.
 """
 
 from __future__ import annotations
@@ -48,7 +49,23 @@ class ModelDescription:
 
 
 class ModelSource(Protocol):
-    name: str  # demo | hf | path
+    """A place models come from; a new source is a module with one of these, listed in
+    core.models.SOURCE_MODULES. Everything but `load` stays light (no torch)."""
+
+    key: str  # the profile key naming it (`hf: org/name`), kept as ModelEntry.source
+
+    def claims(self, text: str) -> bool:
+        """Whether a bare string in a profile's `models:` is a model of this source (by its form;
+        one no source claims goes to core.models.BARE_STRING_SOURCE)."""
+        ...
+
+    def check_ref(self, ref: str) -> str | None:
+        """Why `ref` names no model of this source, checked when the profile loads; or None."""
+        ...
+
+    def known_task(self, ref: str) -> str | None:
+        """The model's task where known before loading it; None to learn it from its config."""
+        ...
 
     def load(self, entry: Any, device: str) -> LoadedModel: ...
 

@@ -158,7 +158,19 @@ def make_input_factory(module, task: str, device: str):
 
 
 class DemoSource:
-    name = "demo"
+    key = "demo"
+
+    def claims(self, text: str) -> bool:
+        return text.startswith(DEMO_PREFIX)
+
+    def check_ref(self, ref: str) -> str | None:
+        if ref in DEMO_MODELS:
+            return None
+        return f"unknown demo model {ref!r}; built-in: " + ", ".join(DEMO_MODELS)
+
+    def known_task(self, ref: str) -> str | None:
+        demo = DEMO_MODELS.get(ref)
+        return demo.task if demo else None
 
     def load(self, entry, device: str) -> LoadedModel:
         import torch
@@ -184,3 +196,6 @@ class DemoSource:
             label_names=labels,
             notes=["random weights: quality figures are only meaningful as fidelity"],
         )
+
+
+SOURCE = DemoSource()

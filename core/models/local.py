@@ -9,7 +9,16 @@ from energy_console.core.models.pretrained import load_pretrained
 
 
 class LocalSource:
-    name = "path"
+    key = "path"
+
+    def claims(self, text: str) -> bool:
+        return False  # a folder is always written `path: DIR`
+
+    def check_ref(self, ref: str) -> str | None:
+        return None  # relative to the profile's folder: checked when the run loads it
+
+    def known_task(self, ref: str) -> str | None:
+        return None
 
     def load(self, entry, device: str) -> LoadedModel:
         folder = Path(entry.resolved_ref)
@@ -26,3 +35,6 @@ class LocalSource:
         return load_pretrained(
             str(folder), entry.task, device, entry.trust_remote_code, f"local model {str(folder)!r}"
         )
+
+
+SOURCE = LocalSource()

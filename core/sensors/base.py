@@ -8,7 +8,9 @@ was opened) and/or an instantaneous power in watts. The sampler turns either int
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Literal, Protocol, runtime_checkable
+
+SensorKind = Literal["gpu", "cpu", "dram", "system"]
 
 
 @dataclass(frozen=True)
@@ -20,10 +22,17 @@ class Reading:
 
 @runtime_checkable
 class Sensor(Protocol):
+    """Callers ask these attributes (Zeus-style capabilities), never parse `name` or probe."""
+
     name: str  # unique in a session: "cpu-estimate", "rapl:package-0", "nvml:0"
-    kind: str  # gpu | cpu | dram | system
+    kind: SensorKind
     measured: bool  # False for estimates; every figure using it is labelled "estimated"
     method: str  # counter | polled-power | estimate
+    detail: str  # device name, zone path, power model...
+    # How often the value changes: nominal until core.sensors.period.calibrate measures it;
+    # None where there is no hardware period (estimates are computed at each read).
+    update_period_s: float | None
+    device_index: int | None  # the GPU's NVML index for a GPU sensor; None otherwise
 
     def read(self) -> Reading: ...
 
@@ -35,7 +44,7 @@ class SensorInfo:
     """What a session records about a sensor it used (session.json, SessionStarted)."""
 
     name: str
-    kind: str
+    kind: SensorKind
     measured: bool
     method: str
     detail: str = ""  # device name, zone path, power model...
@@ -65,7 +74,7 @@ def describe(sensor: Sensor) -> SensorInfo:
         kind=sensor.kind,
         measured=sensor.measured,
         method=sensor.method,
-        detail=getattr(sensor, "detail", ""),
-        update_period_s=getattr(sensor, "update_period_s", None),
-        device_index=getattr(sensor, "index", None) if sensor.kind == "gpu" else None,
+        detail=sensor.detail,
+        update_period_s=sensor.update_period_s,
+        device_index=sensor.device_index,
     )

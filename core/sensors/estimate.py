@@ -20,7 +20,7 @@ import os
 import time
 
 import psutil
-from energy_console.core.sensors.base import Reading
+from energy_console.core.sensors.base import Reading, SensorKind
 
 IDLE_FRACTION = 0.25
 TDP_W_PER_CORE = 10.0
@@ -40,9 +40,11 @@ def psutil_idle_and_total_s() -> tuple[float, float]:
 
 
 class EstimatedCpuSensor:
-    kind = "cpu"
+    kind: SensorKind = "cpu"
     measured = False
     method = "estimate"
+    update_period_s: float | None = None  # computed at each read: no hardware period
+    device_index: int | None = None
 
     def __init__(self, tdp_w: float | None = None, name: str = "cpu-estimate") -> None:
         self.name = name

@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from energy_console.core.sensors.base import MissingSensor, Reading
+from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind
 
 NOMINAL_COUNTER_PERIOD_S = 0.1
 NOMINAL_INSTANT_POWER_PERIOD_S = 0.1
@@ -46,13 +46,13 @@ def throttle_reason_names(mask: int) -> list[str]:
 class NvmlSensor:
     """One GPU: its energy counter where supported, else its polled power."""
 
-    kind = "gpu"
+    kind: SensorKind = "gpu"
     measured = True
 
     def __init__(self, index: int, clock: Callable[[], float] = time.monotonic) -> None:
         import pynvml
 
-        self.index = index
+        self.device_index: int | None = index
         self._clock = clock
         self.name = f"nvml:{index}"
         self._nvml = pynvml

@@ -76,6 +76,4 @@ def calibrate(sensors: Sequence[Sensor], duration_s: float = DEFAULT_PROBE_S) ->
     for name, period_s in detect_sensor_periods_s(sensors, duration_s).items():
         if period_s is not None:
             next(s for s in sensors if s.name == name).update_period_s = period_s
-    return {
-        s.name: s.update_period_s for s in sensors if getattr(s, "update_period_s", None)
-    }
+    return {s.name: s.update_period_s for s in sensors if s.update_period_s}

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from energy_console.core.sensors.base import MissingSensor, Reading
+from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind
 
 POWERCAP_ROOT_ENV = "ENERGY_CONSOLE_POWERCAP_ROOT"
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
@@ -89,7 +89,7 @@ def zones_to_report(zones: list[RaplZone]) -> list[RaplZone]:
     return [z for z in zones if z.zone_name == "psys"] + drams
 
 
-def _sensor_kind(zone: RaplZone) -> str:
+def _sensor_kind(zone: RaplZone) -> SensorKind:
     if zone.zone_name == "dram":
         return "dram"
     if zone.zone_name == "psys":
@@ -111,6 +111,7 @@ class RaplSensor:
     measured = True
     method = "counter"
     update_period_s: float | None = 0.001  # nominal (Intel SDM); period.calibrate measures it
+    device_index: int | None = None
 
     def __init__(self, zone: RaplZone) -> None:
         self.zone = zone

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from energy_console.core.sensors.base import MissingSensor
+from energy_console.core.sensors.base import MissingSensor, SensorKind
 from energy_console.core.sensors.period import DEFAULT_PROBE_S, detect_sensor_periods_s
 
 HOW = {
@@ -17,7 +17,7 @@ HOW = {
 @dataclass(frozen=True)
 class SensorEntry:
     name: str
-    kind: str
+    kind: SensorKind
     method: str  # counter | polled-power | estimate
     measured: bool
     detail: str
@@ -51,9 +51,9 @@ def sensors_report(
             kind=s.kind,
             method=s.method,
             measured=s.measured,
-            detail=getattr(s, "detail", ""),
+            detail=s.detail,
             update_period_s=periods.get(s.name),
-            nominal_period_s=getattr(s, "update_period_s", None),
+            nominal_period_s=s.update_period_s,
         )
         for s in detection.sensors
     ]

@@ -5,58 +5,68 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
+from energy_console.tui.keys import ScreenKeys, key_lines, screen_keys
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
-from textual.screen import ModalScreen
+from textual.content import Content
+from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
 from textual.widgets.option_list import Option
 
-HELP_TEXT = """\
+INTRO = """\
 energy-console measures what compressing a model does to its energy, speed,
-size and quality.
-
-Setup     ctrl+r start    ctrl+s save profile    ctrl+o open profile
-          space ticks a model or technique, a adds a hub id or a folder
-          Enter on a setting or a technique parameter edits it
-Live      x stop the session    c cancel the current run
-          r results table       o open another session
-Results   select a column header to sort by it (again: reverse)
-Anywhere  ? help    ctrl+p command palette
-          q quit (asks whether to stop a running session)
-
+size and quality."""
+NOTES = """\
 The measurement runs in its own process: quitting the console or losing
 the SSH connection does not stop it; `energy-console attach` reopens it.
 Figures marked "est" or "estimated" come from a model of the hardware,
-not from a sensor; "meas" marks a sensor that measures.
-"""
+not from a sensor; "meas" marks a sensor that measures."""
 
 
 class HelpScreen(ModalScreen[None]):
+    """The keys of the screen it opens from (its live bindings and the app's), its HELP tips,
+    and what a figure means."""
+
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
+
+    def __init__(self, keys: ScreenKeys, tips: str | None = None) -> None:
+        super().__init__()
+        self.keys, self.tips = keys, tips
+
+    @classmethod
+    def of(cls, screen: Screen) -> HelpScreen:
+        return cls(screen_keys(screen), screen.HELP)
+
+    def help_text(self) -> str:
+        lines = [INTRO, "", "This screen", *key_lines(self.keys.here + self.keys.focused)]
+        if self.tips:
+            lines += [f"  {tip}" for tip in self.tips.splitlines()]
+        lines += ["Anywhere", *key_lines(self.keys.anywhere), "", NOTES]
+        return "\n".join(lines)
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
-            yield Static(HELP_TEXT)
+            yield Static(self.help_text(), markup=False)
             yield Label("escape closes", classes="hint")
 
 
 class QuitScreen(ModalScreen[str | None]):
     """Returns "stop", "leave", or None to stay."""
 
-    BINDINGS = [
-        Binding("s", "choose('stop')", "Stop it"),
-        Binding("l", "choose('leave')", "Leave it running"),
-        Binding("escape", "choose(None)", "Stay"),
-    ]
+    CHOICES = (("stop", "s", "Stop it", "error"), ("leave", "l", "Leave it running", "primary"),
+               (None, "escape", "Stay", "default"))  # (returned, key, label, button variant)
+    BINDINGS = [Binding(key, f"choose({choice!r})", label) for choice, key, label, _ in CHOICES]
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog"):
             yield Label("A session is still running. Quit the console and…")
             with Horizontal(classes="buttons"):
-                yield Button("Stop it [s]", id="stop", variant="error")
-                yield Button("Leave it running [l]", id="leave", variant="primary")
-                yield Button("Stay [esc]", id="stay")
+                for (choice, _, label, variant), binding in zip(self.CHOICES, self.BINDINGS,
+                                                                strict=True):
+                    # plain Content: "[s]" read as markup would be a strikethrough tag
+                    text = Content(f"{label} [{self.app.get_key_display(binding)}]")
+                    yield Button(text, id=choice or "stay", variant=variant)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         self.dismiss(None if event.button.id == "stay" else event.button.id)

@@ -21,6 +21,7 @@ class ResultsScreen(Screen):
         Binding("o", "app.open_session", "Open session", id="open_session"),
         Binding("R", "reload", "Reload", id="reload"),
     ]
+    HELP = "select a column header to sort by it (again: reverse)"
 
     def __init__(self, session_dir: Path):
         super().__init__()

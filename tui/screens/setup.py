@@ -19,6 +19,7 @@ from energy_console.core.plan import expand
 from energy_console.core.profile import Profile, ProfileError, load_profile, save_profile
 from energy_console.core.results import session_dir_name
 from energy_console.tui import format as fmt
+from energy_console.tui.keys import action_links, screen_keys
 from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, PickScreen
 from energy_console.tui.selection import (
     PROTOCOL_FIELDS,
@@ -26,6 +27,7 @@ from energy_console.tui.selection import (
     build_profile,
     estimate_duration_s,
     form_from_profile,
+    known_task,
     model_entry,
     model_label,
     models_in_profiles,
@@ -50,11 +52,6 @@ SETTINGS: tuple[tuple[str, str, str], ...] = (  # form key, label, what to type
     ("device", "Device", "auto, cpu, cuda or cuda:N"),
     ("name", "Profile name", "letters, digits, . _ -"),
 )
-ACTIONS = ("[@click=screen.start]Start ^r[/]   [@click=screen.save_profile]Save ^s[/]   "
-           "[@click=screen.open_profile]Open ^o[/]   [@click=app.open_session]Sessions ^e[/]   "
-           "[@click=screen.add_model]Add model a[/]")
-
-
 class SetupScreen(Screen):
     AUTO_FOCUS = "#models"
     BINDINGS = [
@@ -62,8 +59,10 @@ class SetupScreen(Screen):
         Binding("ctrl+s", "save_profile", "Save", id="save_profile"),
         Binding("ctrl+o", "open_profile", "Open", id="open_profile"),
         Binding("ctrl+e", "app.open_session", "Sessions", id="open_session"),
-        Binding("a", "add_model", "Add", id="add_model"),
+        Binding("a", "add_model", "Add model", id="add_model"),
     ]
+    HELP = ("space ticks a model or technique\n"
+            "Enter on a setting or a technique parameter edits it")
 
     def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None):
         super().__init__()
@@ -83,7 +82,7 @@ class SetupScreen(Screen):
         yield Static("energy-console · new session: choose what to measure", id="title")
         with Horizontal(id="columns"):
             with VerticalScroll(id="left", can_focus=False):
-                yield Label("Models (space ticks, a adds)", classes="section")
+                yield Label("Models (space ticks)", classes="section")
                 yield TickList(*self._model_options([*DEMO_MODELS, *self.initial_models],
                                                      self.initial_models), id="models")
                 yield Label("Techniques", classes="section")
@@ -93,10 +92,11 @@ class SetupScreen(Screen):
                 yield Label("Inputs, protocol, device (⏎ edits)", classes="section")
                 yield FieldTable(id="settings")
         yield Static("counting runs…", id="summary")
-        yield Static(ACTIONS, id="actions")
+        yield Static(id="actions")
         yield Footer()
 
     def on_mount(self) -> None:
+        self.query_one("#actions", Static).update(action_links(screen_keys(self).here))
         self._show_settings()
         self.call_after_refresh(self._after_first_paint)
 
@@ -115,8 +115,7 @@ class SetupScreen(Screen):
             if label in self.model_entries:
                 continue
             self.model_entries[label] = entry
-            task = DEMO_MODELS[entry].task if isinstance(entry, str) and entry in DEMO_MODELS \
-                else ""
+            task = known_task(entry)
             options.append(Selection(f"{label}  {task}".rstrip(), label, entry in chosen))
         return options
 

@@ -1,0 +1,51 @@
+"""The technique registry is complete and in catalogue order whichever module is imported first."""
+
+from __future__ import annotations
+
+import pkgutil
+import subprocess
+import sys
+
+import energy_console.core.compression as compression
+import pytest
+
+CATALOGUE = ["baseline", "fp16", "bf16", "dynamic-int8", "static-int8", "weight-int8",
+             "weight-int4", "weight-fp8", "onnx-int8", "magnitude-prune", "structured-prune",
+             "sparse-2:4"]
+# every module of the registry's package, and the light core modules that read the registry
+FIRST_IMPORTS = [f"{compression.__name__}.{m.name}" for m in pkgutil.iter_modules(
+    compression.__path__)] + [compression.__name__] + [
+    f"energy_console.core.{name}" for name in ("profile", "plan", "cli")]
+
+
+@pytest.mark.parametrize("first", FIRST_IMPORTS)
+def test_the_registry_is_complete_whatever_module_is_imported_first(first):
+    script = (f"import {first}\n"
+              "from energy_console.core.compression import techniques\n"
+              "print(' '.join(techniques()))")
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          timeout=60)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == CATALOGUE
+
+
+def test_a_chain_stops_at_the_first_step_that_cannot_apply_with_its_reason():
+    from energy_console.core.compression import (
+        NotApplicable,
+        TechniqueContext,
+        apply_technique,
+        parse_technique,
+    )
+
+    chain = parse_technique({"chain": ["baseline", "sparse-2:4", "fp16"]})
+    ctx = TechniqueContext("cpu", "text-classification", None, list)
+    with pytest.raises(NotApplicable, match="^sparse-2:4 runs on cuda only, not on cpu$"):
+        apply_technique(object(), chain, ctx)
+
+
+def test_applying_a_chain_returns_the_module_its_last_step_gave():
+    from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
+
+    module = object()
+    ctx = TechniqueContext("cpu", "text-classification", None, list)
+    assert apply_technique(module, parse_technique("baseline"), ctx) is module
