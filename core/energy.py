@@ -22,7 +22,13 @@ from energy_console.core.records import (
     WindowEnergy,
 )
 from energy_console.core.sensors.base import SensorInfo
-from energy_console.core.stats import ci95_half_width, median, percentile, relative_spread
+from energy_console.core.stats import (
+    ci95_half_width,
+    median,
+    median_ci95_half_width,
+    percentile,
+    relative_spread,
+)
 
 WINDOW_UPDATE_PERIODS = 10  # a timed window spans at least this many sensor update periods
 STILL_COUNTER_S = 1.0  # a measured sensor that gains no energy over this long has stopped
@@ -93,8 +99,10 @@ def run_figures(
         energy_j_per_inference_ci95=ci95_half_width(per_inference),
         dynamic_energy_j_per_inference=median(dynamic),
         avg_power_w=median(power),
+        avg_power_w_ci95=ci95_half_width(power),
         idle_power_w=idle_w,
         latency_ms_p50=percentile(latencies, 50),
+        latency_ms_p50_ci95=median_ci95_half_width(latencies),
         latency_ms_p95=percentile(latencies, 95),
         throughput_per_s=sum(inferences) / sum(w.duration_s for w in windows),
         co2e_g_per_1k_inferences=co2e_g(energy * 1000, intensity),

@@ -60,8 +60,11 @@ class RunRecord:
     dynamic_energy_j_per_inference: float | None = column(
         "energy per inference above the idle baseline")
     avg_power_w: float | None = column("mean power over the timed windows (median of repeats)")
+    avg_power_w_ci95: float | None = column("half-width of the 95 % interval of avg_power_w")
     idle_power_w: float | None = column("idle power of the sensors charged to the run")
     latency_ms_p50: float | None = column("median latency of one batched forward pass")
+    latency_ms_p50_ci95: float | None = column(
+        "half-width of the 95 % interval of latency_ms_p50 (order statistics of all iterations)")
     latency_ms_p95: float | None = column("95th percentile latency")
     throughput_per_s: float | None = column("inferences per second over the timed windows")
     size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
@@ -233,8 +236,10 @@ class RunFigures:
     energy_j_per_inference_ci95: float | None
     dynamic_energy_j_per_inference: float
     avg_power_w: float
+    avg_power_w_ci95: float | None
     idle_power_w: float
     latency_ms_p50: float
+    latency_ms_p50_ci95: float | None
     latency_ms_p95: float
     throughput_per_s: float
     co2e_g_per_1k_inferences: float

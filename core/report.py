@@ -1,13 +1,18 @@
-"""Reading a session's runs: deltas against each model's baseline, and the text report."""
+"""A session's runs as text: figures with their intervals, changes against each model's baseline
+marked when within noise, and the study's answers (Pareto front, repeats needed)."""
 
 from __future__ import annotations
 
 import io
-from collections.abc import Sequence
 
+from energy_console.core.compare import Change, changes_vs_baseline, repeats_to_resolve
 from energy_console.core.records import NUMERIC_COLUMNS, RunRecord
 
-DELTA_COLUMNS = ("energy_j_per_inference", "avg_power_w", "latency_ms_p50", "size_bytes")
+# Other processes' CPU load above this share of all cores marks a run as disturbed (RAPL and the
+# estimate are box-wide: that load is in its energy).
+DISTURBED_LOAD_PCT = 10.0
+RESOLVE_DIFFERENCE = 0.05  # the difference `report` says how many repeats would resolve
+NOISE_MARK = "~"
 
 
 def to_float(value) -> float | None:
@@ -20,42 +25,37 @@ def to_float(value) -> float | None:
         return None
 
 
-def baseline_key(record: RunRecord) -> tuple:
-    """Runs compared with each other: same model, device and input size."""
-    return (record.model, record.device, record.batch_size, record.seq_len, record.resolution)
+def _scaled(value: float, units: tuple[tuple[str, float], ...]) -> tuple[str, float]:
+    for unit, scale in units:
+        if abs(value) >= scale:
+            return unit, scale
+    return units[-1]
 
 
-def deltas_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, float | None]]:
-    """Per run id, the relative change (fraction) of each DELTA_COLUMNS figure vs its baseline."""
-    baselines = {baseline_key(r): r for r in records
-                 if r.technique == "baseline" and r.finished}
-    out: dict[str, dict[str, float | None]] = {}
-    for record in records:
-        base = baselines.get(baseline_key(record))
-        if base is record:
-            base = None  # a baseline has no change against itself
-        changes: dict[str, float | None] = {}
-        for column in DELTA_COLUMNS:
-            value = getattr(record, column)
-            reference = getattr(base, column) if base else None
-            changes[column] = (value / reference - 1.0) if value is not None and reference else None
-        out[record.run_id] = changes
-    return out
+ENERGY_UNITS = (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9))
 
 
-def format_energy(joules, missing: str = "-") -> str:
+def format_energy(joules, missing: str = "-", ci95: float | None = None) -> str:
+    """`12.3 mJ`, or `12.3 ±0.4 mJ` with an interval (both in the figure's unit)."""
     value = to_float(joules)
     if value is None:
         return missing
-    for unit, scale in (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g} {unit}"
-    return f"{value / 1e-9:.3g} nJ"
+    unit, scale = _scaled(value, ENERGY_UNITS)
+    return f"{value / scale:.3g}{_plus_minus(ci95, scale)} {unit}"
 
 
-def format_latency(ms, missing: str = "-") -> str:
+def format_latency(ms, missing: str = "-", ci95: float | None = None) -> str:
     value = to_float(ms)
-    return missing if value is None else f"{value:.3g} ms"
+    return missing if value is None else f"{value:.3g}{_plus_minus(ci95, 1.0)} ms"
+
+
+def format_power(watts, missing: str = "-", ci95: float | None = None) -> str:
+    value = to_float(watts)
+    return missing if value is None else f"{value:.1f}{_plus_minus(ci95, 1.0, '.1f')} W"
+
+
+def _plus_minus(ci95: float | None, scale: float, spec: str = ".2g") -> str:
+    return "" if ci95 is None else f" ±{ci95 / scale:{spec}}"
 
 
 def format_size(size_bytes, missing: str = "-") -> str:
@@ -74,8 +74,17 @@ def _short(value) -> str:
     return "" if number is None else f"{number:.4g}"
 
 
-def format_delta(fraction: float | None) -> str:
-    return "" if fraction is None else f"{fraction * 100:+.0f}%"
+def format_change(change: Change | None, missing: str = "") -> str:
+    """`+25 ±3%`; a change within noise reads `~+5 ±9%`; an exact one `-75%`."""
+    if change is None:
+        return missing
+    mark = NOISE_MARK if change.ci95 != 0.0 and change.within_noise else ""
+    interval = f" ±{change.ci95 * 100:.0f}" if change.ci95 else ""
+    return f"{mark}{change.percent:+.0f}{interval}%"
+
+
+def disturbed(record: RunRecord) -> bool:
+    return (record.other_cpu_load_pct or 0.0) > DISTURBED_LOAD_PCT
 
 
 def format_report(session) -> str:
@@ -85,28 +94,31 @@ def format_report(session) -> str:
     from rich.table import Table
 
     records = list(session.runs)
-    deltas = deltas_vs_baseline(records)
+    changes = changes_vs_baseline(records)
     table = Table(title=f"{session.name}: {len(records)} runs", expand=False)
-    for header in ("model", "technique", "input", "status", "energy/inf", "Δ", "power", "p50",
-                   "Δ", "size", "Δ", "quality", "source"):
+    for header in ("model", "technique", "input", "status", "energy/inf", "ΔE", "power",
+                   "p50", "Δt", "size", "Δsize", "quality", "source", "other CPU"):
         table.add_column(header, no_wrap=True)
     not_finished = []
     for r in records:
-        d = deltas[r.run_id]
+        c = changes[r.run_id]
         quality = f"{r.quality_metric or ''} {_short(r.quality_value)}".strip()
         what = (r.model.removeprefix("demo/"), r.technique, r.input_size)
         if not r.finished:
-            table.add_row(*what, r.status, *[""] * 9)
+            table.add_row(*what, r.status, *[""] * 10)
             not_finished.append(f"  {r.run_id} ({r.status}): {r.reason}")
             continue
         table.add_row(
             *what, r.status,
-            format_energy(r.energy_j_per_inference),
-            format_delta(d["energy_j_per_inference"]),
-            "" if r.avg_power_w is None else f"{r.avg_power_w:.1f} W",
-            format_latency(r.latency_ms_p50), format_delta(d["latency_ms_p50"]),
-            format_size(r.size_bytes), format_delta(d["size_bytes"]),
+            format_energy(r.energy_j_per_inference, ci95=r.energy_j_per_inference_ci95),
+            format_change(c["energy_j_per_inference"]),
+            format_power(r.avg_power_w, ci95=r.avg_power_w_ci95),
+            format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95),
+            format_change(c["latency_ms_p50"]),
+            format_size(r.size_bytes), format_change(c["size_bytes"]),
             quality, r.energy_source or "",
+            f"{r.other_cpu_load_pct:.0f}%{'!' if disturbed(r) else ''}"
+            if r.other_cpu_load_pct is not None else "",
         )
     # As wide as the table needs (a narrower terminal wraps it; `less -S` scrolls it), never
     # squeezed into unreadable columns.
@@ -115,6 +127,18 @@ def format_report(session) -> str:
     console.print(table)
     if not_finished:
         console.print("Skipped and failed runs:", *not_finished, sep="\n")
+    console.print(f"Changes are against the same model's baseline at the same input, with 95 % "
+                  f"intervals; {NOISE_MARK} marks a change within noise (its interval includes "
+                  "zero).")
+    if any(r.energy_source == "estimated" for r in records if r.finished):
+        console.print("Energy is estimated (constant watts) where the source says so: there ΔE "
+                      "only tracks latency.")
+    busy = [f"  {r.run_id}: {r.other_cpu_load_pct:.0f}% of all cores"
+            for r in records if r.finished and disturbed(r)]
+    if busy:
+        console.print(f"Runs disturbed by other CPU load (over {DISTURBED_LOAD_PCT:.0f}% of all "
+                      "cores, counted in box-wide energy):", *busy, sep="\n")
+    console.print(*_repeats_needed(records), sep="\n")
     faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
     if faulty:
         console.print("Runs whose energy is not trustworthy (a sensor failed or stood still):",
@@ -127,6 +151,22 @@ def format_report(session) -> str:
             console.print(f"  {run['run_id']}: {format_energy(run['energy_j_per_inference'])}"
                           f"/inference, {run['quality_metric']} {run['quality_value']:.4g}")
     return console.file.getvalue()
+
+
+def _repeats_needed(records: list[RunRecord]) -> list[str]:
+    """Per model, from its baseline's spread: repeats that would resolve RESOLVE_DIFFERENCE."""
+    lines = []
+    for r in records:
+        if r.technique != "baseline" or not r.finished:
+            continue
+        needed = repeats_to_resolve(r, RESOLVE_DIFFERENCE)
+        if needed is not None:
+            lines.append(f"  {r.model.removeprefix('demo/')} {r.input_size}: ~{needed} repeats "
+                         f"(this session ran {r.repeats})")
+    if lines:
+        lines.insert(0, f"Repeats for a 95 % interval of ±{RESOLVE_DIFFERENCE:.0%} on energy per "
+                     "inference, from each baseline's measured spread:")
+    return lines
 
 
 # Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.

@@ -31,11 +31,30 @@ def ci95_half_width(values: Sequence[float]) -> float | None:
     n = len(values)
     if n < 2:
         return None
-    t = _T95[n - 2] if n - 1 <= len(_T95) else 1.96
-    return t * statistics.stdev(values) / math.sqrt(n)
+    return t95(n - 1) * statistics.stdev(values) / math.sqrt(n)
 
 
 def relative_spread(values: Sequence[float]) -> float:
     """(max - min) / median: how much the repeats disagree."""
     mid = median(values)
     return (max(values) - min(values)) / mid if mid else 0.0
+
+
+def median_ci95_half_width(values: Sequence[float]) -> float | None:
+    """Half-width of a distribution-free 95 % interval of the median (binomial order statistics:
+    ranks n/2 ± 1.96·√n/2); None for fewer than 6 values, where no such interval exists."""
+    n = len(values)
+    if n < 6:
+        return None
+    ordered = sorted(values)
+    half_span = 1.96 * math.sqrt(n) / 2
+    low = max(0, math.floor(n / 2 - half_span))
+    high = min(n - 1, math.ceil(n / 2 + half_span) - 1)
+    return (ordered[high] - ordered[low]) / 2
+
+
+def t95(degrees_of_freedom: int) -> float:
+    """Two-sided 95 % Student-t critical value."""
+    if degrees_of_freedom < 1:
+        raise ValueError("t needs at least one degree of freedom")
+    return _T95[degrees_of_freedom - 1] if degrees_of_freedom <= len(_T95) else 1.96

@@ -1,6 +1,7 @@
 import pytest
+from energy_console.core.compare import changes_vs_baseline
 from energy_console.core.records import RunRecord
-from energy_console.core.report import deltas_vs_baseline, format_energy, format_size
+from energy_console.core.report import format_energy, format_size
 
 
 def _row(run_id, technique, energy, size, batch=1):
@@ -14,22 +15,23 @@ def _row(run_id, technique, energy, size, batch=1):
 def test_changes_are_relative_to_the_same_models_baseline_at_the_same_input_size():
     rows = [_row("b1", "baseline", "0.4", "1000"), _row("q1", "dynamic-int8", "0.3", "250"),
             _row("b8", "baseline", "2.0", "1000", batch=8), _row("q8", "bf16", "1.0", "500", 8)]
-    deltas = deltas_vs_baseline(rows)
-    assert deltas["q1"]["energy_j_per_inference"] == pytest.approx(-0.25)
-    assert deltas["q1"]["size_bytes"] == pytest.approx(-0.75)
-    assert deltas["q8"]["energy_j_per_inference"] == pytest.approx(-0.5)
-    assert deltas["b1"]["energy_j_per_inference"] is None
+    changes = changes_vs_baseline(rows)
+    assert changes["q1"]["energy_j_per_inference"].fraction == pytest.approx(-0.25)
+    assert changes["q1"]["size_bytes"].fraction == pytest.approx(-0.75)
+    assert changes["q8"]["energy_j_per_inference"].fraction == pytest.approx(-0.5)
+    assert changes["b1"]["energy_j_per_inference"] is None
 
 
 def test_a_run_without_a_finished_baseline_has_no_change():
     rows = [_row("q1", "dynamic-int8", "0.3", "250")]
-    assert deltas_vs_baseline(rows)["q1"]["energy_j_per_inference"] is None
+    assert changes_vs_baseline(rows)["q1"]["energy_j_per_inference"] is None
 
 
 def test_energies_and_sizes_read_in_human_units():
     assert format_energy(0.0123) == "12.3 mJ"
     assert format_energy(2.5) == "2.5 J"
     assert format_energy(None) == "-"
+    assert format_energy(0.0123, ci95=0.00042) == "12.3 ±0.42 mJ"
     assert format_size(2457512) == "2.46 MB"
 
 

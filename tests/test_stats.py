@@ -19,3 +19,11 @@ def test_ci95_uses_student_t_for_few_repeats():
 def test_spread_is_relative_to_the_median():
     assert relative_spread([9.0, 10.0, 11.0]) == pytest.approx(0.2)
     assert median([3.0, 1.0, 2.0]) == 2.0
+
+
+def test_the_median_interval_spans_the_order_statistics_around_the_median():
+    from energy_console.core.stats import median_ci95_half_width
+
+    # n = 100: ranks 50 ± 9.8 → the 41st and 60th values (0-based 40 and 59)
+    assert median_ci95_half_width([float(i) for i in range(100)]) == (59 - 40) / 2
+    assert median_ci95_half_width([1.0, 2.0, 3.0]) is None

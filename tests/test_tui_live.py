@@ -30,6 +30,7 @@ def _row(technique: str, energy_j: float, status: str = "finished") -> dict:
         "task": "text-classification", "technique": technique, "device": "cpu",
         "batch_size": 1, "seq_len": 128, "resolution": None, "status": status,
         "energy_j_per_inference": energy_j if status == "finished" else None,
+        "energy_j_per_inference_ci95": energy_j / 100 if status == "finished" else None,
         "avg_power_w": 20.0, "latency_ms_p50": 3.5, "size_bytes": 4_000_000,
         "energy_source": "estimated", "reason": "" if status == "finished" else "no CUDA",
     }
@@ -104,7 +105,7 @@ async def test_live_view_shows_power_per_sensor_and_change_against_baseline(tmp_
         assert gpu.measured and gpu.current_w == pytest.approx(40.0)  # 2 J per 1/20 s
         table = screen.query_one(RunsTable)
         change = table.get_cell("tiny-bert-random__dynamic-int8__b1-s128", "energy_change")
-        assert change == "-25.0 %"
+        assert change.plain == "-25 ±1%" and change.style == "green"
 
 
 async def test_results_screen_sorts_by_any_column(tmp_path):

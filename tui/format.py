@@ -15,10 +15,6 @@ def number(value: float | None) -> str:
     return DASH if value is None else f"{value:.1f}"
 
 
-def percent_change(value: float | None) -> str:
-    return DASH if value is None else f"{value:+.1f} %"
-
-
 def duration(seconds: float | None) -> str:
     if seconds is None:
         return DASH

@@ -2,24 +2,34 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
+from energy_console.core.compare import Change, changes_vs_baseline
 from energy_console.core.records import RunRecord
 from energy_console.core.report import (
-    deltas_vs_baseline,
+    disturbed,
+    format_change,
     format_energy,
     format_latency,
     format_size,
-    to_float,
 )
 from energy_console.tui import format as fmt
+from rich.text import Text
 
 
-def energy_changes_pct(records: list[RunRecord]) -> dict[str, float | None]:
-    """Per run id: % change of energy per inference against its model's baseline run."""
-    changes = {run_id: d["energy_j_per_inference"]
-               for run_id, d in deltas_vs_baseline(records).items()}
-    return {run_id: None if c is None else c * 100.0 for run_id, c in changes.items()}
+def energy_changes(records: list[RunRecord]) -> dict[str, Change | None]:
+    """Per run id: the change of energy per inference against its model's baseline run."""
+    return {run_id: c["energy_j_per_inference"]
+            for run_id, c in changes_vs_baseline(records).items()}
+
+
+def change_cell(change: Change | None) -> Text:
+    """Green for a saving, red for a cost, dim (and `~`) when within noise."""
+    if change is None:
+        return Text(fmt.DASH)
+    style = "dim" if change.within_noise else ("green" if change.fraction < 0 else "red")
+    return Text(format_change(change), style=style)
 
 
 @dataclass(frozen=True)
@@ -39,34 +49,39 @@ LIVE_COLUMNS = (
     RunColumn("p50", "p50", ("latency_ms_p50",)),
     RunColumn("size", "Size", ("size_bytes",)),
     RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1")),
-    RunColumn("status", "Status", ("status",)),
+    RunColumn("status", "Status", ("status", "other_cpu_load_pct")),
 )
 SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}
 
 
-def live_cells(record: RunRecord, energy_change: float | None) -> tuple[str, ...]:
+def live_cells(record: RunRecord, energy_change: Change | None) -> tuple[str | Text, ...]:
     """One runs-table row of the live view, in LIVE_COLUMNS order."""
-    energy = format_energy(record.energy_j_per_inference, fmt.DASH)
+    energy = format_energy(record.energy_j_per_inference, fmt.DASH,
+                           record.energy_j_per_inference_ci95)
     if energy != fmt.DASH:
         energy += SOURCE_MARKS.get(record.energy_source or "", "")
+    status = record.status + (" busy" if record.finished and disturbed(record) else "")
     return (
         record.model.removeprefix("demo/"),
         record.technique,
         record.input_size,
         energy,
-        fmt.percent_change(energy_change),
+        change_cell(energy_change),
         fmt.watts(record.avg_power_w),
-        format_latency(record.latency_ms_p50, fmt.DASH),
+        format_latency(record.latency_ms_p50, fmt.DASH, record.latency_ms_p50_ci95),
         format_size(record.size_bytes, fmt.DASH),
         fmt.quality(record),
-        record.status,
+        status,
     )
 
 
+LEADING_NUMBER = re.compile(r"^~?([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)")
+
+
 def sort_key(value: object) -> tuple[int, float | str]:
-    """Numbers before text, numbers by value, empty cells last."""
-    number = to_float(value)
-    if number is not None:
-        return (0, number)
-    text = str(value or "")
+    """Numbers (a cell's leading number: `~+5 ±9%` sorts as 5) before text, empty cells last."""
+    text = str(value or "").strip()
+    match = LEADING_NUMBER.match(text)
+    if match:
+        return (0, float(match.group(1)))
     return (1 if text else 2, text.lower())

@@ -40,6 +40,17 @@ def progress_line(s: LiveSnapshot) -> str:
             f"elapsed {fmt.duration(s.elapsed_s)}{eta}")
 
 
+ESTIMATE_NOTE = "energy estimated at constant W: ΔE only tracks latency"
+
+
+def title_line(session_dir: Path, s: LiveSnapshot) -> str:
+    """The session's name, and a warning when any figure shown is an estimate."""
+    title = f"energy-console · {session_dir.name}"
+    if any(r.energy_source in ("estimated", "mixed") for r in s.runs):
+        title += f" · {ESTIMATE_NOTE}"
+    return title
+
+
 def current_line(s: LiveSnapshot) -> str:
     run = s.current
     if run is None:
@@ -91,6 +102,7 @@ class LiveScreen(Screen):
         s = message.snapshot
         self.snapshot = s
         with self.app.batch_update():
+            self.query_one("#title", Static).update(title_line(self.session_dir, s))
             self.query_one("#progress", Static).update(progress_line(s))
             self.query_one("#current", Static).update(current_line(s))
             self.query_one(PowerPanel).show(s.sensors)

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from energy_console.core.records import RUN_COLUMNS, csv_cell
 from energy_console.core.results import read_runs
-from energy_console.tui.runs import energy_changes_pct, sort_key
+from energy_console.tui.runs import change_cell, energy_changes, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -42,13 +42,13 @@ class ResultsScreen(Screen):
 
     def action_reload(self) -> None:
         records = read_runs(self.session_dir)
-        changes = energy_changes_pct(records)
+        changes = energy_changes(records)
         table = self.query_one(DataTable)
         table.clear()
         columns = [c.key.value for c in table.ordered_columns]
         for record in records:
             change = changes.get(record.run_id)
-            cells = {CHANGE_COLUMN: "" if change is None else f"{change:+.1f}"}
+            cells = {CHANGE_COLUMN: change_cell(change)}
             table.add_row(*(cells[c] if c in cells else csv_cell(getattr(record, c))
                             for c in columns), key=record.run_id)
         note = f"{len(records)} runs · select a column header to sort by it"

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from energy_console.core.records import RunRecord
-from energy_console.tui.runs import LIVE_COLUMNS, energy_changes_pct, live_cells
+from energy_console.tui.runs import LIVE_COLUMNS, energy_changes, live_cells
 from textual.widgets import DataTable
 
 
@@ -19,7 +19,7 @@ class RunsTable(DataTable):
         if records == self._shown:
             return
         self._shown = records
-        changes = energy_changes_pct(list(records))
+        changes = energy_changes(list(records))
         known = {key.value for key in self.rows}
         for record in records:
             cells = live_cells(record, changes.get(record.run_id))

@@ -1,0 +1,99 @@
+"""Changes between runs that carry their uncertainty.
+
+A change of a figure against its reference (the same model's baseline, or the same run in another
+session) is a fraction with a 95 % interval propagated from both figures' intervals. When the
+interval includes zero the change is *within noise*: every view marks it so, rather than show a
+difference the measurement cannot tell from nothing.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from energy_console.core.records import RunRecord
+from energy_console.core.stats import t95
+
+# Compared figures and the column holding each one's 95 % half-width (None: exact, e.g. bytes).
+COMPARED: dict[str, str | None] = {
+    "energy_j_per_inference": "energy_j_per_inference_ci95",
+    "avg_power_w": "avg_power_w_ci95",
+    "latency_ms_p50": "latency_ms_p50_ci95",
+    "size_bytes": None,
+}
+
+
+@dataclass(frozen=True)
+class Change:
+    """value / reference - 1, with the half-width of its 95 % interval (None when unknown)."""
+
+    fraction: float
+    ci95: float | None
+
+    @property
+    def within_noise(self) -> bool:
+        """The interval includes zero; an unknown interval is never called a finding."""
+        return self.ci95 is None or abs(self.fraction) <= self.ci95
+
+    @property
+    def percent(self) -> float:
+        return self.fraction * 100.0
+
+
+def relative_change(value: float | None, value_ci95: float | None, reference: float | None,
+                    reference_ci95: float | None, exact: bool = False) -> Change | None:
+    """The change of `value` against `reference`, the interval by first-order propagation:
+    the ratio's relative error is the root sum of squares of both relative errors."""
+    if value is None or not reference:
+        return None
+    ratio = value / reference
+    if exact:
+        return Change(ratio - 1.0, 0.0)
+    if value_ci95 is None or reference_ci95 is None or value == 0:
+        return Change(ratio - 1.0, None)
+    relative = math.hypot(value_ci95 / value, reference_ci95 / reference)
+    return Change(ratio - 1.0, abs(ratio) * relative)
+
+
+def change_of(record: RunRecord, reference: RunRecord, column: str) -> Change | None:
+    ci_column = COMPARED[column]
+    return relative_change(
+        getattr(record, column), getattr(record, ci_column) if ci_column else None,
+        getattr(reference, column), getattr(reference, ci_column) if ci_column else None,
+        exact=ci_column is None,
+    )
+
+
+def baseline_key(record: RunRecord) -> tuple:
+    """Runs compared with each other: same model, device and input size."""
+    return (record.model, record.device, record.batch_size, record.seq_len, record.resolution)
+
+
+def changes_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, Change | None]]:
+    """Per run id, the change of each COMPARED figure against its model's baseline run (None for
+    the baseline itself and for runs without a finished baseline)."""
+    baselines = {baseline_key(r): r for r in records if r.technique == "baseline" and r.finished}
+    out: dict[str, dict[str, Change | None]] = {}
+    for record in records:
+        base = baselines.get(baseline_key(record))
+        usable = base is not None and base is not record and record.finished
+        out[record.run_id] = {
+            column: change_of(record, base, column) if usable and base else None
+            for column in COMPARED
+        }
+    return out
+
+
+def repeats_to_resolve(record: RunRecord, difference: float) -> int | None:
+    """Repeats this run's spread would need for a 95 % interval of energy per inference as
+    narrow as `difference` (a fraction, e.g. 0.05) of the figure; None without a spread."""
+    n, energy = record.repeats, record.energy_j_per_inference
+    ci = record.energy_j_per_inference_ci95
+    if not n or n < 2 or ci is None or not energy:
+        return None
+    relative_sd = ci * math.sqrt(n) / t95(n - 1) / energy
+    needed = 2
+    while t95(needed - 1) * relative_sd / math.sqrt(needed) > difference and needed < 10_000:
+        needed += 1
+    return needed

@@ -1,0 +1,92 @@
+"""Changes carry their interval; a change inside it is marked within noise in every view."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+from energy_console.core.compare import Change, relative_change, repeats_to_resolve
+from energy_console.core.follow import read_session
+from energy_console.core.records import RunRecord
+from energy_console.core.report import format_change, format_report
+from energy_console.core.results import SessionWriter
+from energy_console.core.stats import t95
+from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.runs import energy_changes, live_cells
+from energy_console.tui.screens.results import CHANGE_COLUMN, ResultsScreen
+
+
+def test_the_interval_of_a_ratio_adds_both_relative_errors_in_quadrature():
+    change = relative_change(0.3, 0.03, 0.4, 0.02)
+    assert change.fraction == pytest.approx(-0.25)
+    assert change.ci95 == pytest.approx(0.75 * math.hypot(0.1, 0.05))
+    assert not change.within_noise
+
+
+def test_a_change_smaller_than_its_interval_is_within_noise():
+    assert relative_change(0.41, 0.04, 0.40, 0.04).within_noise
+    assert Change(-0.2, None).within_noise  # no interval: never called a finding
+    assert format_change(Change(0.05, 0.09)) == "~+5 ±9%"
+    assert format_change(Change(0.25, 0.03)) == "+25 ±3%"
+    assert format_change(Change(-0.75, 0.0)) == "-75%"  # exact (bytes)
+
+
+def test_repeats_to_resolve_follow_from_the_measured_spread():
+    # 3 repeats with a 95 % half-width of 20 %: relative s.d. = 0.2·√3 / t(2)
+    record = RunRecord(run_id="r", repeats=3, energy_j_per_inference=1.0,
+                       energy_j_per_inference_ci95=0.2)
+    needed = repeats_to_resolve(record, 0.05)
+    sd = 0.2 * math.sqrt(3) / t95(2)
+    assert t95(needed - 1) * sd / math.sqrt(needed) <= 0.05
+    assert t95(needed - 2) * sd / math.sqrt(needed - 1) > 0.05
+
+
+def _run(technique: str, energy_j: float, ci95: float) -> RunRecord:
+    return RunRecord(
+        run_id=f"m__{technique}__b1-s8", model="demo/m", task="text-classification",
+        technique=technique, device="cpu", batch_size=1, seq_len=8, repeats=3,
+        energy_j_per_inference=energy_j, energy_j_per_inference_ci95=ci95,
+        avg_power_w=20.0, avg_power_w_ci95=0.5, latency_ms_p50=2.0, latency_ms_p50_ci95=0.1,
+        size_bytes=1000, energy_source="measured", other_cpu_load_pct=1.0,
+    )
+
+
+@pytest.fixture
+def session(tmp_path):
+    """A baseline, a variant 5 % dearer with ±20 % intervals (noise) and one 50 % cheaper."""
+    writer = SessionWriter(tmp_path / "s")
+    for record in (_run("baseline", 0.100, 0.02), _run("noisy", 0.105, 0.02),
+                   _run("int8", 0.050, 0.002)):
+        writer.record_run(record)
+    writer.close()
+    return tmp_path / "s"
+
+
+def test_the_live_table_dims_and_marks_the_change_within_noise(session):
+    records = list(read_session(session).runs)
+    changes = energy_changes(records)
+    cells = {r.technique: live_cells(r, changes[r.run_id]) for r in records}
+    noisy, real = cells["noisy"][4], cells["int8"][4]
+    assert noisy.plain.startswith("~+5") and noisy.style == "dim"
+    assert real.plain.startswith("-50") and real.style == "green"
+    assert "±" in cells["int8"][3]  # energy per inference shows its interval
+
+
+async def test_the_results_screen_marks_the_change_within_noise(session):
+    app = EnergyConsoleApp(attach=session, results_root=session.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(ResultsScreen(session))
+        await pilot.pause()
+        table = app.screen.query_one("DataTable")
+        cell = {key.value: str(table.get_cell(key, CHANGE_COLUMN)) for key in table.rows}
+        assert cell["m__noisy__b1-s8"].startswith("~+5")
+        assert cell["m__int8__b1-s8"].startswith("-50")
+
+
+def test_the_report_marks_the_change_within_noise(session):
+    lines = format_report(read_session(session)).splitlines()
+    noisy = next(line for line in lines if " noisy " in line)
+    int8 = next(line for line in lines if " int8 " in line)
+    assert "~+5 ±" in noisy
+    assert "-50 ±" in int8 and "~-50" not in int8
+    assert any("Repeats for a 95 % interval" in line for line in lines)
