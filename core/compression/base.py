@@ -7,6 +7,7 @@ and optional packages inside functions only, so the UI can list techniques witho
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +33,8 @@ class Param:
             value = float(value)
         if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
             raise ValueError(f"{self.name} must be a {self.type.__name__}, got {value!r}")
+        if self.type in (int, float) and not math.isfinite(value):
+            raise ValueError(f"{self.name} must be a finite number, got {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}")
         if self.minimum is not None and value < self.minimum:
