@@ -102,7 +102,7 @@ def technique_limits() -> tuple[Limit, ...]:
         for param in technique.params:
             if param.type in (int, float) and param.type is not bool:
                 out.append(Limit(f"techniques: {name}.{param.name}", param.type,
-                                 param.minimum, param.maximum))
+                                 param.minimum, param.maximum, unit=param.help))
     return tuple(out)
 
 
@@ -112,12 +112,12 @@ def limit_rows() -> tuple[Limit, ...]:
 
 def markdown_table() -> str:
     """The README's table of ranges (tests/hardening/test_bounds.py checks README against it)."""
-    lines = ["| Field | Allowed | Unit |", "|---|---|---|"]
+    lines = ["| Field | Kind | Allowed | Unit |", "|---|---|---|---|"]
     for row in limit_rows():
-        allowed = row.expected.split(" (")[0] if not row.length else (
-            f"{_show(row.minimum)} to {_show(row.maximum)} entries")
-        unit = "" if row.length else row.unit
-        lines.append(f"| `{row.key}` | {allowed} | {unit} |")
+        kind = "list" if row.length else ("integer" if row.kind is int else "number")
+        allowed = (f"{_show(row.minimum)} to {_show(row.maximum)} entries" if row.length
+                   else row.allowed)
+        lines.append(f"| `{row.key}` | {kind} | {allowed} | {'' if row.length else row.unit} |")
     return "\n".join(lines)
 
 
