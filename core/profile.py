@@ -1,22 +1,28 @@
 """Profiles: what a session measures, as YAML.
 
-Loaded with yaml.safe_load and checked key by key; a ProfileError names the key, the bad value, what
-is allowed and the line. `to_yaml` writes back the same document a user would write.
+A profile is untrusted text: core.profile_yaml reads it (no aliases, no duplicate keys, no control
+characters, bounded size), then it is checked key by key, every number against its range in
+core.limits. A ProfileError names the file, line, key, the bad value, what is allowed and the fix.
+`to_yaml` writes back the same document a user would write.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import re
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import yaml
+from energy_console.core import profile_yaml
+from energy_console.core.limits import limit, show_value
 from energy_console.core.models.base import TASKS
 
-DEVICE_PATTERN = re.compile(r"^(auto|cpu|cuda|cuda:\d+)$")
-NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+DEVICE_PATTERN = re.compile(r"auto|cpu|cuda|cuda:\d{1,3}")  # fullmatch: no trailing newline
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch; it names folders
+MAX_PROFILE_BYTES = profile_yaml.MAX_PROFILE_CHARS
 
 
 class ProfileError(ValueError):
@@ -128,7 +134,15 @@ class Profile:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.safe_dump(self.to_dict(), sort_keys=False, default_flow_style=None)
+        return yaml.dump(self.to_dict(), Dumper=_NoAliasDumper, sort_keys=False,
+                         default_flow_style=None)
+
+
+class _NoAliasDumper(yaml.SafeDumper):
+    """Writes a value shared by two entries out twice: the loader refuses anchors and aliases."""
+
+    def ignore_aliases(self, data: Any) -> bool:
+        return True
 
 
 def _set_fields(obj: Any) -> dict[str, Any]:
@@ -140,10 +154,29 @@ def _set_fields(obj: Any) -> dict[str, Any]:
 
 def load_profile(path: str | Path) -> Profile:
     path = Path(path)
-    if not path.is_file():
-        raise ProfileError("", f"no profile file at {path}; list them with `ls profiles/`")
-    text = path.read_text(encoding="utf-8")
-    return parse_profile(text, source=str(path), base_dir=str(path.parent.resolve()))
+    source = str(path)
+    try:
+        info = path.stat()
+        if not stat.S_ISREG(info.st_mode):
+            raise ProfileError("", "not a regular file; name a profile's .yaml file (list them "
+                               "with `ls profiles/`)", source=source)
+        with path.open("rb") as file:
+            data = file.read(MAX_PROFILE_BYTES + 1)
+        if len(data) > MAX_PROFILE_BYTES:
+            raise ProfileError("", f"the file is longer than {MAX_PROFILE_BYTES} bytes, too long "
+                               "for a profile; split it, or remove what it does not need",
+                               source=source)
+    except FileNotFoundError:
+        raise ProfileError("", f"no profile file at {path}; list them with `ls profiles/`"
+                           ) from None
+    except OSError as exc:
+        raise ProfileError("", f"cannot read {path}: {exc.strerror or exc}; check the path and "
+                           "its permissions") from None
+    try:
+        text = profile_yaml.decode(data)
+    except profile_yaml.YamlRefused as exc:
+        raise ProfileError("", exc.problem, exc.line, source) from None
+    return parse_profile(text, source=source, base_dir=str(path.parent.resolve()))
 
 
 def save_profile(profile: Profile, path: str | Path) -> Path:
@@ -156,32 +189,29 @@ def save_profile(profile: Profile, path: str | Path) -> Path:
 
 
 def parse_profile(text: str, source: str = "profile", base_dir: str = ".") -> Profile:
+    """The checked Profile; ProfileError (and nothing else) for any text that is not one."""
     try:
-        data = yaml.safe_load(text)
-        lines = _line_index(yaml.compose(text))
+        data, lines = profile_yaml.read_yaml(text)
+    except profile_yaml.YamlRefused as exc:
+        raise ProfileError(key_name(exc.path), exc.problem, exc.line, source) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else None
-        problem = f"not valid YAML: {getattr(exc, 'problem', exc)}"
+        problem = f"not valid YAML: {getattr(exc, 'problem', None) or exc}"
+        if isinstance(exc, yaml.constructor.ConstructorError):
+            problem += "; profiles use plain values: remove the tag (!!... or !...)"
+        else:
+            problem += "; check the indentation, quotes and brackets there"
         raise ProfileError("", problem, line, source) from None
+    if data is None:
+        raise ProfileError("", "the profile is empty; it needs at least name: and models: (see "
+                           "profiles/default.yaml)", None, source)
     return _Checker(lines, source, base_dir).profile(data)
 
 
-def _line_index(node, path=(), out=None) -> dict[tuple, int]:
-    """1-based line of every key and list item, by its path of keys and indexes."""
-    out = {} if out is None else out
-    if node is None:
-        return out
-    out.setdefault(path, node.start_mark.line + 1)
-    if isinstance(node, yaml.MappingNode):
-        for key_node, value_node in node.value:
-            key = key_node.value
-            out[path + (key,)] = key_node.start_mark.line + 1
-            _line_index(value_node, path + (key,), out)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, item in enumerate(node.value):
-            _line_index(item, path + (i,), out)
-    return out
+def key_name(path: tuple) -> str:
+    """`protocol.repeats`, `models[0].task`: a key path as a profile's reader would write it."""
+    return ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
 
 
 class _Checker:
@@ -189,7 +219,7 @@ class _Checker:
         self.lines, self.source, self.base_dir = lines, source, base_dir
 
     def fail(self, path: tuple, problem: str) -> ProfileError:
-        key = ".".join(str(p) if isinstance(p, str) else f"[{p}]" for p in path).replace(".[", "[")
+        key = key_name(path)
         line = None
         for n in range(len(path), -1, -1):
             if path[:n] in self.lines:
@@ -209,23 +239,21 @@ class _Checker:
                 )
         return value
 
-    def number(self, value, path, kind=float, minimum=None, maximum=None, strict=False):
-        ok = isinstance(value, (int, float)) and not isinstance(value, bool)
-        if kind is int:
-            ok = isinstance(value, int) and not isinstance(value, bool)
-        if ok and minimum is not None:
-            ok = value > minimum if strict else value >= minimum
-        if ok and maximum is not None:
-            ok = value <= maximum
-        if not ok:
-            bound = ""
-            if minimum is not None:
-                bound = f" {'>' if strict else '>='} {minimum}"
-            if maximum is not None:
-                bound += f" and <= {maximum}"
-            what = "an integer" if kind is int else "a number"
-            raise self.fail(path, f"{value!r} is not allowed; expected {what}{bound}")
-        return kind(value)
+    def number(self, value, path, key: str):
+        """value checked against its range in core.limits (LIMITS[key]), as that kind."""
+        rule = limit(key)
+        problem = rule.problem(value)
+        if problem:
+            raise self.fail(path, problem)
+        return rule.kind(value)
+
+    def count(self, value, path, key: str) -> None:
+        """A list's number of entries checked against core.limits (other values: left to the
+        caller's own check)."""
+        if isinstance(value, list):
+            problem = limit(key).problem(value)
+            if problem:
+                raise self.fail(path, problem)
 
     def int_list(self, value, path, default):
         if value is None:
@@ -233,26 +261,34 @@ class _Checker:
         if isinstance(value, int) and not isinstance(value, bool):
             value = [value]
         if not isinstance(value, list) or not value:
-            raise self.fail(path, f"{value!r} is not allowed; expected a list of positive integers")
-        return tuple(self.number(v, path + (i,), int, 1) for i, v in enumerate(value))
+            raise self.fail(path, f"{show_value(value)} is not allowed; expected a list of "
+                            "positive integers")
+        key = key_name(path)
+        self.count(value, path, key)
+        return tuple(self.number(v, path + (i,), key + "[]") for i, v in enumerate(value))
 
     def profile(self, data: Any) -> Profile:
         allowed = ("name", "device", "models", "techniques", "inputs", "protocol", "carbon",
                    "sensors")
         data = self.mapping(data, (), allowed)
         name = data.get("name")
-        if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
             raise self.fail(
-                ("name",), f"{name!r} is not allowed; expected a name of letters, digits, . _ -"
+                ("name",), f"{show_value(name)} is not allowed; expected a name of up to 64 "
+                "letters, digits, . _ - (starting with a letter or digit)"
             )
         device = str(data.get("device", "auto"))
-        if not DEVICE_PATTERN.match(device):
-            raise self.fail(("device",), f"{device!r} is not allowed; expected auto, cpu, cuda or "
-                            "cuda:N")
+        if not DEVICE_PATTERN.fullmatch(device):
+            raise self.fail(("device",), f"{show_value(device)} is not allowed; expected auto, "
+                            "cpu, cuda or cuda:N")
+        self.count(data.get("models"), ("models",), "models")
+        self.count(data.get("techniques"), ("techniques",), "techniques")
+        models = self.models(data.get("models"))
+        self.dataset_numbers(models)
         return Profile(
             name=name,
             device=device,
-            models=self.models(data.get("models")),
+            models=models,
             techniques=self.techniques(data.get("techniques", ["baseline"])),
             inputs=self.inputs(data.get("inputs")),
             protocol=self.protocol(data.get("protocol")),
@@ -303,6 +339,13 @@ class _Checker:
                                       trust_remote_code=trust, base_dir=self.base_dir))
         return tuple(entries)
 
+    def dataset_numbers(self, models: tuple[ModelEntry, ...]) -> None:
+        """dataset.max_samples in range at load time (core.datasets checks the rest at run time)."""
+        for i, entry in enumerate(models):
+            if isinstance(entry.dataset, dict) and "max_samples" in entry.dataset:
+                self.number(entry.dataset["max_samples"], ("models", i, "dataset", "max_samples"),
+                            "models[].dataset.max_samples")
+
     def techniques(self, value) -> tuple:
         from energy_console.core.compression import parse_technique
 
@@ -342,32 +385,28 @@ class _Checker:
         d = ProtocolSettings()
         p = ("protocol",)
         iterations = fields.get("iterations")
+        def get(name: str):
+            return self.number(fields.get(name, getattr(d, name)), p + (name,), f"protocol.{name}")
+
         return ProtocolSettings(
-            idle_seconds=self.number(fields.get("idle_seconds", d.idle_seconds),
-                                     p + ("idle_seconds",), float, 0),
-            warmup=self.number(fields.get("warmup", d.warmup), p + ("warmup",), int, 0),
-            min_window_s=self.number(fields.get("min_window_s", d.min_window_s),
-                                     p + ("min_window_s",), float, 0, strict=True),
-            repeats=self.number(fields.get("repeats", d.repeats), p + ("repeats",), int, 1),
-            sample_hz=self.number(fields.get("sample_hz", d.sample_hz), p + ("sample_hz",),
-                                  float, 0, 1000, strict=True),
-            iterations=None if iterations is None else self.number(
-                iterations, p + ("iterations",), int, 1),
-            max_spread=self.number(fields.get("max_spread", d.max_spread), p + ("max_spread",),
-                                   float, 0, strict=True),
-            run_timeout_s=self.number(fields.get("run_timeout_s", d.run_timeout_s),
-                                      p + ("run_timeout_s",), float, 0, strict=True),
-            cooldown_s=self.number(fields.get("cooldown_s", d.cooldown_s), p + ("cooldown_s",),
-                                   float, 0),
-            threads=None if fields.get("threads") is None else self.number(
-                fields["threads"], p + ("threads",), int, 1),
+            idle_seconds=get("idle_seconds"),
+            warmup=get("warmup"),
+            min_window_s=get("min_window_s"),
+            repeats=get("repeats"),
+            sample_hz=get("sample_hz"),
+            iterations=None if iterations is None else get("iterations"),
+            max_spread=get("max_spread"),
+            run_timeout_s=get("run_timeout_s"),
+            cooldown_s=get("cooldown_s"),
+            threads=None if fields.get("threads") is None else get("threads"),
         )
 
     def carbon(self, value) -> CarbonSettings:
         fields = self.mapping(value, ("carbon",), ("intensity_g_per_kwh", "country"))
         intensity = fields.get("intensity_g_per_kwh")
         if intensity is not None:
-            intensity = self.number(intensity, ("carbon", "intensity_g_per_kwh"), float, 0)
+            intensity = self.number(intensity, ("carbon", "intensity_g_per_kwh"),
+                                    "carbon.intensity_g_per_kwh")
         country = fields.get("country")
         if country is not None:
             from energy_console.core.carbon import intensity_table
@@ -383,5 +422,5 @@ class _Checker:
         fields = self.mapping(value, ("sensors",), ("cpu_tdp_w",))
         tdp = fields.get("cpu_tdp_w")
         if tdp is not None:
-            tdp = self.number(tdp, ("sensors", "cpu_tdp_w"), float, 0, strict=True)
+            tdp = self.number(tdp, ("sensors", "cpu_tdp_w"), "sensors.cpu_tdp_w")
         return SensorSettings(cpu_tdp_w=tdp)

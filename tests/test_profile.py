@@ -1,3 +1,4 @@
+import re
 from pathlib import Path
 
 import pytest
@@ -57,8 +58,21 @@ def test_saving_and_loading_again_gives_the_same_profile(tmp_path):
 
 
 def test_shipped_profiles_are_valid():
-    for path in (ROOT / "profiles").glob("*.yaml"):
+    paths = [*(ROOT / "profiles").glob("*.yaml"), *(ROOT / "tests" / "profiles").glob("*.yaml")]
+    assert len(paths) >= 2
+    for path in paths:
         assert load_profile(path).models
+
+
+def test_the_readme_examples_load():
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    profiles_section = readme.split("## Profiles", 1)[1].split("\n## ", 1)[0]
+    examples = re.findall(r"```yaml\n(.*?)```", profiles_section, re.S)
+    assert examples
+    for example in examples:
+        profile = parse_profile(example, source="README.md")
+        assert profile.models and profile.techniques
+        assert parse_profile(profile.to_yaml()) == profile
 
 
 @pytest.mark.parametrize(

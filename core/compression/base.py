@@ -7,6 +7,7 @@ and optional packages inside functions only, so the UI can list techniques witho
 from __future__ import annotations
 
 import importlib.util
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -28,17 +29,28 @@ class Param:
 
     def validate(self, value: Any) -> Any:
         """The value converted to the parameter's type; ValueError says what is allowed."""
+        numeric = self.type in (int, float)
         if self.type is float and isinstance(value, int) and not isinstance(value, bool):
-            value = float(value)
+            try:
+                value = float(value)
+            except OverflowError:
+                raise ValueError(f"{self.name} must be {self.allowed()}, got {value}") from None
         if not isinstance(value, self.type) or (self.type is not bool and isinstance(value, bool)):
-            raise ValueError(f"{self.name} must be a {self.type.__name__}, got {value!r}")
+            what = f" {self.allowed()}" if numeric else ""
+            raise ValueError(f"{self.name} must be a {self.type.__name__}{what}, got {value!r}")
         if self.choices and value not in self.choices:
             raise ValueError(f"{self.name} must be one of {', '.join(map(str, self.choices))}")
-        if self.minimum is not None and value < self.minimum:
-            raise ValueError(f"{self.name} must be >= {self.minimum}, got {value}")
-        if self.maximum is not None and value > self.maximum:
-            raise ValueError(f"{self.name} must be <= {self.maximum}, got {value}")
+        if numeric and not (math.isfinite(value)
+                            and (self.minimum is None or value >= self.minimum)
+                            and (self.maximum is None or value <= self.maximum)):
+            raise ValueError(f"{self.name} must be {self.allowed()}, got {value!r}")
         return value
+
+    def allowed(self) -> str:
+        """The range in words: `>= 0 and <= 1` (a finite number where unbounded)."""
+        bounds = [f"{op} {b}" for op, b in ((">=", self.minimum), ("<=", self.maximum))
+                  if b is not None]
+        return " and ".join(bounds) or "a finite number"
 
 
 @dataclass
