@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import shutil
 import sys
 from dataclasses import dataclass
 from importlib import metadata
@@ -27,6 +28,7 @@ COMMANDS: dict[str, Command] = {
     "list": Command("list models, techniques or sessions"),
     "sensors": Command("what this machine can measure, and why the rest is missing"),
     "report": Command("print a session's runs with deltas against baseline"),
+    "compare": Command("set two sessions side by side: each run's change from A to B"),
     "attach": Command("open the live view of a running or finished session", full_screen=True),
 }
 
@@ -70,6 +72,15 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("session", type=Path, nargs="?", default=None,
                         help="session directory (default: the newest)")
     report.add_argument("--results-dir", type=Path, default=None)
+    report.add_argument("--format", choices=("table", "csv", "markdown", "json"), default="table",
+                        help="table (fits the terminal), csv (runs.csv plus changes and their "
+                        "intervals), markdown (the study's summary) or json")
+    report.add_argument("--out", type=Path, default=None, metavar="DIR",
+                        help="also write report.md, report.csv and PNG plots into DIR")
+
+    compare = command["compare"]
+    compare.add_argument("a", type=Path, help="session directory A (the reference)")
+    compare.add_argument("b", type=Path, help="session directory B")
 
     attach = command["attach"]
     attach.add_argument("session", type=Path, nargs="?", default=None)
@@ -87,6 +98,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_sensors()
     if args.command == "report":
         return cmd_report(args)
+    if args.command == "compare":
+        return cmd_compare(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -195,7 +208,7 @@ def cmd_sensors() -> int:
 
 def cmd_report(args) -> int:
     from energy_console.core.follow import read_session
-    from energy_console.core.report import format_report
+    from energy_console.core.report_export import render, write_report
     from energy_console.core.results import newest_session
 
     path = args.session or newest_session(results_root(args))
@@ -203,10 +216,38 @@ def cmd_report(args) -> int:
         print(f"error: no sessions under {results_root(args)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        print(format_report(read_session(path)))
+        session = read_session(path)
     except FileNotFoundError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    width = shutil.get_terminal_size((120, 24)).columns
+    print(render(session, args.format, width), end="")
+    if args.out:
+        try:
+            written = write_report(session, args.out)
+        except ImportError:
+            print("error: plots need matplotlib: pip install 'energy-console[plots]'",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        except OSError as exc:
+            print(f"error: cannot write the report to {args.out}: {exc.strerror}",
+                  file=sys.stderr)
+            return EXIT_BAD_INPUT
+        print(f"wrote {len(written)} files to {args.out}: {', '.join(p.name for p in written)}",
+              file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_compare(args) -> int:
+    from energy_console.core.follow import read_session
+    from energy_console.core.report import format_comparison
+
+    try:
+        a, b = read_session(args.a), read_session(args.b)
+    except FileNotFoundError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    print(format_comparison(a, b, shutil.get_terminal_size((120, 24)).columns), end="")
     return EXIT_OK
 
 

@@ -97,3 +97,33 @@ def repeats_to_resolve(record: RunRecord, difference: float) -> int | None:
     while t95(needed - 1) * relative_sd / math.sqrt(needed) > difference and needed < 10_000:
         needed += 1
     return needed
+
+
+def run_key(record: RunRecord) -> tuple:
+    """How a run is matched across sessions: model, technique, device and input size."""
+    return (record.model, record.technique, record.device, record.batch_size, record.seq_len,
+            record.resolution)
+
+
+@dataclass(frozen=True)
+class MatchedRun:
+    """One run measured in both sessions: B's figures against A's."""
+
+    a: RunRecord
+    b: RunRecord
+    changes: dict[str, Change | None]
+
+
+def match_sessions(a: Sequence[RunRecord], b: Sequence[RunRecord]
+                   ) -> tuple[list[MatchedRun], list[RunRecord], list[RunRecord]]:
+    """(runs finished in both with B's change against A, runs only in A, runs only in B)."""
+    in_b = {run_key(r): r for r in b if r.finished}
+    matched, only_a = [], []
+    for record in (r for r in a if r.finished):
+        other = in_b.pop(run_key(record), None)
+        if other is None:
+            only_a.append(record)
+        else:
+            matched.append(MatchedRun(record, other, {c: change_of(other, record, c)
+                                                      for c in COMPARED}))
+    return matched, only_a, list(in_b.values())

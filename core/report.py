@@ -5,13 +5,18 @@ from __future__ import annotations
 
 import io
 
-from energy_console.core.compare import Change, changes_vs_baseline, repeats_to_resolve
+from energy_console.core.compare import Change, changes_vs_baseline
+from energy_console.core.findings import (
+    RESOLVE_DIFFERENCE,
+    TRADE_OFF_QUALITY_LOSS,
+    findings,
+    repeats_needed,
+)
 from energy_console.core.records import NUMERIC_COLUMNS, RunRecord
 
 # Other processes' CPU load above this share of all cores marks a run as disturbed (RAPL and the
 # estimate are box-wide: that load is in its energy).
 DISTURBED_LOAD_PCT = 10.0
-RESOLVE_DIFFERENCE = 0.05  # the difference `report` says how many repeats would resolve
 NOISE_MARK = "~"
 
 
@@ -44,6 +49,10 @@ def format_energy(joules, missing: str = "-", ci95: float | None = None) -> str:
     return f"{value / scale:.3g}{_plus_minus(ci95, scale)} {unit}"
 
 
+def energy_with_ci(record: RunRecord) -> str:
+    return format_energy(record.energy_j_per_inference, ci95=record.energy_j_per_inference_ci95)
+
+
 def format_latency(ms, missing: str = "-", ci95: float | None = None) -> str:
     value = to_float(ms)
     return missing if value is None else f"{value:.3g}{_plus_minus(ci95, 1.0)} ms"
@@ -54,8 +63,11 @@ def format_power(watts, missing: str = "-", ci95: float | None = None) -> str:
     return missing if value is None else f"{value:.1f}{_plus_minus(ci95, 1.0, '.1f')} W"
 
 
-def _plus_minus(ci95: float | None, scale: float, spec: str = ".2g") -> str:
-    return "" if ci95 is None else f" ±{ci95 / scale:{spec}}"
+def _plus_minus(ci95: float | None, scale: float, spec: str = "") -> str:
+    if ci95 is None:
+        return ""
+    value = ci95 / scale
+    return f" ±{value:{spec or ('.0f' if abs(value) >= 10 else '.2g')}}"
 
 
 def format_size(size_bytes, missing: str = "-") -> str:
@@ -87,116 +99,151 @@ def disturbed(record: RunRecord) -> bool:
     return (record.other_cpu_load_pct or 0.0) > DISTURBED_LOAD_PCT
 
 
-def format_report(session) -> str:
-    """A finished (or live) session as text: one row per run with changes against its baseline,
-    the reasons of skipped and failed runs, and the Pareto front. `session`: a LiveSnapshot."""
+# Report table columns, most important first: a narrow terminal drops them from the end.
+TABLE_COLUMNS = ("model", "technique", "input", "status", "energy/inf", "ΔE", "p50", "Δt",
+                 "size", "Δsize", "quality", "power", "source", "other CPU")
+ESSENTIAL_COLUMNS = 6  # model, technique, input, status, energy/inf, ΔE always stay
+COMPARISON_COLUMNS = ("model", "technique", "input", "energy A", "energy B", "ΔE", "Δt",
+                      "power Δ", "p50 A", "p50 B")
+
+
+def table_cells(record: RunRecord, changes: dict[str, Change | None]) -> dict[str, str]:
+    """One run's cells of the report table, by TABLE_COLUMNS header."""
+    r = record
+    cells = {"model": r.model.removeprefix("demo/"), "technique": r.technique,
+             "input": r.input_size, "status": r.status}
+    if not r.finished:
+        return cells
+    quality = f"{r.quality_metric or ''} {_short(r.quality_value)}".strip()
+    load = r.other_cpu_load_pct
+    return cells | {
+        "energy/inf": energy_with_ci(r),
+        "ΔE": format_change(changes["energy_j_per_inference"]),
+        "p50": format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95),
+        "Δt": format_change(changes["latency_ms_p50"]),
+        "size": format_size(r.size_bytes), "Δsize": format_change(changes["size_bytes"]),
+        "quality": quality,
+        "power": format_power(r.avg_power_w, ci95=r.avg_power_w_ci95),
+        "source": r.energy_source or "",
+        "other CPU": "" if load is None else f"{load:.0f}%{'!' if disturbed(r) else ''}",
+    }
+
+
+def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]],
+                 essential: int, width: int):
+    """A rich Table of `rows` (cells by header) with as many of `headers` as fit in `width`,
+    dropping them from the end but never the first `essential` ones."""
     from rich.console import Console
     from rich.table import Table
 
+    measure = Console(width=100_000, file=io.StringIO())  # natural widths, unclamped
+    for count in range(len(headers), essential - 1, -1):
+        table = Table(title=title, expand=False)
+        for header in headers[:count]:
+            table.add_column(header, no_wrap=True)
+        for row in rows:
+            table.add_row(*(row.get(h, "") for h in headers[:count]))
+        if measure.measure(table).maximum <= width:
+            break
+    return table
+
+
+def runs_table(session, width: int):
+    """The report's table, with as many columns as fit in `width`."""
     records = list(session.runs)
     changes = changes_vs_baseline(records)
-    table = Table(title=f"{session.name}: {len(records)} runs", expand=False)
-    for header in ("model", "technique", "input", "status", "energy/inf", "ΔE", "power",
-                   "p50", "Δt", "size", "Δsize", "quality", "source", "other CPU"):
-        table.add_column(header, no_wrap=True)
-    not_finished = []
-    for r in records:
-        c = changes[r.run_id]
-        quality = f"{r.quality_metric or ''} {_short(r.quality_value)}".strip()
-        what = (r.model.removeprefix("demo/"), r.technique, r.input_size)
-        if not r.finished:
-            table.add_row(*what, r.status, *[""] * 10)
-            not_finished.append(f"  {r.run_id} ({r.status}): {r.reason}")
-            continue
-        table.add_row(
-            *what, r.status,
-            format_energy(r.energy_j_per_inference, ci95=r.energy_j_per_inference_ci95),
-            format_change(c["energy_j_per_inference"]),
-            format_power(r.avg_power_w, ci95=r.avg_power_w_ci95),
-            format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95),
-            format_change(c["latency_ms_p50"]),
-            format_size(r.size_bytes), format_change(c["size_bytes"]),
-            quality, r.energy_source or "",
-            f"{r.other_cpu_load_pct:.0f}%{'!' if disturbed(r) else ''}"
-            if r.other_cpu_load_pct is not None else "",
-        )
-    # As wide as the table needs (a narrower terminal wraps it; `less -S` scrolls it), never
-    # squeezed into unreadable columns.
-    console = Console(width=10_000, file=io.StringIO())
-    console.width = max(console.measure(table).maximum, 80)
-    console.print(table)
-    if not_finished:
-        console.print("Skipped and failed runs:", *not_finished, sep="\n")
-    console.print(f"Changes are against the same model's baseline at the same input, with 95 % "
-                  f"intervals; {NOISE_MARK} marks a change within noise (its interval includes "
-                  "zero).")
-    if any(r.energy_source == "estimated" for r in records if r.finished):
-        console.print("Energy is estimated (constant watts) where the source says so: there ΔE "
-                      "only tracks latency.")
-    busy = [f"  {r.run_id}: {r.other_cpu_load_pct:.0f}% of all cores"
-            for r in records if r.finished and disturbed(r)]
-    if busy:
-        console.print(f"Runs disturbed by other CPU load (over {DISTURBED_LOAD_PCT:.0f}% of all "
-                      "cores, counted in box-wide energy):", *busy, sep="\n")
-    console.print(*_repeats_needed(records), sep="\n")
-    faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
-    if faulty:
-        console.print("Runs whose energy is not trustworthy (a sensor failed or stood still):",
-                      *faulty, sep="\n")
-    if any(r.finished for r in records):
-        front = pareto_front(runs_frame(session.path))
-        console.print("Pareto front (no other run of the same model and input has both lower "
-                      "energy per inference and better quality):")
-        for _, run in front.iterrows():
-            console.print(f"  {run['run_id']}: {format_energy(run['energy_j_per_inference'])}"
-                          f"/inference, {run['quality_metric']} {run['quality_value']:.4g}")
+    rows = [table_cells(r, changes[r.run_id]) for r in records]
+    return fitted_table(f"{session.name}: {len(records)} runs", TABLE_COLUMNS, rows,
+                        ESSENTIAL_COLUMNS, width)
+
+
+def format_report(session, width: int = 120) -> str:
+    """A session as text for a terminal `width` columns wide: one row per run with intervals and
+    changes against its baseline, then the notes and the study's answers."""
+    from rich.console import Console
+
+    console = Console(width=width, file=io.StringIO())
+    for problem in getattr(session, "problems", ()):
+        console.print(f"problem: {problem}", markup=False)
+    console.print(runs_table(session, width))
+    for line in report_notes(list(session.runs)):
+        console.print(line, markup=False, soft_wrap=False)
     return console.file.getvalue()
 
 
-def _repeats_needed(records: list[RunRecord]) -> list[str]:
-    """Per model, from its baseline's spread: repeats that would resolve RESOLVE_DIFFERENCE."""
+def report_notes(records: list[RunRecord]) -> list[str]:
+    """What the table needs said beside it: reasons, noise, estimates, disturbances, faults,
+    repeats needed, and the Pareto front with its best trade-off."""
     lines = []
-    for r in records:
-        if r.technique != "baseline" or not r.finished:
+    not_finished = [f"  {r.run_id} ({r.status}): {r.reason}" for r in records if not r.finished]
+    if not_finished:
+        lines += ["Skipped and failed runs:", *not_finished]
+    lines.append(f"Changes are against the same model's baseline at the same input, with 95 % "
+                 f"intervals; {NOISE_MARK} marks a change within noise (its interval includes "
+                 "zero).")
+    if any(r.energy_source in ("estimated", "mixed") for r in records if r.finished):
+        lines.append("Energy is estimated (constant watts) where the source says so: there ΔE "
+                     "only tracks latency.")
+    busy = [f"  {r.run_id}: {r.other_cpu_load_pct:.0f}% of all cores"
+            for r in records if r.finished and disturbed(r)]
+    if busy:
+        lines += [f"Runs disturbed by other CPU load (over {DISTURBED_LOAD_PCT:.0f}% of all "
+                  "cores, counted in box-wide energy):", *busy]
+    faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
+    if faulty:
+        lines += ["Runs whose energy is not trustworthy (a sensor failed or stood still):",
+                  *faulty]
+    needed = repeats_needed(records)
+    if needed:
+        lines += [f"Repeats for a 95 % interval of ±{RESOLVE_DIFFERENCE:.0%} on energy per "
+                  "inference, from each baseline's measured spread:",
+                  *(f"  {line}" for line in needed)]
+    for group in findings(records):
+        if not group.pareto:
             continue
-        needed = repeats_to_resolve(r, RESOLVE_DIFFERENCE)
-        if needed is not None:
-            lines.append(f"  {r.model.removeprefix('demo/')} {r.input_size}: ~{needed} repeats "
-                         f"(this session ran {r.repeats})")
-    if lines:
-        lines.insert(0, f"Repeats for a 95 % interval of ±{RESOLVE_DIFFERENCE:.0%} on energy per "
-                     "inference, from each baseline's measured spread:")
+        lines.append(f"Pareto front of {group.model.removeprefix('demo/')} {group.input_size} "
+                     "(nothing else has both lower energy per inference and better quality):")
+        lines += [f"  {r.technique}: {energy_with_ci(r)}/inference, {r.quality_metric} "
+                  f"{_short(r.quality_value)}" for r in group.pareto]
+        if group.best_trade_off is not None:
+            lines.append(f"  best trade-off: {group.best_trade_off.technique} (least energy "
+                         f"within {TRADE_OFF_QUALITY_LOSS:.0%} of the baseline's quality)")
     return lines
 
 
-# Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
-LOWER_IS_BETTER = ("perplexity",)
+def format_comparison(a, b, width: int = 120) -> str:
+    """Two sessions side by side (two machines, two dates): each run measured in both, with B's
+    change against A and its interval; `~` where the difference is within noise."""
+    from energy_console.core.compare import match_sessions
+    from rich.console import Console
+
+    matched, only_a, only_b = match_sessions(list(a.runs), list(b.runs))
+    rows = [{
+        "model": m.a.model.removeprefix("demo/"), "technique": m.a.technique,
+        "input": m.a.input_size, "energy A": energy_with_ci(m.a), "energy B": energy_with_ci(m.b),
+        "ΔE": format_change(m.changes["energy_j_per_inference"]),
+        "p50 A": format_latency(m.a.latency_ms_p50, ci95=m.a.latency_ms_p50_ci95),
+        "p50 B": format_latency(m.b.latency_ms_p50, ci95=m.b.latency_ms_p50_ci95),
+        "Δt": format_change(m.changes["latency_ms_p50"]),
+        "power Δ": format_change(m.changes["avg_power_w"]),
+    } for m in matched]
+    table = fitted_table(f"A {a.name}  vs  B {b.name}", COMPARISON_COLUMNS, rows, 6, width)
+    console = Console(width=width, file=io.StringIO())
+    console.print(table)
+    console.print(f"{len(matched)} runs in both; changes are B against A with 95 % intervals, "
+                  f"{NOISE_MARK} within noise.", markup=False)
+    for label, runs in (("only in A", only_a), ("only in B", only_b)):
+        if runs:
+            console.print(f"{label}: " + ", ".join(r.run_id for r in runs), markup=False)
+    return console.file.getvalue()
 
 
 def runs_frame(session_dir):
     """A session's runs.csv as a pandas DataFrame with numeric columns typed (for notebooks)."""
     import pandas as pd
+
     frame = pd.read_csv(session_dir / "runs.csv", dtype=str, keep_default_na=False)
     for column in NUMERIC_COLUMNS:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")
     return frame
-
-
-def pareto_front(frame):
-    """Finished runs that no other run of the same model and input size beats on both energy per
-    inference and quality (higher accuracy/fidelity, lower perplexity)."""
-    finished = frame[(frame["status"] == "finished") & frame["quality_value"].notna()]
-    keep = []
-    for _, group in finished.groupby(["model", "batch_size", "seq_len", "resolution"],
-                                     dropna=False):
-        for index, run in group.iterrows():
-            sign = -1 if run["quality_metric"] in LOWER_IS_BETTER else 1
-            quality = sign * group["quality_value"]
-            better = ((group["energy_j_per_inference"] <= run["energy_j_per_inference"])
-                      & (quality >= sign * run["quality_value"])
-                      & ((group["energy_j_per_inference"] < run["energy_j_per_inference"])
-                         | (quality > sign * run["quality_value"])))
-            if not better.any():
-                keep.append(index)
-    return finished.loc[keep]

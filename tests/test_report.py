@@ -56,20 +56,20 @@ def test_runs_frame_types_the_numeric_columns(tmp_path):
     assert frame["reason"].tolist() == ["", "boom"]
 
 
-def test_the_pareto_front_keeps_runs_nothing_beats_on_energy_and_quality(tmp_path):
-    from energy_console.core.report import pareto_front, runs_frame
-    from energy_console.core.results import SessionWriter
+def test_the_pareto_front_keeps_runs_nothing_beats_on_energy_and_quality():
+    from energy_console.core.findings import findings, pareto_front
 
-    writer = SessionWriter(tmp_path)
-    for row in (
+    runs = [
         _finished("base", "baseline", 1.0, "accuracy", 0.90),
-        _finished("int8", "dynamic-int8", 0.5, "accuracy", 0.89),   # cheaper, nearly as good
+        _finished("int8", "dynamic-int8", 0.5, "accuracy", 0.895),  # cheaper, nearly as good
         _finished("bf16", "bf16", 2.0, "accuracy", 0.90),           # dearer, no better
-        _finished("prune", "magnitude-prune", 0.6, "accuracy", 0.5),  # int8 beats it on both
+        _finished("prune", "magnitude-prune", 0.4, "accuracy", 0.5),  # cheapest, much worse
         _finished("lm", "baseline", 1.0, "perplexity", 20.0, model="lm"),
         _finished("lm-q", "dynamic-int8", 1.5, "perplexity", 25.0, model="lm"),  # worse twice
-    ):
-        writer.record_run(row)
-    writer.close()
-    front = pareto_front(runs_frame(tmp_path))
-    assert sorted(front["run_id"]) == ["base", "int8", "lm"]
+    ]
+    assert [r.run_id for r in pareto_front(runs[:4])] == ["prune", "int8", "base"]
+    assert [r.run_id for r in pareto_front(runs[4:])] == ["lm"]
+    m, lm = findings(runs)
+    assert (m.least_energy.run_id, m.best_quality.run_id) == ("prune", "base")
+    assert m.best_trade_off.run_id == "int8"  # within 1 % of the baseline's accuracy
+    assert lm.best_quality.run_id == "lm"  # lower perplexity is better

@@ -1,0 +1,70 @@
+"""report --format / --out and compare, through the real CLI on real sessions."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+
+import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
+
+from tests.session_helpers import ROOT, write_profile
+
+pytestmark = pytest.mark.session
+
+
+@pytest.fixture(scope="module")
+def two_sessions(tmp_path_factory):
+    """The same profile measured twice: a baseline and dynamic-int8 of a tiny BERT."""
+    folder = tmp_path_factory.mktemp("two")
+    profile = load_profile(write_profile(folder, """\
+models: [demo/tiny-bert-random]
+techniques: [baseline, dynamic-int8]
+inputs: {batch_sizes: [1], sequence_lengths: [16]}
+"""))
+    return [Runner(profile, folder / name).run().path for name in ("a", "b")]
+
+
+def energy_console(*args: str) -> subprocess.CompletedProcess:
+    code = "import sys; from energy_console.core.cli import main; sys.exit(main(sys.argv[1:]))"
+    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120, env={"COLUMNS": "100", "PATH": "/usr/bin"})
+
+
+def test_report_out_writes_the_summary_the_table_and_the_plots(two_sessions, tmp_path):
+    done = energy_console("report", str(two_sessions[0]), "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    out = tmp_path / "out"
+    markdown = (out / "report.md").read_text()
+    assert "## tiny-bert-random · b1-s16" in markdown
+    assert "| dynamic-int8 |" in markdown and "Key findings:" in markdown
+    assert "Pareto front (energy vs quality):" in markdown and "best trade-off" in markdown
+    plots = sorted(p.name for p in out.glob("*.png"))
+    assert "power.png" in plots and any(p.startswith("energy_vs_quality_") for p in plots)
+    for name in plots:
+        assert (out / name).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+        assert f"]({name})" in markdown
+
+
+def test_report_formats_carry_the_changes_with_their_intervals(two_sessions):
+    rows = list(csv.DictReader(energy_console("report", str(two_sessions[0]),
+                                              "--format", "csv").stdout.splitlines()))
+    int8 = next(r for r in rows if r["technique"] == "dynamic-int8")
+    assert float(int8["energy_j_per_inference_change"]) > -1
+    assert int8["energy_j_per_inference_change_within_noise"] in ("true", "false")
+    runs = json.loads(energy_console("report", str(two_sessions[0]), "--format", "json").stdout)
+    assert {r["technique"] for r in runs} == {"baseline", "dynamic-int8"}
+    assert runs[1]["changes"]["size_bytes"]["fraction"] < 0
+    table = energy_console("report", str(two_sessions[0])).stdout
+    assert max(len(line) for line in table.splitlines()) <= 100  # fits COLUMNS
+
+
+def test_compare_matches_each_run_of_two_sessions(two_sessions):
+    done = energy_console("compare", *map(str, two_sessions))
+    assert done.returncode == 0, done.stderr
+    rows = [line for line in done.stdout.splitlines() if "tiny-bert-random" in line]
+    assert len(rows) == 2 and any("dynamic-int8" in line for line in rows)
+    assert "2 runs in both" in done.stdout
