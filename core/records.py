@@ -67,6 +67,10 @@ class RunRecord:
         "half-width of the 95 % interval of latency_ms_p50 (order statistics of all iterations)")
     latency_ms_p95: float | None = column("95th percentile latency")
     throughput_per_s: float | None = column("inferences per second over the timed windows")
+    energy_delay_j_s: float | None = column(
+        "energy-delay product: energy_j_per_inference × latency_ms_p50 in seconds")
+    flops_per_inference: float | None = column(
+        "floating-point operations per input item (torch flop counter; see README)")
     size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
     params: int | None = column("parameters, quantized ones included")
     nonzero_params: int | None = column("parameters that are not zero (pruning)")
@@ -193,6 +197,7 @@ class WorkerResult:
     reference_cache_hit: bool
     technique_details: dict[str, Any]
     torch_threads: int
+    flops_per_inference: float | None = None
 
 
 @dataclass(frozen=True)

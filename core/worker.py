@@ -29,6 +29,7 @@ from energy_console.core.compression import (  # noqa: E402
     TechniqueContext,
     apply_technique,
 )
+from energy_console.core.flops import changes_flops, count_flops  # noqa: E402
 from energy_console.core.models import ModelLoadError, load_model  # noqa: E402
 from energy_console.core.protocol import run_protocol  # noqa: E402
 from energy_console.core.quality import DatasetError, evaluate, prepare_reference  # noqa: E402
@@ -101,6 +102,10 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     mark("reference")
     reference = prepare_reference(loaded, spec, cache_dir)
 
+    inputs = loaded.make_inputs(spec.batch_size, size, seed=0)
+    steps = [step.name for step in spec.technique.steps]
+    flops_per_batch = None if changes_flops(steps) else count_flops(loaded.module, inputs)
+
     mark("compressing")
     t0 = time.monotonic()
     ctx = TechniqueContext(
@@ -115,7 +120,9 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     compress_s = time.monotonic() - t0
     size_report = measure_size(module)
 
-    inputs = _cast_inputs(loaded.make_inputs(spec.batch_size, size, seed=0), ctx.input_dtype)
+    inputs = _cast_inputs(inputs, ctx.input_dtype)
+    if changes_flops(steps):
+        flops_per_batch = count_flops(module, inputs)
     sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
     if device.startswith("cuda"):
         torch.cuda.reset_peak_memory_stats(device)
@@ -156,6 +163,8 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         reference_cache_hit=reference.cache_hit,
         technique_details=dict(ctx.extra_result),
         torch_threads=torch.get_num_threads(),
+        flops_per_inference=None if flops_per_batch is None
+        else flops_per_batch / spec.batch_size,
     )
 
 
