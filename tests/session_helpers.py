@@ -12,6 +12,10 @@ import psutil
 
 ROOT = Path(__file__).resolve().parent.parent
 
+# The CPU estimate's TDP, fixed so that no figure depends on this machine's core count: every
+# estimated CPU power lies in [IDLE_FRACTION x TEST_CPU_TDP_W, TEST_CPU_TDP_W].
+TEST_CPU_TDP_W = 20.0
+
 FAST_PROTOCOL = """\
 protocol:
   idle_seconds: 0.3
@@ -24,8 +28,10 @@ protocol:
 
 
 def write_profile(folder: Path, body: str, name: str = "t", protocol: str = FAST_PROTOCOL) -> Path:
+    """A CPU profile with the test TDP; `body` names models, techniques and inputs."""
     path = folder / f"{name}.yaml"
-    path.write_text(f"name: {name}\ndevice: cpu\n{body}{protocol}")
+    path.write_text(f"name: {name}\ndevice: cpu\nsensors: {{cpu_tdp_w: {TEST_CPU_TDP_W}}}\n"
+                    f"{body}{protocol}")
     return path
 
 

@@ -6,14 +6,17 @@ import os
 import subprocess
 import sys
 
+import pytest
 from energy_console.core.records import RunRecord
 from energy_console.core.results import SessionWriter
 
-from tests.session_helpers import ROOT
+from tests.session_helpers import ROOT, run_cli
 
 
-def energy_console(*args, env=None):
-    code = ("import sys; from energy_console.tui.main import main; code = main(sys.argv[1:]); "
+def energy_console(*args, env=None, before: str = ""):
+    """`energy-console ARGS` in a fresh interpreter; `before` runs first (a fake, say)."""
+    code = (f"{before}\n"
+            "import sys; from energy_console.tui.main import main; code = main(sys.argv[1:]); "
             "print('TORCH LOADED' if 'torch' in sys.modules else '', file=sys.stderr); "
             "sys.exit(code)")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
@@ -25,14 +28,39 @@ def test_version():
     assert done.returncode == 0 and done.stdout.startswith("energy-console 0.")
 
 
-def test_listing_models_and_techniques_stays_light():
+def with_nvidia_driver_file(path) -> str:
+    """Code that points the catalogue's driver check at `path` (no NVIDIA driver if absent)."""
+    return ("import energy_console.core.compression.catalogue as catalogue; "
+            f"catalogue.NVIDIA_DRIVER_FILE = {str(path)!r}")
+
+
+def technique_block(listing: str, name: str) -> str:
+    """The lines `list techniques` prints for one technique."""
+    lines = listing.splitlines()
+    start = next(i for i, line in enumerate(lines) if line.startswith(f"{name}  "))
+    end = next((i for i in range(start + 1, len(lines)) if not lines[i].startswith(" ")),
+               len(lines))
+    return "\n".join(lines[start:end])
+
+
+def test_listing_models_and_techniques_stays_light(tmp_path):
     models = energy_console("list", "models")
     assert "demo/tiny-vit-random" in models.stdout and "image-classification" in models.stdout
-    techniques = energy_console("list", "techniques")
+    no_driver = energy_console("list", "techniques",
+                               before=with_nvidia_driver_file(tmp_path / "no-driver"))
     for name in ("dynamic-int8", "weight-int4", "structured-prune", "sparse-2:4", "chain"):
-        assert name in techniques.stdout
-    assert "unavailable" in techniques.stdout  # sparse-2:4 needs a CUDA GPU, and says so
-    assert "TORCH LOADED" not in models.stderr + techniques.stderr
+        assert name in no_driver.stdout
+    # sparse-2:4 needs a CUDA GPU, and says so where there is no NVIDIA driver
+    assert "unavailable: runs on cuda only" in technique_block(no_driver.stdout, "sparse-2:4")
+    assert "TORCH LOADED" not in models.stderr + no_driver.stderr
+
+
+def test_a_cuda_only_technique_is_listed_as_available_where_a_driver_is_loaded(tmp_path):
+    driver = tmp_path / "version"
+    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15\n")
+    listing = energy_console("list", "techniques", before=with_nvidia_driver_file(driver))
+    assert listing.returncode == 0
+    assert technique_block(listing.stdout, "sparse-2:4").splitlines()[-1].strip() == "available"
 
 
 def test_sensors_tells_the_truth_about_a_machine_without_counters(tmp_path):
@@ -80,6 +108,15 @@ def test_a_profile_that_does_not_exist_is_named(tmp_path):
     assert "no profile file" in done.stderr
 
 
+def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
+    profile = tmp_path / "bad.yaml"
+    profile.write_text("name: bad\nmodels: [demo/tiny-bert-random]\nprotocol:\n  repeats: -1\n")
+    done = run_cli(str(profile), "--results-dir", str(tmp_path / "results"), timeout_s=60)
+    assert done.returncode == 2
+    assert "line 4: protocol.repeats: -1 is not allowed" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
 def test_a_results_directory_that_cannot_be_written_is_named_with_the_fix(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
@@ -90,6 +127,7 @@ def test_a_results_directory_that_cannot_be_written_is_named_with_the_fix(tmp_pa
     assert "--results-dir" in done.stderr
 
 
+@pytest.mark.session
 def test_a_detached_run_returns_at_once_and_measures_on_its_own(tmp_path):
     import json
     import time

@@ -50,6 +50,7 @@ def test_the_machine_is_free_again_when_the_holder_is_killed(tmp_path):
     lock.release()
 
 
+@pytest.mark.session
 def test_a_session_started_while_another_measures_ends_at_once_and_says_why(tmp_path):
     body = """\
 models: [demo/tiny-bert-random]

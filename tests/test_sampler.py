@@ -13,22 +13,15 @@ from energy_console.core.sensors import rapl
 from energy_console.core.sensors.nvml import NvmlSensor
 
 import tests.fakes.pynvml as fake_nvml
+from tests.fakes.clock import ManualClock
 from tests.fakes.powercap import build_powercap_tree
 from tests.fakes.pynvml import FakeGpu
-
-
-class ManualClock:
-    def __init__(self, t: float = 500.05):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
 def clock(monkeypatch):
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
-    return ManualClock()
+    return ManualClock(t=500.05)
 
 
 def nvml_sensor(clock, **gpu) -> tuple[NvmlSensor, FakeGpu]:

@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
+import importlib.machinery
+import importlib.util
 import sys
+from pathlib import Path
 
 import pytest
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import nvml
 
 import tests.fakes.pynvml as fake_nvml
+from tests.fakes.clock import ManualClock
+from tests.fakes.host import FAKES_DIR
 from tests.fakes.pynvml import FakeGpu
-
-
-class ManualClock:
-    def __init__(self, t: float = 1000.0):
-        self.t = t
-
-    def __call__(self) -> float:
-        return self.t
 
 
 @pytest.fixture
@@ -27,17 +24,29 @@ def fake(monkeypatch):
     return fake_nvml
 
 
-def test_the_real_library_missing_here_gives_a_reason():
-    """Where nvidia-ml-py is installed but there is no driver (this machine), nvmlInit fails."""
-    import pynvml
+def real_pynvml(monkeypatch):
+    """nvidia-ml-py's own `pynvml` as `import pynvml` gives it for this test (a fresh copy:
+    tests/fakes, first on sys.path here, is skipped)."""
+    path = [p for p in sys.path if Path(p or ".").resolve() != FAKES_DIR]
+    spec = importlib.machinery.PathFinder.find_spec("pynvml", path)
+    assert spec is not None and "site-packages" in str(spec.origin), spec
+    module = importlib.util.module_from_spec(spec)
+    monkeypatch.setitem(sys.modules, "pynvml", module)  # it looks itself up while loading
+    spec.loader.exec_module(module)
+    return module
 
-    try:
-        pynvml.nvmlInit()
-    except pynvml.NVMLError_LibraryNotFound:
-        pass
-    else:
-        pynvml.nvmlShutdown()
-        pytest.skip("this machine has an NVIDIA driver")
+
+def test_the_real_library_without_a_driver_gives_a_reason(monkeypatch):
+    """nvidia-ml-py's own error when libnvidia-ml.so cannot be loaded (no driver): the loader
+    fails here on any machine, driver or not."""
+    pynvml = real_pynvml(monkeypatch)
+
+    def no_library(name, *args, **kwargs):
+        raise OSError(f"{name}: cannot open shared object file: No such file or directory")
+
+    monkeypatch.setattr(pynvml, "CDLL", no_library)
+    monkeypatch.setattr(pynvml, "nvmlLib", None)
+
     sensors, missing, _ = nvml.probe()
 
     assert sensors == []

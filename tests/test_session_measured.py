@@ -12,6 +12,9 @@ from energy_console.core.runner import Runner
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 from tests.session_helpers import write_profile
 
+# real runner sessions: the slow tier (pytest -m "not session" skips them)
+pytestmark = pytest.mark.session
+
 PACKAGE_W, DRAM_W = 45.0, 6.0
 # The fake counters are written by a process that a loaded machine can delay by tens of ms; 2 s
 # windows keep that scheduling lag (not the method) well inside the 2 % the test allows.

@@ -11,6 +11,9 @@ from energy_console.core.runner import Runner
 from tests.session_helpers import write_profile
 from tests.trained_models import train_keyword_classifier
 
+# real runner sessions: the slow tier (pytest -m "not session" skips them)
+pytestmark = pytest.mark.session
+
 
 @pytest.fixture(scope="module")
 def quality_session(tmp_path_factory):

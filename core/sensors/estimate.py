@@ -18,6 +18,7 @@ from __future__ import annotations
 import io
 import os
 import time
+from collections.abc import Callable
 
 import psutil
 from energy_console.core.sensors.base import Reading, SensorKind
@@ -46,15 +47,24 @@ class EstimatedCpuSensor:
     update_period_s: float | None = None  # computed at each read: no hardware period
     device_index: int | None = None
 
-    def __init__(self, tdp_w: float | None = None, name: str = "cpu-estimate") -> None:
+    def __init__(
+        self,
+        tdp_w: float | None = None,
+        name: str = "cpu-estimate",
+        *,
+        cpus: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """`cpus` (logical CPUs, default this machine's) and `clock` are for tests."""
         self.name = name
+        self._clock = clock
         self.tdp_w = float(tdp_w) if tdp_w else default_tdp_w()
         self.idle_w = IDLE_FRACTION * self.tdp_w
         self.detail = (
             f"linear model: {self.idle_w:.1f} W idle .. {self.tdp_w:.1f} W at full load"
             f" ({'TDP from profile' if tdp_w else 'TDP guessed from core count'})"
         )
-        self._cpus = os.cpu_count() or 1
+        self._cpus = cpus or os.cpu_count() or 1
         # kept open and re-read at offset 0: the kernel makes a fresh /proc/uptime for each read
         self._uptime: io.FileIO | None = None
         self._last_idle_s = self._last_total_s = 0.0
@@ -71,11 +81,11 @@ class EstimatedCpuSensor:
         if self._uptime is not None:
             # "uptime_s idle_s": idle_s is the kernel's idle time summed over CPUs
             idle_s = float(os.pread(self._uptime.fileno(), 64, 0).split()[1])
-            t = time.monotonic()
+            t = self._clock()
             total_s = self._cpus * t
         else:
             idle_s, total_s = psutil_idle_and_total_s()
-            t = time.monotonic()
+            t = self._clock()
         d_idle_s, d_total_s = idle_s - self._last_idle_s, total_s - self._last_total_s
         self._last_idle_s, self._last_total_s = idle_s, total_s
         busy = min(1.0, max(0.0, 1.0 - d_idle_s / d_total_s)) if d_total_s > 0 else 0.0

@@ -8,15 +8,24 @@ field-values API with a per-field nvmlReturn.
 
 Tests install it with `monkeypatch.setitem(sys.modules, "pynvml", fake)` after
 `fake.configure(...)`.
+
+Other processes get it by having tests/fakes on their PYTHONPATH (tests/fakes/host.py does this):
+imported there under its own name, `pynvml`, it configures itself from FAKE_PYNVML_ENV:
+"library-not-found" (nvmlInit raises NVMLError_LibraryNotFound, as on a machine without a
+driver) or "gpus:N" (N GPUs as FakeGpu() describes them). Imported as tests.fakes.pynvml it
+ignores the variable: tests configure that copy themselves.
 """
 
 from __future__ import annotations
 
 import math
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+
+FAKE_PYNVML_ENV = "ENERGY_CONSOLE_TEST_FAKE_NVML"
 
 NVML_SUCCESS = 0
 NVML_ERROR_UNINITIALIZED = 1
@@ -139,6 +148,22 @@ def configure(gpus: list[FakeGpu] | None = None, init_error: int | None = None) 
     global state
     state = _State(gpus=list(gpus or []), init_error=init_error)
     return state
+
+
+def configure_from_env(value: str | None) -> _State:
+    """The state FAKE_PYNVML_ENV asks for: "library-not-found", "gpus:N", or unset (no GPU)."""
+    if not value:
+        return configure()
+    if value == "library-not-found":
+        return configure(init_error=NVML_ERROR_LIBRARY_NOT_FOUND)
+    kind, _, count = value.partition(":")
+    if kind == "gpus" and count.isdigit():
+        return configure(gpus=[FakeGpu() for _ in range(int(count))])
+    raise ValueError(f"{FAKE_PYNVML_ENV}={value!r}: use 'library-not-found' or 'gpus:N'")
+
+
+if __name__ == "pynvml":  # another process's `import pynvml`, through PYTHONPATH
+    configure_from_env(os.environ.get(FAKE_PYNVML_ENV))
 
 
 def _check_init() -> None:
