@@ -39,6 +39,10 @@ class GroupFindings:
     pareto: tuple[RunRecord, ...]  # by energy, ascending
     runs: tuple[RunRecord, ...]
 
+    @property
+    def model_label(self) -> str:
+        return self.runs[0].model_label
+
 
 def pareto_front(records: Sequence[RunRecord]) -> list[RunRecord]:
     """Finished runs with a quality figure that no other run beats on both energy per inference
@@ -106,6 +110,6 @@ def repeats_needed(records: Sequence[RunRecord]) -> list[str]:
             continue
         needed = repeats_to_resolve(r, RESOLVE_DIFFERENCE)
         if needed is not None:
-            lines.append(f"{r.model.removeprefix('demo/')} {r.input_size}: ~{needed} repeats "
+            lines.append(f"{r.model_label} {r.input_size}: ~{needed} repeats "
                          f"(this session ran {r.repeats})")
     return lines

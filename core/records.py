@@ -30,6 +30,16 @@ def column(doc: str, default: Any = None) -> Any:
     return field(default=default, metadata={"doc": doc})
 
 
+def model_label(model: str) -> str:
+    """Short model name for tables: `demo/tiny-bert` → tiny-bert, `/data/ckpt/bert-ft/` →
+    bert-ft; hub ids (`org/name`) stay whole, they are what the user typed."""
+    if model.startswith("demo/"):
+        return model.removeprefix("demo/")
+    if model.startswith(("/", "./", "../", "~")) or model.count("/") > 1:
+        return model.rstrip("/").rsplit("/", 1)[-1] or model
+    return model
+
+
 def input_label(batch_size: int, seq_len: int | None, resolution: int | None) -> str:
     """b1-s128 for text, b8-r224 for images: how runs, ids and tables name an input size."""
     size = f"s{seq_len}" if seq_len is not None else f"r{resolution}"
@@ -94,6 +104,11 @@ class RunRecord:
     other_cpu_load_pct: float | None = column(
         "CPU load of other processes during the windows, % of all cores")
     warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
+
+    @property
+    def model_label(self) -> str:
+        """The model as a table shows it: demo models without `demo/`, folders by their name."""
+        return model_label(self.model)
 
     @property
     def input_size(self) -> str:

@@ -110,7 +110,7 @@ COMPARISON_COLUMNS = ("model", "technique", "input", "energy A", "energy B", "Δ
 def table_cells(record: RunRecord, changes: dict[str, Change | None]) -> dict[str, str]:
     """One run's cells of the report table, by TABLE_COLUMNS header."""
     r = record
-    cells = {"model": r.model.removeprefix("demo/"), "technique": r.technique,
+    cells = {"model": r.model_label, "technique": r.technique,
              "input": r.input_size, "status": r.status}
     if not r.finished:
         return cells
@@ -201,7 +201,7 @@ def report_notes(records: list[RunRecord]) -> list[str]:
     for group in findings(records):
         if not group.pareto:
             continue
-        lines.append(f"Pareto front of {group.model.removeprefix('demo/')} {group.input_size} "
+        lines.append(f"Pareto front of {group.model_label} {group.input_size} "
                      "(nothing else has both lower energy per inference and better quality):")
         lines += [f"  {r.technique}: {energy_with_ci(r)}/inference, {r.quality_metric} "
                   f"{_short(r.quality_value)}" for r in group.pareto]
@@ -219,7 +219,7 @@ def format_comparison(a, b, width: int = 120) -> str:
 
     matched, only_a, only_b = match_sessions(list(a.runs), list(b.runs))
     rows = [{
-        "model": m.a.model.removeprefix("demo/"), "technique": m.a.technique,
+        "model": m.a.model_label, "technique": m.a.technique,
         "input": m.a.input_size, "energy A": energy_with_ci(m.a), "energy B": energy_with_ci(m.b),
         "ΔE": format_change(m.changes["energy_j_per_inference"]),
         "p50 A": format_latency(m.a.latency_ms_p50, ci95=m.a.latency_ms_p50_ci95),
@@ -236,6 +236,34 @@ def format_comparison(a, b, width: int = 120) -> str:
         if runs:
             console.print(f"{label}: " + ", ".join(r.run_id for r in runs), markup=False)
     return console.file.getvalue()
+
+
+TRADE_OFF_COLUMNS = ("technique", "energy/inference", "ΔE", "p50", "Δlatency", "size",
+                     "size ratio", "quality", "Δquality", "source")
+
+
+def trade_off_rows(group, changes: dict[str, dict[str, Change | None]]) -> list[dict[str, str]]:
+    """One model at one input: a row per technique with each change against the baseline and its
+    interval (a GroupFindings from core.findings, and changes_vs_baseline's result)."""
+    base = group.baseline
+    rows = []
+    for r in group.runs:
+        c = changes[r.run_id]
+        rows.append({
+            "technique": r.technique, "energy/inference": energy_with_ci(r),
+            "ΔE": format_change(c["energy_j_per_inference"], "—"),
+            "p50": format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95),
+            "Δlatency": format_change(c["latency_ms_p50"], "—"),
+            "size": format_size(r.size_bytes),
+            "size ratio": "—" if r.size_bytes is None or base is None or not base.size_bytes
+            else f"{r.size_bytes / base.size_bytes:.2f}",
+            "quality": "—" if r.quality_value is None
+            else f"{r.quality_metric} {r.quality_value:.4g}",
+            "Δquality": "—" if base is None or r is base or r.quality_value is None
+            or base.quality_value is None else f"{r.quality_value - base.quality_value:+.4g}",
+            "source": r.energy_source or "",
+        })
+    return rows
 
 
 def runs_frame(session_dir):

@@ -18,11 +18,12 @@ from energy_console.core.findings import (
 )
 from energy_console.core.records import RUN_COLUMNS, RunRecord
 from energy_console.core.report import (
+    TRADE_OFF_COLUMNS,
     energy_with_ci,
     format_change,
-    format_latency,
     format_size,
     report_notes,
+    trade_off_rows,
 )
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -71,19 +72,11 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
              f"{len(records)} runs; changes against each model's baseline at the same input with "
              "95 % intervals; `~` marks a change within noise.", ""]
     for group in findings(records):
-        name = f"{group.model.removeprefix('demo/')} · {group.input_size}"
-        lines += [f"## {name}", "", "| technique | energy/inference | ΔE | p50 | Δlatency | size "
-                  "| size ratio | quality | Δquality | source |",
-                  "|---|---|---|---|---|---|---|---|---|---|"]
-        for r in group.runs:
-            c = changes[r.run_id]
-            lines.append(
-                f"| {r.technique} | {energy_with_ci(r)} | "
-                f"{format_change(c['energy_j_per_inference'], '—')} | "
-                f"{format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95)} | "
-                f"{format_change(c['latency_ms_p50'], '—')} | {format_size(r.size_bytes)} | "
-                f"{_ratio(r.size_bytes, group.baseline.size_bytes if group.baseline else None)} | "
-                f"{_quality(r)} | {_quality_change(r, group.baseline)} | {r.energy_source} |")
+        name = f"{group.model_label} · {group.input_size}"
+        lines += [f"## {name}", "", "| " + " | ".join(TRADE_OFF_COLUMNS) + " |",
+                  "|" + "---|" * len(TRADE_OFF_COLUMNS)]
+        lines += ["| " + " | ".join(row[c] for c in TRADE_OFF_COLUMNS) + " |"
+                  for row in trade_off_rows(group, changes)]
         lines += ["", *_key_findings(group, changes), ""]
         lines += [f"![{name}]({path})" for path in (plots or {}).get(_slug(group), [])]
         lines.append("")
@@ -96,21 +89,6 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
     for note in notes:
         lines += [f"- {note.strip()}"] if note.startswith("  ") else ["", note, ""]
     return "\n".join(lines) + "\n"
-
-
-def _ratio(value: float | int | None, reference: float | int | None) -> str:
-    return "—" if value is None or not reference else f"{value / reference:.2f}"
-
-
-def _quality(r: RunRecord) -> str:
-    return "—" if r.quality_value is None else f"{r.quality_metric} {r.quality_value:.4g}"
-
-
-def _quality_change(r: RunRecord, baseline: RunRecord | None) -> str:
-    if (baseline is None or r is baseline or r.quality_value is None
-            or baseline.quality_value is None):
-        return "—"
-    return f"{r.quality_value - baseline.quality_value:+.4g}"
 
 
 def _key_findings(group: GroupFindings, changes: dict[str, dict[str, Change | None]]
@@ -177,7 +155,7 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
                               xytext=(4, 4), textcoords="offset points")
             axes.set_xlabel("energy per inference (J), 95 % interval")
             axes.set_ylabel(label)
-            axes.set_title(f"{group.model.removeprefix('demo/')} {group.input_size}")
+            axes.set_title(f"{group.model_label} {group.input_size}")
             figure.tight_layout()
             name = f"energy_vs_{y_name}_{slug}.png"
             figure.savefig(out_dir / name)

@@ -66,10 +66,10 @@ def test_the_live_table_dims_and_marks_the_change_within_noise(session):
     records = list(read_session(session).runs)
     changes = energy_changes(records)
     cells = {r.technique: live_cells(r, changes[r.run_id]) for r in records}
-    noisy, real = cells["noisy"][4], cells["int8"][4]
+    noisy, real = cells["noisy"]["energy_change"], cells["int8"]["energy_change"]
     assert noisy.plain.startswith("~+5") and noisy.style == "dim"
     assert real.plain.startswith("-50") and real.style == "green"
-    assert "±" in cells["int8"][3]  # energy per inference shows its interval
+    assert "±" in cells["int8"]["energy"]  # energy per inference shows its interval
 
 
 async def test_the_results_screen_marks_the_change_within_noise(session):

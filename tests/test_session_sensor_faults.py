@@ -62,6 +62,6 @@ def test_the_user_is_told_in_an_error_notice_the_console_and_the_report(faulty_s
                if e["kind"] == "notice" and e["level"] == "error"]
     assert [n["run_id"] for n in notices] == [record.run_id]
     assert "energy not trustworthy" in notices[0]["message"]
-    assert "FAULT" in live_cells(record, None)[3]
+    assert "FAULT" in live_cells(record, None)["energy"]
     report = format_report(read_session(faulty_session))
     assert "not trustworthy" in report and record.run_id in report

@@ -39,40 +39,41 @@ class RunColumn:
     fields: tuple[str, ...]  # the RunRecord fields the cell is made from
 
 
-LIVE_COLUMNS = (
+LIVE_COLUMNS = (  # model and technique pinned; ΔE and status within 80 columns
     RunColumn("model", "Model", ("model",)),
     RunColumn("technique", "Technique", ("technique",)),
     RunColumn("input", "Input", ("batch_size", "seq_len", "resolution")),
-    RunColumn("energy", "J/inf", ("energy_j_per_inference", "energy_source")),
-    RunColumn("energy_change", "ΔE %", ("energy_j_per_inference",)),
+    RunColumn("energy_change", "ΔE", ("energy_j_per_inference", "energy_j_per_inference_ci95")),
+    RunColumn("energy", "J/inf", ("energy_j_per_inference", "energy_j_per_inference_ci95",
+                                  "energy_source")),
+    RunColumn("status", "Status", ("status", "other_cpu_load_pct")),
     RunColumn("power", "Avg W", ("avg_power_w",)),
-    RunColumn("p50", "p50", ("latency_ms_p50",)),
+    RunColumn("p50", "p50", ("latency_ms_p50", "latency_ms_p50_ci95")),
     RunColumn("size", "Size", ("size_bytes",)),
     RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1")),
-    RunColumn("status", "Status", ("status", "other_cpu_load_pct")),
 )
 SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}
 
 
-def live_cells(record: RunRecord, energy_change: Change | None) -> tuple[str | Text, ...]:
-    """One runs-table row of the live view, in LIVE_COLUMNS order."""
+def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, str | Text]:
+    """One runs-table row of the live view, by LIVE_COLUMNS key."""
     energy = format_energy(record.energy_j_per_inference, fmt.DASH,
                            record.energy_j_per_inference_ci95)
     if energy != fmt.DASH:
         energy += SOURCE_MARKS.get(record.energy_source or "", "")
     status = record.status + (" busy" if record.finished and disturbed(record) else "")
-    return (
-        record.model.removeprefix("demo/"),
-        record.technique,
-        record.input_size,
-        energy,
-        change_cell(energy_change),
-        fmt.watts(record.avg_power_w),
-        format_latency(record.latency_ms_p50, fmt.DASH, record.latency_ms_p50_ci95),
-        format_size(record.size_bytes, fmt.DASH),
-        fmt.quality(record),
-        status,
-    )
+    return {
+        "model": record.model_label,
+        "technique": record.technique,
+        "input": record.input_size,
+        "energy_change": change_cell(energy_change),
+        "energy": energy,
+        "status": status,
+        "power": fmt.watts(record.avg_power_w),
+        "p50": format_latency(record.latency_ms_p50, fmt.DASH, record.latency_ms_p50_ci95),
+        "size": format_size(record.size_bytes, fmt.DASH),
+        "quality": fmt.quality(record),
+    }
 
 
 LEADING_NUMBER = re.compile(r"^~?([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)")

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from energy_console.core.follow import LiveSnapshot
+from energy_console.core.records import model_label
 from energy_console.core.results import send_control
 from energy_console.tui import format as fmt
 from energy_console.tui.follower import SessionFollower
@@ -59,7 +60,7 @@ def current_line(s: LiveSnapshot) -> str:
         if s.status == "runner gone":
             return f"the runner ended without finishing the session; see {s.path}/runner.log"
         return f"session {s.status}" + (f": {s.message}" if s.message else "")
-    return (f"run {run.index + 1}/{run.total}  {run.model.removeprefix('demo/')}  "
+    return (f"run {run.index + 1}/{run.total}  {model_label(run.model)}  "
             f"{run.technique}  {run.input_size}  ▸ {run.phase}")
 
 
@@ -68,6 +69,7 @@ class LiveScreen(Screen):
         Binding("x", "stop_session", "Stop session", id="stop_session"),
         Binding("c", "cancel_run", "Cancel run", id="cancel_run"),
         Binding("r", "results", "Results", id="results"),
+        Binding("t", "trade_offs", "Trade-offs", id="trade_offs"),
         Binding("o", "app.open_session", "Open session", id="open_session"),
     ]
 
@@ -130,6 +132,11 @@ class LiveScreen(Screen):
             return
         send_control(self.session_dir, f"cancel {run.run_id}")
         self.notify(f"asked the runner to cancel {run.run_id}")
+
+    def action_trade_offs(self) -> None:
+        from energy_console.tui.screens.tradeoff import TradeOffScreen
+
+        self.app.push_screen(TradeOffScreen(self.session_dir))
 
     def action_results(self) -> None:
         from energy_console.tui.screens.results import ResultsScreen

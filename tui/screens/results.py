@@ -10,33 +10,49 @@ from energy_console.tui.runs import change_cell, energy_changes, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Footer, Input, Static
 
 CHANGE_COLUMN = "energy_change_pct"
+# Model and technique first and pinned while the rest scroll; then what a reader looks for.
+FIRST_COLUMNS = ("model", "technique", "status", CHANGE_COLUMN, "energy_j_per_inference",
+                 "energy_j_per_inference_ci95", "batch_size", "seq_len", "resolution", "reason")
+COLUMNS = FIRST_COLUMNS + tuple(c for c in RUN_COLUMNS if c not in FIRST_COLUMNS)
 
 
 class ResultsScreen(Screen):
+    DEFAULT_CSS = """
+    ResultsScreen #results-filter { height: 3; }
+    ResultsScreen #results-filter.hidden { display: none; }
+    """
     BINDINGS = [
-        Binding("escape,b", "app.pop_screen", "Back", id="back"),
+        Binding("escape,b", "back", "Back", id="back"),
+        Binding("s", "sort_column", "Sort by column", id="sort"),
+        Binding("slash", "filter", "Filter", id="filter"),
+        Binding("t", "trade_offs", "Trade-offs", id="trade_offs"),
         Binding("o", "app.open_session", "Open session", id="open_session"),
         Binding("R", "reload", "Reload", id="reload"),
     ]
-    HELP = "select a column header to sort by it (again: reverse)"
+    HELP = ("s sorts by the column under the cursor (again: reverse); / filters by model or "
+            "technique; ΔE is dim and marked ~ within noise")
 
     def __init__(self, session_dir: Path):
         super().__init__()
         self.session_dir = Path(session_dir)
         self.sorted_by: tuple[str, bool] | None = None
+        self.filter_text = ""
 
     def compose(self) -> ComposeResult:
         yield Static(f"results · {self.session_dir.name}", id="title")
-        yield DataTable(id="results", cursor_type="row", zebra_stripes=True)
+        yield DataTable(id="results", cursor_type="cell", zebra_stripes=True)
+        yield Input(placeholder="filter: part of a model or technique name (esc clears)",
+                    id="results-filter", classes="hidden")
         yield Static("", id="results-note")
         yield Footer()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
-        for column in RUN_COLUMNS[:4] + (CHANGE_COLUMN,) + RUN_COLUMNS[4:]:
+        table.fixed_columns = 2
+        for column in COLUMNS:
             table.add_column(column, key=column)
         self.action_reload()
 
@@ -46,12 +62,17 @@ class ResultsScreen(Screen):
         table = self.query_one(DataTable)
         table.clear()
         columns = [c.key.value for c in table.ordered_columns]
-        for record in records:
+        wanted = self.filter_text.lower()
+        shown = [r for r in records
+                 if wanted in r.model.lower() or wanted in r.technique.lower()]
+        for record in shown:
             change = changes.get(record.run_id)
-            cells = {CHANGE_COLUMN: change_cell(change)}
+            cells = {CHANGE_COLUMN: change_cell(change), "model": record.model_label}
             table.add_row(*(cells[c] if c in cells else csv_cell(getattr(record, c))
                             for c in columns), key=record.run_id)
-        note = f"{len(records)} runs · select a column header to sort by it"
+        note = f"{len(records)} runs · s sorts by the cursor's column · / filters"
+        if wanted:
+            note = f"{len(shown)} of {len(records)} runs match {self.filter_text!r} · {note}"
         self.query_one("#results-note", Static).update(
             note if records else "no runs in this session")
         if self.sorted_by:
@@ -61,6 +82,38 @@ class ResultsScreen(Screen):
         column = event.column_key.value or ""
         reverse = self.sorted_by == (column, False)
         self.sort_by(column, reverse)
+
+    def action_sort_column(self) -> None:
+        table = self.query_one(DataTable)
+        column = table.ordered_columns[table.cursor_column].key.value or ""
+        self.sort_by(column, reverse=self.sorted_by == (column, False))
+
+    def action_filter(self) -> None:
+        box = self.query_one("#results-filter", Input)
+        box.remove_class("hidden")
+        box.focus()
+
+    def on_input_changed(self, event: Input.Changed) -> None:
+        self.filter_text = event.value.strip()
+        self.action_reload()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.query_one(DataTable).focus()
+
+    def action_back(self) -> None:
+        """Clear an active filter first; then leave."""
+        box = self.query_one("#results-filter", Input)
+        if box.has_focus or self.filter_text:
+            box.value = ""
+            box.add_class("hidden")
+            self.query_one(DataTable).focus()
+        else:
+            self.app.pop_screen()
+
+    def action_trade_offs(self) -> None:
+        from energy_console.tui.screens.tradeoff import TradeOffScreen
+
+        self.app.push_screen(TradeOffScreen(self.session_dir))
 
     def sort_by(self, column: str, reverse: bool = False) -> None:
         self.sorted_by = (column, reverse)

@@ -10,6 +10,7 @@ from textual.widgets import DataTable
 class RunsTable(DataTable):
     def on_mount(self) -> None:
         self.cursor_type = "row"
+        self.fixed_columns = 2  # model and technique stay while the rest scroll sideways
         self.zebra_stripes = True
         for column in LIVE_COLUMNS:
             self.add_column(column.label, key=column.key)
@@ -24,10 +25,11 @@ class RunsTable(DataTable):
         for record in records:
             cells = live_cells(record, changes.get(record.run_id))
             if record.run_id in known:
-                for column, cell in zip(LIVE_COLUMNS, cells, strict=True):
-                    self.update_cell(record.run_id, column.key, cell, update_width=True)
+                for column in LIVE_COLUMNS:
+                    self.update_cell(record.run_id, column.key, cells[column.key],
+                                     update_width=True)
             else:
-                self.add_row(*cells, key=record.run_id)
+                self.add_row(*(cells[column.key] for column in LIVE_COLUMNS), key=record.run_id)
         # New rows widen columns only when the table next measures itself; repaint after that,
         # or a real terminal keeps the first rows drawn at the old widths (seen in tmux).
         self.call_after_refresh(self.refresh)

@@ -1,0 +1,80 @@
+"""Per model and input size: each technique's change against the baseline, with intervals.
+
+The study's question on one screen: how much energy, latency, size and quality each variant
+trades, `~` (dim) where a change is within noise; the key findings under each table.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from energy_console.core.compare import changes_vs_baseline
+from energy_console.core.findings import TRADE_OFF_QUALITY_LOSS, findings
+from energy_console.core.follow import read_session
+from energy_console.core.report import NOISE_MARK, TRADE_OFF_COLUMNS, trade_off_rows
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import VerticalScroll
+from textual.screen import Screen
+from textual.widgets import DataTable, Footer, Static
+
+
+def styled(cell: str) -> Text:
+    """Changes coloured as in the live table: dim within noise, green saving, red cost."""
+    if cell.startswith(NOISE_MARK):
+        return Text(cell, style="dim")
+    if cell[:1] in "+-" and cell[1:2].isdigit():
+        return Text(cell, style="red" if cell.startswith("+") else "green")
+    return Text(cell)
+
+
+class TradeOffScreen(Screen):
+    DEFAULT_CSS = """
+    TradeOffScreen #groups { height: 1fr; }
+    TradeOffScreen .trade-off { height: auto; max-height: 12; }
+    TradeOffScreen .group-title { text-style: bold; padding: 0 1; margin-top: 1; }
+    TradeOffScreen .findings { color: $text-muted; padding: 0 1; }
+    """
+    BINDINGS = [
+        Binding("escape,b", "app.pop_screen", "Back", id="back"),
+        Binding("R", "reload", "Reload", id="reload"),
+    ]
+    HELP = (f"ΔE, Δlatency and Δquality against the same model's baseline with 95 % intervals; "
+            f"{NOISE_MARK} (dim) within noise; best trade-off = least energy within "
+            f"{TRADE_OFF_QUALITY_LOSS:.0%} of the baseline's quality")
+
+    def __init__(self, session_dir: Path):
+        super().__init__()
+        self.session_dir = Path(session_dir)
+
+    def compose(self) -> ComposeResult:
+        yield Static(f"trade-offs · {self.session_dir.name}", id="title")
+        yield VerticalScroll(id="groups")
+        yield Footer()
+
+    async def on_mount(self) -> None:
+        await self.action_reload()
+
+    async def action_reload(self) -> None:
+        records = list(read_session(self.session_dir).runs)
+        changes = changes_vs_baseline(records)
+        box = self.query_one("#groups", VerticalScroll)
+        await box.remove_children()
+        groups = findings(records)
+        if not groups:
+            await box.mount(Static("no finished runs in this session yet"))
+        for group in groups:
+            table = DataTable(cursor_type="row", zebra_stripes=True, classes="trade-off")
+            table.fixed_columns = 1
+            await box.mount(Static(f"{group.model_label} · {group.input_size}",
+                                   classes="group-title"), table)
+            for column in TRADE_OFF_COLUMNS:
+                table.add_column(column, key=column)
+            for row in trade_off_rows(group, changes):
+                table.add_row(*(styled(row[c]) for c in TRADE_OFF_COLUMNS))
+            best = group.best_trade_off.technique if group.best_trade_off else "—"
+            least = group.least_energy.technique if group.least_energy else "—"
+            front = ", ".join(r.technique for r in group.pareto) or "—"
+            await box.mount(Static(f"least energy: {least} · best trade-off: {best} · "
+                                   f"Pareto front: {front}", classes="findings"))
