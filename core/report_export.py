@@ -25,6 +25,7 @@ from energy_console.core.report import (
     report_notes,
     trade_off_rows,
 )
+from energy_console.core.traces import power_traces
 
 FORMATS = ("table", "csv", "markdown", "json")
 CHANGE_FIELDS = tuple(f"{column}_change" for column in COMPARED)
@@ -168,33 +169,14 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
 
 
 def _power_plot(session, out_dir: Path, plt) -> str | None:
-    """Power of each sensor over the session, from samples.csv (watts, or joules differenced)."""
-    traces: dict[str, tuple[list[float], list[float]]] = {}
-    last: dict[str, tuple[float, float]] = {}
-    try:
-        with (Path(session.path) / "samples.csv").open(newline="", encoding="utf-8") as f:
-            for row in csv.DictReader(f):
-                try:
-                    t, joules = float(row["t"]), float(row["joules"])
-                except (KeyError, TypeError, ValueError):
-                    continue
-                sensor = row["sensor"]
-                watts = float(row["watts"]) if row.get("watts") else None
-                if watts is None and sensor in last and t > last[sensor][0]:
-                    watts = (joules - last[sensor][1]) / (t - last[sensor][0])
-                last[sensor] = (t, joules)
-                if watts is not None:
-                    times, values = traces.setdefault(sensor, ([], []))
-                    times.append(t)
-                    values.append(watts)
-    except OSError:
-        return None
+    """Power of each sensor over the whole session."""
+    traces = power_traces(Path(session.path))
     if not traces:
         return None
-    start = min(times[0] for times, _ in traces.values())
+    start = min(trace.t[0] for trace in traces.values())
     figure, axes = plt.subplots(figsize=(8, 3), dpi=100)
-    for sensor, (times, values) in traces.items():
-        axes.plot([t - start for t in times], values, label=sensor, linewidth=0.8)
+    for trace in traces.values():
+        axes.plot([t - start for t in trace.t], trace.watts, label=trace.sensor, linewidth=0.8)
     axes.set_xlabel("seconds since the session started")
     axes.set_ylabel("W")
     axes.legend(fontsize=7)

@@ -29,6 +29,7 @@ class ResultsScreen(Screen):
         Binding("s", "sort_column", "Sort by column", id="sort"),
         Binding("slash", "filter", "Filter", id="filter"),
         Binding("t", "trade_offs", "Trade-offs", id="trade_offs"),
+        Binding("p", "plots", "Plots", id="plots"),
         Binding("o", "app.open_session", "Open session", id="open_session"),
         Binding("R", "reload", "Reload", id="reload"),
     ]
@@ -109,6 +110,17 @@ class ResultsScreen(Screen):
             self.query_one(DataTable).focus()
         else:
             self.app.pop_screen()
+
+    def action_plots(self) -> None:
+        """Plots of the run under the cursor in its model's study."""
+        from energy_console.tui.screens.plots import PlotsScreen
+
+        table = self.query_one(DataTable)
+        if not table.row_count:
+            self.notify("no runs to plot", severity="warning")
+            return
+        row_key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key
+        self.app.push_screen(PlotsScreen(self.session_dir, str(row_key.value)))
 
     def action_trade_offs(self) -> None:
         from energy_console.tui.screens.tradeoff import TradeOffScreen

@@ -1,0 +1,84 @@
+"""Plots of one run in its study: energy against quality and against size for every variant of
+its model and input (the run highlighted, 95 % intervals as error bars), and the run's power
+over time per sensor. Drawn in the terminal with plotext (textual-plotext)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from energy_console.core.compare import baseline_key
+from energy_console.core.findings import quality_score
+from energy_console.core.follow import read_session
+from energy_console.core.records import RunRecord
+from energy_console.core.traces import power_traces, run_span
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.screen import Screen
+from textual.widgets import Footer, Static, TabbedContent, TabPane
+
+
+class PlotsScreen(Screen):
+    DEFAULT_CSS = """
+    PlotsScreen TabbedContent { height: 1fr; }
+    PlotsScreen PlotextPlot { height: 1fr; }
+    """
+    BINDINGS = [Binding("escape,b", "app.pop_screen", "Back", id="back")]
+    HELP = "tab / shift+tab or the tab titles switch plots; error bars are 95 % intervals"
+
+    def __init__(self, session_dir: Path, run_id: str):
+        super().__init__()
+        self.session_dir = Path(session_dir)
+        self.run_id = run_id
+
+    def compose(self) -> ComposeResult:
+        from textual_plotext import PlotextPlot
+
+        yield Static(f"plots · {self.run_id}", id="title")
+        with TabbedContent():
+            with TabPane("energy vs quality", id="quality"):
+                yield PlotextPlot(id="plot-quality")
+            with TabPane("energy vs size", id="size"):
+                yield PlotextPlot(id="plot-size")
+            with TabPane("power of this run", id="power"):
+                yield PlotextPlot(id="plot-power")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        from textual_plotext import PlotextPlot
+
+        records = list(read_session(self.session_dir).runs)
+        run = next((r for r in records if r.run_id == self.run_id), None)
+        if run is None:
+            self.notify(f"{self.run_id} is not in this session", severity="error")
+            return
+        group = [r for r in records if r.finished and baseline_key(r) == baseline_key(run)]
+        self._scatter(self.query_one("#plot-quality", PlotextPlot).plt, group, run,
+                      quality_score, f"quality ({run.quality_metric or '—'}, higher is better)")
+        self._scatter(self.query_one("#plot-size", PlotextPlot).plt, group, run,
+                      lambda r: None if r.size_bytes is None else r.size_bytes / 1e6, "size (MB)")
+        self._power(self.query_one("#plot-power", PlotextPlot).plt)
+
+    @staticmethod
+    def _scatter(plt, group: list[RunRecord], run: RunRecord, y_of, y_label: str) -> None:
+        points = [(r, y_of(r)) for r in group
+                  if y_of(r) is not None and r.energy_j_per_inference is not None]
+        for r, y in points:
+            x, ci = r.energy_j_per_inference * 1e3, (r.energy_j_per_inference_ci95 or 0.0) * 1e3
+            plt.plot([x - ci, x + ci], [y, y], color="gray")  # the 95 % interval
+            plt.scatter([x], [y], marker="●" if r is run else "o",
+                        color="red" if r is run else "blue")
+            plt.text(r.technique, x, y, alignment="left")
+        plt.title(f"{run.model_label} {run.input_size}: energy per inference vs {y_label}")
+        plt.xlabel("mJ per inference")
+
+    def _power(self, plt) -> None:
+        span = run_span(self.session_dir, self.run_id)
+        traces = power_traces(self.session_dir, *span) if span else {}
+        if not traces:
+            plt.title("no power samples for this run")
+            return
+        for trace in traces.values():
+            plt.plot([t - span[0] for t in trace.t], trace.watts, label=trace.sensor)
+        plt.title(f"power during {self.run_id}")
+        plt.xlabel("seconds since the run started")
+        plt.ylabel("W")
