@@ -70,6 +70,11 @@ def _plus_minus(ci95: float | None, scale: float, spec: str = "") -> str:
     return f" ±{value:{spec or ('.0f' if abs(value) >= 10 else '.2g')}}"
 
 
+def format_co2e(grams, missing: str = "-") -> str:
+    value = to_float(grams)
+    return missing if value is None else f"{value:.3g} g"
+
+
 def format_size(size_bytes, missing: str = "-") -> str:
     value = to_float(size_bytes)
     if value is None:
@@ -101,7 +106,7 @@ def disturbed(record: RunRecord) -> bool:
 
 # Report table columns, most important first: a narrow terminal drops them from the end.
 TABLE_COLUMNS = ("model", "technique", "input", "status", "energy/inf", "ΔE", "p50", "Δt",
-                 "size", "Δsize", "quality", "power", "source", "other CPU")
+                 "size", "Δsize", "quality", "power", "CO2e/1k", "source", "other CPU")
 ESSENTIAL_COLUMNS = 6  # model, technique, input, status, energy/inf, ΔE always stay
 COMPARISON_COLUMNS = ("model", "technique", "input", "energy A", "energy B", "ΔE", "Δt",
                       "power Δ", "p50 A", "p50 B")
@@ -124,6 +129,7 @@ def table_cells(record: RunRecord, changes: dict[str, Change | None]) -> dict[st
         "size": format_size(r.size_bytes), "Δsize": format_change(changes["size_bytes"]),
         "quality": quality,
         "power": format_power(r.avg_power_w, ci95=r.avg_power_w_ci95),
+        "CO2e/1k": format_co2e(r.co2e_g_per_1k_inferences),
         "source": r.energy_source or "",
         "other CPU": "" if load is None else f"{load:.0f}%{'!' if disturbed(r) else ''}",
     }

@@ -10,6 +10,7 @@ from energy_console.core.records import RunRecord
 from energy_console.core.report import (
     disturbed,
     format_change,
+    format_co2e,
     format_energy,
     format_latency,
     format_size,
@@ -51,6 +52,7 @@ LIVE_COLUMNS = (  # model and technique pinned; ΔE and status within 80 columns
     RunColumn("p50", "p50", ("latency_ms_p50", "latency_ms_p50_ci95")),
     RunColumn("size", "Size", ("size_bytes",)),
     RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1")),
+    RunColumn("co2e", "gCO2e/1k", ("co2e_g_per_1k_inferences",)),
 )
 SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}
 
@@ -73,6 +75,7 @@ def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, str
         "p50": format_latency(record.latency_ms_p50, fmt.DASH, record.latency_ms_p50_ci95),
         "size": format_size(record.size_bytes, fmt.DASH),
         "quality": fmt.quality(record),
+        "co2e": format_co2e(record.co2e_g_per_1k_inferences, fmt.DASH),
     }
 
 
