@@ -296,16 +296,18 @@ class SetupScreen(Screen):
         if not box.display:
             return
         if not box.children:
-            box.mount(Label("", classes="section", markup=False), FieldTable(id="param-table"))
+            # a Static wraps where a chain's steps are longer than the column
+            box.mount(Static("", id="params-title", classes="section", markup=False),
+                      FieldTable(id="param-table"))
         table = box.query_one(FieldTable)
         table.display = bool(params)
         if entry is not None:
             steps = " → ".join(technique_text(step) for step in entry.get("chain", [entry])) \
                 if is_chain(entry) else technique_text(entry)
             what = "chain, applied in order" if is_chain(entry) else "as loaded"
-            box.query_one(Label).update(f"{what}: {steps} (c edits)")
+            box.query_one("#params-title", Static).update(f"{what}: {steps} (c edits)")
             return
-        box.query_one(Label).update(f"{key} parameters (⏎ edits)")
+        box.query_one("#params-title", Static).update(f"{key} parameters (⏎ edits)")
         values = self.technique_params.get(key, {})
         table.show_rows(
             (p.name, p.name, str(values[p.name]) if p.name in values else "", str(p.default))
@@ -385,7 +387,7 @@ class SetupScreen(Screen):
                 self.put_technique_entry(technique_from_text(answer), replacing=editing)
 
         self.app.push_screen(AskScreen(
-            "Edit this chain (steps joined by +):" if editing else
+            "Edit this entry (steps joined by +):" if editing else
             "New chain: techniques applied in order, one run (steps joined by +):", text,
             "e.g. structured-prune ratio=0.3 + dynamic-int8. Enter saves, escape cancels",
             check=_chain_problem), done)
@@ -466,8 +468,9 @@ def _in_order(chosen: list[str], order: list[str]) -> list[str]:
 
 
 def _technique_prompt(name: str, technique: Technique, reason: str | None) -> Content:
-    prompt = f"{name}  ({technique.family}, {'/'.join(technique.devices)})"
-    return Content(f"{prompt}: unavailable, {reason}" if reason else prompt)
+    if reason:  # the reason first: it names the device types too, and columns are narrow
+        return Content(f"{name}  ✗ {reason}")
+    return Content(f"{name}  ({technique.family}, {'/'.join(technique.devices)})")
 
 
 def _entry_key(entry: Any) -> str:
