@@ -7,6 +7,7 @@ import argparse
 import os
 import shutil
 import sys
+import time
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -187,16 +188,31 @@ def cmd_list(args) -> int:
 
         print(format_techniques())
     else:
-        from energy_console.core.results import list_sessions, read_runs
+        from energy_console.core.results import list_sessions
 
         sessions = list_sessions(results_root(args))
         if not sessions:
             print(f"no sessions under {results_root(args)}")
         for path in sessions:
-            runs = read_runs(path)
-            done = sum(r.finished for r in runs)
-            print(f"{path}  {done}/{len(runs)} runs finished")
+            print(session_line(path))
     return EXIT_OK
+
+
+def session_line(path: Path) -> str:
+    """One session as `list sessions` shows it: where, status, run counts, when it started."""
+    from energy_console.core.follow import read_session
+
+    try:
+        session = read_session(path)
+    except (OSError, ValueError) as exc:
+        return f"{path}  unreadable: {exc}"
+    total = session.total_runs
+    runs = (f"{total} run{'' if total == 1 else 's'}: {session.finished} finished, "
+            f"{session.skipped} skipped, {session.failed} failed")
+    started = session.info.get("started_at")
+    when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)) \
+        if isinstance(started, (int, float)) else "start unknown"
+    return f"{path}  {session.status:<11}  {runs:<42}  {when}"
 
 
 def cmd_sensors() -> int:

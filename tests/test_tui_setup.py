@@ -196,3 +196,45 @@ async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopp
         "skipped", "session stopped before this run")
     assert any(e.KIND == "session_finished" for e in read_events(session))
     assert Path(session / "profile.yaml").exists()
+
+
+async def test_one_run_reads_in_the_singular(tmp_path):
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await _choose(pilot, [])
+        assert _summary(screen).startswith("1 run · ")
+        assert "1 model × 1 technique" in _summary(screen)
+        await _choose(pilot, ["bf16"])
+        assert _summary(screen).startswith("2 runs · ")
+        assert "1 model × 2 techniques" in _summary(screen)
+
+
+async def test_techniques_the_chosen_device_cannot_run_are_shown_disabled_with_why(tmp_path):
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        techniques = screen.query_one("#techniques", SelectionList)
+        screen.set_field("device", "cpu")
+        await pilot.pause()
+        sparse = techniques.get_option("sparse-2:4")
+        assert sparse.disabled and "✗ runs on cuda only" in str(sparse.prompt)
+        assert not techniques.get_option("static-int8").disabled
+
+        screen.set_field("device", "cuda:0")
+        await pilot.pause()
+        assert not techniques.get_option("sparse-2:4").disabled
+        static = techniques.get_option("static-int8")
+        assert static.disabled and "✗ runs on cpu only" in str(static.prompt)
+
+        # one ticked already keeps its tick and stays tickable, so that it can be unticked
+        techniques.select("sparse-2:4")
+        screen.set_field("device", "cpu")
+        await pilot.pause()
+        sparse = techniques.get_option("sparse-2:4")
+        assert "sparse-2:4" in techniques.selected and not sparse.disabled
+        assert "✗ runs on cuda only" in str(sparse.prompt)
+        techniques.focus()
+        techniques.highlighted = techniques.get_option_index("sparse-2:4")
+        await pilot.press("space")
+        await pilot.pause()
+        assert "sparse-2:4" not in techniques.selected

@@ -11,9 +11,11 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from energy_console.core.compression import Technique, parse_technique
+from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
 from energy_console.core.models import bare_string_source, source_for, sources
 from energy_console.core.plan import RunSpec
-from energy_console.core.profile import Profile, ProfileError, parse_profile
+from energy_console.core.profile import Profile, ProfileError, load_profile, parse_profile
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
 WORKER_START_S = 0.5  # forking a worker from that forkserver, measured here
@@ -27,7 +29,8 @@ class FormValues:
 
     name: str = "console"
     models: list[Any] = field(default_factory=list)  # profile model entries (str or mapping)
-    techniques: dict[str, dict[str, Any]] = field(default_factory=dict)  # name -> parameters
+    # profile technique entries, in order: a name, {name: parameters} or {chain: [...]}
+    techniques: list[Any] = field(default_factory=list)
     batch_sizes: str = "1"
     sequence_lengths: str = "128"
     resolutions: str = "224"
@@ -85,7 +88,7 @@ def profile_document(form: FormValues) -> dict[str, Any]:
         "name": form.name.strip(),
         "device": form.device,
         "models": list(form.models),
-        "techniques": [{n: dict(p)} if p else n for n, p in form.techniques.items()],
+        "techniques": list(form.techniques),
         "inputs": {
             "batch_sizes": _number_list(form.batch_sizes, "batch sizes"),
             "sequence_lengths": _number_list(form.sequence_lengths, "sequence lengths"),
@@ -112,7 +115,7 @@ def form_from_profile(profile: Profile) -> FormValues:
     return FormValues(
         name=profile.name,
         models=[_absolute_model(m) for m in profile.models],
-        techniques={_step_name(t): _step_params(t) for t in document["techniques"]},
+        techniques=list(document["techniques"]),
         batch_sizes=", ".join(map(str, profile.inputs.batch_sizes)),
         sequence_lengths=", ".join(map(str, profile.inputs.sequence_lengths)),
         resolutions=", ".join(map(str, profile.inputs.resolutions)),
@@ -130,19 +133,75 @@ def _absolute_model(entry) -> Any:
         raw = dict(raw, path=entry.resolved_ref)
     if entry.dataset:
         base = Path(entry.base_dir)
-        dataset = dict(entry.dataset, path=str((base / entry.dataset["path"]).resolve()))
-        if isinstance(dataset.get("label_map"), str):
-            dataset["label_map"] = str((base / dataset["label_map"]).resolve())
+        dataset = dict(entry.dataset)
+        for key in ("path", "label_map"):  # a label map may also be given inline, as a mapping
+            if isinstance(dataset.get(key), str):
+                dataset[key] = str((base / Path(dataset[key]).expanduser()).resolve())
         raw = dict(raw, dataset=dataset)
     return raw
 
 
-def _step_name(raw: Any) -> str:
-    return raw if isinstance(raw, str) else next(iter(raw))
+def technique_entry(name: str, params: dict[str, Any]) -> Any:
+    """A catalogue technique with the parameters set in the form, as a profile entry."""
+    return {name: dict(params)} if params else name
 
 
-def _step_params(raw: Any) -> dict[str, Any]:
-    return {} if isinstance(raw, str) else dict(next(iter(raw.values())) or {})
+def technique_text(entry: Any) -> str:
+    """A technique entry as one line a user can read and type back (see technique_from_text):
+    `structured-prune ratio=0.3 + dynamic-int8`; a chain's steps joined by +."""
+    spec = parse_technique(entry)
+    return " + ".join(
+        " ".join([step.name, *(f"{k}={_text(v)}" for k, v in step.params.items())])
+        for step in spec.steps)
+
+
+def unavailable_reason(technique: Technique, device: str) -> str | None:
+    """Why `technique` cannot run on `device` here (missing packages, a device type it does not
+    run on), or None. `auto` counts as any device type this machine may offer."""
+    reason = technique.unavailable_reason()
+    if reason:
+        return reason
+    kind = device.split(":")[0]
+    if kind in ("cpu", "cuda") and kind not in technique.devices:
+        return f"runs on {'/'.join(technique.devices)} only, not on {kind}"
+    if kind == "auto" and "cpu" not in technique.devices and not Path(
+            NVIDIA_DRIVER_FILE).exists():
+        return f"runs on {'/'.join(technique.devices)} only; this machine has no NVIDIA driver"
+    return None
+
+
+def is_chain(entry: Any) -> bool:
+    return isinstance(entry, dict) and set(entry) == {"chain"}
+
+
+def technique_from_text(text: str) -> Any:
+    """A typed technique line as a profile entry: one step is a technique, several a chain.
+
+    ProfileError says what is wrong (an unknown technique or parameter, a bad value).
+    """
+    example = "write e.g. structured-prune ratio=0.3 + dynamic-int8"
+    steps = []
+    for part in text.split("+"):
+        name, *assignments = part.split() or [""]
+        if not name:
+            raise ProfileError("technique", f"an empty step; {example}")
+        params: dict[str, Any] = {}
+        for assignment in assignments:
+            key, equals, value = assignment.partition("=")
+            if not (key and equals and value):
+                raise ProfileError("technique", f"{assignment!r}: write parameters as "
+                                   f"name=value; {example}")
+            try:
+                params[key] = yaml.safe_load(value)
+            except yaml.YAMLError:
+                params[key] = value
+        steps.append(technique_entry(name, params))
+    entry = {"chain": steps} if len(steps) > 1 else steps[0]
+    try:
+        parse_technique(entry)
+    except (KeyError, ValueError) as exc:
+        raise ProfileError("technique", exc.args[0] if exc.args else str(exc)) from None
+    return entry
 
 
 def _text(value: Any) -> str:
@@ -180,29 +239,43 @@ def model_label(entry: Any) -> str:
         if key in entry:
             task = f" ({entry['task']})" if entry.get("task") else ""
             dataset = entry.get("dataset")
-            data = f" · data: {Path(dataset['path']).name}" if dataset else ""
+            if isinstance(dataset, dict):
+                dataset = dataset.get("path")
+            data = f" · data: {Path(str(dataset)).name}" if dataset else ""
             return f"{entry[key]}{task}{data}"
     return str(entry)
 
 
-def models_in_profiles(folder: Path) -> list[Any]:
-    """Models other than demo ones named in saved profiles, for the picker (unreadable files
-    skipped)."""
-    seen: list[Any] = []
-    for file in sorted(folder.glob("*.yaml")) if folder.is_dir() else []:
+@dataclass(frozen=True)
+class SavedProfiles:
+    """What a folder of profiles holds, read the way `energy-console run` reads them."""
+
+    paths: tuple[Path, ...]  # every *.yaml, sorted
+    problems: dict[Path, str]  # why a file cannot be opened, for those that cannot
+    models: tuple[Any, ...]  # models other than demo ones they name, as form entries
+
+
+def read_saved_profiles(folder: Path) -> SavedProfiles:
+    """Every profile in `folder` loaded with core.profile; one that does not load is listed with
+    its error rather than stopping the others (or the console)."""
+    paths = tuple(sorted(folder.glob("*.yaml"))) if folder.is_dir() else ()
+    problems: dict[Path, str] = {}
+    models: list[Any] = []
+    for path in paths:
         try:
-            document = yaml.safe_load(file.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError):
+            profile = load_profile(path)
+        except ProfileError as exc:
+            problems[path] = str(exc)
             continue
-        models = document.get("models") if isinstance(document, dict) else None
-        for entry in models if isinstance(models, list) else []:
-            if isinstance(entry, str):
-                entry = {bare_string_source(entry): entry}
+        except (OSError, UnicodeDecodeError) as exc:
+            problems[path] = f"{path}: cannot be read: {exc}"
+            continue
+        for model in profile.models:
+            entry = _absolute_model(model)
             # the picker lists the demo models already
-            listed = isinstance(entry, dict) and any(k in entry for k in sources() if k != "demo")
-            if listed and entry not in seen:
-                seen.append(entry)
-    return seen
+            if model.source != "demo" and entry not in models:
+                models.append(entry)
+    return SavedProfiles(paths, problems, tuple(models))
 
 
 def estimate_duration_s(specs: list[RunSpec], idle_seconds: float) -> float:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
 from energy_console.tui.keys import ScreenKeys, key_lines, screen_keys
@@ -52,7 +52,10 @@ class HelpScreen(ModalScreen[None]):
 
 
 class QuitScreen(ModalScreen[str | None]):
-    """Returns "stop", "leave", or None to stay."""
+    """Returns "stop", "leave", or None to stay. Enter leaves the session running: stopping a
+    measurement takes its own key (s) or a deliberate move to its button."""
+
+    AUTO_FOCUS = "#leave"
 
     CHOICES = (("stop", "s", "Stop it", "error"), ("leave", "l", "Leave it running", "primary"),
                (None, "escape", "Stay", "default"))  # (returned, key, label, button variant)
@@ -90,10 +93,10 @@ class AskScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog ask"):
-            yield Label(self.prompt)
+            yield Label(self.prompt, markup=False)  # a technique's help may hold [brackets]
             yield Input(self.value, id="answer")
-            yield Label("", id="problem")
-            yield Label(self.hint, classes="hint")
+            yield Label("", id="problem", markup=False)
+            yield Label(self.hint, classes="hint", markup=False)
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         answer = event.value.strip()
@@ -118,7 +121,7 @@ class AddModelScreen(ModalScreen[bool]):
             yield Label("Add a model: a hub id (org/name) or a local folder")
             yield Input(placeholder="hub id or folder", id="model-ref")
             yield Select([(t, t) for t in self.tasks], prompt="task: auto", id="model-task")
-            yield Label("", id="problem")
+            yield Label("", id="problem", markup=False)
             yield Label("Enter adds and ticks it, escape cancels", classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -131,22 +134,33 @@ class AddModelScreen(ModalScreen[bool]):
 
 
 class PickScreen(ModalScreen[Path | None]):
-    """Pick one path from a list (profiles or sessions), newest first."""
+    """Pick one path from a list (profiles or sessions). A path with a problem (a profile that
+    does not load) is listed with it and cannot be picked."""
 
     BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
 
-    def __init__(self, title: str, paths: list[Path], empty: str):
+    def __init__(self, title: str, paths: list[Path], empty: str,
+                 problems: Mapping[Path, str] | None = None):
         super().__init__()
         self.title_text, self.paths, self.empty = title, paths, empty
+        self.problems = dict(problems or {})
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog pick"):
-            yield Label(self.title_text)
+            yield Label(self.title_text, markup=False)
             if self.paths:
-                yield OptionList(*[Option(p.name, id=str(i)) for i, p in enumerate(self.paths)])
+                yield OptionList(*[self._option(i, p) for i, p in enumerate(self.paths)])
             else:
-                yield Label(self.empty, classes="hint")
+                yield Label(self.empty, classes="hint", markup=False)
             yield Label("Enter opens, escape cancels", classes="hint")
+
+    def _option(self, index: int, path: Path) -> Option:
+        problem = self.problems.get(path)
+        if problem is None:
+            return Option(Content(path.name), id=str(index))
+        # ProfileError's text starts with the file: the list names it already
+        where = problem.removeprefix(str(path)).lstrip(", :")
+        return Option(Content(f"{path.name}  ✗ {where}"), id=str(index), disabled=True)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.paths[int(event.option.id or 0)])

@@ -8,10 +8,11 @@ saved profiles arrive just after the first paint: that keeps the screen quick to
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
-from energy_console.core.compression import Param, techniques
+from energy_console.core.compression import Param, Technique, parse_technique, techniques
 from energy_console.core.launch import start_runner
 from energy_console.core.models.base import TASKS
 from energy_console.core.models.demo import DEMO_MODELS
@@ -27,10 +28,15 @@ from energy_console.tui.selection import (
     build_profile,
     estimate_duration_s,
     form_from_profile,
+    is_chain,
     known_task,
     model_entry,
     model_label,
-    models_in_profiles,
+    read_saved_profiles,
+    technique_entry,
+    technique_from_text,
+    technique_text,
+    unavailable_reason,
 )
 from energy_console.tui.widgets.field_table import FieldTable
 from energy_console.tui.widgets.tick_list import TickList
@@ -38,6 +44,7 @@ from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.content import Content
 from textual.screen import Screen
 from textual.widgets import DataTable, Footer, Label, SelectionList, Static
 from textual.widgets.selection_list import Selection
@@ -60,19 +67,30 @@ class SetupScreen(Screen):
         Binding("ctrl+o", "open_profile", "Open", id="open_profile"),
         Binding("ctrl+e", "app.open_session", "Sessions", id="open_session"),
         Binding("a", "add_model", "Add model", id="add_model"),
+        Binding("c", "chain", "Chain", id="chain"),
     ]
     HELP = ("space ticks a model or technique\n"
-            "Enter on a setting or a technique parameter edits it")
+            "Enter on a setting or a technique parameter edits it\n"
+            "c adds a chain (techniques applied in order, one run), or edits the highlighted one")
 
     def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None):
         super().__init__()
         self.profiles_dir, self.results_root = profiles_dir, results_root
-        initial = form_from_profile(profile) if profile else FormValues(
-            models=[next(iter(DEMO_MODELS))], techniques={"baseline": {}})
-        self.initial_models = initial.models
-        self.model_entries: dict[str, Any] = {}  # list label -> profile model entry
+        default = FormValues(models=[next(iter(DEMO_MODELS))], techniques=["baseline"])
+        self.problem_at_start: str | None = None  # a profile given that the form cannot show
+        try:
+            initial = form_from_profile(profile) if profile else default
+        except (ProfileError, ValueError, TypeError, KeyError) as exc:
+            self.problem_at_start = f"cannot show profile {profile.name}: {exc}"
+            initial = default
+        self.model_entries: dict[str, Any] = {}  # list key (its label) -> profile model entry
+        self.model_order: list[Any] = []  # entries in the order the profile lists them
         self.fields: dict[str, str] = {}  # settings key -> text as typed
-        self.technique_params: dict[str, dict[str, Any]] = {}
+        self.technique_params: dict[str, dict[str, Any]] = {}  # catalogue technique -> params
+        # entries the catalogue rows cannot hold (chains, a technique listed again with other
+        # parameters), kept as loaded: list key -> profile entry
+        self.technique_entries: dict[str, Any] = {}
+        self.technique_order: list[str] = []  # list keys in the order the profile lists them
         self.shown_params: str | None = None  # the technique whose parameters the table shows
         self.profile: Profile | None = None
         self._set_form(initial)
@@ -83,78 +101,118 @@ class SetupScreen(Screen):
         with Horizontal(id="columns"):
             with VerticalScroll(id="left", can_focus=False):
                 yield Label("Models (space ticks)", classes="section")
-                yield TickList(*self._model_options([*DEMO_MODELS, *self.initial_models],
-                                                     self.initial_models), id="models")
+                yield TickList(*self._model_options([*DEMO_MODELS, *self.model_order],
+                                                     self.model_order), id="models")
                 yield Label("Techniques", classes="section")
                 yield TickList(*self._technique_options(), id="techniques")
                 yield Vertical(id="params")
             with VerticalScroll(id="right", can_focus=False):
                 yield Label("Inputs, protocol, device (⏎ edits)", classes="section")
                 yield FieldTable(id="settings")
-        yield Static("counting runs…", id="summary")
+        yield Static("counting runs…", id="summary", markup=False)
         yield Static(id="actions")
         yield Footer()
 
     def on_mount(self) -> None:
         self.query_one("#actions", Static).update(action_links(screen_keys(self).here))
         self._show_settings()
+        if self.problem_at_start:
+            self.notify(self.problem_at_start, severity="error", timeout=10, markup=False)
         self.call_after_refresh(self._after_first_paint)
 
     def _after_first_paint(self) -> None:
         """Models named in saved profiles (reads every profile) and the run count."""
+        saved = read_saved_profiles(self.profiles_dir)
         models = self.query_one("#models", SelectionList)
-        for selection in self._model_options(models_in_profiles(self.profiles_dir), []):
+        for selection in self._model_options(list(saved.models), []):
             models.add_option(selection)
+        if saved.problems:
+            names = ", ".join(path.name for path in saved.problems)
+            self.notify(f"cannot open {names} from {self.profiles_dir}/: ^o lists why",
+                        severity="warning", timeout=10, markup=False)
         self.refresh_summary()
+
+    def _model_key(self, entry: Any) -> str:
+        """The list key of a model entry: its label, numbered when another entry has it."""
+        for key, known in self.model_entries.items():
+            if known == entry:
+                return key
+        label = key = model_label(entry)
+        number = 2
+        while key in self.model_entries:
+            key, number = f"{label} #{number}", number + 1
+        return key
 
     def _model_options(self, entries: list[Any], chosen: list[Any]) -> list[Selection[str]]:
         """Options for the entries not listed yet; those in `chosen` ticked."""
         options = []
         for entry in entries:
-            label = model_label(entry)
-            if label in self.model_entries:
+            if entry in self.model_entries.values():
                 continue
-            self.model_entries[label] = entry
-            task = known_task(entry)
-            options.append(Selection(f"{label}  {task}".rstrip(), label, entry in chosen))
+            key = self._model_key(entry)
+            self.model_entries[key] = entry
+            prompt = Content(f"{key}  {known_task(entry)}".rstrip())
+            options.append(Selection(prompt, key, entry in chosen, id=key))
         return options
 
     def _technique_options(self) -> list[Selection[str]]:
+        device = self.fields["device"]
         options = []
         for name, technique in techniques().items():
-            reason = technique.unavailable_reason()
-            prompt = f"{name}  ({technique.family}, {'/'.join(technique.devices)})"
-            if reason:
-                prompt += f": unavailable, {reason}"
-            options.append(Selection(prompt, name, name in self.technique_params,
-                                     disabled=bool(reason)))
+            ticked = name in self.technique_order
+            reason = unavailable_reason(technique, device)
+            options.append(Selection(_technique_prompt(name, technique, reason), name, ticked,
+                                     id=name, disabled=bool(reason) and not ticked))
+        options += self._entry_options(list(self.technique_entries))
         return options
+
+    def _entry_options(self, keys: list[str]) -> list[Selection[str]]:
+        return [Selection(Content(_entry_prompt(self.technique_entries[key])), key,
+                          key in self.technique_order, id=key) for key in keys]
 
     def _show_settings(self) -> None:
         self.query_one("#settings", FieldTable).show_rows(
             (key, label, self.fields[key], "") for key, label, _ in SETTINGS)
 
     # ------------------------------------------------------------------ form <-> widgets
-    def _set_form(self, form: FormValues) -> None:
-        known = set(techniques())
-        self.technique_params = {n: dict(p) for n, p in form.techniques.items() if n in known}
+    def _set_form(self, form: FormValues) -> list[str]:
+        """Take in a form's values; returns the keys of technique entries new to the list."""
+        self.technique_params = {}
+        self.technique_order = []
+        new_entries = []
+        for entry in form.techniques:
+            spec = parse_technique(entry)
+            name = spec.steps[0].name
+            if not spec.is_chain and name not in self.technique_params:
+                self.technique_params[name] = dict(spec.steps[0].params)
+                key = name
+            else:
+                key = _entry_key(entry)
+                if key not in self.technique_entries:
+                    self.technique_entries[key] = entry
+                    new_entries.append(key)
+            self.technique_order.append(key)
+        self.model_order = list(form.models)
         self.fields = {key: getattr(form, key) for key in
                        ("batch_sizes", "sequence_lengths", "resolutions", "device", "name")}
         self.fields.update({key: form.protocol.get(key, "") for key, _, _ in PROTOCOL_FIELDS})
         self.kept = form.kept
+        return new_entries
 
     def apply_form(self, form: FormValues) -> None:
-        """Show a profile's values in the widgets (models it names are added to the list)."""
-        self._set_form(form)
+        """Show a profile's values in the widgets (models and chains it names are added)."""
+        new_entries = self._set_form(form)
         models = self.query_one("#models", SelectionList)
         models.add_options(self._model_options(form.models, form.models))
         models.deselect_all()
         for entry in form.models:
-            models.select(model_label(entry))
+            models.select(self._model_key(entry))
         chosen = self.query_one("#techniques", SelectionList)
+        chosen.add_options(self._entry_options(new_entries))
         chosen.deselect_all()
-        for name in self.technique_params:
-            chosen.select(name)
+        self._show_availability()
+        for key in self.technique_order:
+            chosen.select(key)
         self._show_settings()
         if self.shown_params is not None:
             self._show_params(self.shown_params)
@@ -164,15 +222,32 @@ class SetupScreen(Screen):
         """Change one setting (what editing its row does) and recount the runs."""
         self.fields[key] = text
         self.query_one("#settings", FieldTable).set_text(key, text)
+        if key == "device":
+            self._show_availability()
         self.refresh_summary()
+
+    def _show_availability(self) -> None:
+        """Techniques that cannot run on the chosen device: the reason beside them, and not
+        tickable (one already ticked stays tickable, so it can be unticked)."""
+        chosen = self.query_one("#techniques", SelectionList)
+        ticked = set(chosen.selected) | set(self.technique_order)
+        for name, technique in techniques().items():
+            reason = unavailable_reason(technique, self.fields["device"])
+            chosen.replace_option_prompt(name, _technique_prompt(name, technique, reason))
+            if reason and name not in ticked:
+                chosen.disable_option(name)
+            else:
+                chosen.enable_option(name)
 
     def current_form(self) -> FormValues:
         chosen = self.query_one("#techniques", SelectionList).selected
         models = self.query_one("#models", SelectionList).selected
+        model_order = [self._model_key(entry) for entry in self.model_order]
         return FormValues(
             name=self.fields["name"],
-            models=[self.model_entries[k] for k in models],
-            techniques={n: dict(self.technique_params.get(n, {})) for n in chosen},
+            models=[self.model_entries[k] for k in _in_order(models, model_order)],
+            techniques=[self._technique_entry(k) for k in _in_order(chosen,
+                                                                    self.technique_order)],
             batch_sizes=self.fields["batch_sizes"],
             sequence_lengths=self.fields["sequence_lengths"],
             resolutions=self.fields["resolutions"],
@@ -180,6 +255,11 @@ class SetupScreen(Screen):
             protocol={k: self.fields[k] for k, _, _ in PROTOCOL_FIELDS},
             kept=self.kept,
         )
+
+    def _technique_entry(self, key: str) -> Any:
+        if key in self.technique_entries:
+            return self.technique_entries[key]
+        return technique_entry(key, self.technique_params.get(key, {}))
 
     def refresh_summary(self) -> None:
         summary = self.query_one("#summary", Static)
@@ -192,8 +272,9 @@ class SetupScreen(Screen):
         specs = expand(profile)
         estimate = estimate_duration_s(specs, profile.protocol.idle_seconds)
         self.profile = profile
-        summary.update(f"{len(specs)} runs · about {fmt.duration(estimate)} (rough estimate) · "
-                       f"{len(profile.models)} models × {len(profile.techniques)} techniques")
+        summary.update(f"{_count(len(specs), 'run')} · about {fmt.duration(estimate)} "
+                       f"(rough estimate) · {_count(len(profile.models), 'model')} × "
+                       f"{_count(len(profile.techniques), 'technique')}")
 
     # ------------------------------------------------------------------ events
     @on(SelectionList.SelectedChanged)
@@ -204,19 +285,31 @@ class SetupScreen(Screen):
     def _technique_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
         self._show_params(event.selection.value)
 
-    def _show_params(self, technique: str) -> None:
-        """The highlighted technique's parameters, in a table built the first time one has any."""
-        self.shown_params = technique
+    def _show_params(self, key: str) -> None:
+        """The highlighted technique's parameters, in a table built the first time one has any;
+        for a chain, its steps in order."""
+        self.shown_params = key
         box = self.query_one("#params", Vertical)
-        params = techniques()[technique].params
-        box.display = bool(params)
-        if not params:
+        entry = self.technique_entries.get(key)
+        params = techniques()[key].params if entry is None else ()
+        box.display = bool(params) or entry is not None
+        if not box.display:
             return
         if not box.children:
-            box.mount(Label("", classes="section"), FieldTable(id="param-table"))
-        box.query_one(Label).update(f"{technique} parameters (⏎ edits)")
-        values = self.technique_params.get(technique, {})
-        box.query_one(FieldTable).show_rows(
+            # a Static wraps where a chain's steps are longer than the column
+            box.mount(Static("", id="params-title", classes="section", markup=False),
+                      FieldTable(id="param-table"))
+        table = box.query_one(FieldTable)
+        table.display = bool(params)
+        if entry is not None:
+            steps = " → ".join(technique_text(step) for step in entry.get("chain", [entry])) \
+                if is_chain(entry) else technique_text(entry)
+            what = "chain, applied in order" if is_chain(entry) else "as loaded"
+            box.query_one("#params-title", Static).update(f"{what}: {steps} (c edits)")
+            return
+        box.query_one("#params-title", Static).update(f"{key} parameters (⏎ edits)")
+        values = self.technique_params.get(key, {})
+        table.show_rows(
             (p.name, p.name, str(values[p.name]) if p.name in values else "", str(p.default))
             for p in params)
 
@@ -274,11 +367,46 @@ class SetupScreen(Screen):
                 return exc.problem
             models = self.query_one("#models", SelectionList)
             models.add_options(self._model_options([entry], [entry]))
-            models.select(model_label(entry))
+            models.select(self._model_key(entry))
             self.refresh_summary()
             return None
 
         self.app.push_screen(AddModelScreen(TASKS, add))
+
+    def action_chain(self) -> None:
+        """Type a chain (steps joined by +, parameters as name=value): a new one, or the
+        highlighted one edited in place (it keeps its place in the profile's order)."""
+        chosen = self.query_one("#techniques", SelectionList)
+        option = chosen.highlighted_option
+        editing = option.id if option is not None and option.id in self.technique_entries \
+            else None
+        text = technique_text(self.technique_entries[editing]) if editing else ""
+
+        def done(answer: str | None) -> None:
+            if answer:
+                self.put_technique_entry(technique_from_text(answer), replacing=editing)
+
+        self.app.push_screen(AskScreen(
+            "Edit this entry (steps joined by +):" if editing else
+            "New chain: techniques applied in order, one run (steps joined by +):", text,
+            "e.g. structured-prune ratio=0.3 + dynamic-int8. Enter saves, escape cancels",
+            check=_chain_problem), done)
+
+    def put_technique_entry(self, entry: Any, replacing: str | None = None) -> None:
+        """List and tick a technique entry (a chain, or a technique with other parameters);
+        with `replacing`, it takes that entry's place in the order."""
+        key = _entry_key(entry)
+        chosen = self.query_one("#techniques", SelectionList)
+        if key not in self.technique_entries:
+            self.technique_entries[key] = entry
+            chosen.add_options(self._entry_options([key]))
+        if replacing and replacing != key:
+            if replacing in self.technique_order:
+                self.technique_order[self.technique_order.index(replacing)] = key
+            chosen.remove_option(replacing)
+            del self.technique_entries[replacing]
+        chosen.select(key)
+        self.refresh_summary()
 
     def action_start(self) -> None:
         self.refresh_summary()
@@ -301,7 +429,7 @@ class SetupScreen(Screen):
                 self.notify("not saved: fix the problem shown above Start", severity="error")
                 return
             path = save_profile(self.profile, self.profiles_dir / f"{self.profile.name}.yaml")
-            self.notify(f"saved {path}")
+            self.notify(f"saved {path}", markup=False)
 
         self.app.push_screen(AskScreen("Save the profile as profiles/<name>.yaml; name:",
                                        self.fields["name"]), save)
@@ -311,18 +439,57 @@ class SetupScreen(Screen):
             if path is not None:
                 self.open_profile(path)
 
-        paths = sorted(self.profiles_dir.glob("*.yaml")) if self.profiles_dir.is_dir() else []
-        self.app.push_screen(PickScreen("Open a profile", paths,
-                                        f"no profiles in {self.profiles_dir}/ yet"), open_)
+        saved = read_saved_profiles(self.profiles_dir)
+        self.app.push_screen(PickScreen("Open a profile", list(saved.paths),
+                                        f"no profiles in {self.profiles_dir}/ yet",
+                                        problems=saved.problems), open_)
 
     def open_profile(self, path: Path) -> None:
+        """Show a saved profile; one the form cannot show is reported, never fatal."""
         try:
-            profile = load_profile(path)
+            form = form_from_profile(load_profile(path))
         except ProfileError as exc:
-            self.notify(str(exc), severity="error", timeout=10)
+            self.notify(str(exc), severity="error", timeout=10, markup=False)
             return
-        self.apply_form(form_from_profile(profile))
-        self.notify(f"opened {path}")
+        except (ValueError, TypeError, KeyError) as exc:
+            self.notify(f"cannot show {path}: {exc}", severity="error", timeout=10, markup=False)
+            return
+        self.apply_form(form)
+        self.notify(f"opened {path}", markup=False)
+
+
+def _count(n: int, word: str) -> str:
+    return f"{n} {word}" if n == 1 else f"{n} {word}s"
+
+
+def _in_order(chosen: list[str], order: list[str]) -> list[str]:
+    """The chosen keys, those the profile listed in its order first, then as they were ticked."""
+    return [k for k in order if k in chosen] + [k for k in chosen if k not in order]
+
+
+def _technique_prompt(name: str, technique: Technique, reason: str | None) -> Content:
+    if reason:  # the reason first: it names the device types too, and columns are narrow
+        return Content(f"{name}  ✗ {reason}")
+    return Content(f"{name}  ({technique.family}, {'/'.join(technique.devices)})")
+
+
+def _entry_key(entry: Any) -> str:
+    """A list key for a technique entry the catalogue rows do not hold: its content."""
+    return "entry:" + json.dumps(entry, sort_keys=True)
+
+
+def _entry_prompt(entry: Any) -> str:
+    return f"chain: {technique_text(entry)}" if is_chain(entry) else technique_text(entry)
+
+
+def _chain_problem(text: str) -> str | None:
+    if not text:
+        return None
+    try:
+        technique_from_text(text)
+    except ProfileError as exc:
+        return exc.problem
+    return None
 
 
 def _param_problem(param: Param, text: str) -> str | None:
