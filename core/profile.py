@@ -57,7 +57,7 @@ class ModelEntry:
         return self.ref
 
     def to_yaml(self) -> Any:
-        if self.source == "demo" and not (self.task or self.dataset):
+        if self.source == "demo" and not (self.task or self.dataset or self.trust_remote_code):
             return self.ref
         out: dict[str, Any] = {"hf" if self.source == "hf" else self.source: self.ref}
         if self.task:
