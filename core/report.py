@@ -110,7 +110,8 @@ def format_report(session) -> str:
         )
     # As wide as the table needs (a narrower terminal wraps it; `less -S` scrolls it), never
     # squeezed into unreadable columns.
-    console = Console(width=10_000, file=io.StringIO())
+    text = io.StringIO()
+    console = Console(width=10_000, file=text)
     console.width = max(console.measure(table).maximum, 80)
     console.print(table)
     if not_finished:
@@ -126,7 +127,7 @@ def format_report(session) -> str:
         for _, run in front.iterrows():
             console.print(f"  {run['run_id']}: {format_energy(run['energy_j_per_inference'])}"
                           f"/inference, {run['quality_metric']} {run['quality_value']:.4g}")
-    return console.file.getvalue()
+    return text.getvalue()
 
 
 # Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
