@@ -45,7 +45,7 @@ class ResultsScreen(Screen):
         changes = energy_changes_pct(records)
         table = self.query_one(DataTable)
         table.clear()
-        columns = [c.key.value for c in table.ordered_columns]
+        columns = [c.key.value for c in table.ordered_columns if c.key.value]  # all keyed
         for record in records:
             change = changes.get(record.run_id)
             cells = {CHANGE_COLUMN: "" if change is None else f"{change:+.1f}"}
