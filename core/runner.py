@@ -154,8 +154,8 @@ class Runner:
         self._write_error: WriteFailed | None = None
         self._samples_broken = False
         self._phase: str | None = None  # the running worker's last phase
+        self._reported_error = False  # the running worker said why it failed (not a death)
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
-        self._failed_baselines: dict[tuple, str] = {}  # (model key, batch, size) -> why
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
@@ -426,7 +426,7 @@ class Runner:
             spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
         gpus_at_start = gpu_snapshots(self.sensor_infos)
         spawn_t = time.monotonic()
-        self._phase = None
+        self._phase, self._reported_error = None, False
         try:
             run_dir = self.writer.run_dir(spec.run_id)
         except OSError as exc:
@@ -454,15 +454,13 @@ class Runner:
                 self._remember_failure(spec, outcome)
 
     def _remember_failure(self, spec: RunSpec, reason: str) -> None:
-        """A model that could not load, or whose baseline failed, is not tried again for every
-        variant; a worker that found the disk full ends the session."""
+        """A model that could not load is not tried again for every variant (an unreachable
+        hub id costs its retries once); a worker that found the disk full ends the session.
+        Deaths and timeouts are not remembered: the next run may well get through."""
         if any(text in reason for text in DISK_FULL_TEXTS) and self._write_error is None:
-            self._write_error = WriteFailed(self.writer.run_dir(spec.run_id), reason, True)
-        if self._phase in (None, "loading"):  # it failed before the model was loaded
+            self._write_error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
+        if self._reported_error and self._phase in (None, "loading"):  # it never loaded
             self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
-        elif spec.technique.is_baseline:
-            key = (model_key(spec), spec.batch_size, spec.input_size)
-            self._failed_baselines.setdefault(key, f"{spec.run_id}: {reason}")
 
     def _known_to_fail(self, spec: RunSpec) -> str | None:
         """Why this run is skipped without starting it, after an earlier run of its model."""
@@ -470,10 +468,6 @@ class Runner:
         if loading:
             return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
                     f"session ({loading})")
-        baseline = self._failed_baselines.get((model_key(spec), spec.batch_size, spec.input_size))
-        if baseline and not spec.technique.is_baseline:
-            return (f"not run: the baseline of {spec.model.ref} at this input size failed, so "
-                    f"there is nothing to compare with ({baseline})")
         return None
 
     def _follow_worker(self, spec: RunSpec, process, conn) -> tuple[RunStatus, Any]:
@@ -521,6 +515,7 @@ class Runner:
             elif kind == "skip":
                 return "skipped", payload["reason"]
             elif kind == "error":
+                self._reported_error = True
                 return "failed", payload["reason"]
 
     def _window_energies(self, windows: list[CpuLoadWindow]) -> list[WindowEnergy]:
