@@ -59,7 +59,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--session-dir", type=Path, default=None,
                      help="write into this session directory (used by the console)")
     run.add_argument("--resume", type=Path, default=None, metavar="SESSION_DIR",
-                     help="continue a session: runs it finished are not run again")
+                     help="continue a session: runs it finished are not run again (the profile "
+                     "must be the one the session was started with)")
+    run.add_argument("--resume-with-changes", action="store_true",
+                     help="with --resume: continue even though the profile differs from the "
+                     "session's (the earlier profile is kept as profile.before-resume-N.yaml)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
     run.add_argument("--detach", action="store_true",
                      help="start the runner in its own session and return at once; the "
@@ -110,41 +114,68 @@ def results_root(args) -> Path:
 
 
 def cmd_run(args) -> int:
+    """Load, pre-flight, then run. Nothing is created and no lock taken until the profile, its
+    models, datasets, techniques and device have passed; the runner takes the lock before it
+    writes into the session."""
+    from energy_console.core.preflight import check, resume_differences
     from energy_console.core.profile import ProfileError, load_profile
     from energy_console.core.results import read_runs
     from energy_console.core.runner import Runner
+    from energy_console.core.session_guard import record_refusal
 
     try:
         profile = load_profile(args.profile)
     except ProfileError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.resume_with_changes and not args.resume:
+        print("error: --resume-with-changes continues a session: give it with --resume "
+              "SESSION_DIR", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    problems = check(profile, args.device)
+    if problems:
+        lines = "\n".join(f"  {p}" for p in problems)
+        message = (f"pre-flight found {len(problems)} problem(s) in {args.profile}; nothing was "
+                   f"started:\n{lines}")
+        print(f"error: {message}", file=sys.stderr)
+        if args.session_dir and not args.resume:
+            record_refusal(args.session_dir, message)  # a view prepared it and follows it
+        return EXIT_BAD_INPUT
     done: set[str] = set()
+    changes: list[str] = []
     if args.resume:
         if not (args.resume / "events.jsonl").exists():
             print(f"error: {args.resume} is not a session directory", file=sys.stderr)
             return EXIT_BAD_INPUT
         session_dir = args.resume
+        try:
+            changes = resume_differences(session_dir, profile, args.device)
+        except ValueError as exc:
+            print(f"error: {session_dir}: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        if changes and not args.resume_with_changes:
+            lines = "\n".join(f"  {c}" for c in changes)
+            print(f"error: {args.profile} differs from the profile {session_dir} was started "
+                  f"with (session -> now):\n{lines}\nA resume adds to the same measurement: "
+                  f"resume with {session_dir / 'profile.yaml'}, start a new session, or pass "
+                  "--resume-with-changes to continue with this profile anyway (the earlier one "
+                  "is kept as profile.before-resume-N.yaml)", file=sys.stderr)
+            return EXIT_BAD_INPUT
         done = {r.run_id for r in read_runs(session_dir) if r.finished}
     else:
         session_dir = args.session_dir or results_root(args) / session_dir_name(profile.name)
     try:
-        session_dir.mkdir(parents=True, exist_ok=True)
+        created = _make_dirs(session_dir)
     except OSError as exc:
         print(f"error: cannot write the session to {session_dir}: {exc.strerror}; choose "
               "another place with --results-dir or ENERGY_CONSOLE_RESULTS_DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
     if args.detach:
-        from energy_console.core.launch import start_runner
-
-        pid = start_runner(Path(args.profile), session_dir, args.device,
-                           resume=args.resume is not None)
-        print(f"runner {pid} measuring into {session_dir} (output in runner.log); follow it "
-              f"with: energy-console attach {session_dir}")
-        return EXIT_OK
+        return _detach(args, session_dir, created)
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
-                    on_event=display.on_event if display else None, done=done)
+                    on_event=display.on_event if display else None, done=done,
+                    resume=args.resume is not None, changes=tuple(changes))
     try:
         if display:
             with display:
@@ -154,6 +185,10 @@ def cmd_run(args) -> int:
     except KeyboardInterrupt:
         print(f"interrupted; what was measured is in {session_dir}", file=sys.stderr)
         return EXIT_INTERRUPTED
+    if outcome.refused:
+        _remove_empty(created)
+        print(f"error: nothing was run: {outcome.message}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
     print(
         f"session {outcome.status}: {outcome.finished} finished, {outcome.skipped} skipped, "
         f"{outcome.failed} failed -> {outcome.path}"
@@ -166,6 +201,47 @@ def cmd_run(args) -> int:
               "run's worker.log", file=sys.stderr)
         return EXIT_RUNS_FAILED
     return EXIT_OK if outcome.status != "stopped" else EXIT_INTERRUPTED
+
+
+def _detach(args, session_dir: Path, created: list[Path]) -> int:
+    """Start the runner on its own; a busy machine is said here, not only in runner.log."""
+    from energy_console.core.launch import start_runner
+    from energy_console.core.machine_lock import MachineBusy, MachineLock
+
+    probe = MachineLock()
+    try:
+        probe.acquire(session_dir)
+    except MachineBusy as exc:
+        _remove_empty(created)
+        print(f"error: nothing was run: {exc}", file=sys.stderr)
+        return EXIT_RUNS_FAILED
+    probe.release()  # the runner takes it again (and says so in runner.log if it lost the race)
+    pid = start_runner(Path(args.profile), session_dir, args.device,
+                       resume=args.resume is not None, allow_changes=args.resume_with_changes)
+    print(f"runner {pid} measuring into {session_dir} (output in runner.log); follow it "
+          f"with: energy-console attach {session_dir}")
+    return EXIT_OK
+
+
+def _make_dirs(path: Path) -> list[Path]:
+    """mkdir -p, returning the folders it created (deepest last)."""
+    missing = []
+    for folder in (path, *path.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    path.mkdir(parents=True, exist_ok=True)
+    return missing[::-1]
+
+
+def _remove_empty(created: list[Path]) -> None:
+    """Remove the folders a refused run created, where they are still empty."""
+    for folder in reversed(created):
+        try:
+            if folder.is_dir():
+                folder.rmdir()
+        except OSError:
+            return
 
 
 def _progress_display():

@@ -14,7 +14,7 @@ from pathlib import Path
 
 
 def start_runner(profile_path: Path, session_dir: Path, device: str | None = None,
-                 resume: bool = False) -> int:
+                 resume: bool = False, allow_changes: bool = False) -> int:
     """Start `energy-console run` for the profile into session_dir (continuing it when
     `resume`); returns the runner's pid."""
     session_dir.mkdir(parents=True, exist_ok=True)
@@ -22,6 +22,8 @@ def start_runner(profile_path: Path, session_dir: Path, device: str | None = Non
                "--resume" if resume else "--session-dir", str(session_dir), "--quiet"]
     if device:
         command += ["--device", device]
+    if allow_changes:
+        command.append("--resume-with-changes")
     with (session_dir / "runner.log").open("ab") as log:
         process = subprocess.Popen(
             command,

@@ -41,10 +41,14 @@ def session_dir_name(profile_name: str, when: float | None = None) -> str:
 
 def atomic_write_text(path: Path, text: str) -> None:
     tmp = path.with_name(f".{path.name}.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
+    try:
+        with tmp.open("w", encoding="utf-8") as f:
+            f.write(text)
+            f.flush()
+            os.fsync(f.fileno())
+    except OSError:  # a full disk: leave no half-written temporary file taking space
+        tmp.unlink(missing_ok=True)
+        raise
     tmp.replace(path)
 
 

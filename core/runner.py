@@ -11,6 +11,7 @@ import dataclasses
 import json
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
@@ -34,6 +35,13 @@ from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, Work
 from energy_console.core.results import ControlReader, SessionWriter, write_json
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import Detection, SensorInfo, describe, detect
+from energy_console.core.session_guard import (
+    DISK_FULL_TEXTS,
+    WriteFailed,
+    WriteGuard,
+    live_runner,
+    record_refusal,
+)
 from energy_console.core.stats import median
 from energy_console.core.worker_process import (
     death_reason,
@@ -51,6 +59,13 @@ class SessionOutcome:
     skipped: int
     failed: int
     message: str = ""
+    refused: bool = False  # never started: the machine was busy or the session still running
+
+
+def model_key(spec: RunSpec) -> tuple:
+    """What identifies a model across its runs (run ids stay opaque)."""
+    entry = spec.model
+    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
 class Runner:
@@ -61,6 +76,8 @@ class Runner:
         device: str | None = None,
         on_event: Callable[[ev.Event], None] | None = None,
         done: Set[str] = frozenset(),
+        resume: bool = False,
+        changes: tuple[str, ...] = (),
     ):
         self.profile = profile
         self.path = session_dir
@@ -77,23 +94,63 @@ class Runner:
         self.intensity = resolve_intensity(profile.carbon)
         self._worker = None
         self._mono_to_wall = time.time() - time.monotonic()
+        self.resume = resume
+        self.changes = tuple(changes)  # how the profile differs from the resumed session's
+        self.guard = WriteGuard(session_dir)
+        self._samples_broken = False
+        self._phase: str | None = None  # the running worker's last phase
+        self._reported_error = False  # the running worker said why it failed (not a death)
+        self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
-        self.path.mkdir(parents=True, exist_ok=True)
-        self.writer = SessionWriter(self.path)
-        (self.path / "profile.yaml").write_text(self.profile.to_yaml(), encoding="utf-8")
+        """The lock comes first: nothing is written into the session before it is held, so a
+        refused run leaves a running session (and every other) as it was."""
         lock = MachineLock()
         try:
             lock.acquire(self.path)
         except MachineBusy as exc:
-            self.emit(ev.SessionFinished(status="failed", message=str(exc), **self.counts))
-            self.writer.close()
-            return SessionOutcome(self.path, "failed", **self.counts, message=str(exc))
+            return self._refused(str(exc))
         try:
+            live = live_runner(self.path)
+            if live:
+                return self._refused(
+                    f"{self.path} is still being measured by runner {live} (another lock file: "
+                    "ENERGY_CONSOLE_LOCK differs); stop it first (`energy-console attach "
+                    f"{self.path}`, then x), or start a new session")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.writer = SessionWriter(self.path)
+                self._write_profile()
+            except OSError as exc:
+                failure = WriteFailed.from_os_error(self.path, exc)
+                print(f"error: {failure}", file=sys.stderr)
+                return self._outcome("failed", str(failure))
             return self._run_locked()
         finally:
             lock.release()
+
+    def _refused(self, message: str) -> SessionOutcome:
+        """End without running. A session being resumed is left untouched; an empty directory
+        made for this run is removed (views would take it for the newest session); a directory a
+        view prepared (it follows it) is told why."""
+        event = record_refusal(self.path, message)
+        if event and self.on_event:
+            self.on_event(event)
+        return self._outcome("failed", message, refused=True)
+
+    def _write_profile(self) -> None:
+        """profile.yaml as run. A resume keeps the session's; one resumed with changes keeps
+        the earlier profile beside it as profile.before-resume-N.yaml."""
+        target = self.path / "profile.yaml"
+        if self.resume and target.exists():
+            if not self.changes:
+                return
+            n = 1
+            while (self.path / f"profile.before-resume-{n}.yaml").exists():
+                n += 1
+            target.replace(self.path / f"profile.before-resume-{n}.yaml")
+        target.write_text(self.profile.to_yaml(), encoding="utf-8")
 
     def _run_locked(self) -> SessionOutcome:
         self.control = ControlReader(self.path)
@@ -101,29 +158,43 @@ class Runner:
                     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
         status, message = "completed", ""
         try:
+            self.guard.reserve_space()
             detection = self._start_sensors()
-            self._write_info(status="running")
+            self.guard.write("session.json", lambda: self._write_info(status="running"))
+            self.guard.check()
             self.emit(ev.SessionStarted(
                 session_id=self.path.name, profile_name=self.profile.name,
                 total_runs=len(self.specs), runner_pid=os.getpid(),
                 sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
                 missing_sensors=[dataclasses.asdict(m) for m in detection.missing],
             ))
+            if self.changes:
+                self.emit(ev.Notice(level="warning", message="resumed with a changed profile ("
+                                    + "; ".join(self.changes) + "); the earlier one is kept as "
+                                    "profile.before-resume-N.yaml"))
             for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
             context = forkserver_context()
             self._idle_baseline()
             for spec in self.specs:
+                self.guard.check()
                 if spec is not self.specs[0]:
                     self._pause(self.profile.protocol.cooldown_s)
                 if self.stop_requested:
                     self._end_run(spec, "skipped", "session stopped before this run")
                     continue
+                reason = self._known_to_fail(spec)
+                if reason:
+                    self._end_run(spec, "skipped", reason)
+                    continue
                 self._run_one(context, spec)
+            self.guard.check()
             if self.stop_requested:
                 status, message = "stopped", "stopped on request"
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted"
+        except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
+            status, message = "failed", str(exc)
         except Exception as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             raise
@@ -133,15 +204,38 @@ class Runner:
                 self.sampler.stop()
                 for sensor in self.sampler.sensors:
                     sensor.close()
-            self.emit(ev.SessionFinished(status=status, message=message, **self.counts))
-            self._write_info(status=status)
-            self.writer.close()
+            self._finish_session(status, message)
             for sig, handler in previous.items():
                 signal.signal(sig, handler)
-        return SessionOutcome(self.path, status, **self.counts, message=message)
+        if self.guard.error and status != "failed":
+            status, message = "failed", str(self.guard.error)
+        return self._outcome(status, message)
+
+    def _finish_session(self, status: str, message: str) -> None:
+        """The last records, written even when the disk is full: the reserve is freed first."""
+        if self.guard.error:
+            self.guard.release_reserve()
+            if status != "failed":
+                status, message = "failed", str(self.guard.error)
+        self.emit(ev.SessionFinished(status=status, message=message, **self.counts))
+        self.guard.write("session.json", lambda: self._write_info(status=status))
+        try:
+            self.writer.close()
+        except OSError as exc:  # buffered samples that found no room
+            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc)}",
+                  file=sys.stderr)
+        self.guard.release_reserve()
+        if self.guard.error:
+            print(f"error: {message}", file=sys.stderr)
+
+    def _outcome(self, status: str, message: str, refused: bool = False) -> SessionOutcome:
+        return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
+                              self.counts["failed"], message, refused)
 
     def emit(self, event: ev.Event) -> None:
-        self.writer.append_event(event)
+        events = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes: retry that)
+        self.guard.write("events.jsonl", lambda: self.writer.append_event(event),
+                    retry=events.flush, keep=event.to_json)
         if self.on_event:
             self.on_event(event)
 
@@ -161,9 +255,16 @@ class Runner:
         offset = self._mono_to_wall
 
         def write_samples(samples) -> None:
-            self.writer.append_samples(
-                (s.t + offset, s.sensor, s.power_w, s.energy_j) for s in samples
-            )
+            if self._samples_broken:
+                return  # the figures come from the sampler's memory: the run goes on
+            try:
+                self.writer.append_samples(
+                    (s.t + offset, s.sensor, s.power_w, s.energy_j) for s in samples
+                )
+            except OSError as exc:
+                self._samples_broken = True
+                if self.guard.error is None:
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
 
         # History covers a whole run, so both edges of any window are still there at its end.
         self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
@@ -199,6 +300,8 @@ class Runner:
         info.update({
             "session_id": self.path.name,
             "profile_name": self.profile.name,
+            "device": self.device or self.profile.device,
+            "model_refs": [m.resolved_ref for m in self.profile.models],
             "status": status,
             "runner_pid": os.getpid(),
             "total_runs": len(self.specs),
@@ -221,8 +324,12 @@ class Runner:
             spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
         gpus_at_start = gpu_snapshots(self.sensor_infos)
         spawn_t = time.monotonic()
-        process, parent_conn = start_worker(context, worker_spec,
-                                            self.writer.run_dir(spec.run_id), self.path / "cache")
+        self._phase, self._reported_error = None, False
+        try:
+            run_dir = self.writer.run_dir(spec.run_id)
+        except OSError as exc:
+            raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id, exc) from None
+        process, parent_conn = start_worker(context, worker_spec, run_dir, self.path / "cache")
         self._worker = process
         self.emit(ev.RunStarted(
             run_id=spec.run_id, index=spec.index, total=len(self.specs),
@@ -241,6 +348,25 @@ class Runner:
             self._finish_run(spec, result, windows, timings, gpus)
         else:
             self._end_run(spec, status, outcome)
+            if status == "failed":
+                self._remember_failure(spec, outcome)
+
+    def _remember_failure(self, spec: RunSpec, reason: str) -> None:
+        """A model that could not load is not tried again for every variant (an unreachable
+        hub id costs its retries once); a worker that found the disk full ends the session.
+        Deaths and timeouts are not remembered: the next run may well get through."""
+        if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
+            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
+        if self._reported_error and self._phase in (None, "loading"):  # it never loaded
+            self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
+
+    def _known_to_fail(self, spec: RunSpec) -> str | None:
+        """Why this run is skipped without starting it, after an earlier run of its model."""
+        loading = self._unloadable.get(model_key(spec))
+        if loading:
+            return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
+                    f"session ({loading})")
+        return None
 
     def _follow_worker(self, spec: RunSpec, process, conn) -> tuple[RunStatus, Any]:
         """Relay the worker's phases and measure its windows until it ends.
@@ -271,6 +397,7 @@ class Runner:
                 continue
             kind, payload = message
             if kind == "phase":
+                self._phase = payload.get("phase")
                 edge = payload.pop("edge", None)
                 if edge == "start":
                     sampler.read_now()
@@ -288,6 +415,7 @@ class Runner:
             elif kind == "skip":
                 return "skipped", payload["reason"]
             elif kind == "error":
+                self._reported_error = True
                 return "failed", payload["reason"]
 
     def _window_energies(self, windows: list[CpuLoadWindow]) -> list[WindowEnergy]:
@@ -339,10 +467,17 @@ class Runner:
     def _end_run(self, spec: RunSpec, status: RunStatus, reason: str) -> None:
         record = self._record(spec, status=status, reason=reason)
         self.counts[status] += 1
-        self.writer.record_run(record)
-        write_json(self.writer.run_dir(spec.run_id) / "result.json", record.as_dict())
+        self._keep_record(record)
+        self.guard.write(f"runs/{spec.run_id}/result.json", lambda: write_json(
+            self.writer.run_dir(spec.run_id) / "result.json", record.as_dict()))
         event = ev.RunSkipped if status == "skipped" else ev.RunFailed
         self.emit(event(run_id=spec.run_id, reason=reason))
+
+    def _keep_record(self, record: RunRecord) -> None:
+        """The run's row in runs.csv: written first, retried with the reserve freed, and
+        printed whole to stderr (runner.log) when even that finds no room."""
+        self.guard.write("runs.csv", lambda: self.writer.record_run(record),
+                    keep=lambda: json.dumps(record.as_dict(), default=str))
 
     def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
                     timings_s: dict[str, float], gpus: dict[str, Any]) -> None:
@@ -366,15 +501,19 @@ class Runner:
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             warnings=result.warnings + figures.warnings,
         )
-        self.writer.write_latencies(spec.run_id, result.latencies_ms)
-        self.writer.write_result(record, figures, result, {
-            "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
-            "timings_s": timings_s,
-            "carbon_intensity": dataclasses.asdict(self.intensity),
-            "gpus": gpus,
-        })
+        # details first, the row last (a view that sees the row finds them); on a full disk the
+        # first failure frees the reserve, and the row is retried or printed, never lost
+        self.guard.write(f"runs/{spec.run_id}/latency.csv",
+                    lambda: self.writer.write_latencies(spec.run_id, result.latencies_ms))
+        self.guard.write(f"runs/{spec.run_id}/result.json", lambda: self.writer.write_result(
+            record, figures, result, {
+                "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
+                "timings_s": timings_s,
+                "carbon_intensity": dataclasses.asdict(self.intensity),
+                "gpus": gpus,
+            }))
         self.counts["finished"] += 1
-        self.writer.record_run(record)
+        self._keep_record(record)
         if figures.energy_fault:
             self.emit(ev.Notice(level="error", run_id=spec.run_id,
                                 message=f"{spec.run_id}: energy not trustworthy: "

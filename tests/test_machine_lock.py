@@ -12,7 +12,6 @@ from energy_console.core.profile import load_profile
 from energy_console.core.runner import Runner
 
 from tests.session_helpers import (
-    read_events,
     start_cli_session,
     wait_for_first_warmup,
     write_profile,
@@ -64,7 +63,9 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
                         tmp_path / "second").run()
         assert second.status == "failed" and second.finished == 0
         assert str(tmp_path / "first") in second.message
-        assert read_events(tmp_path / "second")[-1]["status"] == "failed"
+        assert second.refused
+        # nothing left behind: `report` and `attach` would take it for the newest session
+        assert not (tmp_path / "second").exists()
         running.wait(timeout=120)
     finally:
         running.kill()

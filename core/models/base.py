@@ -71,6 +71,15 @@ class ModelSource(Protocol):
         """The model's task where known before loading it; None to learn it from its config."""
         ...
 
+    def preflight(self, entry: ModelEntry) -> str | None:
+        """Why the entry cannot load, found without loading it (cheap: no torch); or None.
+        `energy-console run` asks before the session starts."""
+        ...
+
+    def config_task(self, entry: ModelEntry) -> str | None:
+        """The task its config names, where the config can be read without loading; or None."""
+        ...
+
     def load(self, entry: ModelEntry, device: str) -> LoadedModel: ...
 
 

@@ -176,6 +176,12 @@ class DemoSource:
         demo = DEMO_MODELS.get(ref)
         return demo.task if demo else None
 
+    def preflight(self, entry) -> str | None:
+        return self.check_ref(entry.ref)
+
+    def config_task(self, entry) -> str | None:
+        return self.known_task(entry.ref)
+
     def load(self, entry, device: str) -> LoadedModel:
         import torch
 
