@@ -6,7 +6,9 @@ results/<UTC timestamp>_<profile name>/
   events.jsonl        append-only, one event per line, flushed per event
   samples.csv         t (unix s), sensor, watts, joules (cumulative since session start)
   runs.csv            one row per ended run, rewritten atomically after each
-  control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line)
+  control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line;
+                      anything else is ignored with a notice, and so is a control that is no
+                      regular file)
   runner.log          the runner's own output
   runs/<run id>/      result.json, latency.csv, worker.log
 """
@@ -15,10 +17,13 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
+import re
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +39,39 @@ def default_results_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
+# A file name every file system takes and no shell or tool misreads: it never starts with a dot
+# or a dash, holds no separator, NUL, space or control character, and fits NAME_MAX (255 bytes).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
+MAX_NAME_BYTES = 200  # leaves room under NAME_MAX (255) for ".NAME.tmp" beside it
+HASH_CHARS = 8
+
+
+def name_hash(text: str) -> str:
+    """A short stable hash of text (any str, lone surrogates included)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
+
+
+def safe_name(text: str, fallback: str = "x", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """text as one safe path component: unchanged where it already is one, else a readable slug
+    plus a short hash of text (so two names that slug alike stay apart). Never empty, never `.`
+    or `..`, no `/` or NUL, at most max_bytes bytes of ASCII."""
+    if SAFE_NAME.fullmatch(text) and len(text) <= max_bytes:
+        return text
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", ascii_text, flags=re.ASCII)
+    slug = slug.lstrip("._+-") or fallback
+    slug = slug[:max_bytes - HASH_CHARS - 1].rstrip("._+-") or fallback
+    return f"{slug}-{name_hash(text)}"
+
+
+def is_safe_name(name: str) -> bool:
+    return bool(SAFE_NAME.fullmatch(name)) and len(name) <= MAX_NAME_BYTES
+
+
 def session_dir_name(profile_name: str, when: float | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when or time.time()))
-    return f"{stamp}_{profile_name}"
+    return f"{stamp}_{safe_name(profile_name, fallback='session')}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -84,8 +119,19 @@ class SessionWriter:
         self._samples.flush()
 
     def run_dir(self, run_id: str) -> Path:
+        """runs/<run_id>/, created; refused unless it is one safe name that resolves inside the
+        session directory (run ids come from core.plan, which makes them so)."""
+        if not is_safe_name(run_id):
+            raise ValueError(f"run id {run_id!r} is not a safe folder name (letters, digits, "
+                             f". _ + -, up to {MAX_NAME_BYTES} bytes); build run ids with "
+                             "core.plan.expand, which makes them so")
         path = self.runs_path / run_id
-        path.mkdir(parents=True, exist_ok=True)
+        runs = self.runs_path.resolve()
+        if not runs.is_relative_to(self.path.resolve()) or path.resolve().parent != runs:
+            raise ValueError(f"{path} resolves to {path.resolve()}, outside the session "
+                             f"directory {self.path.resolve()}; remove the link that points "
+                             "out of it")
+        path.mkdir(exist_ok=True)
         return path
 
     def record_run(self, record: RunRecord) -> None:
