@@ -3,6 +3,7 @@ marked when within noise, and the study's answers (Pareto front, repeats needed)
 
 from __future__ import annotations
 
+import csv
 import io
 
 from energy_console.core.compare import Change, changes_vs_baseline, repeats_to_resolve
@@ -124,6 +125,10 @@ def format_report(session) -> str:
     # squeezed into unreadable columns.
     console = Console(width=10_000, file=io.StringIO())
     console.width = max(console.measure(table).maximum, 80)
+    problems = getattr(session, "problems", ())  # what in the session's files did not read
+    if problems:
+        console.print("Problems reading this session (the rest is shown):",
+                      *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False)
     console.print(table)
     if not_finished:
         console.print("Skipped and failed runs:", *not_finished, sep="\n")
@@ -144,7 +149,7 @@ def format_report(session) -> str:
         console.print("Runs whose energy is not trustworthy (a sensor failed or stood still):",
                       *faulty, sep="\n")
     if any(r.finished for r in records):
-        front = pareto_front(runs_frame(session.path))
+        front = pareto_front(records_frame(records))  # the rows that read
         console.print("Pareto front (no other run of the same model and input has both lower "
                       "energy per inference and better quality):")
         for _, run in front.iterrows():
@@ -177,6 +182,22 @@ def runs_frame(session_dir):
     """A session's runs.csv as a pandas DataFrame with numeric columns typed (for notebooks)."""
     import pandas as pd
     frame = pd.read_csv(session_dir / "runs.csv", dtype=str, keep_default_na=False)
+    for column in NUMERIC_COLUMNS:
+        if column in frame:
+            frame[column] = pd.to_numeric(frame[column], errors="coerce")
+    return frame
+
+
+def records_frame(records):
+    """RunRecords as runs_frame reads them from runs.csv (for rows already read and checked)."""
+    import pandas as pd
+    from energy_console.core.records import RUN_COLUMNS
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    writer.writerow(RUN_COLUMNS)
+    writer.writerows(r.csv_cells() for r in records)
+    buffer.seek(0)
+    frame = pd.read_csv(buffer, dtype=str, keep_default_na=False)
     for column in NUMERIC_COLUMNS:
         if column in frame:
             frame[column] = pd.to_numeric(frame[column], errors="coerce")

@@ -175,27 +175,85 @@ class SessionWriter:
 # --------------------------------------------------------------------------------------- reading
 
 
-def read_events(path: Path) -> list[Event]:
+def read_events(path: Path, problems: list[str] | None = None) -> list[Event]:
+    """events.jsonl as typed events. Lines that do not read (not UTF-8, cut short, from a newer
+    version) are left out; where `problems` is given, what was left out is added to it."""
     file = path / "events.jsonl"
-    if not file.exists():
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
         return []
-    events = []
-    for line in file.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                events.append(event_from_json(line))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line being written right now, or from a newer version
+    except OSError as exc:
+        _problem(problems, f"{file} cannot be read ({exc.strerror}); no events are shown")
+        return []
+    events, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            events.append(event_from_json(raw.decode("utf-8")))
+        except Exception as exc:  # noqa: BLE001 - any broken line is left out, the rest reads
+            bad.append(f"line {number}: {_line_problem(exc)}")
+    if bad:
+        _problem(problems, f"{file.name}: {len(bad)} line(s) unreadable and left out "
+                 f"({'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''})")
     return events
 
 
-def read_runs(path: Path) -> list[RunRecord]:
-    """runs.csv as typed records (a one-line `pandas.read_csv` reads it too)."""
+def read_runs(path: Path, problems: list[str] | None = None) -> list[RunRecord]:
+    """runs.csv as typed records (a one-line `pandas.read_csv` reads it too). Rows that do not
+    read (cut short, bad values) are left out; where `problems` is given, it says which."""
     file = path / "runs.csv"
-    if not file.exists():
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
         return []
-    with file.open(newline="", encoding="utf-8") as f:
-        return [RunRecord.from_dict(row) for row in csv.DictReader(f)]
+    except OSError as exc:
+        _problem(problems, f"{file} cannot be read ({exc.strerror}); runs are shown from "
+                 "events.jsonl")
+        return []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        _problem(problems, f"{file.name}: bytes that are not UTF-8 at byte {exc.start} "
+                 "(shown as \N{REPLACEMENT CHARACTER})")
+    records, bad = [], []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if None in row or None in row.values():  # more or fewer cells than the header
+                cells = sum(v is not None for k, v in row.items() if k is not None)
+                cells += len(row.get(None) or ())  # type: ignore[call-overload]
+                bad.append(f"line {reader.line_num}: {cells} of "
+                           f"{len(reader.fieldnames or ())} cells (cut short?)")
+                continue
+            try:
+                records.append(RunRecord.from_dict(row))
+            except Exception as exc:  # noqa: BLE001 - a bad row is left out, the rest reads
+                bad.append(f"line {reader.line_num}: {type(exc).__name__}: {exc}"[:200])
+    except csv.Error as exc:
+        bad.append(f"line {reader.line_num}: {exc}")
+    if bad:
+        _problem(problems, f"{file.name}: {len(bad)} row(s) unreadable and left out "
+                 f"({'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}); runs that finished "
+                 "still show from events.jsonl")
+    return records
+
+
+def _line_problem(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at column {exc.colno}; cut short?)"
+    if isinstance(exc, KeyError):
+        return f"unknown kind {exc} (written by a newer version?)"
+    return f"{type(exc).__name__}: {exc}"[:160]
+
+
+def _problem(problems: list[str] | None, message: str) -> None:
+    if problems is not None:
+        problems.append(message)
 
 
 def list_sessions(results_root: Path) -> list[Path]:
