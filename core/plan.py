@@ -2,12 +2,12 @@
 
 A run id names a folder (results/<session>/runs/<run id>/), so it is always one safe file name
 (core.results.safe_name): a normal name keeps its exact id, one that had to change (`hf: '/'`,
-`..`, spaces, unicode, 300 characters) or that collides with another model's gets a short hash.
+`..`, spaces, unicode, 300 characters) gets a short hash, and models whose names collide are
+numbered (model-1, model-2) without ever giving two of them one number.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from dataclasses import dataclass
 
@@ -16,7 +16,7 @@ from energy_console.core.models import source_for
 from energy_console.core.models.base import input_family
 from energy_console.core.profile import ModelEntry, Profile, ProtocolSettings
 from energy_console.core.records import input_label
-from energy_console.core.results import name_hash, safe_name
+from energy_console.core.results import safe_name
 
 MAX_MODEL_NAME_BYTES = 100  # the model's part of a run id; the id as a whole fits MAX_NAME_BYTES
 
@@ -85,23 +85,21 @@ def expand(
 
 def _unique_short_names(models) -> list[str]:
     """One safe, distinct name per model entry (compared without case: some file systems fold
-    it). A name that is safe and unique stays as it is; names that collide get a hash of the
-    entry (source, ref, task, dataset), and entries listed twice alike a hash of their place too."""
+    it). A name that is safe and unique stays as it is; names that collide are numbered in order
+    (model-1, model-2), skipping any number another model's name already holds."""
     names = [safe_name(m.short_name, fallback="model", max_bytes=MAX_MODEL_NAME_BYTES)
              for m in models]
     counts = Counter(n.casefold() for n in names)
     taken = {n.casefold() for n in names if counts[n.casefold()] == 1}
+    seen: Counter[str] = Counter()
     out = []
-    for entry, name in zip(models, names, strict=True):
+    for name in names:
         if counts[name.casefold()] > 1:
-            key = json.dumps([entry.source, entry.ref, entry.task, entry.dataset,
-                              entry.trust_remote_code], sort_keys=True, default=str)
-            stem = name[:MAX_MODEL_NAME_BYTES - 10]
-            unique, attempt = f"{stem}-{name_hash(key)}", 0
-            while unique.casefold() in taken:
-                attempt += 1
-                unique = f"{stem}-{name_hash(f'{key}#{attempt}')}"
-            name = unique
+            seen[name.casefold()] += 1
+            number = seen[name.casefold()]
+            while f"{name}-{number}".casefold() in taken:
+                number += 1
+            name = f"{name}-{number}"
         taken.add(name.casefold())
         out.append(name)
     return out
