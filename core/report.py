@@ -128,7 +128,8 @@ def format_report(session) -> str:
     problems = getattr(session, "problems", ())  # what in the session's files did not read
     if problems:
         console.print("Problems reading this session (the rest is shown):",
-                      *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False)
+                      *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
+                      soft_wrap=True)
     console.print(table)
     if not_finished:
         console.print("Skipped and failed runs:", *not_finished, sep="\n")
