@@ -32,21 +32,35 @@ from energy_console.core.events import (
     event_from_json,
 )
 from energy_console.core.records import RunRecord, input_label
-from energy_console.core.results import read_runs
+from energy_console.core.results import _line_problem, read_runs
 
 TRACE_SECONDS = 60.0  # how much history a sparkline shows
 AVERAGE_SECONDS = 30.0
 READ_CHUNK_BYTES = 1 << 20  # bounded reads keep memory flat when attaching to a long session
+MAX_LINE_BYTES = 1 << 20  # no event or sample line is near this long: longer ones are junk
 LOG_LINES = 200
 
 
 class FileTail:
-    """Complete lines appended to a file since the last read; a partial last line waits."""
+    """Complete lines appended to a file since the last read; a partial last line waits.
+
+    A line that is not UTF-8 is decoded with replacement characters and counted in
+    `not_utf8`; a line over MAX_LINE_BYTES is dropped and counted in `too_long`, so a file with
+    no newline never grows the partial line without bound. `lines` counts every line so far."""
 
     def __init__(self, path: Path):
         self.path = path
         self._offset = 0
         self._partial = b""
+        self._dropping = False  # inside a line that is too long: drop up to its newline
+        self.lines = 0
+        self.not_utf8: list[int] = []  # line numbers (the first few)
+        self.too_long: list[int] = []
+
+    @property
+    def partial_bytes(self) -> int:
+        """Bytes of a last line without its newline (cut short, or still being written)."""
+        return len(self._partial)
 
     def read_lines(self, max_bytes: int = READ_CHUNK_BYTES) -> tuple[list[str], bool]:
         """(new complete lines, whether more data is already waiting)."""
@@ -55,15 +69,42 @@ class FileTail:
                 f.seek(self._offset)
                 data = f.read(max_bytes)
                 more = bool(data) and f.read(1) != b""
-        except FileNotFoundError:
+        except (FileNotFoundError, IsADirectoryError, PermissionError):
             return [], False
         self._offset += len(data)
         complete, newline, rest = (self._partial + data).rpartition(b"\n")
         if not newline:
-            self._partial = rest
+            self._keep_partial(rest)
             return [], more
-        self._partial = rest
-        return complete.decode("utf-8", errors="replace").splitlines(), more
+        raw = complete.split(b"\n")
+        if self._dropping:  # the end of a line already counted as too long
+            raw.pop(0)
+            self._dropping = False
+        self._keep_partial(rest)
+        lines = []
+        for item in raw:
+            self.lines += 1
+            try:
+                lines.append(item.decode("utf-8"))
+            except UnicodeDecodeError:
+                _note(self.not_utf8, self.lines)
+                lines.append(item.decode("utf-8", errors="replace"))
+        return lines, more
+
+    def _keep_partial(self, rest: bytes) -> None:
+        if self._dropping:
+            self._partial = b""
+        elif len(rest) > MAX_LINE_BYTES:
+            self.lines += 1
+            _note(self.too_long, self.lines)
+            self._partial, self._dropping = b"", True
+        else:
+            self._partial = rest
+
+
+def _note(numbers: list[int], number: int) -> None:
+    if len(numbers) < 3:
+        numbers.append(number)
 
 
 @dataclass(frozen=True)
@@ -107,6 +148,7 @@ class LiveSnapshot:
     log_total: int = 0  # lines ever logged: a view shows the last log_total - shown of `log`
     message: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)  # session.json
+    problems: tuple[str, ...] = ()  # what in the session's files could not be read, and the fix
 
     @property
     def ended_runs(self) -> int:
@@ -186,6 +228,16 @@ class SessionModel:
         self.csv_records: list[RunRecord] = []
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.log_total = 0
+        self.problems: dict[str, str] = {}  # by file: what could not be read
+
+    def set_problem(self, key: str, message: str | None) -> None:
+        """Record (or, with None, clear) what is wrong with one file; new ones go to the log too,
+        so the live view shows them."""
+        if message is None:
+            self.problems.pop(key, None)
+        elif self.problems.get(key) != message:
+            self.problems[key] = message
+            self._log(f"problem: {message}")
 
     # ---------------------------------------------------------------- input
     def add_event(self, event: Event) -> None:
@@ -235,20 +287,24 @@ class SessionModel:
         self.log.append(line)
         self.log_total += 1
 
-    def add_sample_line(self, line: str) -> None:
+    def add_sample_line(self, line: str) -> bool:
+        """Fold one samples.csv row in; False when it does not read (it is left out)."""
         parts = line.split(",")
-        if len(parts) != 4 or parts[0] == "t":
-            return
+        if parts[0] == "t" or not line.strip():
+            return True
+        if len(parts) != 4:
+            return False
         try:
             t = float(parts[0])
             watts = float(parts[2]) if parts[2] else None
             joules = float(parts[3]) if parts[3] else None
         except ValueError:
-            return
+            return False
         trace = self.traces.get(parts[1])
         if trace is None:
             trace = self.traces[parts[1]] = SensorTrace(parts[1])
         trace.add(t, watts, joules)
+        return True
 
     # ---------------------------------------------------------------- output
     def snapshot(self, now: float, runner_alive: bool | None) -> LiveSnapshot:
@@ -277,6 +333,7 @@ class SessionModel:
             log_total=self.log_total,
             message=self.message,
             info=dict(self.info),
+            problems=tuple(self.problems.values()),
         )
 
     def _status(self, runner_alive: bool | None) -> str:
@@ -338,7 +395,10 @@ def process_alive(pid: int | None) -> bool | None:
 
 
 class SessionReader:
-    """Reads what is new in a session directory into a SessionModel (no thread, no UI)."""
+    """Reads what is new in a session directory into a SessionModel (no thread, no UI).
+
+    A file that does not read (not UTF-8, cut short, broken JSON, missing) never stops it: what
+    reads is shown, and snapshot().problems says what was left out and why."""
 
     def __init__(self, path: Path):
         self.path = Path(path)
@@ -347,43 +407,129 @@ class SessionReader:
         self._samples = FileTail(self.path / "samples.csv")
         self._runs_stamp: tuple[int, int] | None = None
         self._info_stamp: tuple[int, int] | None = None
+        self._bad_events: list[str] = []
+        self._bad_event_count = 0
+        self._bad_sample_lines: list[int] = []
+        self._bad_sample_count = 0
 
     def read_some(self) -> bool:
         """Read one bounded chunk of each file; True when more is already waiting."""
         self._read_info()
         lines, more_events = self._events.read_lines()
-        for line in lines:
+        first = self._events.lines - len(lines) + 1
+        for number, line in enumerate(lines, start=first):
             if line.strip():
                 try:
                     self.model.add_event(event_from_json(line))
-                except (ValueError, KeyError, TypeError):
-                    continue  # a newer event kind or a broken line: the rest still reads
+                except Exception as exc:  # noqa: BLE001 - a broken line: the rest still reads
+                    self._bad_event_count += 1
+                    if len(self._bad_events) < 3:
+                        self._bad_events.append(f"line {number}: {_line_problem(exc)}")
         lines, more_samples = self._samples.read_lines()
-        for line in lines:
-            self.model.add_sample_line(line)
+        first = self._samples.lines - len(lines) + 1
+        for number, line in enumerate(lines, start=first):
+            if not self.model.add_sample_line(line):
+                self._bad_sample_count += 1
+                _note(self._bad_sample_lines, number)
         self._read_runs()
-        return more_events or more_samples
+        self._note_line_problems()
+        more = more_events or more_samples
+        if not more and (self.model.finished_status or self.snapshot().status == "runner gone"):
+            self.finish()  # nothing more will come: say what is missing or cut short
+        return more
 
     def snapshot(self) -> LiveSnapshot:
-        return self.model.snapshot(time.time(), process_alive(self.model.info.get("runner_pid")))
+        pid = _as_pid(self.model.info.get("runner_pid"))
+        return self.model.snapshot(time.time(), process_alive(pid))
+
+    def finish(self) -> None:
+        """After the last read of an ended session: what is missing or cut short at the end."""
+        model, path = self.model, self.path
+        for tail in (self._events, self._samples):
+            if tail.partial_bytes:
+                model.set_problem(f"{tail.path.name} end", (
+                    f"{tail.path.name}: the last line is cut short ({tail.partial_bytes} bytes "
+                    "without a newline; the runner stopped mid-write?) and is left out"))
+        started = model.started_t is not None
+        if not (path / "events.jsonl").is_file():
+            model.set_problem("events.jsonl missing", (
+                "events.jsonl is missing: progress, notices and reasons are unknown; runs are "
+                "shown from runs.csv"))
+        if started and not (path / "session.json").is_file():
+            model.set_problem("session.json", (
+                "session.json is missing: host, library versions and idle power are unknown"))
+        if started and not (path / "samples.csv").is_file():
+            model.set_problem("samples.csv missing", (
+                "samples.csv is missing: no power traces (energy figures are in runs.csv)"))
+        if model.event_records and not (path / "runs.csv").is_file():
+            model.set_problem("runs.csv", (
+                "runs.csv is missing: finished runs are shown from events.jsonl; rerun "
+                f"`energy-console run --resume {path}` to write it again"))
+
+    def _note_line_problems(self) -> None:
+        for tail, count, where, what in (
+            (self._events, self._bad_event_count, self._bad_events, "line"),
+            (self._samples, self._bad_sample_count,
+             [f"line {n}" for n in self._bad_sample_lines], "row"),
+        ):
+            parts = []
+            if count:
+                parts.append(f"{count} {what}(s) unreadable and left out ("
+                             f"{'; '.join(where)}{'; ...' if count > len(where) else ''})")
+            if tail.not_utf8:
+                parts.append("bytes that are not UTF-8 at line(s) "
+                             + ", ".join(map(str, tail.not_utf8)))
+            if tail.too_long:
+                parts.append(f"line(s) over {MAX_LINE_BYTES} bytes dropped: "
+                             + ", ".join(map(str, tail.too_long)))
+            if parts:
+                self.model.set_problem(tail.path.name, f"{tail.path.name}: " + "; ".join(parts))
 
     def _read_info(self) -> None:
-        stamp = _stamp(self.path / "session.json")
+        file = self.path / "session.json"
+        stamp = _stamp(file)
         if stamp is None or stamp == self._info_stamp:
             return
+        self._info_stamp = stamp  # written atomically: what is there is what there is
         try:
-            info = json.loads((self.path / "session.json").read_text(encoding="utf-8"))
-        except (OSError, ValueError):
-            return  # being replaced right now; read it next time
-        self._info_stamp = stamp
+            info = json.loads(file.read_bytes().decode("utf-8"))
+            if not isinstance(info, dict):
+                raise ValueError(f"a JSON {type(info).__name__}, not an object")
+        except (OSError, ValueError) as exc:
+            reason = _line_problem(exc) if isinstance(exc, ValueError) else exc.strerror
+            self.model.set_problem("session.json", (
+                f"session.json does not read ({reason}): host, library versions and idle power "
+                "are unknown; the rest of the session is shown"))
+            return
+        wrong = [key for key, kind in INFO_TYPES.items()
+                 if key in info and info[key] is not None and not isinstance(info[key], kind)]
+        for key in wrong:
+            del info[key]
+        if isinstance(info.get("sensors"), list):
+            info["sensors"] = [s for s in info["sensors"] if isinstance(s, dict)]
+        self.model.set_problem("session.json", (
+            f"session.json: {', '.join(wrong)} of the wrong type, left out") if wrong else None)
         self.model.info.update(info)
-        self.model.total_runs = max(self.model.total_runs, int(info.get("total_runs") or 0))
+        self.model.total_runs = max(self.model.total_runs, info.get("total_runs") or 0)
 
     def _read_runs(self) -> None:
         stamp = _stamp(self.path / "runs.csv")
         if stamp is not None and stamp != self._runs_stamp:
             self._runs_stamp = stamp
-            self.model.csv_records = read_runs(self.path)
+            problems: list[str] = []
+            self.model.csv_records = read_runs(self.path, problems)
+            self.model.set_problem("runs.csv", "; ".join(problems) or None)
+
+
+# session.json keys the views use, and the type each must have to be used
+INFO_TYPES: dict[str, type | tuple[type, ...]] = {
+    "sensors": list, "idle_power_w": dict, "runner_pid": int, "total_runs": int,
+    "started_at": (int, float), "ended_at": (int, float), "status": str,
+}
+
+
+def _as_pid(value: Any) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
 
 
 def _stamp(path: Path) -> tuple[int, int] | None:
@@ -402,4 +548,5 @@ def read_session(path: Path) -> LiveSnapshot:
     reader = SessionReader(path)
     while reader.read_some():
         pass
+    reader.finish()
     return reader.snapshot()

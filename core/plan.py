@@ -1,7 +1,14 @@
-"""Expanding a profile into runs: model × input size × technique, with stable readable ids."""
+"""Expanding a profile into runs: model × input size × technique, with stable readable ids.
+
+A run id names a folder (results/<session>/runs/<run id>/), so it is always one safe file name
+(core.results.safe_name): a normal name keeps its exact id, one that had to change (`hf: '/'`,
+`..`, spaces, unicode, 300 characters) gets a short hash, and models whose names collide are
+numbered (model-1, model-2) without ever giving two of them one number.
+"""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Set
 from dataclasses import dataclass
 
@@ -10,6 +17,9 @@ from energy_console.core.models import source_for
 from energy_console.core.models.base import input_family
 from energy_console.core.profile import ModelEntry, Profile, ProtocolSettings
 from energy_console.core.records import input_label
+from energy_console.core.results import safe_name
+
+MAX_MODEL_NAME_BYTES = 100  # the model's part of a run id; the id as a whole fits MAX_NAME_BYTES
 
 
 @dataclass(frozen=True)
@@ -41,11 +51,15 @@ def expand(
     """Every run of the profile, grouped by model and input size with the baseline first.
 
     Models whose task is unknown until loading (hub/local without `task:`) are sized as text
-    models. Runs whose id is in `done` (finished in an earlier session) are left out.
+    models. Runs whose id is in `done` (finished in an earlier session) are left out. A batch
+    size or input size listed twice is one run (the first place it is listed), so no two runs
+    share an id and no two writers one folder.
     """
     device = device or profile.device
     specs: list[RunSpec] = []
-    techniques = sorted(profile.techniques, key=lambda t: not t.is_baseline)
+    seen: set[str] = set()
+    techniques = sorted({t.slug: t for t in profile.techniques}.values(),
+                        key=lambda t: not t.is_baseline)
     names = _unique_short_names(profile.models)
     for entry, name in zip(profile.models, names, strict=True):
         task = model_task(entry)
@@ -53,15 +67,16 @@ def expand(
         sizes = (
             profile.inputs.resolutions if family == "image" else profile.inputs.sequence_lengths
         )
-        for batch_size in profile.inputs.batch_sizes:
-            for size in sizes:
+        for batch_size in dict.fromkeys(profile.inputs.batch_sizes):
+            for size in dict.fromkeys(sizes):
                 for technique in techniques:
                     seq_len = size if family == "text" else None
                     resolution = size if family == "image" else None
                     slug = input_label(batch_size, seq_len, resolution)
-                    run_id = f"{name}__{technique.slug}__{slug}"
-                    if run_id in done:
+                    run_id = safe_name(f"{name}__{technique.slug}__{slug}", fallback="run")
+                    if run_id in done or run_id in seen:
                         continue
+                    seen.add(run_id)
                     specs.append(
                         RunSpec(run_id, len(specs), entry, task, technique, device, batch_size,
                                 seq_len, resolution, profile.protocol)
@@ -70,8 +85,22 @@ def expand(
 
 
 def _unique_short_names(models) -> list[str]:
-    names = [m.short_name for m in models]
+    """One safe, distinct name per model entry (compared without case: some file systems fold
+    it). A name that is safe and unique stays as it is; names that collide are numbered in order
+    (model-1, model-2), skipping any number another model's name already holds."""
+    names = [safe_name(m.short_name, fallback="model", max_bytes=MAX_MODEL_NAME_BYTES)
+             for m in models]
+    counts = Counter(n.casefold() for n in names)
+    taken = {n.casefold() for n in names if counts[n.casefold()] == 1}
+    seen: Counter[str] = Counter()
     out = []
-    for i, name in enumerate(names):
-        out.append(name if names.count(name) == 1 else f"{name}-{names[:i + 1].count(name)}")
+    for name in names:
+        if counts[name.casefold()] > 1:
+            seen[name.casefold()] += 1
+            number = seen[name.casefold()]
+            while f"{name}-{number}".casefold() in taken:
+                number += 1
+            name = f"{name}-{number}"
+        taken.add(name.casefold())
+        out.append(name)
     return out

@@ -6,7 +6,9 @@ results/<UTC timestamp>_<profile name>/
   events.jsonl        append-only, one event per line, flushed per event
   samples.csv         t (unix s), sensor, watts, joules (cumulative since session start)
   runs.csv            one row per ended run, rewritten atomically after each
-  control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line)
+  control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line;
+                      anything else is ignored with a notice, and so is a control that is no
+                      regular file)
   runner.log          the runner's own output
   runs/<run id>/      result.json, latency.csv, worker.log
 """
@@ -15,10 +17,14 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import hashlib
 import io
 import json
 import os
+import re
+import stat
 import time
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -34,9 +40,39 @@ def default_results_root() -> Path:
     return Path(os.environ.get(RESULTS_ENV) or "results")
 
 
+# A file name every file system takes and no shell or tool misreads: it never starts with a dot
+# or a dash, holds no separator, NUL, space or control character, and fits NAME_MAX (255 bytes).
+SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._+-]*", re.ASCII)
+MAX_NAME_BYTES = 200  # leaves room under NAME_MAX (255) for ".NAME.tmp" beside it
+HASH_CHARS = 8
+
+
+def name_hash(text: str) -> str:
+    """A short stable hash of text (any str, lone surrogates included)."""
+    data = text.encode("utf-8", "surrogatepass")
+    return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
+
+
+def safe_name(text: str, fallback: str = "x", max_bytes: int = MAX_NAME_BYTES) -> str:
+    """text as one safe path component: unchanged where it already is one, else a readable slug
+    plus a short hash of text (so two names that slug alike stay apart). Never empty, never `.`
+    or `..`, no `/` or NUL, at most max_bytes bytes of ASCII."""
+    if SAFE_NAME.fullmatch(text) and len(text) <= max_bytes:
+        return text
+    ascii_text = unicodedata.normalize("NFKD", text).encode("ascii", "ignore").decode("ascii")
+    slug = re.sub(r"[^A-Za-z0-9._+-]+", "-", ascii_text, flags=re.ASCII)
+    slug = slug.lstrip("._+-") or fallback
+    slug = slug[:max_bytes - HASH_CHARS - 1].rstrip("._+-") or fallback
+    return f"{slug}-{name_hash(text)}"
+
+
+def is_safe_name(name: str) -> bool:
+    return bool(SAFE_NAME.fullmatch(name)) and len(name) <= MAX_NAME_BYTES
+
+
 def session_dir_name(profile_name: str, when: float | None = None) -> str:
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime(when or time.time()))
-    return f"{stamp}_{profile_name}"
+    return f"{stamp}_{safe_name(profile_name, fallback='session')}"
 
 
 def atomic_write_text(path: Path, text: str) -> None:
@@ -88,8 +124,19 @@ class SessionWriter:
         self._samples.flush()
 
     def run_dir(self, run_id: str) -> Path:
+        """runs/<run_id>/, created; refused unless it is one safe name that resolves inside the
+        session directory (run ids come from core.plan, which makes them so)."""
+        if not is_safe_name(run_id):
+            raise ValueError(f"run id {run_id!r} is not a safe folder name (letters, digits, "
+                             f". _ + -, up to {MAX_NAME_BYTES} bytes); build run ids with "
+                             "core.plan.expand, which makes them so")
         path = self.runs_path / run_id
-        path.mkdir(parents=True, exist_ok=True)
+        runs = self.runs_path.resolve()
+        if not runs.is_relative_to(self.path.resolve()) or path.resolve().parent != runs:
+            raise ValueError(f"{path} resolves to {path.resolve()}, outside the session "
+                             f"directory {self.path.resolve()}; remove the link that points "
+                             "out of it")
+        path.mkdir(exist_ok=True)
         return path
 
     def record_run(self, record: RunRecord) -> None:
@@ -132,27 +179,85 @@ class SessionWriter:
 # --------------------------------------------------------------------------------------- reading
 
 
-def read_events(path: Path) -> list[Event]:
+def read_events(path: Path, problems: list[str] | None = None) -> list[Event]:
+    """events.jsonl as typed events. Lines that do not read (not UTF-8, cut short, from a newer
+    version) are left out; where `problems` is given, what was left out is added to it."""
     file = path / "events.jsonl"
-    if not file.exists():
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
         return []
-    events = []
-    for line in file.read_text(encoding="utf-8").splitlines():
-        if line.strip():
-            try:
-                events.append(event_from_json(line))
-            except (ValueError, KeyError, TypeError):
-                continue  # a line being written right now, or from a newer version
+    except OSError as exc:
+        _problem(problems, f"{file} cannot be read ({exc.strerror}); no events are shown")
+        return []
+    events, bad = [], []
+    for number, raw in enumerate(data.split(b"\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            events.append(event_from_json(raw.decode("utf-8")))
+        except Exception as exc:  # noqa: BLE001 - any broken line is left out, the rest reads
+            bad.append(f"line {number}: {_line_problem(exc)}")
+    if bad:
+        _problem(problems, f"{file.name}: {len(bad)} line(s) unreadable and left out "
+                 f"({'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''})")
     return events
 
 
-def read_runs(path: Path) -> list[RunRecord]:
-    """runs.csv as typed records (a one-line `pandas.read_csv` reads it too)."""
+def read_runs(path: Path, problems: list[str] | None = None) -> list[RunRecord]:
+    """runs.csv as typed records (a one-line `pandas.read_csv` reads it too). Rows that do not
+    read (cut short, bad values) are left out; where `problems` is given, it says which."""
     file = path / "runs.csv"
-    if not file.exists():
+    try:
+        data = file.read_bytes()
+    except FileNotFoundError:
         return []
-    with file.open(newline="", encoding="utf-8") as f:
-        return [RunRecord.from_dict(row) for row in csv.DictReader(f)]
+    except OSError as exc:
+        _problem(problems, f"{file} cannot be read ({exc.strerror}); runs are shown from "
+                 "events.jsonl")
+        return []
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        text = data.decode("utf-8", errors="replace")
+        _problem(problems, f"{file.name}: bytes that are not UTF-8 at byte {exc.start} "
+                 "(shown as \N{REPLACEMENT CHARACTER})")
+    records, bad = [], []
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    try:
+        for row in reader:
+            if None in row or None in row.values():  # more or fewer cells than the header
+                cells = sum(v is not None for k, v in row.items() if k is not None)
+                cells += len(row.get(None) or ())
+                bad.append(f"line {reader.line_num}: {cells} of "
+                           f"{len(reader.fieldnames or ())} cells (cut short?)")
+                continue
+            try:
+                records.append(RunRecord.from_dict(row))
+            except Exception as exc:  # noqa: BLE001 - a bad row is left out, the rest reads
+                bad.append(f"line {reader.line_num}: {type(exc).__name__}: {exc}"[:200])
+    except csv.Error as exc:
+        bad.append(f"line {reader.line_num}: {exc}")
+    if bad:
+        _problem(problems, f"{file.name}: {len(bad)} row(s) unreadable and left out "
+                 f"({'; '.join(bad[:3])}{'; ...' if len(bad) > 3 else ''}); runs that finished "
+                 "still show from events.jsonl")
+    return records
+
+
+def _line_problem(exc: Exception) -> str:
+    if isinstance(exc, UnicodeDecodeError):
+        return "not UTF-8 text"
+    if isinstance(exc, json.JSONDecodeError):
+        return f"not JSON ({exc.msg} at column {exc.colno}; cut short?)"
+    if isinstance(exc, KeyError):
+        return f"unknown kind {exc} (written by a newer version?)"
+    return f"{type(exc).__name__}: {exc}"[:160]
+
+
+def _problem(problems: list[str] | None, message: str) -> None:
+    if problems is not None:
+        problems.append(message)
 
 
 def list_sessions(results_root: Path) -> list[Path]:
@@ -170,29 +275,166 @@ def newest_session(results_root: Path) -> Path | None:
 # --------------------------------------------------------------------------------------- control
 
 
+CONTROL_READ_BYTES = 64 * 1024  # at most this much of the control file per poll
+CONTROL_LINE_BYTES = 1024  # longer lines are junk: no command is that long
+CONTROL_NOTICE_EVERY_S = 10.0  # ignored input is reported at most this often
+
+
 def send_control(path: Path, command: str) -> None:
     """Ask the runner of a session to `stop` or `cancel RUN_ID` (it polls the control file)."""
     with (path / "control").open("a", encoding="utf-8") as f:
         f.write(command.strip() + "\n")
 
 
+class ControlCommand(str):
+    """One line of the control file, checked: `action` is "stop", "cancel" (with `run_id`, the
+    exact id of the run to cancel) or "ignored" (then `reason` says what was wrong and what to
+    write instead). It is the line itself as a str."""
+
+    action: str
+    run_id: str | None
+    reason: str
+
+    @classmethod
+    def parse(cls, line: str) -> ControlCommand:
+        command = cls(line)
+        command.run_id, command.reason = None, ""
+        verb, space, target = line.partition(" ")
+        if line == "stop":
+            command.action = "stop"
+        elif verb == "cancel" and space and is_safe_name(target):
+            command.action, command.run_id = "cancel", target
+        else:
+            command.action = "ignored"
+            command.reason = (f"ignored {line[:80]!r} in the control file; it takes `stop` or "
+                              "`cancel RUN_ID` (the exact id), one per line")
+        return command
+
+    @classmethod
+    def ignored(cls, reason: str) -> ControlCommand:
+        command = cls("")
+        command.action, command.run_id, command.reason = "ignored", None, reason
+        return command
+
+
 class ControlReader:
-    """The runner's side of the control file: new commands since the last poll."""
+    """The runner's side of the control file: new commands since the last poll.
+
+    The file sits in a directory others may write to, and the runner reads it for hours: it is
+    opened without following links and without blocking (a FIFO in its place neither hangs the
+    runner nor is read), anything but a regular file is ignored, each poll reads a bounded
+    chunk, and lines that are not exactly a command (binary junk, invalid UTF-8, "cancelled")
+    are ignored. What was ignored comes back as one "ignored" command at most every
+    CONTROL_NOTICE_EVERY_S, for the runner to log.
+    """
 
     def __init__(self, path: Path):
         self.file = path / "control"
-        self._offset = self.file.stat().st_size if self.file.exists() else 0
+        self._identity: tuple[int, int] | None = None
+        self._offset = 0
+        self._skipping = False  # inside an over-long line: drop bytes up to its newline
+        self._ignored: list[str] = []
+        self._ignored_count = 0
+        self._last_notice = -CONTROL_NOTICE_EVERY_S
+        self._refused_kind: str | None = None
+        self._read(initial=True)  # commands written before the runner started are old news
 
-    def poll(self) -> Iterator[str]:
-        if not self.file.exists():
-            return
-        with self.file.open(encoding="utf-8") as f:
-            f.seek(self._offset)
-            data = f.read()
-        complete, _, _ = data.rpartition("\n")
-        if not complete:
-            return
-        self._offset += len(complete.encode("utf-8")) + 1
-        for line in complete.splitlines():
-            if line.strip():
-                yield line.strip()
+    def poll(self) -> Iterator[ControlCommand]:
+        lines = self._read()
+        for line in lines:
+            command = ControlCommand.parse(line)
+            if command.action == "ignored":
+                self._ignore(command.reason)
+            else:
+                yield command
+        notice = self._notice()
+        if notice is not None:
+            yield notice
+
+    # -------------------------------------------------------------- reading
+    def _read(self, initial: bool = False) -> list[str]:
+        try:
+            fd = os.open(self.file, os.O_RDONLY | os.O_NONBLOCK | os.O_NOFOLLOW | os.O_CLOEXEC
+                         | getattr(os, "O_NOCTTY", 0))
+        except FileNotFoundError:
+            self._identity, self._refused_kind = None, None
+            return []
+        except OSError as exc:  # a symbolic link (ELOOP), no permission, ...
+            self._refuse(f"cannot be opened ({exc.strerror})")
+            return []
+        try:
+            info = os.fstat(fd)
+            if not stat.S_ISREG(info.st_mode):
+                self._refuse("is not a regular file")
+                return []
+            self._refused_kind = None
+            identity = (info.st_dev, info.st_ino)
+            if identity != self._identity or info.st_size < self._offset:
+                # a new or truncated file: its commands are new (unless the runner just started)
+                self._identity, self._skipping = identity, False
+                self._offset = info.st_size if initial else 0
+            if initial or info.st_size <= self._offset:
+                return []
+            data = os.pread(fd, CONTROL_READ_BYTES, self._offset)
+        finally:
+            os.close(fd)
+        return self._lines(data)
+
+    def _lines(self, data: bytes) -> list[str]:
+        complete, newline, rest = data.rpartition(b"\n")
+        if not newline:  # no complete line yet
+            if len(data) > CONTROL_LINE_BYTES or (self._skipping and data):
+                self._offset += len(data)  # a line too long to be a command: drop it
+                self._skip_started()
+            return []
+        self._offset += len(complete) + 1
+        raw = complete.split(b"\n")
+        if self._skipping:  # the tail of an over-long line
+            raw.pop(0)
+            self._skipping = False
+        lines = []
+        for item in raw:
+            item = item.removesuffix(b"\r")
+            if len(item) > CONTROL_LINE_BYTES:
+                self._ignore(f"ignored a line of {len(item)} bytes in the control file; it "
+                             "takes `stop` or `cancel RUN_ID`, one per line")
+                continue
+            try:
+                text = item.decode("utf-8").strip()
+            except UnicodeDecodeError:
+                self._ignore("ignored a line of the control file that is not UTF-8 text; it "
+                             "takes `stop` or `cancel RUN_ID`, one per line")
+                continue
+            if text:
+                lines.append(text)
+        if len(rest) > CONTROL_LINE_BYTES:  # the start of an over-long line
+            self._offset += len(rest)
+            self._skip_started()
+        return lines
+
+    def _skip_started(self) -> None:
+        if not self._skipping:
+            self._ignore(f"ignored a line of over {CONTROL_LINE_BYTES} bytes in the control "
+                         "file; it takes `stop` or `cancel RUN_ID`, one per line")
+        self._skipping = True
+
+    # -------------------------------------------------------------- reporting
+    def _refuse(self, what: str) -> None:
+        if self._refused_kind != what:  # once per kind of trouble, not every poll
+            self._refused_kind = what
+            self._ignore(f"{self.file} {what}, so it is ignored; remove it (rm {self.file}) and "
+                         "send commands with the console or `echo stop >> FILE`")
+
+    def _ignore(self, reason: str) -> None:
+        self._ignored_count += 1
+        if len(self._ignored) < 3:
+            self._ignored.append(reason)
+
+    def _notice(self) -> ControlCommand | None:
+        now = time.monotonic()
+        if not self._ignored_count or now - self._last_notice < CONTROL_NOTICE_EVERY_S:
+            return None
+        more = self._ignored_count - len(self._ignored)
+        reason = "; ".join(self._ignored) + (f" (and {more} more)" if more > 0 else "")
+        self._ignored, self._ignored_count, self._last_notice = [], 0, now
+        return ControlCommand.ignored(reason)

@@ -444,13 +444,16 @@ class Runner:
 
     def _poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the current run is cancelled."""
-        for command in self.control.poll():
-            if command == "stop":
+        cancelled = None
+        for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
+            if command.action == "stop":
                 self.stop_requested = True
-            elif command.startswith("cancel") and run_id:
-                target = command.partition(" ")[2].strip()
-                if not target or target == run_id:
-                    return "cancelled by the user"
+            elif command.action == "cancel" and run_id and command.run_id == run_id:
+                cancelled = "cancelled by the user"
+            elif command.action == "ignored":
+                self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
+        if cancelled:
+            return cancelled
         if self.stop_requested and run_id:
             return "session stopped during this run"
         return None

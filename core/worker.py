@@ -39,6 +39,8 @@ from energy_console.core.size import measure_size  # noqa: E402
 
 def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> None:
     """Process target. Never raises: every outcome is one message on the pipe."""
+    with contextlib.suppress(OSError):  # its own process group: the runner stops all it starts
+        os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the runner's to act on
     _redirect_output(Path(run_dir) / "worker.log")
     _die_with_runner(runner_pid)

@@ -6,9 +6,11 @@ so each run starts in a clean process without paying the imports again.
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
+import time
 from pathlib import Path
 from typing import Any
 
@@ -41,14 +43,75 @@ def start_worker(context: Any, spec: Any, run_dir: Path, cache_dir: Path) -> tup
 
 
 def stop_worker(process: Any) -> None:
-    """SIGTERM, then SIGKILL after a grace period."""
-    if process is None or not process.is_alive():
+    """Stop the worker and every process it started: SIGTERM to its process group (each worker
+    leads its own, see worker_entry), SIGKILL after a grace period, then SIGKILL to what is left
+    of the group (a tokenizer or thread-pool helper the worker started), and wait for it."""
+    if process is None or process.pid is None:
         return
-    process.terminate()
-    process.join(KILL_GRACE_S)
+    pid = process.pid
     if process.is_alive():
-        process.kill()
+        _signal_worker(process, signal.SIGTERM)
         process.join(KILL_GRACE_S)
+        if process.is_alive():
+            _signal_worker(process, signal.SIGKILL)
+            process.join(KILL_GRACE_S)
+    _kill_group(pid)
+
+
+def _signal_worker(process: Any, sig: int) -> None:
+    """sig to the worker's group where it leads one (it may not yet, just started), else to it."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, sig)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of an ended worker's group, and wait (a little) until it is gone.
+    Once its leader is gone a group id can be reused only by a new process leading a new group:
+    where a live process holds that id, the group is not the worker's any more, and is left."""
+    if _running(pgid):
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _group_members(pgid):
+            return
+        time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """Whether pid names a process that is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in the group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
 
 
 def death_reason(exitcode: int | None) -> str:
