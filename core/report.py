@@ -170,11 +170,14 @@ def format_report(session, width: int = 120) -> str:
 
     out = io.StringIO()
     console = Console(width=width, file=out)
-    for problem in getattr(session, "problems", ()):
-        console.print(f"problem: {problem}", markup=False)
+    problems = getattr(session, "problems", ())  # what in the session's files did not read
+    if problems:
+        console.print("Problems reading this session (the rest is shown):",
+                      *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
+                      soft_wrap=True)
     console.print(runs_table(session, width))
     for line in report_notes(list(session.runs)):
-        console.print(line, markup=False, soft_wrap=False)
+        console.print(line, markup=False, highlight=False)
     return out.getvalue()
 
 
