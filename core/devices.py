@@ -18,7 +18,7 @@ class Device:
     memory_bytes: int | None = None  # a GPU's total memory, where NVML gives it
 
 
-AUTO = Device("auto", "a GPU where the technique runs on one, else the CPU")
+AUTO = Device("auto", "cuda:0 where torch sees a GPU, else the CPU")  # as the worker resolves it
 CPU = Device("cpu", "the CPU")
 
 
