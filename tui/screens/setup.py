@@ -79,8 +79,8 @@ class SetupScreen(Screen):
     ]
     HELP = ("space ticks a model or technique\n"
             "d sets or clears the highlighted model's dataset (quality is measured on it)\n"
-            "Enter on a setting or a technique parameter edits it; on Device, lists this "
-            "machine's\n"
+            "Enter on a setting or a technique parameter edits it; on Device it lists this "
+            "machine's devices\n"
             "c adds a chain (techniques applied in order, one run), or edits the highlighted one")
 
     def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None,
