@@ -9,6 +9,7 @@ import re
 from pathlib import Path
 
 import pytest
+import yaml
 from energy_console.core.profile import Profile, load_profile
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.setup import SetupScreen
@@ -229,3 +230,56 @@ async def test_a_chain_is_typed_added_and_edited_in_place(tmp_path):
         assert screen.profile.to_dict()["techniques"] == [
             "baseline", {"chain": ["bf16", "dynamic-int8"]}]
         assert "2 runs" in summary(screen)
+
+
+async def set_dataset(pilot, row: str, path: str) -> None:
+    """Through the UI: highlight the model row `row`, press d, type `path`, Enter."""
+    screen = pilot.app.screen
+    models = screen.query_one("#models", SelectionList)
+    models.focus()
+    models.highlighted = models.get_option_index(row)
+    await pilot.press("d")
+    await wait_for(pilot, lambda: pilot.app.screen.query("#answer"), "the dataset dialog")
+    await pilot.press("ctrl+u", *path, "enter")
+    await wait_for(pilot, lambda: pilot.app.screen is screen, "the dataset dialog to close")
+
+
+async def test_a_dataset_set_in_the_console_is_saved_as_the_profile_format_has_it(tmp_path):
+    """Set on a demo model and a hub model, saved, reopened from the file and saved again:
+    `dataset: {path: ...}` under each model, as the README's Profiles section writes it."""
+    (tmp_path / "written").mkdir()
+    source = tmp_path / "written" / "tricky.yaml"
+    source.write_text(TRICKY, encoding="utf-8")
+    saved_dir = tmp_path / "saved"
+    csv_path = ROOT / "data" / "sentiment-mini.csv"
+    text_path = ROOT / "data" / "text-mini.txt"
+    app = EnergyConsoleApp(load_profile(source), results_root=tmp_path / "results",
+                           profiles_dir=saved_dir, profile_path=source)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.profile is not None, "the profile")
+        await set_dataset(pilot, "demo/tiny-gpt2-random", str(text_path))
+        await set_dataset(pilot, "org/some-model (text-classification) · data: "
+                                 "sentiment-mini.csv", str(csv_path))
+        saved = await save_through_the_ui(pilot, saved_dir, "with-data")
+
+    document = yaml.safe_load((saved_dir / "with-data.yaml").read_text(encoding="utf-8"))
+    assert document["models"] == [
+        {"demo": "demo/tiny-gpt2-random", "dataset": {"path": str(text_path)}},
+        {"hf": "org/some-model", "task": "text-classification",
+         "dataset": {"path": str(csv_path)}},
+        "demo/tiny-bert-random"]
+    assert saved.models[0].dataset == {"path": str(text_path)}
+
+    app = EnergyConsoleApp(saved, results_root=tmp_path / "results", profiles_dir=saved_dir,
+                           profile_path=saved_dir / "with-data.yaml")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await wait_for(pilot, lambda: screen.profile is not None, "the saved profile")
+        assert "with-data.yaml" in str(screen.query_one("#title", Static).render())
+        assert semantic(screen.profile) == semantic(saved)
+        await set_dataset(pilot, "demo/tiny-gpt2-random · data: text-mini.txt", "")
+        again = await save_through_the_ui(pilot, saved_dir, "with-data")
+    assert again.models[0].dataset is None and again.models[0].ref == "demo/tiny-gpt2-random"
+    assert semantic(again).keys() == semantic(saved).keys()
+    assert again.models[1:] == saved.models[1:]

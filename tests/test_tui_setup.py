@@ -3,16 +3,22 @@ session started from it and followed, cancelled and stopped through the live vie
 
 from __future__ import annotations
 
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 from energy_console.core.profile import load_profile
 from energy_console.core.results import read_events, read_runs
 from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.main import main as console_main
 from energy_console.tui.screens.live import LiveScreen
 from energy_console.tui.screens.setup import SetupScreen
 from energy_console.tui.widgets.runs_table import RunsTable
 from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, Sparkline, Static
+
+from tests.fakes import pynvml as fake_nvml
+from tests.fakes.pynvml import FakeGpu
 
 FAST = {"idle_seconds": "0.5", "warmup": "1", "min_window_s": "0.2", "repeats": "2"}
 
@@ -238,3 +244,224 @@ async def test_techniques_the_chosen_device_cannot_run_are_shown_disabled_with_w
         await pilot.press("space")
         await pilot.pause()
         assert "sparse-2:4" not in techniques.selected
+
+
+# ---------------------------------------------------------------- datasets, devices, default
+
+DATA = Path(__file__).resolve().parent.parent / "data"
+
+
+async def _ask_dataset(pilot, row: str):
+    """Highlight the model row `row` and open its dataset dialog; returns the dialog's input."""
+    screen = pilot.app.screen
+    models = screen.query_one("#models", SelectionList)
+    models.focus()
+    models.highlighted = models.get_option_index(row)
+    await pilot.press("d")
+    await _until(pilot, lambda: pilot.app.screen.query("#answer"), "the dataset dialog")
+    return pilot.app.screen.query_one("#answer", Input)
+
+
+async def _answer(pilot, text: str) -> str:
+    """Submit `text` in the open dialog; returns the problem it shows ("" once it closes)."""
+    dialog = pilot.app.screen
+    dialog.query_one("#answer", Input).value = text
+    await pilot.press("enter")
+    await _until(pilot, lambda: pilot.app.screen is not dialog or str(
+        dialog.query_one("#problem", Label).render()), "an answer to the dialog")
+    return "" if pilot.app.screen is not dialog else str(
+        dialog.query_one("#problem", Label).render())
+
+
+async def test_a_model_dataset_is_set_from_its_row_checked_as_typed_and_cleared(tmp_path):
+    headless = tmp_path / "no-label.csv"
+    headless.write_text("text\nhello\n", encoding="utf-8")
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: screen.profile is not None, "the first count")
+        answer = await _ask_dataset(pilot, "demo/tiny-bert-random")
+        assert answer.value == ""
+        assert "a CSV with text,label columns" in str(app.screen.query(Label).last().render())
+
+        problem = await _answer(pilot, str(tmp_path / "nothing.csv"))
+        assert "does not exist" in problem and "fix" in problem
+        problem = await _answer(pilot, str(DATA / "text-mini.txt"))
+        assert "text-classification needs a CSV with text,label columns" in problem
+        problem = await _answer(pilot, str(headless))
+        assert "missing: label" in problem and "add a header row" in problem
+        assert await _answer(pilot, str(DATA / "sentiment-mini.csv")) == ""
+
+        models = screen.query_one("#models", SelectionList)
+        row = "demo/tiny-bert-random · data: sentiment-mini.csv"
+        assert row in models.selected and models.highlighted == models.get_option_index(row)
+        (model,) = screen.profile.models
+        assert model.dataset == {"path": str(DATA / "sentiment-mini.csv")}
+
+        answer = await _ask_dataset(pilot, row)
+        assert answer.value == str(DATA / "sentiment-mini.csv")
+        assert await _answer(pilot, "") == ""
+        assert models.selected == ["demo/tiny-bert-random"]
+        assert screen.profile.to_dict()["models"] == ["demo/tiny-bert-random"]
+        assert models.option_count == 4  # the demo models, once each
+
+
+async def test_an_image_dataset_path_keeps_its_label_map(tmp_path):
+    root = Path(__file__).resolve().parent.parent
+    app = EnergyConsoleApp(load_profile(root / "profiles" / "default.yaml"),
+                           results_root=tmp_path / "results", profiles_dir=tmp_path / "p")
+    images = tmp_path / "images"
+    (images / "cat").mkdir(parents=True)
+    shutil.copy(DATA / "images-mini" / "ring" / "ring-0.ppm", images / "cat" / "a.ppm")
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: screen.profile is not None, "the profile")
+        await _ask_dataset(pilot, "demo/tiny-resnet-random · data: images-mini")
+        assert "holds no images" in await _answer(pilot, str(tmp_path))
+        assert await _answer(pilot, str(images)) == ""
+        resnet = screen.profile.models[2]
+        assert resnet.dataset == {"path": str(images), "label_map": str(
+            DATA / "images-mini" / "label_map.json")}
+
+
+async def test_the_device_picker_lists_this_machines_gpus_and_rechecks_techniques(
+        tmp_path, monkeypatch):
+    fake_nvml.configure(gpus=[FakeGpu(), FakeGpu(name="NVIDIA L4", memory_total_bytes=24 << 30)])
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        settings = screen.query_one("#settings", DataTable)
+        settings.focus()
+        settings.move_cursor(row=settings.get_row_index("device"))
+        await pilot.press("enter")
+        await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
+        choices = app.screen.query_one("#choices", OptionList)
+        assert [o.id for o in choices.options] == ["auto", "cpu", "cuda:0", "cuda:1", "…"]
+        assert "NVIDIA L4, 24 GiB" in str(choices.get_option("cuda:1").prompt)
+        assert choices.highlighted == 0  # the current one: auto
+        await pilot.press("down", "down", "down", "enter")
+        await _until(pilot, lambda: app.screen is screen, "the picker to close")
+        assert screen.fields["device"] == "cuda:1" and screen.profile.device == "cuda:1"
+        techniques = screen.query_one("#techniques", SelectionList)
+        assert not techniques.get_option("sparse-2:4").disabled
+        assert techniques.get_option("static-int8").disabled
+
+        # a device typed for another machine
+        await pilot.press("enter")
+        await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
+        await pilot.press("end", "enter")
+        await _until(pilot, lambda: app.screen.query("#answer"), "the device prompt")
+        assert await _answer(pilot, "cuda:7") == ""
+        assert screen.profile.device == "cuda:7"
+        await pilot.press("enter")
+        await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
+        choices = app.screen.query_one("#choices", OptionList)
+        assert "not found on this machine" in str(choices.get_option("cuda:7").prompt)
+        assert choices.highlighted == choices.get_option_index("cuda:7")
+
+
+async def test_without_a_gpu_the_device_picker_offers_auto_and_cpu(tmp_path):
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        screen.choose_device()
+        await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
+        choices = app.screen.query_one("#choices", OptionList)
+        assert [o.id for o in choices.options] == ["auto", "cpu", "…"]
+        await pilot.press("down", "enter")
+        await _until(pilot, lambda: app.screen is screen, "the picker to close")
+        assert screen.profile.device == "cpu"
+        assert screen.query_one("#techniques", SelectionList).get_option("sparse-2:4").disabled
+
+
+def _bare_launch(monkeypatch, folder: Path) -> EnergyConsoleApp:
+    """The app `energy-console` with no argument builds in `folder` (not run)."""
+    built: list[EnergyConsoleApp] = []
+    monkeypatch.chdir(folder)
+    monkeypatch.setattr(EnergyConsoleApp, "run", lambda self, *a, **k: built.append(self))
+    assert console_main([]) == 0
+    (app,) = built
+    return app
+
+
+def _title(screen) -> str:
+    return str(screen.query_one("#title", Static).render())
+
+
+async def test_the_console_alone_opens_the_default_profile_and_says_so(tmp_path, monkeypatch):
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(root / "profiles" / "default.yaml", tmp_path / "profiles" / "default.yaml")
+    app = _bare_launch(monkeypatch, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: "12 runs" in _summary(screen), "the default's run count")
+        assert "profile profiles/default.yaml" in _title(screen)
+        assert screen.profile.name == "default"
+        assert len(screen.query_one("#models", SelectionList).selected) == 4
+
+
+async def test_the_console_alone_without_a_default_profile_opens_a_new_selection(
+        tmp_path, monkeypatch):
+    app = _bare_launch(monkeypatch, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: screen.profile is not None, "the first count")
+        assert _title(screen).endswith("choose what to measure")
+        assert screen.query_one("#models", SelectionList).selected == ["demo/tiny-bert-random"]
+
+
+async def test_a_broken_default_profile_is_reported_and_the_console_opens(tmp_path, monkeypatch):
+    (tmp_path / "profiles").mkdir()
+    (tmp_path / "profiles" / "default.yaml").write_text("name: default\nprotocol:\n  repeats: 0\n")
+    app = _bare_launch(monkeypatch, tmp_path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: any("default.yaml" in n.message
+                                        for n in app._notifications), "the problem")
+        assert _title(screen).endswith("choose what to measure")
+        assert screen.profile is not None and screen.profile.name == "console"
+
+
+async def test_opening_and_saving_a_profile_name_it_in_the_title(tmp_path):
+    profiles = tmp_path / "profiles"
+    app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=profiles)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await pilot.press("ctrl+s")
+        await _until(pilot, lambda: app.screen.query("#answer"), "the name prompt")
+        assert await _answer(pilot, "mine") == ""
+        await _until(pilot, lambda: "mine.yaml" in _title(screen), "the saved profile's name")
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+async def test_the_setup_screen_and_its_dialogs_fit_the_terminal(tmp_path, monkeypatch, size):
+    root = Path(__file__).resolve().parent.parent
+    app = EnergyConsoleApp(load_profile(root / "profiles" / "default.yaml"),
+                           results_root=tmp_path / "results", profiles_dir=tmp_path / "p",
+                           profile_path=root / "profiles" / "default.yaml")
+
+    def on_screen(*selectors: str, whole: bool = True) -> None:
+        """Shown, and inside the screen (`whole`) or partly in view (in a column that scrolls)."""
+        region = app.screen.region
+        for selector in selectors:
+            widget = app.screen.query_one(selector)
+            assert widget.display and widget.region.area > 0, f"{selector} not shown at {size}"
+            inside = region.contains_region(widget.region) if whole else bool(
+                widget.region.intersection(region).area)
+            assert inside, f"{selector} outside the screen at {size}"
+
+    async with app.run_test(size=size) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: "12 runs" in _summary(screen), "the run count")
+        on_screen("#title", "#models", "#settings", "#summary", "#actions")
+        on_screen("#techniques", whole=False)  # the left column scrolls at 80×24
+        await _ask_dataset(pilot, "demo/tiny-bert-random · data: sentiment-mini.csv")
+        on_screen("#answer", "#problem")
+        await pilot.press("escape")
+        await _until(pilot, lambda: app.screen is screen, "the dialog to close")
+        screen.choose_device()
+        await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
+        on_screen("#choices")

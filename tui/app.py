@@ -12,13 +12,15 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
-from energy_console.core.profile import ProfileError, load_profile
+from energy_console.core.profile import Profile, ProfileError, load_profile
 from energy_console.core.results import default_results_root, list_sessions, send_control
 from energy_console.tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
 from energy_console.tui.screens.setup import SetupScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+
+DEFAULT_PROFILE = "default.yaml"  # in the profiles folder: what `energy-console` alone shows
 
 if TYPE_CHECKING:
     from energy_console.tui.screens.live import LiveScreen
@@ -33,9 +35,14 @@ class EnergyConsoleApp(App):
     ]
 
     def __init__(self, profile=None, attach: Path | None = None,
-                 results_root: Path | None = None, profiles_dir: Path | None = None):
+                 results_root: Path | None = None, profiles_dir: Path | None = None,
+                 profile_path: Path | None = None, open_default: bool = False):
+        """`profile_path`: the file `profile` was read from; `open_default`: with no profile,
+        show profiles_dir/default.yaml where it exists (what `energy-console` alone does)."""
         super().__init__()
         self.initial_profile = profile
+        self.profile_path = profile_path
+        self.open_default = open_default
         self.attach = attach
         self.results_root = results_root or default_results_root()
         self.profiles_dir = profiles_dir or Path("profiles")
@@ -45,9 +52,12 @@ class EnergyConsoleApp(App):
             from energy_console.tui.screens.live import LiveScreen
 
             self.push_screen(LiveScreen(self.attach))
-        else:
-            self.push_screen(SetupScreen(self.profiles_dir, self.results_root,
-                                         self.initial_profile))
+            return
+        profile, path, problem = self.initial_profile, self.profile_path, None
+        if profile is None and self.open_default:
+            profile, path, problem = _default_profile(self.profiles_dir)
+        self.push_screen(SetupScreen(self.profiles_dir, self.results_root, profile,
+                                     source=path, problem=problem))
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "narrow")
@@ -109,6 +119,20 @@ class EnergyConsoleApp(App):
                                 screen.action_cancel_run)
 
 
+def _default_profile(profiles_dir: Path) -> tuple[Profile | None, Path | None, str | None]:
+    """(profile, its file, a problem) for profiles_dir/default.yaml: nothing where there is no
+    such file; the problem, and no profile, where it does not load (the console still opens)."""
+    path = profiles_dir / DEFAULT_PROFILE
+    if not path.is_file():
+        return None, None, None
+    try:
+        return load_profile(path), path, None
+    except ProfileError as exc:
+        return None, None, f"not opened: {exc}"
+    except (OSError, UnicodeDecodeError) as exc:
+        return None, None, f"not opened: {path} cannot be read: {exc}"
+
+
 def _is_live(screen: Screen) -> TypeGuard[LiveScreen]:
     from energy_console.tui.screens.live import LiveScreen
 
@@ -117,7 +141,8 @@ def _is_live(screen: Screen) -> TypeGuard[LiveScreen]:
 
 def launch(profile_path: str | None = None, attach: Path | None = None,
            results_root: Path | None = None) -> int:
-    """Open the setup screen (with a profile loaded) or the live view of a session directory."""
+    """Open the setup screen (with a profile loaded; without one, profiles/default.yaml where it
+    exists) or the live view of a session directory."""
     profile = None
     if profile_path is not None:
         try:
@@ -129,6 +154,8 @@ def launch(profile_path: str | None = None, attach: Path | None = None,
         print(f"energy-console: {attach} is not a session directory (no events.jsonl); "
               "list sessions with `energy-console list sessions`", file=sys.stderr)
         return 2
-    app = EnergyConsoleApp(profile, Path(attach) if attach else None, results_root)
+    app = EnergyConsoleApp(profile, Path(attach) if attach else None, results_root,
+                           profile_path=Path(profile_path) if profile_path else None,
+                           open_default=profile_path is None)
     app.run()
     return app.return_code or 0

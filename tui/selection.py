@@ -13,6 +13,14 @@ from typing import Any
 import yaml
 from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
+from energy_console.core.datasets import (
+    IMAGE_EXTENSIONS,
+    DatasetError,
+    dataset_spec,
+    load_text_corpus,
+    read_csv,
+)
+from energy_console.core.devices import Device
 from energy_console.core.models import bare_string_source, source_for, sources
 from energy_console.core.plan import RunSpec
 from energy_console.core.profile import Profile, ProfileError, load_profile, parse_profile
@@ -170,6 +178,18 @@ def unavailable_reason(technique: Technique, device: str) -> str | None:
     return None
 
 
+def device_choices(devices: list[Device], current: str) -> list[tuple[str, str]]:
+    """(device, what it is) for the device picker: this machine's devices, and the current one
+    where it names none of them (a profile written for another machine keeps its device)."""
+    choices = [(d.name, d.description) for d in devices]
+    if current and current not in {name for name, _ in choices}:
+        gpus = [name for name, _ in choices if name.startswith("cuda:")]
+        what = ("cuda:0" if current == "cuda" and gpus else
+                "as the profile says; not found on this machine")
+        choices.append((current, what))
+    return choices
+
+
 def is_chain(entry: Any) -> bool:
     return isinstance(entry, dict) and set(entry) == {"chain"}
 
@@ -244,6 +264,94 @@ def model_label(entry: Any) -> str:
             data = f" · data: {Path(str(dataset)).name}" if dataset else ""
             return f"{entry[key]}{task}{data}"
     return str(entry)
+
+
+def model_task(entry: Any) -> str:
+    """The task of a model entry where it is known before loading (given, or a demo model's),
+    else ""."""
+    if isinstance(entry, dict):
+        ref = next((entry[key] for key in sources() if key in entry), None)
+        return entry.get("task") or (known_task(ref) if isinstance(ref, str) and
+                                     "demo" in entry else "")
+    return known_task(entry)
+
+
+def model_dataset_path(entry: Any) -> str:
+    """The path of a model entry's dataset, as the profile holds it, or ""."""
+    dataset = entry.get("dataset") if isinstance(entry, dict) else None
+    if isinstance(dataset, dict):
+        dataset = dataset.get("path")
+    return str(dataset) if dataset else ""
+
+
+def with_dataset(entry: Any, path: str) -> Any:
+    """The model entry with its dataset path set (made absolute, so the profile works from any
+    folder; max_samples and label_map kept) or, with a blank `path`, removed."""
+    if isinstance(entry, str):
+        if not path:
+            return entry
+        entry = {bare_string_source(entry): entry}
+    out = dict(entry)
+    dataset = out.pop("dataset", None)
+    if path:
+        kept = dataset if isinstance(dataset, dict) else {}
+        out["dataset"] = {**kept, "path": str(Path(path).expanduser().resolve())}
+    elif set(out) == {"demo"}:  # a demo model with nothing else is written as its bare name
+        return out["demo"]
+    return out
+
+
+DATASET_FORMATS = {  # what core.datasets reads for each task
+    "text-classification": "a CSV with text,label columns",
+    "image-classification": "a folder of class sub-folders of images, or a CSV with path,label "
+                            "columns",
+    "causal-lm": "a plain text file, or a CSV with a text column",
+}
+
+
+def dataset_problem(text: str, task: str, entry: Any = None) -> str | None:
+    """What is wrong with `text` as the dataset of a model with `task` (its format checked the
+    way core.datasets reads it, without loading the model), or None; blank removes it.
+
+    Labels are checked when the run starts: that needs the model's label names."""
+    if not text.strip():
+        return None
+    kept = entry.get("dataset") if isinstance(entry, dict) else None
+    raw = {**(kept if isinstance(kept, dict) else {}), "path": text.strip()}
+    try:
+        spec = dataset_spec(raw, Path.cwd())
+        path = spec.path
+        if task == "text-classification":
+            if path.suffix.lower() != ".csv":
+                raise DatasetError(f"{path}: text-classification needs "
+                                   f"{DATASET_FORMATS[task]}")
+            read_csv(path, ("text", "label"), task)
+        elif task == "image-classification":
+            if path.is_dir():
+                _image_folder_problem(path)
+            elif path.suffix.lower() == ".csv":
+                read_csv(path, ("path", "label"), task)
+            else:
+                raise DatasetError(f"{path}: image-classification needs "
+                                   f"{DATASET_FORMATS[task]}")
+        elif task == "causal-lm":
+            load_text_corpus(spec)
+    except DatasetError as exc:
+        return str(exc)
+    except OSError as exc:
+        return f"cannot read {text}: {exc.strerror or exc}; check the path and its permissions"
+    return None
+
+
+def _image_folder_problem(folder: Path) -> None:
+    """Raise DatasetError unless `folder` holds <class>/<image> (what core.datasets reads)."""
+    for sub in folder.iterdir():
+        if sub.is_dir() and not sub.name.startswith(".") and any(
+                f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in sub.iterdir()):
+            return
+    raise DatasetError(f"{folder} holds no images in class sub-folders; image-classification "
+                       "needs <folder>/<class>/<image> (extensions: "
+                       + " ".join(IMAGE_EXTENSIONS) + ")")
 
 
 @dataclass(frozen=True)

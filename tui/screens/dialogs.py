@@ -1,4 +1,5 @@
-"""Small modal screens: quit, help, ask for a value, add a model, pick a profile or a session."""
+"""Small modal screens: quit, help, ask for a value, choose one, add a model, pick a profile or a
+session."""
 
 from __future__ import annotations
 
@@ -169,3 +170,32 @@ class PickScreen(ModalScreen[Path | None]):
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.paths[int(event.option.id or 0)])
+
+
+class ChooseScreen(ModalScreen[str | None]):
+    """Choose one of `choices` ((value, what it is) pairs), the `current` one highlighted;
+    returns the value, or None when cancelled."""
+
+    BINDINGS = [Binding("escape", "dismiss(None)", "Cancel")]
+
+    def __init__(self, title: str, choices: list[tuple[str, str]], current: str,
+                 hint: str = "Enter chooses, escape cancels"):
+        super().__init__()
+        self.title_text, self.choices, self.current, self.hint = title, choices, current, hint
+
+    def compose(self) -> ComposeResult:
+        width = max(len(value) for value, _ in self.choices)
+        with Vertical(classes="dialog pick"):
+            yield Label(self.title_text, markup=False)
+            yield OptionList(*[Option(Content(f"{value:<{width}}  {what}"), id=value)
+                               for value, what in self.choices], id="choices")
+            yield Label(self.hint, classes="hint", markup=False)
+
+    def on_mount(self) -> None:
+        options = self.query_one(OptionList)
+        values = [value for value, _ in self.choices]
+        if self.current in values:
+            options.highlighted = values.index(self.current)
+
+    def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
+        self.dismiss(event.option.id)

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.compression import Param, Technique, parse_technique, techniques
+from energy_console.core.devices import list_devices
 from energy_console.core.launch import start_runner
 from energy_console.core.models.base import TASKS
 from energy_console.core.models.demo import DEMO_MODELS
@@ -21,22 +22,28 @@ from energy_console.core.profile import Profile, ProfileError, load_profile, sav
 from energy_console.core.results import session_dir_name
 from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys
-from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, PickScreen
+from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
 from energy_console.tui.selection import (
+    DATASET_FORMATS,
     PROTOCOL_FIELDS,
     FormValues,
     build_profile,
+    dataset_problem,
+    device_choices,
     estimate_duration_s,
     form_from_profile,
     is_chain,
     known_task,
+    model_dataset_path,
     model_entry,
     model_label,
+    model_task,
     read_saved_profiles,
     technique_entry,
     technique_from_text,
     technique_text,
     unavailable_reason,
+    with_dataset,
 )
 from energy_console.tui.widgets.field_table import FieldTable
 from energy_console.tui.widgets.tick_list import TickList
@@ -68,21 +75,31 @@ class SetupScreen(Screen):
         Binding("ctrl+e", "app.open_session", "Sessions", id="open_session"),
         Binding("a", "add_model", "Add model", id="add_model"),
         Binding("c", "chain", "Chain", id="chain"),
+        Binding("d", "dataset", "Dataset", id="dataset"),
     ]
     HELP = ("space ticks a model or technique\n"
-            "Enter on a setting or a technique parameter edits it\n"
+            "d sets or clears the highlighted model's dataset (quality is measured on it)\n"
+            "Enter on a setting or a technique parameter edits it; on Device it lists this "
+            "machine's devices\n"
             "c adds a chain (techniques applied in order, one run), or edits the highlighted one")
 
-    def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None):
+    def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None,
+                 source: Path | None = None, problem: str | None = None):
+        """`source`: the file `profile` was read from (the title names it); `problem`: what to
+        say first (a default profile that did not load, say)."""
         super().__init__()
         self.profiles_dir, self.results_root = profiles_dir, results_root
         default = FormValues(models=[next(iter(DEMO_MODELS))], techniques=["baseline"])
-        self.problem_at_start: str | None = None  # a profile given that the form cannot show
+        self.problem_at_start = problem  # also a profile given that the form cannot show
+        # what the form shows: a profile file, a profile's name, or None (a new selection)
+        self.loaded: str | None = _shown_path(source) if source else \
+            profile.name if profile else None
         try:
             initial = form_from_profile(profile) if profile else default
         except (ProfileError, ValueError, TypeError, KeyError) as exc:
             name = profile.name if profile else "?"
             self.problem_at_start = f"cannot show profile {name}: {exc}"
+            self.loaded = None
             initial = default
         self.model_entries: dict[str, Any] = {}  # list key (its label) -> profile model entry
         self.model_order: list[Any] = []  # entries in the order the profile lists them
@@ -98,10 +115,10 @@ class SetupScreen(Screen):
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
-        yield Static("energy-console · new session: choose what to measure", id="title")
+        yield Static(self._title(), id="title", markup=False)
         with Horizontal(id="columns"):
             with VerticalScroll(id="left", can_focus=False):
-                yield Label("Models (space ticks)", classes="section")
+                yield Label("Models (space ticks · d dataset)", classes="section")
                 yield TickList(*self._model_options([*DEMO_MODELS, *self.model_order],
                                                      self.model_order), id="models")
                 yield Label("Techniques", classes="section")
@@ -120,6 +137,15 @@ class SetupScreen(Screen):
         if self.problem_at_start:
             self.notify(self.problem_at_start, severity="error", timeout=10, markup=False)
         self.call_after_refresh(self._after_first_paint)
+
+    def _title(self) -> str:
+        if self.loaded is None:
+            return "energy-console · new session: choose what to measure"
+        return f"energy-console · new session · profile {self.loaded}"
+
+    def _show_loaded(self, loaded: str | None) -> None:
+        self.loaded = loaded
+        self.query_one("#title", Static).update(self._title())
 
     def _after_first_paint(self) -> None:
         """Models named in saved profiles (reads every profile) and the run count."""
@@ -152,9 +178,11 @@ class SetupScreen(Screen):
                 continue
             key = self._model_key(entry)
             self.model_entries[key] = entry
-            prompt = Content(f"{key}  {known_task(entry)}".rstrip())
-            options.append(Selection(prompt, key, entry in chosen, id=key))
+            options.append(Selection(self._model_prompt(key), key, entry in chosen, id=key))
         return options
+
+    def _model_prompt(self, key: str) -> Content:
+        return Content(f"{key}  {known_task(self.model_entries[key])}".rstrip())
 
     def _technique_options(self) -> list[Selection[str]]:
         device = self.fields["device"]
@@ -317,6 +345,12 @@ class SetupScreen(Screen):
     @on(DataTable.RowSelected, "#settings")
     def _edit_setting(self, event: DataTable.RowSelected) -> None:
         key = str(event.row_key.value)
+        if key == "device":
+            self.choose_device()
+            return
+        self._ask_setting(key)
+
+    def _ask_setting(self, key: str) -> None:
         label, hint = next((label, hint) for k, label, hint in SETTINGS if k == key)
 
         def edited(text: str | None) -> None:
@@ -325,6 +359,21 @@ class SetupScreen(Screen):
 
         self.app.push_screen(AskScreen(f"{label}:", self.fields[key],
                                        f"{hint}. Enter saves, escape cancels"), edited)
+
+    def choose_device(self) -> None:
+        """Pick one of the devices this machine has (found through NVML, not torch), or type one
+        (a profile for another machine)."""
+        choices = device_choices(list_devices(), self.fields["device"])
+        choices.append((TYPE_DEVICE, "type one (for a profile run on another machine)"))
+
+        def chosen(device: str | None) -> None:
+            if device == TYPE_DEVICE:
+                self._ask_setting("device")
+            elif device is not None:
+                self.set_field("device", device)
+
+        self.app.push_screen(ChooseScreen("Device: where the runs execute", choices,
+                                          self.fields["device"]), chosen)
 
     @on(DataTable.RowSelected, "#param-table")
     def _edit_param(self, event: DataTable.RowSelected) -> None:
@@ -373,6 +422,60 @@ class SetupScreen(Screen):
             return None
 
         self.app.push_screen(AddModelScreen(TASKS, add))
+
+    def action_dataset(self) -> None:
+        """Set or clear the dataset of the highlighted model; its format is checked as typed."""
+        option = self.query_one("#models", SelectionList).highlighted_option
+        if option is None or option.id is None:
+            self.notify("highlight a model in the list first", severity="warning")
+            return
+        key = option.id
+        entry = self.model_entries[key]
+        task = model_task(entry)
+        needs = DATASET_FORMATS.get(task, "its format is checked when the run starts (the task "
+                                    "is not known yet)")
+
+        def done(path: str | None) -> None:
+            if path is not None:
+                self.set_model_dataset(key, path)
+
+        self.app.push_screen(AskScreen(
+            f"Dataset of {model_label(with_dataset(entry, ''))}{f' ({task})' if task else ''}: "
+            "a file or folder",
+            model_dataset_path(entry),
+            f"{needs}; relative to {Path.cwd()}. Blank removes it. Enter saves, escape cancels",
+            check=lambda text: dataset_problem(text, task, entry)), done)
+
+    def set_model_dataset(self, key: str, path: str) -> None:
+        """Give the model listed as `key` a dataset (blank: none). Its row is relabelled in
+        place; where the model without a dataset is listed already, that row stands for it."""
+        old = self.model_entries[key]
+        problem = dataset_problem(path, model_task(old), old)
+        if problem:
+            raise ValueError(problem)
+        entry = with_dataset(old, path)
+        if entry == old:
+            return
+        models = self.query_one("#models", SelectionList)
+        ticked = set(models.selected)
+        del self.model_entries[key]
+        same = next((k for k, known in self.model_entries.items() if known == entry), None)
+        new_key = same or self._model_key(entry)
+        self.model_entries[new_key] = entry
+        order: list[Any] = []
+        for known in (entry if e == old else e for e in self.model_order):
+            if known not in order:
+                order.append(known)
+        self.model_order = order
+        if key in ticked:
+            ticked = (ticked - {key}) | {new_key}
+        keys = [str(o.id) for o in models.options]  # each model option's id is its key
+        keys = [new_key if k == key else k for k in keys if not (k == key and same)]
+        models.clear_options()
+        models.add_options(Selection(self._model_prompt(k), k, k in ticked, id=k)
+                           for k in keys)
+        models.highlighted = keys.index(new_key)
+        self.refresh_summary()
 
     def action_chain(self) -> None:
         """Type a chain (steps joined by +, parameters as name=value): a new one, or the
@@ -430,6 +533,7 @@ class SetupScreen(Screen):
                 self.notify("not saved: fix the problem shown above Start", severity="error")
                 return
             path = save_profile(self.profile, self.profiles_dir / f"{self.profile.name}.yaml")
+            self._show_loaded(_shown_path(path))
             self.notify(f"saved {path}", markup=False)
 
         self.app.push_screen(AskScreen("Save the profile as profiles/<name>.yaml; name:",
@@ -456,7 +560,19 @@ class SetupScreen(Screen):
             self.notify(f"cannot show {path}: {exc}", severity="error", timeout=10, markup=False)
             return
         self.apply_form(form)
+        self._show_loaded(_shown_path(path))
         self.notify(f"opened {path}", markup=False)
+
+
+TYPE_DEVICE = "…"  # the device picker's last choice: type a device instead
+
+
+def _shown_path(path: Path) -> str:
+    """A profile's path as the title shows it: relative to the working folder where it is in it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd()))
+    except ValueError:
+        return str(path)
 
 
 def _count(n: int, word: str) -> str:

@@ -103,6 +103,8 @@ class FakeGpu:
     temperature_c: int = 41
     sm_clock_mhz: int = 1980
     throttle_mask: int = 0x1  # gpu_idle
+    memory_total_bytes: int = 80 * 2**30
+    uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
     clock: Callable[[], float] = time.monotonic
     _t0: float = field(init=False)
     _base_mj: float = field(init=False)
@@ -204,6 +206,15 @@ def nvmlDeviceGetHandleByIndex(index: int):
 
 def nvmlDeviceGetName(handle) -> str:
     return _gpu(handle).name
+
+
+def nvmlDeviceGetMemoryInfo(handle):
+    gpu = _gpu(handle)
+    return SimpleNamespace(total=gpu.memory_total_bytes, free=gpu.memory_total_bytes, used=0)
+
+
+def nvmlDeviceGetUUID(handle) -> str:
+    return _gpu(handle).uuid
 
 
 def nvmlSystemGetDriverVersion() -> str:
