@@ -31,7 +31,7 @@ from energy_console.core.events import (
     SessionStarted,
     event_from_json,
 )
-from energy_console.core.records import RunRecord, input_label
+from energy_console.core.records import RunRecord, input_label, model_label
 from energy_console.core.results import _line_problem, read_runs
 
 TRACE_SECONDS = 60.0  # how much history a sparkline shows
@@ -228,6 +228,7 @@ class SessionModel:
         self.csv_records: list[RunRecord] = []
         self.log: deque[str] = deque(maxlen=LOG_LINES)
         self.log_total = 0
+        self.run_names: dict[str, str] = {}  # run id -> "tiny-bert-random · bf16 · b1-s64"
         self.problems: dict[str, str] = {}  # by file: what could not be read
 
     def set_problem(self, key: str, message: str | None) -> None:
@@ -255,6 +256,8 @@ class SessionModel:
                 event.run_id, event.index, event.total, event.model, event.technique,
                 input_label(event.batch_size, event.seq_len, event.resolution), "starting")
             self.run_started_t = event.t
+            self.run_names[event.run_id] = " · ".join(
+                (model_label(event.model), event.technique, self.current.input_size))
         elif isinstance(event, PhaseChanged):
             if self.current is not None and self.current.run_id == event.run_id:
                 self.current = _with_phase(self.current, _phase_label(event))
@@ -262,7 +265,8 @@ class SessionModel:
             self._run_ended(event)
         elif isinstance(event, Notice):
             if event.level != "info":
-                self._log(f"{event.level}: {event.message}")
+                run = f"{self.run_names.get(event.run_id, event.run_id)}: " if event.run_id else ""
+                self._log(f"{event.level}: {run}{event.message}")
         elif isinstance(event, SessionFinished):
             self.finished_status = event.status
             self.message = event.message

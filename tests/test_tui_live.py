@@ -225,3 +225,18 @@ def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):
     reader = SessionReader(session)
     reader.read_some()
     assert reader.snapshot().elapsed_s == pytest.approx(6.0)
+
+
+def test_a_warning_names_its_run_in_the_log():
+    from energy_console.core.follow import SessionModel
+
+    model = SessionModel(Path("."))
+    model.add_event(ev.RunStarted(run_id="r1", index=0, total=1, model="demo/tiny-bert-random",
+                                  technique="dynamic-int8", batch_size=1, seq_len=64,
+                                  resolution=None))
+    model.add_event(ev.Notice(level="warning", message="repeats disagree by 16%", run_id="r1"))
+    model.add_event(ev.Notice(level="warning", message="no RAPL"))
+    model.add_event(ev.Notice(level="error", message="lost", run_id="unknown-run"))
+    assert list(model.log) == [
+        "warning: tiny-bert-random · dynamic-int8 · b1-s64: repeats disagree by 16%",
+        "warning: no RAPL", "error: unknown-run: lost"]
