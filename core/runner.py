@@ -20,7 +20,6 @@ from typing import Any
 
 from energy_console.core import events as ev
 from energy_console.core.carbon import resolve_intensity
-from energy_console.core.cpu_load import CpuLoadWindow, ps_process
 from energy_console.core.energy import (
     NoEnergyWindows,
     protocol_for_sensors,
@@ -43,8 +42,8 @@ from energy_console.core.session_guard import (
     record_refusal,
 )
 from energy_console.core.stats import median
+from energy_console.core.worker_follow import WorkerOutcome, follow_worker
 from energy_console.core.worker_process import (
-    death_reason,
     forkserver_context,
     start_worker,
     stop_worker,
@@ -98,8 +97,6 @@ class Runner:
         self.changes = tuple(changes)  # how the profile differs from the resumed session's
         self.guard = WriteGuard(session_dir)
         self._samples_broken = False
-        self._phase: str | None = None  # the running worker's last phase
-        self._reported_error = False  # the running worker said why it failed (not a death)
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
 
     # ------------------------------------------------------------------ session
@@ -324,7 +321,6 @@ class Runner:
             spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
         gpus_at_start = gpu_snapshots(self.sensor_infos)
         spawn_t = time.monotonic()
-        self._phase, self._reported_error = None, False
         try:
             run_dir = self.writer.run_dir(spec.run_id)
         except OSError as exc:
@@ -336,28 +332,31 @@ class Runner:
             model=spec.model.ref, technique=spec.technique.slug, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, worker_pid=process.pid,
         ))
-        status, outcome = self._follow_worker(spec, process, parent_conn)
+        assert self.sampler is not None, "the sensors start before the first run"
+        outcome = follow_worker(spec, process, parent_conn, self.sampler, self.sensor_infos,
+                                lambda: self._poll_control(spec.run_id), self.emit)
         parent_conn.close()
         stop_worker(process)
         self._worker = None
-        if status == "finished":
-            result, windows = outcome
+        if outcome.result is not None:
+            result = outcome.result
             timings = {"worker_start_to_first_warmup": (result.first_warmup_t or spawn_t)
                        - spawn_t, "load": result.load_s, "compress": result.compress_s}
             gpus = gpu_record(gpus_at_start, gpu_snapshots(self.sensor_infos))
-            self._finish_run(spec, result, windows, timings, gpus)
+            self._finish_run(spec, result, outcome.windows, timings, gpus)
         else:
-            self._end_run(spec, status, outcome)
-            if status == "failed":
+            self._end_run(spec, outcome.status, outcome.reason)
+            if outcome.status == "failed":
                 self._remember_failure(spec, outcome)
 
-    def _remember_failure(self, spec: RunSpec, reason: str) -> None:
+    def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
         """A model that could not load is not tried again for every variant (an unreachable
         hub id costs its retries once); a worker that found the disk full ends the session.
         Deaths and timeouts are not remembered: the next run may well get through."""
+        reason = outcome.reason
         if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
             self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
-        if self._reported_error and self._phase in (None, "loading"):  # it never loaded
+        if outcome.reported_error and outcome.last_phase in (None, "loading"):  # never loaded
             self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
 
     def _known_to_fail(self, spec: RunSpec) -> str | None:
@@ -367,80 +366,6 @@ class Runner:
             return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
                     f"session ({loading})")
         return None
-
-    def _follow_worker(self, spec: RunSpec, process, conn) -> tuple[RunStatus, Any]:
-        """Relay the worker's phases and measure its windows until it ends.
-
-        ("finished", (WorkerResult, [WindowEnergy])) or ("skipped" | "failed", reason)."""
-        sampler = self.sampler
-        assert sampler is not None, "the sensors start before the first run"
-        windows: list[CpuLoadWindow] = []
-        deadline = time.monotonic() + spec.protocol.run_timeout_s
-        worker_ps = ps_process(process.pid)
-        while True:
-            cancel = self._poll_control(spec.run_id)
-            if cancel:
-                return "skipped", cancel
-            if time.monotonic() > deadline:
-                return "failed", (f"timed out after {spec.protocol.run_timeout_s:.0f} s "
-                                  "(protocol.run_timeout_s); the worker was killed")
-            try:
-                message = conn.recv() if conn.poll(0.1) else None
-            except (EOFError, OSError):
-                process.join(timeout=2)
-                return "failed", death_reason(process.exitcode)
-            if message is None:
-                if not process.is_alive():
-                    if conn.poll(0):  # it sent its last words just before exiting
-                        continue
-                    return "failed", death_reason(process.exitcode)
-                continue
-            kind, payload = message
-            if kind == "phase":
-                self._phase = payload.get("phase")
-                edge = payload.pop("edge", None)
-                if edge == "start":
-                    sampler.read_now()
-                    windows.append(CpuLoadWindow(payload["t"], worker_ps))
-                elif edge == "end" and windows:
-                    sampler.read_now()
-                    windows[-1].close(payload["t"])
-                    continue  # the start edge of the repeat already announced the phase
-                self.emit(ev.PhaseChanged(
-                    run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
-                    repeats=payload.get("repeats"), iterations=payload.get("iterations"),
-                ))
-            elif kind == "result":
-                return "finished", (payload, self._window_energies(windows))
-            elif kind == "skip":
-                return "skipped", payload["reason"]
-            elif kind == "error":
-                self._reported_error = True
-                return "failed", payload["reason"]
-
-    def _window_energies(self, windows: list[CpuLoadWindow]) -> list[WindowEnergy]:
-        """Energy of each timed window, with both edges interpolated once the counters have
-        moved past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
-        sampler = self.sampler
-        assert sampler is not None, "the sensors start before the first run"
-        settle_s = max([s.update_period_s or 0.0 for s in self.sensor_infos]
-                       + [sampler.period_s])
-        closed = [(w, w.end_t) for w in windows if w.end_t is not None]
-        last_end = max((end_t for _, end_t in closed), default=0.0)
-        while time.monotonic() < last_end + settle_s:
-            time.sleep(sampler.period_s)
-        sampler.read_now()
-        out = []
-        for w, end_t in closed:
-            energy = sampler.window(sampler.energy_at(w.start_t), w.start_t, end_t)
-            out.append(WindowEnergy(
-                duration_s=end_t - w.start_t,
-                energy_j={name: e.energy_j for name, e in energy.items()},
-                other_cpu_load_pct=w.other_cpu_load_pct,
-                worker_cpu_s=w.worker_cpu_s,
-                faults=sampler.failures(w.start_t, end_t + settle_s),
-            ))
-        return out
 
     def _poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the current run is cancelled."""
