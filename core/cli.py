@@ -31,6 +31,7 @@ COMMANDS: dict[str, Command] = {
     "report": Command("print a session's runs with deltas against baseline"),
     "compare": Command("set two sessions side by side: each run's change from A to B"),
     "attach": Command("open the live view of a running or finished session", full_screen=True),
+    "doctor": Command("check this box: what will be measured, how well, and the fixes"),
 }
 
 
@@ -90,6 +91,11 @@ def build_parser() -> argparse.ArgumentParser:
     attach = command["attach"]
     attach.add_argument("session", type=Path, nargs="?", default=None)
     attach.add_argument("--results-dir", type=Path, default=None)
+
+    doctor = command["doctor"]
+    doctor.add_argument("--results-dir", type=Path, default=None)
+    doctor.add_argument("--no-gpu-load", action="store_true",
+                        help="check the GPUs idle (no matmul child, no torch import)")
     return parser
 
 
@@ -105,6 +111,8 @@ def main(argv: list[str] | None = None) -> int:
         return cmd_report(args)
     if args.command == "compare":
         return cmd_compare(args)
+    if args.command == "doctor":
+        return cmd_doctor(args)
     build_parser().print_help()
     return EXIT_OK
 
@@ -341,6 +349,14 @@ def cmd_compare(args) -> int:
         return EXIT_BAD_INPUT
     print(format_comparison(a, b, shutil.get_terminal_size((120, 24)).columns), end="")
     return EXIT_OK
+
+
+def cmd_doctor(args) -> int:
+    from energy_console.core.doctor import format_report, run_doctor
+
+    report = run_doctor(results_root(args), gpu_load=not args.no_gpu_load)
+    print(format_report(report), end="")
+    return report.exit_status
 
 
 if __name__ == "__main__":

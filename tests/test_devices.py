@@ -15,7 +15,7 @@ from tests.fakes.pynvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu
 def two_gpus(monkeypatch):
     """A machine with two GPUs, which CUDA sees (the bare host hides them from CUDA)."""
     fake_nvml.configure(gpus=[FakeGpu(name="NVIDIA H100 80GB HBM3", uuid="GPU-aaaa-1"),
-                              FakeGpu(name="NVIDIA L4", memory_total_bytes=24 * 2**30,
+                              FakeGpu(name="NVIDIA L4", memory_total_mib=24 * 1024,
                                       uuid="GPU-bbbb-2")])
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)

@@ -326,7 +326,7 @@ async def test_an_image_dataset_path_keeps_its_label_map(tmp_path):
 
 async def test_the_device_picker_lists_this_machines_gpus_and_rechecks_techniques(
         tmp_path, monkeypatch):
-    fake_nvml.configure(gpus=[FakeGpu(), FakeGpu(name="NVIDIA L4", memory_total_bytes=24 << 30)])
+    fake_nvml.configure(gpus=[FakeGpu(), FakeGpu(name="NVIDIA L4", memory_total_mib=24 * 1024)])
     monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
     app = EnergyConsoleApp(results_root=tmp_path / "results", profiles_dir=tmp_path / "profiles")

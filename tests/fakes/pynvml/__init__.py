@@ -38,7 +38,11 @@ NVML_ERROR_GPU_IS_LOST = 15
 NVML_ERROR_UNKNOWN = 999
 
 NVML_TEMPERATURE_GPU = 0
+NVML_CLOCK_GRAPHICS = 0
 NVML_CLOCK_SM = 1
+NVML_CLOCK_MEM = 2
+NVML_FEATURE_DISABLED = 0
+NVML_FEATURE_ENABLED = 1
 NVML_FI_DEV_POWER_INSTANT = 186
 NVML_VALUE_TYPE_UNSIGNED_INT = 1
 
@@ -103,8 +107,15 @@ class FakeGpu:
     temperature_c: int = 41
     sm_clock_mhz: int = 1980
     throttle_mask: int = 0x1  # gpu_idle
-    memory_total_bytes: int = 80 * 2**30
     uuid: str = "GPU-00000000-0000-0000-0000-000000000000"
+    default_power_limit_w: float | None = None  # None: the enforced limit is the default
+    persistence_mode: int = NVML_FEATURE_ENABLED
+    max_sm_clock_mhz: int = 1980
+    memory_total_mib: int = 81_559
+    memory_used_mib: int = 512  # the driver's own reservation on an idle GPU
+    # other processes on the GPU: (pid, used memory in MiB); compute and graphics contexts
+    compute_processes: list[tuple[int, int]] = field(default_factory=list)
+    graphics_processes: list[tuple[int, int]] = field(default_factory=list)
     clock: Callable[[], float] = time.monotonic
     _t0: float = field(init=False)
     _base_mj: float = field(init=False)
@@ -208,11 +219,6 @@ def nvmlDeviceGetName(handle) -> str:
     return _gpu(handle).name
 
 
-def nvmlDeviceGetMemoryInfo(handle):
-    gpu = _gpu(handle)
-    return SimpleNamespace(total=gpu.memory_total_bytes, free=gpu.memory_total_bytes, used=0)
-
-
 def nvmlDeviceGetUUID(handle) -> str:
     return _gpu(handle).uuid
 
@@ -275,3 +281,42 @@ def nvmlDeviceGetCurrentClocksEventReasons(handle) -> int:
 
 
 nvmlDeviceGetCurrentClocksThrottleReasons = nvmlDeviceGetCurrentClocksEventReasons
+
+
+def nvmlDeviceGetPowerManagementDefaultLimit(handle) -> int:
+    gpu = _gpu(handle)
+    limit_w = gpu.default_power_limit_w if gpu.default_power_limit_w is not None \
+        else gpu.power_limit_w
+    return int(limit_w * 1e3)
+
+
+def nvmlDeviceGetPersistenceMode(handle) -> int:
+    return _gpu(handle).persistence_mode
+
+
+def nvmlDeviceGetMaxClockInfo(handle, clock_type: int) -> int:
+    gpu = _gpu(handle)
+    if clock_type != NVML_CLOCK_SM:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    return gpu.max_sm_clock_mhz
+
+
+def nvmlDeviceGetMemoryInfo(handle):
+    """Bytes, as NVML gives them (total, free, used)."""
+    gpu = _gpu(handle)
+    total, used = gpu.memory_total_mib * 2**20, gpu.memory_used_mib * 2**20
+    return SimpleNamespace(total=total, free=total - used, used=used)
+
+
+def _processes(pairs: list[tuple[int, int]]) -> list:
+    return [SimpleNamespace(pid=pid, usedGpuMemory=mib * 2**20, gpuInstanceId=0xFFFFFFFF,
+                            computeInstanceId=0xFFFFFFFF) for pid, mib in pairs]
+
+
+def nvmlDeviceGetComputeRunningProcesses(handle) -> list:
+    """nvmlProcessInfo_t-like objects: pid, usedGpuMemory in bytes (None where NVML hides it)."""
+    return _processes(_gpu(handle).compute_processes)
+
+
+def nvmlDeviceGetGraphicsRunningProcesses(handle) -> list:
+    return _processes(_gpu(handle).graphics_processes)
