@@ -8,7 +8,6 @@ figure means the energy of the window includes other work (RAPL and the estimate
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import psutil
 
@@ -16,7 +15,7 @@ import psutil
 @dataclass
 class CpuLoadWindow:
     start_t: float  # monotonic, the worker's start edge
-    worker: Any  # psutil.Process of the worker, or None
+    worker: psutil.Process | None  # the worker's, None where psutil cannot see it
     start_busy_s: float = field(init=False)
     start_worker_s: float = field(init=False)
     end_t: float | None = None
@@ -38,14 +37,14 @@ class CpuLoadWindow:
                 max(0.0, busy_s - self.worker_cpu_s) / (duration_s * cpus) * 100)
 
 
-def ps_process(pid: int | None) -> Any:
+def ps_process(pid: int | None) -> psutil.Process | None:
     try:
         return psutil.Process(pid) if pid else None
     except psutil.Error:
         return None
 
 
-def process_cpu_s(process: Any) -> float:
+def process_cpu_s(process: psutil.Process | None) -> float:
     if process is None:
         return 0.0
     try:

@@ -152,11 +152,12 @@ def resolve_labels(raw: list[str], label_names: list[str] | None, num_labels: in
             f"{_few(names)}; rename them in the dataset, use ids 0..{num_labels - 1}, or map "
             "them with `label_map:` in the dataset entry"
         )
-    bad = sorted({i for i in ids if not 0 <= i < num_labels})
+    known = [i for i in ids if i is not None]  # all of them: unknown labels raised above
+    bad = sorted({i for i in known if not 0 <= i < num_labels})
     if bad:
         raise DatasetError(f"{source}: label ids {_few(bad)} are out of range; the model has "
                            f"{num_labels} labels (ids 0..{num_labels - 1})")
-    return ids
+    return known
 
 
 def _label_id(label: str | int, exact: dict[str, int], folded: dict[str, int]) -> int | None:

@@ -102,7 +102,8 @@ def technique_limits() -> tuple[Limit, ...]:
     out = []
     for name, technique in techniques().items():
         for param in technique.params:
-            if param.type in (int, float) and param.type is not bool:
+            if (param.type in (int, float) and param.minimum is not None
+                    and param.maximum is not None):
                 out.append(Limit(f"techniques: {name}.{param.name}", param.type,
                                  param.minimum, param.maximum, unit=param.help))
     return tuple(out)

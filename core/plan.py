@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from dataclasses import dataclass
 
 from energy_console.core.compression import TechniqueSpec
@@ -37,7 +38,7 @@ def model_task(entry: ModelEntry) -> str | None:
 
 
 def expand(
-    profile: Profile, device: str | None = None, done: set[str] = frozenset()
+    profile: Profile, device: str | None = None, done: Set[str] = frozenset()
 ) -> list[RunSpec]:
     """Every run of the profile, grouped by model and input size with the baseline first.
 

@@ -118,7 +118,7 @@ def _check_tree(root) -> tuple[dict[tuple, int], dict[int, tuple]]:
     node (a tree: aliases were refused, so each node is visited once)."""
     lines: dict[tuple, int] = {}
     paths: dict[int, tuple] = {}
-    stack = [(root, ())]
+    stack: list[tuple[yaml.Node, tuple[Any, ...]]] = [(root, ())]
     while stack:
         node, path = stack.pop()
         paths[id(node)] = path

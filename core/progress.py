@@ -7,7 +7,14 @@ from energy_console.core import events as ev
 from energy_console.core.records import RunRecord
 from energy_console.core.report import format_energy, format_latency
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
 
 
 class ProgressDisplay:
@@ -22,7 +29,7 @@ class ProgressDisplay:
             console=self.console,
             transient=True,
         )
-        self.task = None
+        self.task: TaskID | None = None
 
     def __enter__(self):
         self.progress.__enter__()

@@ -60,7 +60,7 @@ def run_protocol(
         sync()
         start = time.monotonic()
         mark("repeat", repeat=repeat, repeats=repeats, iterations=n, edge="start", t=start)
-        this_repeat = []
+        this_repeat: list[float] = []
         t1 = start
         while len(this_repeat) < n or (iterations is None and t1 - start < min_window_s):
             t0 = time.monotonic()

@@ -168,13 +168,14 @@ def format_report(session, width: int = 120) -> str:
     changes against its baseline, then the notes and the study's answers."""
     from rich.console import Console
 
-    console = Console(width=width, file=io.StringIO())
+    out = io.StringIO()
+    console = Console(width=width, file=out)
     for problem in getattr(session, "problems", ()):
         console.print(f"problem: {problem}", markup=False)
     console.print(runs_table(session, width))
     for line in report_notes(list(session.runs)):
         console.print(line, markup=False, soft_wrap=False)
-    return console.file.getvalue()
+    return out.getvalue()
 
 
 def report_notes(records: list[RunRecord]) -> list[str]:
@@ -234,14 +235,15 @@ def format_comparison(a, b, width: int = 120) -> str:
         "power Δ": format_change(m.changes["avg_power_w"]),
     } for m in matched]
     table = fitted_table(f"A {a.name}  vs  B {b.name}", COMPARISON_COLUMNS, rows, 6, width)
-    console = Console(width=width, file=io.StringIO())
+    out = io.StringIO()
+    console = Console(width=width, file=out)
     console.print(table)
     console.print(f"{len(matched)} runs in both; changes are B against A with 95 % intervals, "
                   f"{NOISE_MARK} within noise.", markup=False)
     for label, runs in (("only in A", only_a), ("only in B", only_b)):
         if runs:
             console.print(f"{label}: " + ", ".join(r.run_id for r in runs), markup=False)
-    return console.file.getvalue()
+    return out.getvalue()
 
 
 TRADE_OFF_COLUMNS = ("technique", "energy/inference", "ΔE", "p50", "Δlatency", "size",

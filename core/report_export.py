@@ -81,8 +81,9 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
         lines += ["", *_key_findings(group, changes), ""]
         lines += [f"![{name}]({path})" for path in (plots or {}).get(_slug(group), [])]
         lines.append("")
-    if (plots or {}).get(""):
-        lines += ["## Power over the session", "", *(f"![power]({p})" for p in plots[""]), ""]
+    power = (plots or {}).get("", [])
+    if power:
+        lines += ["## Power over the session", "", *(f"![power]({p})" for p in power), ""]
     notes = [n for n in report_notes(records)
              if not n.startswith(("Pareto front", "  best trade-off"))
              and not (n.startswith("  ") and " mJ/inference" in n)]
@@ -145,15 +146,19 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
             ("quality", quality_score, "quality (higher is better)"),
             ("size", lambda r: (r.size_bytes or 0) / 1e6, "size (MB)"),
         ):
-            runs = [r for r in group.runs if y_of(r) is not None]
-            if not runs:
+            points: list[tuple[RunRecord, float, float]] = []
+            for r in group.runs:
+                x, y = r.energy_j_per_inference, y_of(r)
+                if x is not None and y is not None:
+                    points.append((r, x, y))
+            if not points:
                 continue
             figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-            for r in runs:
-                axes.errorbar(r.energy_j_per_inference, y_of(r),
-                              xerr=r.energy_j_per_inference_ci95 or 0.0, fmt="o", capsize=3)
-                axes.annotate(r.technique, (r.energy_j_per_inference, y_of(r)), fontsize=8,
-                              xytext=(4, 4), textcoords="offset points")
+            for r, x, y in points:
+                axes.errorbar(x, y, xerr=r.energy_j_per_inference_ci95 or 0.0, fmt="o",
+                              capsize=3)
+                axes.annotate(r.technique, (x, y), fontsize=8, xytext=(4, 4),
+                              textcoords="offset points")
             axes.set_xlabel("energy per inference (J), 95 % interval")
             axes.set_ylabel(label)
             axes.set_title(f"{group.model_label} {group.input_size}")

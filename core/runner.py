@@ -12,7 +12,7 @@ import json
 import os
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Set
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -60,14 +60,14 @@ class Runner:
         session_dir: Path,
         device: str | None = None,
         on_event: Callable[[ev.Event], None] | None = None,
-        done: set[str] = frozenset(),
+        done: Set[str] = frozenset(),
     ):
         self.profile = profile
         self.path = session_dir
         self.device = device
         self.on_event = on_event
         self.specs = expand(profile, device, done)
-        self.writer: SessionWriter | None = None
+        self.writer: SessionWriter  # opened first thing in run()
         self.sampler: Sampler | None = None
         self.detection: Detection | None = None
         self.sensor_infos: list[SensorInfo] = []
@@ -101,15 +101,15 @@ class Runner:
                     for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
         status, message = "completed", ""
         try:
-            self._start_sensors()
+            detection = self._start_sensors()
             self._write_info(status="running")
             self.emit(ev.SessionStarted(
                 session_id=self.path.name, profile_name=self.profile.name,
                 total_runs=len(self.specs), runner_pid=os.getpid(),
                 sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
-                missing_sensors=[dataclasses.asdict(m) for m in self.detection.missing],
+                missing_sensors=[dataclasses.asdict(m) for m in detection.missing],
             ))
-            for notice in self.detection.notices:
+            for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
             context = forkserver_context()
             self._idle_baseline()
@@ -152,12 +152,12 @@ class Runner:
             raise KeyboardInterrupt
         self.stop_requested = True  # only a flag: a handler must not write mid-write
 
-    def _start_sensors(self) -> None:
+    def _start_sensors(self) -> Detection:
         from energy_console.core.sensors.period import calibrate
 
-        self.detection = detect(self.profile.sensors.cpu_tdp_w)
-        calibrate(self.detection.sensors)  # measured update periods size the windows
-        self.sensor_infos = [describe(s) for s in self.detection.sensors]
+        self.detection = detection = detect(self.profile.sensors.cpu_tdp_w)
+        calibrate(detection.sensors)  # measured update periods size the windows
+        self.sensor_infos = [describe(s) for s in detection.sensors]
         offset = self._mono_to_wall
 
         def write_samples(samples) -> None:
@@ -166,10 +166,11 @@ class Runner:
             )
 
         # History covers a whole run, so both edges of any window are still there at its end.
-        self.sampler = Sampler(self.detection.sensors, self.profile.protocol.sample_hz,
+        self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
                                on_samples=write_samples,
                                history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
+        return detection
 
     def _idle_baseline(self) -> None:
         seconds = self.profile.protocol.idle_seconds
@@ -245,6 +246,8 @@ class Runner:
         """Relay the worker's phases and measure its windows until it ends.
 
         ("finished", (WorkerResult, [WindowEnergy])) or ("skipped" | "failed", reason)."""
+        sampler = self.sampler
+        assert sampler is not None, "the sensors start before the first run"
         windows: list[CpuLoadWindow] = []
         deadline = time.monotonic() + spec.protocol.run_timeout_s
         worker_ps = ps_process(process.pid)
@@ -270,10 +273,10 @@ class Runner:
             if kind == "phase":
                 edge = payload.pop("edge", None)
                 if edge == "start":
-                    self.sampler.read_now()
+                    sampler.read_now()
                     windows.append(CpuLoadWindow(payload["t"], worker_ps))
                 elif edge == "end" and windows:
-                    self.sampler.read_now()
+                    sampler.read_now()
                     windows[-1].close(payload["t"])
                     continue  # the start edge of the repeat already announced the phase
                 self.emit(ev.PhaseChanged(
@@ -290,22 +293,24 @@ class Runner:
     def _window_energies(self, windows: list[CpuLoadWindow]) -> list[WindowEnergy]:
         """Energy of each timed window, with both edges interpolated once the counters have
         moved past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
+        sampler = self.sampler
+        assert sampler is not None, "the sensors start before the first run"
         settle_s = max([s.update_period_s or 0.0 for s in self.sensor_infos]
-                       + [self.sampler.period_s])
-        closed = [w for w in windows if w.end_t is not None]
-        last_end = max((w.end_t for w in closed), default=0.0)
+                       + [sampler.period_s])
+        closed = [(w, w.end_t) for w in windows if w.end_t is not None]
+        last_end = max((end_t for _, end_t in closed), default=0.0)
         while time.monotonic() < last_end + settle_s:
-            time.sleep(self.sampler.period_s)
-        self.sampler.read_now()
+            time.sleep(sampler.period_s)
+        sampler.read_now()
         out = []
-        for w in closed:
-            energy = self.sampler.window(self.sampler.energy_at(w.start_t), w.start_t, w.end_t)
+        for w, end_t in closed:
+            energy = sampler.window(sampler.energy_at(w.start_t), w.start_t, end_t)
             out.append(WindowEnergy(
-                duration_s=w.end_t - w.start_t,
+                duration_s=end_t - w.start_t,
                 energy_j={name: e.energy_j for name, e in energy.items()},
                 other_cpu_load_pct=w.other_cpu_load_pct,
                 worker_cpu_s=w.worker_cpu_s,
-                faults=self.sampler.failures(w.start_t, w.end_t + settle_s),
+                faults=sampler.failures(w.start_t, end_t + settle_s),
             ))
         return out
 

@@ -43,7 +43,7 @@ def worker_entry(conn, spec, run_dir: str, cache_dir: str, runner_pid: int) -> N
     _redirect_output(Path(run_dir) / "worker.log")
     _die_with_runner(runner_pid)
 
-    def send(kind: str, payload: dict) -> None:
+    def send(kind: str, payload: dict | WorkerResult) -> None:
         conn.send((kind, payload))
 
     def mark(phase: str, **fields) -> None:

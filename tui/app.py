@@ -10,6 +10,7 @@ from __future__ import annotations
 import sys
 from collections.abc import Iterable
 from pathlib import Path
+from typing import TYPE_CHECKING, TypeGuard
 
 from energy_console.core.profile import ProfileError, load_profile
 from energy_console.core.results import default_results_root, list_sessions, send_control
@@ -18,6 +19,9 @@ from energy_console.tui.screens.setup import SetupScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding
 from textual.screen import Screen
+
+if TYPE_CHECKING:
+    from energy_console.tui.screens.live import LiveScreen
 
 
 class EnergyConsoleApp(App):
@@ -105,7 +109,7 @@ class EnergyConsoleApp(App):
                                 screen.action_cancel_run)
 
 
-def _is_live(screen: Screen) -> bool:
+def _is_live(screen: Screen) -> TypeGuard[LiveScreen]:
     from energy_console.tui.screens.live import LiveScreen
 
     return isinstance(screen, LiveScreen)

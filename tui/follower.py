@@ -13,7 +13,7 @@ from energy_console.core.follow import LiveSnapshot, SessionReader
 class SessionFollower(threading.Thread):
     """Polls a session directory and calls `deliver(snapshot)` at most every interval_s."""
 
-    def __init__(self, path: Path, deliver: Callable[[LiveSnapshot], None],
+    def __init__(self, path: Path, deliver: Callable[[LiveSnapshot], object],
                  interval_s: float = 0.25, runner_pid: int | None = None):
         super().__init__(name=f"follow {Path(path).name}", daemon=True)
         self.reader = SessionReader(path)

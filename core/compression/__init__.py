@@ -109,6 +109,7 @@ def parse_technique(raw: Any) -> TechniqueSpec:
         if any(p.is_chain for p in parsed):
             raise ValueError("a chain cannot contain another chain")
         return TechniqueSpec(tuple(p.steps[0] for p in parsed), is_chain=True)
+    params: Any  # checked to be a mapping below
     if isinstance(raw, str):
         name, params = raw, {}
     elif isinstance(raw, dict) and len(raw) == 1:

@@ -10,7 +10,11 @@ import importlib.util
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+    from energy_console.core.models.base import LoadedModel
 
 
 class NotApplicable(Exception):
@@ -20,7 +24,7 @@ class NotApplicable(Exception):
 @dataclass(frozen=True)
 class Param:
     name: str
-    type: type  # float | int | str | bool
+    type: type[Any]  # float | int | str | bool
     default: Any
     help: str
     choices: tuple[Any, ...] = ()
@@ -59,10 +63,10 @@ class TechniqueContext:
 
     device: str  # "cpu", "cuda:0"
     task: str
-    loaded: Any  # core.models.base.LoadedModel
+    loaded: LoadedModel
     calibration_inputs: Callable[[], list[dict[str, Any]]]  # batches shaped like the run's inputs
     warnings: list[str] = field(default_factory=list)
-    input_dtype: Any = None  # torch dtype that floating inputs must be cast to, if changed
+    input_dtype: torch.dtype | None = None  # floating inputs are cast to it, if changed
     needs_no_grad: bool = False  # run under no_grad: some kernels fail under inference_mode
     extra_result: dict[str, Any] = field(default_factory=dict)  # goes into result.json
 

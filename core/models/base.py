@@ -9,7 +9,11 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    import torch
+    from energy_console.core.profile import ModelEntry
 
 TASKS = ("text-classification", "causal-lm", "image-classification")
 TEXT_TASKS = ("text-classification", "causal-lm")
@@ -25,7 +29,7 @@ def input_family(task: str) -> str:
 class LoadedModel:
     """A model ready to run: the module (eval mode, on its device), its task, and how to feed it."""
 
-    module: Any  # torch.nn.Module
+    module: torch.nn.Module
     task: str
     make_inputs: Callable[..., dict[str, Any]]  # (batch_size, size, seed=0) -> model kwargs
     config: Any = None
@@ -67,7 +71,7 @@ class ModelSource(Protocol):
         """The model's task where known before loading it; None to learn it from its config."""
         ...
 
-    def load(self, entry: Any, device: str) -> LoadedModel: ...
+    def load(self, entry: ModelEntry, device: str) -> LoadedModel: ...
 
 
 class ModelLoadError(Exception):

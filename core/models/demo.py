@@ -9,8 +9,12 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 from energy_console.core.models.base import LoadedModel, ModelDescription, ModelLoadError
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DEMO_PREFIX = "demo/"
 WEIGHT_SEED = 1234
@@ -21,7 +25,7 @@ class DemoModel:
     ref: str
     task: str
     summary: str
-    build: Callable[[], object]  # returns a transformers PreTrainedModel
+    build: Callable[[], PreTrainedModel]
 
 
 def _tiny_bert():
@@ -138,7 +142,7 @@ def image_input_factory(channels: int, device: str, interpolate_pos_encoding: bo
 
         gen = torch.Generator().manual_seed(seed)
         pixels = torch.randn(batch_size, channels, resolution, resolution, generator=gen)
-        inputs = {"pixel_values": pixels.to(device)}
+        inputs: dict[str, Any] = {"pixel_values": pixels.to(device)}
         if interpolate_pos_encoding:
             inputs["interpolate_pos_encoding"] = True
         return inputs

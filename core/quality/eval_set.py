@@ -50,15 +50,15 @@ def build_eval_set(loaded, spec) -> EvalSet:
     dataset = dataset_spec(spec.model.dataset, spec.model.base_dir)
     num_labels = _num_labels(loaded)
     if loaded.task == "text-classification":
-        data = load_labelled_texts(dataset, loaded.label_names, num_labels)
+        texts = load_labelled_texts(dataset, loaded.label_names, num_labels)
         tokenizer = text_tokenizer(loaded, spec.model)
-        columns = tokenizer(data.texts, max_length=size, padding="max_length", truncation=True,
+        columns = tokenizer(texts.texts, max_length=size, padding="max_length", truncation=True,
                             return_tensors="pt")
-        labels, warnings = data.label_ids, data.warnings
+        labels, warnings = texts.label_ids, texts.warnings
     elif loaded.task == "image-classification":
-        data = load_labelled_images(dataset, loaded.label_names, num_labels)
-        columns = {"pixel_values": _image_tensor(loaded, data.paths, size)}
-        labels, warnings = data.label_ids, data.warnings
+        images = load_labelled_images(dataset, loaded.label_names, num_labels)
+        columns = {"pixel_values": _image_tensor(loaded, images.paths, size)}
+        labels, warnings = images.label_ids, images.warnings
     elif loaded.task == "causal-lm":
         columns, warnings = _token_windows(loaded, spec, dataset, size)
         labels = None
@@ -127,10 +127,10 @@ def _image_tensor(loaded, paths, resolution: int):
     import torch
 
     channels = int(getattr(loaded.config, "num_channels", 3) or 3)
-    mean, std = DEFAULT_IMAGE_MEAN_STD
+    default_mean, default_std = DEFAULT_IMAGE_MEAN_STD
     processor = loaded.image_processor
-    mean = torch.tensor(getattr(processor, "image_mean", None) or [mean] * channels)
-    std = torch.tensor(getattr(processor, "image_std", None) or [std] * channels)
+    mean = torch.tensor(getattr(processor, "image_mean", None) or [default_mean] * channels)
+    std = torch.tensor(getattr(processor, "image_std", None) or [default_std] * channels)
     images = []
     for path in paths:
         image = read_image(path)

@@ -12,6 +12,7 @@ from textual.containers import Horizontal, Vertical
 from textual.content import Content
 from textual.screen import ModalScreen, Screen
 from textual.widgets import Button, Input, Label, OptionList, Select, Static
+from textual.widgets.button import ButtonVariant
 from textual.widgets.option_list import Option
 
 INTRO = """\
@@ -57,8 +58,10 @@ class QuitScreen(ModalScreen[str | None]):
 
     AUTO_FOCUS = "#leave"
 
-    CHOICES = (("stop", "s", "Stop it", "error"), ("leave", "l", "Leave it running", "primary"),
-               (None, "escape", "Stay", "default"))  # (returned, key, label, button variant)
+    # (returned, key, label, button variant)
+    CHOICES: tuple[tuple[str | None, str, str, ButtonVariant], ...] = (
+        ("stop", "s", "Stop it", "error"), ("leave", "l", "Leave it running", "primary"),
+        (None, "escape", "Stay", "default"))
     BINDINGS = [Binding(key, f"choose({choice!r})", label) for choice, key, label, _ in CHOICES]
 
     def compose(self) -> ComposeResult:
@@ -68,7 +71,9 @@ class QuitScreen(ModalScreen[str | None]):
                 for (choice, _, label, variant), binding in zip(self.CHOICES, self.BINDINGS,
                                                                 strict=True):
                     # plain Content: "[s]" read as markup would be a strikethrough tag
-                    text = Content(f"{label} [{self.app.get_key_display(binding)}]")
+                    # BINDINGS above holds Binding objects only, not the tuples textual also allows
+                    key = self.app.get_key_display(binding)  # type: ignore[arg-type]
+                    text = Content(f"{label} [{key}]")
                     yield Button(text, id=choice or "stay", variant=variant)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:

@@ -63,7 +63,8 @@ class PlotsScreen(Screen):
         points = [(r, y_of(r)) for r in group
                   if y_of(r) is not None and r.energy_j_per_inference is not None]
         for r, y in points:
-            x, ci = r.energy_j_per_inference * 1e3, (r.energy_j_per_inference_ci95 or 0.0) * 1e3
+            x = (r.energy_j_per_inference or 0.0) * 1e3
+            ci = (r.energy_j_per_inference_ci95 or 0.0) * 1e3
             plt.plot([x - ci, x + ci], [y, y], color="gray")  # the 95 % interval
             plt.scatter([x], [y], marker="●" if r is run else "o",
                         color="red" if r is run else "blue")
@@ -74,7 +75,7 @@ class PlotsScreen(Screen):
     def _power(self, plt) -> None:
         span = run_span(self.session_dir, self.run_id)
         traces = power_traces(self.session_dir, *span) if span else {}
-        if not traces:
+        if span is None or not traces:
             plt.title("no power samples for this run")
             return
         for trace in traces.values():

@@ -62,7 +62,7 @@ class ResultsScreen(Screen):
         changes = energy_changes(records)
         table = self.query_one(DataTable)
         table.clear()
-        columns = [c.key.value for c in table.ordered_columns]
+        columns = [c.key.value for c in table.ordered_columns if c.key.value]  # all keyed
         wanted = self.filter_text.lower()
         shown = [r for r in records
                  if wanted in r.model.lower() or wanted in r.technique.lower()]

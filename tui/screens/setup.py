@@ -81,7 +81,8 @@ class SetupScreen(Screen):
         try:
             initial = form_from_profile(profile) if profile else default
         except (ProfileError, ValueError, TypeError, KeyError) as exc:
-            self.problem_at_start = f"cannot show profile {profile.name}: {exc}"
+            name = profile.name if profile else "?"
+            self.problem_at_start = f"cannot show profile {name}: {exc}"
             initial = default
         self.model_entries: dict[str, Any] = {}  # list key (its label) -> profile model entry
         self.model_order: list[Any] = []  # entries in the order the profile lists them

@@ -65,7 +65,7 @@ class TradeOffScreen(Screen):
         if not groups:
             await box.mount(Static("no finished runs in this session yet"))
         for group in groups:
-            table = DataTable(cursor_type="row", zebra_stripes=True, classes="trade-off")
+            table: DataTable = DataTable(cursor_type="row", zebra_stripes=True, classes="trade-off")
             table.fixed_columns = 1
             await box.mount(Static(f"{group.model_label} · {group.input_size}",
                                    classes="group-title"), table)
