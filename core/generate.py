@@ -176,7 +176,8 @@ def run_generate_protocol(
 
     mark("warmup")
     first_warmup_t = time.monotonic()
-    full_s, prefill_s = [], []
+    full_s: list[float] = []
+    prefill_s: list[float] = []
     for _ in range(max(1, warmup)):
         for steps, seconds in ((max_new_tokens, full_s), (1, prefill_s)):
             t0 = time.monotonic()
