@@ -137,8 +137,8 @@ class RunRecord:
     fidelity_exact_match: float | None = column(
         "generate runs: share of prompts whose greedy output equals the uncompressed model's")
     fidelity_token_agreement: float | None = column(
-        "generate runs: share of the uncompressed model's greedy output tokens matched at the "
-        "same position")
+        "generate runs: greedy output tokens equal to the uncompressed model's at the same "
+        "position ÷ the longer of the two")
     fidelity_chrf: float | None = column(
         "generate runs: chrF (0–100) of the greedy output text against the uncompressed model's")
     quality_samples: int | None = column("inputs the quality figures cover")

@@ -26,8 +26,8 @@ def exact_match_rate(outputs: Sequence[Sequence[int]],
 
 def token_agreement(outputs: Sequence[Sequence[int]],
                     references: Sequence[Sequence[int]]) -> float:
-    """Share of reference tokens the output has at the same position (a shorter or longer output
-    disagrees wherever the two do not line up)."""
+    """Tokens equal at the same position ÷ the longer of output and reference, over all
+    prompts (a token one of them lacks counts as a disagreement)."""
     _same_count(outputs, references)
     agree = total = 0
     for output, reference in zip(outputs, references, strict=True):
