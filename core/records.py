@@ -62,9 +62,6 @@ class RunRecord:
     batch_size: int = column("inputs per forward pass", 1)
     seq_len: int | None = column("tokens per input (text models)")
     resolution: int | None = column("pixels per side (image models)")
-    workload: str = column("infer (forward passes) or generate (text generation from prompts)",
-                           "infer")
-    max_new_tokens: int | None = column("generate runs: most tokens generated per prompt")
     status: RunStatus = column("finished, skipped or failed", "finished")
     reason: str = column("why a run was skipped or failed", "")
     iterations: int | None = column("forward passes per timed window (median over repeats)")
@@ -85,6 +82,9 @@ class RunRecord:
     throughput_per_s: float | None = column("inferences per second over the timed windows")
     energy_delay_j_s: float | None = column(
         "energy-delay product: energy_j_per_inference × latency_ms_p50 in seconds")
+    workload: str = column("infer (forward passes) or generate (text generation from prompts)",
+                           "infer")
+    max_new_tokens: int | None = column("generate runs: most tokens generated per prompt")
     prompt_tokens: float | None = column(
         "generate runs: mean prompt length in tokens over the prompts fed")
     output_tokens: float | None = column(
