@@ -238,6 +238,41 @@ def load_text_corpus(spec: DatasetSpec) -> str:
     return text
 
 
+def load_prompts(spec: DatasetSpec) -> list[str]:
+    """The prompts of a generate run: JSONL objects with a `prompt` string (`.jsonl`), or one
+    prompt a line of a text file (blank lines skipped). At most max_samples, evenly spaced."""
+    import json
+
+    if spec.path.is_dir():
+        raise DatasetError(f"{spec.path} is a folder; generate runs need a prompt file (JSONL "
+                           'lines {"prompt": "..."} or one prompt a line)')
+    try:
+        lines = spec.path.read_text(encoding="utf-8").splitlines()
+    except UnicodeDecodeError as exc:
+        raise DatasetError(f"{spec.path} is not UTF-8 text ({exc.reason}); save the prompts "
+                           "as UTF-8") from None
+    prompts = []
+    for number, line in enumerate(lines, start=1):
+        if not line.strip():
+            continue
+        if spec.path.suffix.lower() != ".jsonl":
+            prompts.append(line.rstrip("\n"))
+            continue
+        try:
+            item = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DatasetError(f"{spec.path}, line {number}: not JSON ({exc.msg}); each line of "
+                               'a .jsonl prompt file is an object like {"prompt": "..."}') from None
+        if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
+            raise DatasetError(f"{spec.path}, line {number}: no `prompt` string; each line of a "
+                               '.jsonl prompt file is an object like {"prompt": "..."}')
+        prompts.append(item["prompt"])
+    if not prompts:
+        raise DatasetError(f"{spec.path} holds no prompts; add JSONL lines "
+                           '{"prompt": "..."} or one prompt a line')
+    return [prompts[i] for i in evenly_spaced(len(prompts), spec.max_samples)]
+
+
 # ------------------------------------------------------------------------------------- images
 
 

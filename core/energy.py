@@ -9,6 +9,7 @@ windows too short for a sensor, a sensor that failed or whose counter stood stil
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from collections.abc import Mapping, Sequence
 
@@ -16,6 +17,8 @@ from energy_console.core.carbon import CarbonIntensity, co2e_g
 from energy_console.core.profile import ProtocolSettings
 from energy_console.core.records import (
     EnergySource,
+    GenerationFigures,
+    GenerationTimings,
     RepeatFigures,
     RunFigures,
     SensorFigures,
@@ -48,12 +51,30 @@ def run_figures(
     latencies_ms: Sequence[Sequence[float]],
     max_spread: float,
     intensity: CarbonIntensity,
+    generation: GenerationTimings | None = None,
 ) -> RunFigures:
     """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency.
 
     `sensors` are those charged to the run (see `sensors_for_device`); window energies of any
     other sensor are ignored. `iterations[i]` forward passes of `batch_size` ran in window i.
+    A generate run (`generation` given) has prefill and full-generation windows in the order of
+    `generation.window_kinds`: the per-inference figures come from the full generations (one
+    inference = one prompt completed), the per-token ones from both (see generation_figures).
     """
+    if generation is not None:
+        kinds = generation.window_kinds
+        if len(windows) != len(kinds):
+            raise NoEnergyWindows(
+                f"{len(windows)} energy windows for {len(kinds)} marked windows were measured")
+        full = [w for w, kind in zip(windows, kinds, strict=True) if kind == "generate"]
+        figures = run_figures(
+            windows=full, iterations=iterations, batch_size=batch_size, sensors=sensors,
+            idle_power_w=idle_power_w, latencies_ms=latencies_ms, max_spread=max_spread,
+            intensity=intensity)
+        by_name = {s.name: s for s in sensors}
+        charged = [_charged(w, by_name) for w in windows]
+        return dataclasses.replace(
+            figures, generation=generation_figures(charged, generation, figures.sensors))
     by_name = {s.name: s for s in sensors}
     windows = [_charged(w, by_name) for w in windows]
     if not windows or len(windows) != len(iterations):
@@ -114,6 +135,73 @@ def run_figures(
         per_repeat=repeats,
         warnings=tuple(warnings),
     )
+
+
+def generation_figures(windows: Sequence[WindowEnergy], timings: GenerationTimings,
+                       sensors: Sequence[str]) -> GenerationFigures:
+    """Per-token figures of a generate run, optimum-benchmark's way: decode = full − prefill.
+
+    Repeat i pairs the i-th prefill window with the i-th full-generation window. Prefill energy
+    per prompt token comes from the prefill window; the full window's prefill share is that times
+    the prompt tokens it fed, and the rest of its energy is decode. Each figure is the median over
+    repeats with its Student-t 95 % interval; a difference's interval is the intervals of its
+    terms added in quadrature (the two windows are measured apart)."""
+    def energy(w: WindowEnergy) -> float:
+        return sum(w.energy_j.get(n, 0.0) for n in sensors)
+
+    kinds = timings.window_kinds
+    prefill = [i for i, k in enumerate(kinds) if k == "prefill"]
+    full = [i for i, k in enumerate(kinds) if k == "generate"]
+    per_output, per_prompt, prefill_seq, full_seq, decode_seq = [], [], [], [], []
+    decode_tok, full_tok, prefill_tok = [], [], []
+    for p, f in zip(prefill, full, strict=False):
+        j_per_prompt_token = energy(windows[p]) / max(1, timings.prompt_tokens[p])
+        sequences, made = timings.sequences[f], timings.output_tokens[f]
+        prefill_j = j_per_prompt_token * timings.prompt_tokens[f]
+        full_j = energy(windows[f])
+        per_prompt.append(j_per_prompt_token)
+        per_output.append(full_j / max(1, made))
+        prefill_seq.append(prefill_j / sequences)
+        full_seq.append(full_j / sequences)
+        decode_seq.append((full_j - prefill_j) / sequences)
+        if made > sequences:  # tokens after each prompt's first
+            decode_tok.append((full_j - prefill_j) / (made - sequences))
+            full_tok.append(full_j / (made - sequences))
+            prefill_tok.append(prefill_j / (made - sequences))
+    full_s = sum(windows[f].duration_s for f in full)
+    sequences_fed = sum(timings.sequences[f] for f in full)
+    made_total = sum(timings.output_tokens[f] for f in full)
+    return GenerationFigures(
+        prompt_tokens=sum(timings.prompt_tokens[f] for f in full) / max(1, sequences_fed),
+        output_tokens=made_total / max(1, sequences_fed),
+        energy_j_per_output_token=_median_or_none(per_output),
+        energy_j_per_output_token_ci95=ci95_half_width(per_output),
+        energy_j_per_prompt_token=_median_or_none(per_prompt),
+        energy_j_per_prompt_token_ci95=ci95_half_width(per_prompt),
+        prefill_energy_j_per_inference=_median_or_none(prefill_seq),
+        prefill_energy_j_per_inference_ci95=ci95_half_width(prefill_seq),
+        decode_energy_j_per_inference=_median_or_none(decode_seq),
+        decode_energy_j_per_inference_ci95=quadrature(ci95_half_width(full_seq),
+                                                      ci95_half_width(prefill_seq)),
+        decode_energy_j_per_output_token=_median_or_none(decode_tok),
+        decode_energy_j_per_output_token_ci95=quadrature(ci95_half_width(full_tok),
+                                                         ci95_half_width(prefill_tok)),
+        tokens_per_s=made_total / full_s if full_s > 0 else None,
+        ttft_ms_p50=percentile(timings.ttft_ms, 50) if timings.ttft_ms else None,
+        tpot_ms_p50=percentile(timings.tpot_ms, 50) if timings.tpot_ms else None,
+        tpot_ms_p95=percentile(timings.tpot_ms, 95) if timings.tpot_ms else None,
+    )
+
+
+def quadrature(*half_widths: float | None) -> float | None:
+    """The interval of a sum or difference of independently measured figures."""
+    if any(h is None for h in half_widths):
+        return None
+    return math.sqrt(sum(h * h for h in half_widths if h is not None))
+
+
+def _median_or_none(values: Sequence[float]) -> float | None:
+    return median(values) if values else None
 
 
 def _charged(window: WindowEnergy, sensors: Mapping[str, SensorInfo]) -> WindowEnergy:

@@ -72,6 +72,8 @@ LIMITS: tuple[Limit, ...] = (
     Limit("inputs.sequence_lengths[]", int, 1, 131_072, unit="tokens"),
     Limit("inputs.resolutions", int, 1, 64, unit="entries", length=True),
     Limit("inputs.resolutions[]", int, 1, 8192, unit="pixels per side"),
+    Limit("inputs.max_new_tokens", int, 1, 64, unit="entries", length=True),
+    Limit("inputs.max_new_tokens[]", int, 1, 131_072, unit="tokens generated per prompt"),
     Limit("protocol.idle_seconds", float, 0, 600, unit="seconds"),
     Limit("protocol.warmup", int, 0, 10_000, unit="iterations"),
     Limit("protocol.min_window_s", float, 0, 3600, min_exclusive=True, unit="seconds"),

@@ -34,6 +34,8 @@ class RunSpec:
     seq_len: int | None
     resolution: int | None
     protocol: ProtocolSettings
+    workload: str = "infer"  # infer | generate (core.workloads)
+    max_new_tokens: int | None = None  # generate runs
 
     @property
     def input_size(self) -> int:
@@ -67,20 +69,25 @@ def expand(
         sizes = (
             profile.inputs.resolutions if family == "image" else profile.inputs.sequence_lengths
         )
+        # generate runs: one per max_new_tokens too; infer runs have none
+        new_tokens: tuple[int | None, ...] = (
+            profile.inputs.max_new_tokens if entry.workload == "generate" else (None,))
         for batch_size in dict.fromkeys(profile.inputs.batch_sizes):
             for size in dict.fromkeys(sizes):
-                for technique in techniques:
-                    seq_len = size if family == "text" else None
-                    resolution = size if family == "image" else None
-                    slug = input_label(batch_size, seq_len, resolution)
-                    run_id = safe_name(f"{name}__{technique.slug}__{slug}", fallback="run")
-                    if run_id in done or run_id in seen:
-                        continue
-                    seen.add(run_id)
-                    specs.append(
-                        RunSpec(run_id, len(specs), entry, task, technique, device, batch_size,
-                                seq_len, resolution, profile.protocol)
-                    )
+                for max_new in dict.fromkeys(new_tokens):
+                    for technique in techniques:
+                        seq_len = size if family == "text" else None
+                        resolution = size if family == "image" else None
+                        slug = input_label(batch_size, seq_len, resolution, max_new)
+                        run_id = safe_name(f"{name}__{technique.slug}__{slug}", fallback="run")
+                        if run_id in done or run_id in seen:
+                            continue
+                        seen.add(run_id)
+                        specs.append(
+                            RunSpec(run_id, len(specs), entry, task, technique, device,
+                                    batch_size, seq_len, resolution, profile.protocol,
+                                    entry.workload, max_new)
+                        )
     return specs
 
 

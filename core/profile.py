@@ -44,6 +44,8 @@ class ModelEntry:
     dataset: dict[str, Any] | None = None  # checked by core.quality when the run starts
     trust_remote_code: bool = False
     base_dir: str = "."  # folder the profile was read from; relative paths start there
+    workload: str = "infer"  # infer | generate (core.workloads)
+    generation: dict[str, Any] | None = None  # decoding settings of generate runs, as written
 
     @property
     def short_name(self) -> str:
@@ -57,7 +59,8 @@ class ModelEntry:
         return self.ref
 
     def to_yaml(self) -> Any:
-        if self.source == "demo" and not (self.task or self.dataset or self.trust_remote_code):
+        if self.source == "demo" and not (self.task or self.dataset or self.trust_remote_code
+                                          or self.workload != "infer" or self.generation):
             return self.ref
         out: dict[str, Any] = {"hf" if self.source == "hf" else self.source: self.ref}
         if self.task:
@@ -66,6 +69,10 @@ class ModelEntry:
             out["dataset"] = self.dataset
         if self.trust_remote_code:
             out["trust_remote_code"] = True
+        if self.workload != "infer":
+            out["workload"] = self.workload
+        if self.generation:
+            out["generation"] = self.generation
         return out
 
 
@@ -74,6 +81,7 @@ class InputSizes:
     batch_sizes: tuple[int, ...] = (1,)
     sequence_lengths: tuple[int, ...] = (128,)
     resolutions: tuple[int, ...] = (224,)
+    max_new_tokens: tuple[int, ...] = (32,)  # generate runs only
 
 
 @dataclass(frozen=True)
@@ -125,6 +133,9 @@ class Profile:
             },
             "protocol": _set_fields(self.protocol),
         }
+        if (any(m.workload == "generate" for m in self.models)
+                or self.inputs.max_new_tokens != InputSizes().max_new_tokens):
+            out["inputs"]["max_new_tokens"] = list(self.inputs.max_new_tokens)
         carbon = _set_fields(self.carbon)
         if carbon:
             out["carbon"] = carbon
@@ -310,7 +321,8 @@ class _Checker:
             path = ("models", i)
             if isinstance(raw, str):
                 raw = {bare_string_source(raw): raw}
-            fields = self.mapping(raw, path, (*known, "task", "dataset", "trust_remote_code"))
+            fields = self.mapping(raw, path, (*known, "task", "dataset", "trust_remote_code",
+                                              "workload", "generation"))
             named = [key for key in known if key in fields]
             if len(named) != 1:
                 raise self.fail(path, "each model needs exactly one of "
@@ -335,9 +347,34 @@ class _Checker:
             trust = fields.get("trust_remote_code", False)
             if not isinstance(trust, bool):
                 raise self.fail(path + ("trust_remote_code",), f"{trust!r}: expected true/false")
+            workload, generation = self.workload(fields, path, task, source, ref)
             entries.append(ModelEntry(ref=ref, source=source, task=task, dataset=dataset,
-                                      trust_remote_code=trust, base_dir=self.base_dir))
+                                      trust_remote_code=trust, base_dir=self.base_dir,
+                                      workload=workload, generation=generation))
         return tuple(entries)
+
+    def workload(self, fields: dict, path: tuple, task: str | None, source: str,
+                 ref: str) -> tuple[str, dict[str, Any] | None]:
+        from energy_console.core.models import sources
+        from energy_console.core.workloads import GENERATE_TASKS, WORKLOADS, generation_settings
+
+        workload = fields.get("workload", "infer")
+        if workload not in WORKLOADS:
+            raise self.fail(path + ("workload",), f"{show_value(workload)} is not allowed; "
+                            f"expected one of {', '.join(WORKLOADS)}")
+        generation = fields.get("generation")
+        if generation is not None and workload != "generate":
+            raise self.fail(path + ("generation",), "decoding settings apply to generate runs; "
+                            "add `workload: generate` or remove `generation:`")
+        try:
+            generation_settings(generation)
+        except ValueError as exc:
+            raise self.fail(path + ("generation",), str(exc)) from None
+        known_task = task or sources()[source].known_task(ref)
+        if workload == "generate" and known_task not in (None, *GENERATE_TASKS):
+            raise self.fail(path + ("workload",), f"generate runs need a causal-lm model; "
+                            f"{ref} is {known_task}: remove `workload: generate`")
+        return workload, generation
 
     def dataset_numbers(self, models: tuple[ModelEntry, ...]) -> None:
         """dataset.max_samples in range at load time (core.datasets checks the rest at run time)."""
@@ -368,7 +405,7 @@ class _Checker:
 
     def inputs(self, value) -> InputSizes:
         fields = self.mapping(value, ("inputs",), ("batch_sizes", "sequence_lengths",
-                                                   "resolutions"))
+                                                   "resolutions", "max_new_tokens"))
         d = InputSizes()
         return InputSizes(
             batch_sizes=self.int_list(fields.get("batch_sizes"), ("inputs", "batch_sizes"),
@@ -377,6 +414,8 @@ class _Checker:
                                            ("inputs", "sequence_lengths"), d.sequence_lengths),
             resolutions=self.int_list(fields.get("resolutions"), ("inputs", "resolutions"),
                                       d.resolutions),
+            max_new_tokens=self.int_list(fields.get("max_new_tokens"),
+                                         ("inputs", "max_new_tokens"), d.max_new_tokens),
         )
 
     def protocol(self, value) -> ProtocolSettings:

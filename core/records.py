@@ -40,10 +40,13 @@ def model_label(model: str) -> str:
     return model
 
 
-def input_label(batch_size: int, seq_len: int | None, resolution: int | None) -> str:
-    """b1-s128 for text, b8-r224 for images: how runs, ids and tables name an input size."""
+def input_label(batch_size: int, seq_len: int | None, resolution: int | None,
+                max_new_tokens: int | None = None) -> str:
+    """b1-s128 for text, b8-r224 for images, b1-s64-n32 for generation (up to 32 new tokens):
+    how runs, ids and tables name an input size."""
     size = f"s{seq_len}" if seq_len is not None else f"r{resolution}"
-    return f"b{batch_size}-{size}"
+    new = f"-n{max_new_tokens}" if max_new_tokens is not None else ""
+    return f"b{batch_size}-{size}{new}"
 
 
 @dataclass(frozen=True)
@@ -79,6 +82,44 @@ class RunRecord:
     throughput_per_s: float | None = column("inferences per second over the timed windows")
     energy_delay_j_s: float | None = column(
         "energy-delay product: energy_j_per_inference × latency_ms_p50 in seconds")
+    workload: str = column("infer (forward passes) or generate (text generation from prompts)",
+                           "infer")
+    max_new_tokens: int | None = column("generate runs: most tokens generated per prompt")
+    prompt_tokens: float | None = column(
+        "generate runs: mean prompt length in tokens over the prompts fed")
+    output_tokens: float | None = column(
+        "generate runs: mean tokens actually generated per prompt (a stop at EOS counts the "
+        "tokens made, not max_new_tokens)")
+    energy_j_per_output_token: float | None = column(
+        "generate runs: energy of full generations ÷ tokens generated, median of repeats")
+    energy_j_per_output_token_ci95: float | None = column(
+        "half-width of the 95 % interval of energy_j_per_output_token")
+    energy_j_per_prompt_token: float | None = column(
+        "generate runs: prefill energy (windows of generate with max_new_tokens=1) ÷ prompt "
+        "tokens, median of repeats")
+    energy_j_per_prompt_token_ci95: float | None = column(
+        "half-width of the 95 % interval of energy_j_per_prompt_token")
+    prefill_energy_j_per_inference: float | None = column(
+        "generate runs: prefill's share of one prompt's generation (prompt tokens × "
+        "energy_j_per_prompt_token)")
+    prefill_energy_j_per_inference_ci95: float | None = column(
+        "half-width of the 95 % interval of prefill_energy_j_per_inference")
+    decode_energy_j_per_inference: float | None = column(
+        "generate runs: full generation minus prefill, per prompt (optimum-benchmark's method)")
+    decode_energy_j_per_inference_ci95: float | None = column(
+        "half-width of the 95 % interval of decode_energy_j_per_inference: the intervals of "
+        "full and prefill added in quadrature")
+    decode_energy_j_per_output_token: float | None = column(
+        "generate runs: decode energy ÷ tokens after the first (the first comes from prefill)")
+    decode_energy_j_per_output_token_ci95: float | None = column(
+        "half-width of the 95 % interval of decode_energy_j_per_output_token (quadrature)")
+    tokens_per_s: float | None = column(
+        "generate runs: tokens generated per second over the full-generation windows")
+    ttft_ms_p50: float | None = column(
+        "generate runs: median time to first token (call start to first new token)")
+    tpot_ms_p50: float | None = column(
+        "generate runs: median time per output token (between successive new tokens)")
+    tpot_ms_p95: float | None = column("generate runs: 95th percentile time per output token")
     flops_per_inference: float | None = column(
         "floating-point operations per input item (torch flop counter; see README)")
     size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
@@ -93,6 +134,13 @@ class RunRecord:
         "agreement of top-1 (or next-token) predictions with the uncompressed model")
     fidelity_kl: float | None = column("mean KL(uncompressed ‖ this run), nats")
     fidelity_cosine: float | None = column("cosine similarity of outputs to the uncompressed ones")
+    fidelity_exact_match: float | None = column(
+        "generate runs: share of prompts whose greedy output equals the uncompressed model's")
+    fidelity_token_agreement: float | None = column(
+        "generate runs: greedy output tokens equal to the uncompressed model's at the same "
+        "position ÷ the longer of the two")
+    fidelity_chrf: float | None = column(
+        "generate runs: chrF (0–100) of the greedy output text against the uncompressed model's")
     quality_samples: int | None = column("inputs the quality figures cover")
     quality_seconds: float | None = column("time the quality evaluation took")
     co2e_g_per_1k_inferences: float | None = column(
@@ -112,7 +160,7 @@ class RunRecord:
 
     @property
     def input_size(self) -> str:
-        return input_label(self.batch_size, self.seq_len, self.resolution)
+        return input_label(self.batch_size, self.seq_len, self.resolution, self.max_new_tokens)
 
     @property
     def finished(self) -> bool:
@@ -213,6 +261,51 @@ class WorkerResult:
     technique_details: dict[str, Any]
     torch_threads: int
     flops_per_inference: float | None = None
+    generation: GenerationTimings | None = None  # generate runs
+
+
+@dataclass(frozen=True)
+class GenerationTimings:
+    """What a generate run's worker counted, beside WorkerResult's timings of its generate
+    windows (iterations and latencies_ms cover full generations only).
+
+    The worker marks two kinds of timed window, in `window_kinds` order: `prefill` (generate
+    with max_new_tokens=1: a forward over the prompt and one token) and `generate` (full
+    generations). Per-window tuples follow the same order."""
+
+    max_new_tokens: int
+    window_kinds: tuple[str, ...]
+    sequences: tuple[int, ...]  # prompts completed per window
+    prompt_tokens: tuple[int, ...]  # prompt tokens fed per window (padding not counted)
+    output_tokens: tuple[int, ...]  # tokens generated per window (up to and with EOS)
+    ttft_ms: tuple[float, ...]  # per generate call: call start to its first new token
+    tpot_ms: tuple[float, ...]  # per decode step: time between successive new tokens
+    prefill_latencies_ms: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True)
+class GenerationFigures:
+    """A generate run's per-token figures (the generation columns of its RunRecord)."""
+
+    prompt_tokens: float
+    output_tokens: float
+    energy_j_per_output_token: float | None
+    energy_j_per_output_token_ci95: float | None
+    energy_j_per_prompt_token: float | None
+    energy_j_per_prompt_token_ci95: float | None
+    prefill_energy_j_per_inference: float | None
+    prefill_energy_j_per_inference_ci95: float | None
+    decode_energy_j_per_inference: float | None
+    decode_energy_j_per_inference_ci95: float | None
+    decode_energy_j_per_output_token: float | None
+    decode_energy_j_per_output_token_ci95: float | None
+    tokens_per_s: float | None
+    ttft_ms_p50: float | None
+    tpot_ms_p50: float | None
+    tpot_ms_p95: float | None
+
+    def columns(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -270,11 +363,15 @@ class RunFigures:
     per_sensor: dict[str, SensorFigures]
     per_repeat: tuple[RepeatFigures, ...]
     warnings: tuple[str, ...]
+    generation: GenerationFigures | None = None  # generate runs
 
     def columns(self) -> dict[str, Any]:
         """The runs.csv columns these figures fill (every field RunRecord shares but warnings,
-        which the runner merges with the worker's)."""
-        return {name: getattr(self, name) for name in _FIGURE_COLUMNS}
+        which the runner merges with the worker's; the generation columns of generate runs)."""
+        out = {name: getattr(self, name) for name in _FIGURE_COLUMNS}
+        if self.generation is not None:
+            out.update(self.generation.columns())
+        return out
 
 
 _FIGURE_COLUMNS = tuple(

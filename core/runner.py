@@ -389,6 +389,7 @@ class Runner:
             run_id=spec.run_id, model=spec.model.ref, task=spec.task,
             technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
+            workload=spec.workload, max_new_tokens=spec.max_new_tokens,
             **fields,
         )
 
@@ -415,6 +416,7 @@ class Runner:
                 sensors=sensors_for_device(self.sensor_infos, result.device),
                 idle_power_w=self.idle_power_w, latencies_ms=result.latencies_ms,
                 max_spread=spec.protocol.max_spread, intensity=self.intensity,
+                generation=result.generation,
             )
         except NoEnergyWindows as exc:
             self._end_run(spec, "failed", f"no energy could be measured: {exc}")

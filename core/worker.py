@@ -94,6 +94,8 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     t0 = time.monotonic()
     loaded = load_model(spec.model, device)
     load_s = time.monotonic() - t0
+    if getattr(spec, "workload", "infer") == "generate":
+        return run_generate(spec, loaded, device, load_s, cache_dir, mark)
     size = spec.seq_len if loaded.family == "text" else spec.resolution
     if size is None:  # task learnt from the config differs from what the plan assumed
         raise NotApplicable(
@@ -167,6 +169,82 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         torch_threads=torch.get_num_threads(),
         flops_per_inference=None if flops_per_batch is None
         else flops_per_batch / spec.batch_size,
+    )
+
+
+def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
+                 mark) -> WorkerResult:
+    """A generate run: prompts, the uncompressed model's greedy outputs, compression, then
+    prefill and full-generation windows (core.generate), then the fidelity of the outputs."""
+    from energy_console.core.generate import batches, prepare_prompts, run_generate_protocol
+    from energy_console.core.quality.eval_set import text_tokenizer
+    from energy_console.core.quality.generation import (
+        evaluate_generation,
+        prepare_generation_reference,
+    )
+    from energy_console.core.workloads import GENERATE_TASKS, generation_settings
+
+    if loaded.task not in GENERATE_TASKS or not hasattr(loaded.module, "generate"):
+        raise NotApplicable(f"{spec.model.ref} is a {loaded.task} model: generate runs need a "
+                            "causal LM; remove `workload: generate` from this model entry")
+    settings = generation_settings(spec.model.generation)
+    prompts = prepare_prompts(loaded, spec, settings)
+    prompt_batches = batches(prompts, spec.batch_size, device)
+
+    mark("reference")
+    reference = prepare_generation_reference(loaded, spec, prompt_batches, prompts, cache_dir)
+
+    mark("compressing")
+    t0 = time.monotonic()
+    first = prompt_batches[0].inputs
+    ctx = TechniqueContext(
+        device=device, task=loaded.task, loaded=loaded,
+        calibration_inputs=lambda: [b.inputs for b in prompt_batches[:4]] or [first],
+    )
+    module = apply_technique(loaded.module, spec.technique, ctx)
+    compress_s = time.monotonic() - t0
+    size_report = measure_size(module)
+    if not hasattr(module, "generate"):
+        raise NotApplicable(f"{spec.technique.slug} turns the model into a module without "
+                            "generate(); it cannot run generate workloads")
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_generate_protocol(
+            module, prompt_batches, prompts, settings, spec.max_new_tokens, sync,
+            warmup=protocol.warmup, repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s, iterations=protocol.iterations, mark=mark,
+        )
+    peak_mem_mb = _peak_memory_mb(device)
+
+    mark("quality")
+    quality_result = evaluate_generation(
+        loaded, module, reference, prompt_batches, prompts, spec.max_new_tokens,
+        text_tokenizer(loaded, spec.model))
+    return WorkerResult(
+        device=device,
+        task=loaded.task,
+        iterations=tuple(measured.iterations),
+        latencies_ms=tuple(tuple(r) for r in measured.latencies_ms),
+        first_warmup_t=measured.first_warmup_t,
+        load_s=load_s,
+        compress_s=compress_s,
+        size_bytes=size_report.size_bytes,
+        params=size_report.params,
+        nonzero_params=size_report.nonzero_params,
+        dtype_bytes=dict(size_report.dtype_bytes),
+        peak_mem_mb=peak_mem_mb,
+        quality=quality_result,
+        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + tuple(prompts.warnings)
+        + tuple(quality_result.warnings),
+        reference_seconds=reference.seconds,
+        reference_cache_hit=reference.cache_hit,
+        technique_details=dict(ctx.extra_result),
+        torch_threads=torch.get_num_threads(),
+        generation=measured.timings,
     )
 
 

@@ -101,6 +101,9 @@ def profile_document(form: FormValues) -> dict[str, Any]:
             "batch_sizes": _number_list(form.batch_sizes, "batch sizes"),
             "sequence_lengths": _number_list(form.sequence_lengths, "sequence lengths"),
             "resolutions": _number_list(form.resolutions, "resolutions"),
+            # generate runs' input size: kept as the profile had it (no field in the form yet)
+            **({"max_new_tokens": form.kept["max_new_tokens"]}
+               if "max_new_tokens" in form.kept else {}),
         },
         "protocol": protocol,
         **{section: form.kept[section] for section in ("carbon", "sensors")
@@ -120,6 +123,8 @@ def form_from_profile(profile: Profile) -> FormValues:
     kept: dict[str, Any] = {section: document[section] for section in ("carbon", "sensors")
                             if section in document}
     kept["protocol"] = {k: v for k, v in document["protocol"].items() if k not in edited}
+    if "max_new_tokens" in document["inputs"]:
+        kept["max_new_tokens"] = document["inputs"]["max_new_tokens"]
     return FormValues(
         name=profile.name,
         models=[_absolute_model(m) for m in profile.models],

@@ -14,6 +14,9 @@ QUALITY_CSV_COLUMNS = (
     "fidelity_top1",
     "fidelity_kl",
     "fidelity_cosine",
+    "fidelity_exact_match",
+    "fidelity_token_agreement",
+    "fidelity_chrf",
     "quality_samples",
     "quality_seconds",
 )
@@ -42,6 +45,9 @@ class QualityResult:
     next_token_agreement: float | None = None
     mean_kl: float | None = None
     cosine_similarity: float | None = None
+    exact_match: float | None = None  # generate runs: greedy outputs equal to the reference's
+    token_agreement: float | None = None  # generate runs: reference tokens matched in place
+    chrf: float | None = None  # generate runs: chrF 0-100 against the reference's text
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -59,6 +65,9 @@ class QualityResult:
             "fidelity_top1": top1,
             "fidelity_kl": self.mean_kl,
             "fidelity_cosine": self.cosine_similarity,
+            "fidelity_exact_match": self.exact_match,
+            "fidelity_token_agreement": self.token_agreement,
+            "fidelity_chrf": self.chrf,
             "quality_samples": self.samples,
             "quality_seconds": round(self.seconds, 3),
         }

@@ -1,0 +1,135 @@
+"""Quality of a generate run: fidelity of its greedy output to the uncompressed model's, and
+perplexity on the prompts.
+
+The uncompressed model's greedy continuations of the run's prompts are computed once (before any
+technique is applied) and cached in the session's cache folder like core.quality.reference does
+for forward passes: the key covers the model, the prompt token ids, the batching, the EOS tokens
+and max_new_tokens. Fidelity is always on greedy output, even for runs that sample (sampled text
+differs from run to run by design).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from energy_console.core.quality.reference import _load_cached, _save_atomic, module_device
+from energy_console.core.quality.result import QualityResult
+from energy_console.core.quality.text_metrics import chrf, exact_match_rate, token_agreement
+
+CACHE_FORMAT = 1
+
+
+@dataclass
+class GenerationReference:
+    outputs: list[list[int]]  # greedy continuation per prompt, up to and with EOS
+    key: str
+    cache_hit: bool = False
+    seconds: float = 0.0
+    warnings: list[str] = field(default_factory=list)
+
+
+def prepare_generation_reference(loaded, spec, prompt_batches, prompts,
+                                 cache_dir: str | Path | None) -> GenerationReference:
+    """The uncompressed model's greedy outputs; call it before compressing."""
+    from energy_console.core.generate import greedy_outputs
+
+    start = time.perf_counter()
+    key = _cache_key(loaded, spec, prompts, len(prompt_batches[0].rows))
+    path = Path(cache_dir) / f"generation-reference-{key[:20]}.pt" if cache_dir else None
+    warnings: list[str] = []
+    cached = _load_cached(path, key, warnings)
+    if cached is not None:
+        return GenerationReference(cached["outputs"], key, True, time.perf_counter() - start,
+                                   warnings)
+    outputs = greedy_outputs(loaded.module, prompt_batches, prompts, spec.max_new_tokens)
+    if path is not None:
+        _save_atomic(path, {"format": 1, "key": key, "baseline": {"outputs": outputs}})
+    return GenerationReference(outputs, key, False, time.perf_counter() - start, warnings)
+
+
+def evaluate_generation(loaded, module, reference: GenerationReference, prompt_batches,
+                        prompts, max_new_tokens: int, tokenizer=None) -> QualityResult:
+    """Fidelity of `module`'s greedy output to the reference, and perplexity on the prompts."""
+    from energy_console.core.generate import greedy_outputs
+
+    start = time.perf_counter()
+    outputs = greedy_outputs(module, prompt_batches, prompts, max_new_tokens)
+    texts = [_text(tokenizer, o) for o in outputs]
+    reference_texts = [_text(tokenizer, o) for o in reference.outputs]
+    agreement = token_agreement(outputs, reference.outputs)
+    perplexity = _prompt_perplexity(module, prompt_batches)
+    warnings = list(reference.warnings)
+    if tokenizer is None or not hasattr(tokenizer, "decode"):
+        warnings.append("the tokenizer cannot turn ids back into text: chrF is computed on the "
+                        "token ids written out")
+    return QualityResult(
+        task="causal-lm",
+        metric="perplexity",
+        value=perplexity,
+        samples=len(outputs),
+        seconds=time.perf_counter() - start,
+        dataset=prompts.dataset,
+        perplexity=perplexity,
+        exact_match=exact_match_rate(outputs, reference.outputs),
+        token_agreement=agreement,
+        chrf=chrf(texts, reference_texts),
+        warnings=warnings,
+    )
+
+
+def _text(tokenizer, ids: list[int]) -> str:
+    if tokenizer is not None and hasattr(tokenizer, "decode"):
+        return str(tokenizer.decode(ids, skip_special_tokens=True))
+    return " ".join(f"t{i}" for i in ids)
+
+
+def _prompt_perplexity(module, prompt_batches) -> float | None:
+    """Perplexity of the prompts' tokens (each prompt once; the first token has no context)."""
+    import torch
+    from energy_console.core.quality.metrics import TokenScores
+    from energy_console.core.quality.reference import main_output
+
+    scores = TokenScores()
+    seen: set[int] = set()
+    with torch.no_grad():
+        for batch in prompt_batches:
+            keep = [i for i, r in enumerate(batch.rows) if r not in seen]
+            seen.update(batch.rows)
+            ids = batch.inputs["input_ids"][keep]
+            mask = batch.inputs["attention_mask"][keep]
+            positions = (mask.cumsum(-1) - 1).clamp_min(0)
+            logits = main_output(module(input_ids=ids, attention_mask=mask,
+                                        position_ids=positions)).float().cpu()
+            # left padding: a target counts only when the token before it is real too
+            both = mask.clone().cpu()
+            both[:, 1:] = mask[:, 1:].cpu() & mask[:, :-1].cpu()
+            scores.add_likelihood(logits, ids.cpu(), both)
+    return scores.perplexity() if scores.predicted else None
+
+
+def _cache_key(loaded, spec, prompts, batch_size: int) -> str:
+    entry = spec.model
+    dtype = next((str(p.dtype) for p in loaded.module.parameters()), "none")
+    identity: dict[str, Any] = {
+        "format": CACHE_FORMAT,
+        "source": entry.source,
+        "ref": entry.resolved_ref,
+        "task": loaded.task,
+        "device": str(module_device(loaded.module)),
+        "dtype": dtype,
+        "prompts": prompts.ids,
+        "pad": prompts.pad_id,
+        "eos": list(prompts.eos_ids),
+        "batch_size": batch_size,
+        "max_new_tokens": spec.max_new_tokens,
+    }
+    if entry.source == "path" and Path(entry.resolved_ref).is_dir():
+        identity["files"] = sorted(
+            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
+            for f in Path(entry.resolved_ref).iterdir() if f.is_file())
+    return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

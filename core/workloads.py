@@ -1,0 +1,88 @@
+"""Workloads: what a run times. `infer` (one forward pass per iteration, the default) and
+`generate` (causal LMs: text generation from a prompt set, prefill and decode measured apart).
+
+A model entry picks its workload in the profile:
+
+    models:
+      - demo: demo/tiny-gpt2-random
+        workload: generate
+        dataset: ../data/prompts-text.jsonl        # JSONL {"prompt": ...} or one prompt a line
+        generation: {do_sample: true, temperature: 0.7, top_p: 0.9, seed: 0}   # optional
+    inputs:
+      max_new_tokens: [32]   # generate runs: one run per value (× batches × sequence lengths)
+
+Decoding is greedy unless `generation.do_sample` is true. The sequence length of a generate run is
+the longest prompt it feeds (longer prompts keep their last tokens). Light on purpose: the profile
+checker and the UI import it.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+WORKLOADS = ("infer", "generate")
+GENERATE_TASKS = ("causal-lm",)
+DEFAULT_MAX_NEW_TOKENS = (32,)
+
+GENERATION_KEYS = ("do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id")
+
+
+@dataclass(frozen=True)
+class GenerationSettings:
+    """Decoding settings of a generate run (greedy by default, so runs are deterministic)."""
+
+    do_sample: bool = False
+    temperature: float | None = None
+    top_k: int | None = None
+    top_p: float | None = None
+    seed: int = 0
+    eos_token_id: int | None = None  # None: the model's own
+
+    def generate_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments for transformers' `generate` (seed and EOS apart)."""
+        out: dict[str, Any] = {"do_sample": self.do_sample}
+        if self.do_sample:
+            for name in ("temperature", "top_k", "top_p"):
+                value = getattr(self, name)
+                if value is not None:
+                    out[name] = value
+        return out
+
+
+def generation_settings(raw: Any) -> GenerationSettings:
+    """A model entry's `generation:` mapping, checked; ValueError names the key and the fix."""
+    if raw is None:
+        return GenerationSettings()
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping with keys " + ", ".join(GENERATION_KEYS))
+    unknown = sorted(set(raw) - set(GENERATION_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                         + ", ".join(GENERATION_KEYS))
+    do_sample = raw.get("do_sample", False)
+    if not isinstance(do_sample, bool):
+        raise ValueError(f"do_sample: {do_sample!r} is not allowed; expected true or false")
+    temperature = _number(raw, "temperature", float, 1e-6, 100.0)
+    top_p = _number(raw, "top_p", float, 1e-6, 1.0)
+    top_k = _number(raw, "top_k", int, 1, 1_000_000)
+    seed = _number(raw, "seed", int, 0, 2**31 - 1)
+    eos = _number(raw, "eos_token_id", int, 0, 10_000_000)
+    if not do_sample and any(v is not None for v in (temperature, top_p, top_k)):
+        raise ValueError("temperature, top_k and top_p apply only when sampling; add "
+                         "`do_sample: true` or remove them (greedy decoding is the default)")
+    return GenerationSettings(do_sample, temperature, top_k, top_p,
+                              0 if seed is None else seed, eos)
+
+
+def _number(raw: dict, key: str, kind: type, low: float, high: float) -> Any:
+    value = raw.get(key)
+    if value is None:
+        return None
+    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
+    if not ok or not math.isfinite(value) or not low <= value <= high:
+        what = "a whole number" if kind is int else "a number"
+        raise ValueError(f"{key}: {value!r} is not allowed; expected {what} from {low:g} to "
+                         f"{high:g}")
+    return kind(value)

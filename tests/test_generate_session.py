@@ -1,0 +1,149 @@
+"""Generate runs through a real session: real runner, real worker processes, the offline tiny
+GPT-2 generating from the shipped text prompts."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import pytest
+from energy_console.core.profile import load_profile
+from energy_console.core.runner import Runner
+
+from tests.session_helpers import write_profile
+
+# real runner sessions: the slow tier (pytest -m "not session" skips them)
+pytestmark = pytest.mark.session
+
+ROOT = Path(__file__).resolve().parent.parent
+PROMPTS = ROOT / "data" / "prompts-text.jsonl"
+MAX_NEW = 12
+PRUNE = "magnitude-prune-amount0.9-scopelayer"
+
+# Every window is exactly one pass over the 4 prompts (2 calls of 2), so the counts are exact.
+PROTOCOL = """\
+protocol:
+  idle_seconds: 0.3
+  warmup: 1
+  iterations: 2
+  repeats: 3
+  sample_hz: 20
+  threads: 1
+"""
+
+
+def early_eos_token() -> tuple[int, list[list[int]]]:
+    """A token the demo model makes early in its greedy output for the first prompt, and every
+    prompt's greedy output: made here, in this process, as the worker will make it."""
+    import torch
+    from energy_console.core.generate import batches, greedy_outputs, prepare_prompts
+    from energy_console.core.models import load_model
+    from energy_console.core.plan import expand
+    from energy_console.core.profile import parse_profile
+    from energy_console.core.workloads import GenerationSettings
+
+    profile = parse_profile(
+        "name: eos\nmodels:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"
+        f"    dataset: {{path: {PROMPTS}, max_samples: 4}}\n"
+        f"inputs: {{batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [{MAX_NEW}]}}\n")
+    spec = expand(profile, "cpu")[0]
+    torch.set_num_threads(1)
+    loaded = load_model(spec.model, "cpu")
+    prompts = prepare_prompts(loaded, spec, GenerationSettings())
+    outputs = greedy_outputs(loaded.module, batches(prompts, 2, "cpu"), prompts, MAX_NEW)
+    return outputs[0][2], outputs
+
+
+@pytest.fixture(scope="module")
+def generate_session(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("generate")
+    eos, outputs = early_eos_token()
+    profile = load_profile(write_profile(folder, f"""\
+models:
+  - demo: demo/tiny-gpt2-random
+    workload: generate
+    dataset: {{path: {PROMPTS}, max_samples: 4}}
+  - demo: demo/tiny-gpt2-random
+    workload: generate
+    dataset: {{path: {PROMPTS}, max_samples: 4}}
+    generation: {{eos_token_id: {eos}}}
+techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}]
+inputs: {{batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [{MAX_NEW}]}}
+""", protocol=PROTOCOL))
+    outcome = Runner(profile, folder / "session").run()
+    with (outcome.path / "runs.csv").open() as f:
+        rows = {r["run_id"]: r for r in csv.DictReader(f)}
+    return outcome, rows, eos, outputs
+
+
+def run_id(model: int, technique: str) -> str:
+    return f"tiny-gpt2-random-{model}__{technique}__b2-s32-n{MAX_NEW}"
+
+
+def test_generate_runs_finish_with_per_token_figures(generate_session):
+    outcome, rows, _, _ = generate_session
+    assert outcome.finished == 4, [(r["run_id"], r["reason"]) for r in rows.values()]
+    row = rows[run_id(1, "baseline")]
+    assert row["workload"] == "generate" and row["max_new_tokens"] == str(MAX_NEW)
+    assert float(row["output_tokens"]) == MAX_NEW  # the random model never says its EOS here
+    assert float(row["prompt_tokens"]) > 3
+    for column in ("energy_j_per_output_token", "energy_j_per_output_token_ci95",
+                   "energy_j_per_prompt_token", "tokens_per_s", "ttft_ms_p50", "tpot_ms_p50",
+                   "tpot_ms_p95"):
+        assert float(row[column]) > 0, column
+    assert float(row["tpot_ms_p50"]) <= float(row["tpot_ms_p95"])
+    # one call generates MAX_NEW tokens: its first token comes well before its end
+    assert float(row["ttft_ms_p50"]) < float(row["latency_ms_p50"])
+    assert float(row["energy_j_per_output_token"]) == pytest.approx(
+        float(row["energy_j_per_inference"]) / MAX_NEW, rel=1e-3)
+
+
+def test_prefill_and_decode_add_up_to_the_full_generation_within_their_interval(
+        generate_session):
+    _, rows, _, _ = generate_session
+    for technique in ("baseline", PRUNE):
+        row = rows[run_id(1, technique)]
+        prefill = float(row["prefill_energy_j_per_inference"])
+        decode = float(row["decode_energy_j_per_inference"])
+        full = float(row["energy_j_per_inference"])
+        assert 0 < prefill < full and decode > 0
+        allowed = (float(row["decode_energy_j_per_inference_ci95"])
+                   + float(row["energy_j_per_inference_ci95"]))
+        assert abs(prefill + decode - full) <= allowed + 1e-9 * full, row["run_id"]
+        # the same split seen per token: prefill per prompt token × prompt tokens, decode per
+        # token after the first × those tokens (every window fed the same 4 prompts)
+        assert float(row["energy_j_per_prompt_token"]) * float(row["prompt_tokens"]) == (
+            pytest.approx(prefill, rel=2e-3))
+        assert float(row["decode_energy_j_per_output_token"]) * (
+            float(row["output_tokens"]) - 1) == pytest.approx(decode, rel=2e-3)
+        # the interval of the difference is at least that of each term
+        assert float(row["decode_energy_j_per_inference_ci95"]) >= float(
+            row["prefill_energy_j_per_inference_ci95"])
+
+
+def test_a_run_that_stops_at_eos_is_counted_by_the_tokens_it_made(generate_session):
+    _, rows, eos, outputs = generate_session
+    made = []
+    for output in outputs:
+        stop = output.index(eos) + 1 if eos in output else len(output)
+        made.append(stop)
+    assert made[0] <= 3
+    row = rows[run_id(2, "baseline")]
+    assert float(row["output_tokens"]) == pytest.approx(sum(made) / len(made), abs=1e-4)
+    assert float(row["output_tokens"]) < MAX_NEW
+    assert float(row["energy_j_per_output_token"]) == pytest.approx(
+        float(row["energy_j_per_inference"]) / float(row["output_tokens"]), rel=1e-3)
+
+
+def test_fidelity_is_whole_for_the_baseline_and_lost_by_heavy_pruning(generate_session):
+    outcome, rows, _, _ = generate_session
+    base, pruned = rows[run_id(1, "baseline")], rows[run_id(1, PRUNE)]
+    for column in ("fidelity_exact_match", "fidelity_token_agreement"):
+        assert float(base[column]) == 1.0
+        assert float(pruned[column]) < 1.0
+    assert float(base["fidelity_chrf"]) == 100.0
+    assert float(pruned["fidelity_chrf"]) < 100.0
+    assert base["quality_metric"] == "perplexity" and float(base["quality_value"]) > 1
+    result = json.loads((outcome.path / "runs" / run_id(1, PRUNE) / "result.json").read_text())
+    assert result["reference"]["cache_hit"] is True  # the baseline's greedy outputs, reused
