@@ -241,8 +241,40 @@ def load_text_corpus(spec: DatasetSpec) -> str:
 def load_prompts(spec: DatasetSpec) -> list[str]:
     """The prompts of a generate run: JSONL objects with a `prompt` string (`.jsonl`), or one
     prompt a line of a text file (blank lines skipped). At most max_samples, evenly spaced."""
-    import json
+    prompts = [item["prompt"] for _, item in _prompt_items(spec)]
+    return [prompts[i] for i in evenly_spaced(len(prompts), spec.max_samples)]
 
+
+CODE_TASK_FIELDS = ("prompt", "entry_point", "test")
+
+
+def load_code_tasks(spec: DatasetSpec) -> list:
+    """The HumanEval-style tasks of a prompt file (`prompt`, `entry_point`, `test` per JSONL
+    line), the same ones in the same order as load_prompts keeps: list[CodeTask]."""
+    from energy_console.core.quality.code_exec import CodeTask
+
+    how = ("pass@1 needs a .jsonl file whose every line has `prompt`, `entry_point` (the "
+           "function's name) and `test` (source defining check(candidate)), like "
+           "data/code-tasks.jsonl or HumanEval; point `dataset:` at one, or remove "
+           "`pass_at_1: true` from `generation:`")
+    if spec.path.suffix.lower() != ".jsonl":
+        raise DatasetError(f"{spec.path} is not a .jsonl file: {how}")
+    items = _prompt_items(spec)
+    lacking = [(number, [k for k in CODE_TASK_FIELDS if not isinstance(item.get(k), str)
+                         or not item[k].strip()]) for number, item in items]
+    lacking = [(number, keys) for number, keys in lacking if keys]
+    if lacking:
+        where = ", ".join(str(number) for number, _ in lacking[:5])
+        more = f" and {len(lacking) - 5} more" if len(lacking) > 5 else ""
+        missing = sorted({k for _, keys in lacking for k in keys})
+        raise DatasetError(f"{spec.path}: line(s) {where}{more} lack {', '.join(missing)}; {how}")
+    tasks = [CodeTask(item["prompt"], item["entry_point"].strip(), item["test"],
+                      str(item.get("task_id", number))) for number, item in items]
+    return [tasks[i] for i in evenly_spaced(len(tasks), spec.max_samples)]
+
+
+def _prompt_items(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
+    """(line number, object) per prompt; a text file's lines become {"prompt": line}."""
     if spec.path.is_dir():
         raise DatasetError(f"{spec.path} is a folder; generate runs need a prompt file (JSONL "
                            'lines {"prompt": "..."} or one prompt a line)')
@@ -251,12 +283,12 @@ def load_prompts(spec: DatasetSpec) -> list[str]:
     except UnicodeDecodeError as exc:
         raise DatasetError(f"{spec.path} is not UTF-8 text ({exc.reason}); save the prompts "
                            "as UTF-8") from None
-    prompts = []
+    items: list[tuple[int, dict[str, Any]]] = []
     for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         if spec.path.suffix.lower() != ".jsonl":
-            prompts.append(line.rstrip("\n"))
+            items.append((number, {"prompt": line.rstrip("\n")}))
             continue
         try:
             item = json.loads(line)
@@ -266,11 +298,11 @@ def load_prompts(spec: DatasetSpec) -> list[str]:
         if not isinstance(item, dict) or not isinstance(item.get("prompt"), str):
             raise DatasetError(f"{spec.path}, line {number}: no `prompt` string; each line of a "
                                '.jsonl prompt file is an object like {"prompt": "..."}')
-        prompts.append(item["prompt"])
-    if not prompts:
+        items.append((number, item))
+    if not items:
         raise DatasetError(f"{spec.path} holds no prompts; add JSONL lines "
                            '{"prompt": "..."} or one prompt a line')
-    return [prompts[i] for i in evenly_spaced(len(prompts), spec.max_samples)]
+    return items
 
 
 # ------------------------------------------------------------------------------------- images

@@ -128,6 +128,7 @@ def dataset_problem(entry, task: str | None) -> str | None:
         IMAGE_EXTENSIONS,
         DatasetError,
         dataset_spec,
+        load_code_tasks,
         load_text_corpus,
         read_csv,
     )
@@ -141,6 +142,8 @@ def dataset_problem(entry, task: str | None) -> str | None:
             read_csv(spec.path, ("text", "label"), task)
         elif task == "causal-lm":
             load_text_corpus(spec)
+            if getattr(entry, "workload", "infer") == "generate" and _wants_pass_at_1(entry):
+                load_code_tasks(spec)
         elif task == "image-classification":
             if spec.path.is_dir():
                 if not any(f.suffix.lower() in IMAGE_EXTENSIONS
@@ -163,6 +166,11 @@ def dataset_problem(entry, task: str | None) -> str | None:
     except OSError as exc:
         return f"cannot read {exc.filename or entry.dataset}: {exc.strerror or exc}"
     return None
+
+
+def _wants_pass_at_1(entry) -> bool:
+    generation = getattr(entry, "generation", None)
+    return isinstance(generation, dict) and generation.get("pass_at_1") is True
 
 
 # ------------------------------------------------------------------------------------ techniques

@@ -367,9 +367,13 @@ class _Checker:
             raise self.fail(path + ("generation",), "decoding settings apply to generate runs; "
                             "add `workload: generate` or remove `generation:`")
         try:
-            generation_settings(generation)
+            settings = generation_settings(generation)
         except ValueError as exc:
             raise self.fail(path + ("generation",), str(exc)) from None
+        if settings.pass_at_1 and not fields.get("dataset"):
+            raise self.fail(path + ("generation", "pass_at_1"), "pass@1 runs the completions "
+                            "against the dataset's tests; add `dataset:` with a HumanEval-style "
+                            "JSONL (prompt, entry_point, test), e.g. data/code-tasks.jsonl")
         known_task = task or sources()[source].known_task(ref)
         if workload == "generate" and known_task not in (None, *GENERATE_TASKS):
             raise self.fail(path + ("workload",), f"generate runs need a causal-lm model; "

@@ -141,6 +141,10 @@ class RunRecord:
         "position ÷ the longer of the two")
     fidelity_chrf: float | None = column(
         "generate runs: chrF (0–100) of the greedy output text against the uncompressed model's")
+    quality_pass_at_1: float | None = column(
+        "generate runs with `pass_at_1: true`: share of tasks whose greedy completion passes its "
+        "tests in the sandbox (a timeout counts as failed)")
+    quality_pass_at_1_tasks: int | None = column("tasks quality_pass_at_1 covers")
     quality_samples: int | None = column("inputs the quality figures cover")
     quality_seconds: float | None = column("time the quality evaluation took")
     co2e_g_per_1k_inferences: float | None = column(

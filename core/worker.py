@@ -189,6 +189,11 @@ def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
                             "causal LM; remove `workload: generate` from this model entry")
     settings = generation_settings(spec.model.generation)
     prompts = prepare_prompts(loaded, spec, settings)
+    code_tasks = None
+    if settings.pass_at_1:  # checked before any window: a dataset without tests fails fast
+        from energy_console.core.datasets import dataset_spec, load_code_tasks
+
+        code_tasks = load_code_tasks(dataset_spec(spec.model.dataset, spec.model.base_dir))
     prompt_batches = batches(prompts, spec.batch_size, device)
 
     mark("reference")
@@ -220,10 +225,10 @@ def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
         )
     peak_mem_mb = _peak_memory_mb(device)
 
-    mark("quality")
+    mark("quality")  # after the windows: pass@1's subprocesses never run inside one
     quality_result = evaluate_generation(
         loaded, module, reference, prompt_batches, prompts, spec.max_new_tokens,
-        text_tokenizer(loaded, spec.model))
+        text_tokenizer(loaded, spec.model), code_tasks, settings.pass_at_1_timeout_s)
     return WorkerResult(
         device=device,
         task=loaded.task,

@@ -8,10 +8,17 @@ A model entry picks its workload in the profile:
         workload: generate
         dataset: ../data/prompts-text.jsonl        # JSONL {"prompt": ...} or one prompt a line
         generation: {do_sample: true, temperature: 0.7, top_p: 0.9, seed: 0}   # optional
+      - demo: demo/tiny-gpt2-random
+        workload: generate
+        dataset: ../data/code-tasks.jsonl          # HumanEval-style: prompt, entry_point, test
+        generation: {pass_at_1: true}              # optional: pass@1 of the greedy completions
     inputs:
       max_new_tokens: [32]   # generate runs: one run per value (× batches × sequence lengths)
 
-Decoding is greedy unless `generation.do_sample` is true. The sequence length of a generate run is
+Decoding is greedy unless `generation.do_sample` is true. `pass_at_1: true` runs each greedy
+completion against its task's tests after the energy windows (core.quality.code_exec), with
+`pass_at_1_timeout_s` (default 10) per task; it needs a dataset whose lines carry `entry_point`
+and `test`. The sequence length of a generate run is
 the longest prompt it feeds (longer prompts keep their last tokens). Light on purpose: the profile
 checker and the UI import it.
 """
@@ -26,7 +33,9 @@ WORKLOADS = ("infer", "generate")
 GENERATE_TASKS = ("causal-lm",)
 DEFAULT_MAX_NEW_TOKENS = (32,)
 
-GENERATION_KEYS = ("do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id")
+GENERATION_KEYS = ("do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id",
+                   "pass_at_1", "pass_at_1_timeout_s")
+DEFAULT_PASS_AT_1_TIMEOUT_S = 10.0
 
 
 @dataclass(frozen=True)
@@ -39,6 +48,8 @@ class GenerationSettings:
     top_p: float | None = None
     seed: int = 0
     eos_token_id: int | None = None  # None: the model's own
+    pass_at_1: bool = False  # run the greedy completions against the dataset's tests
+    pass_at_1_timeout_s: float = DEFAULT_PASS_AT_1_TIMEOUT_S  # wall clock per task
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for transformers' `generate` (seed and EOS apart)."""
@@ -72,8 +83,16 @@ def generation_settings(raw: Any) -> GenerationSettings:
     if not do_sample and any(v is not None for v in (temperature, top_p, top_k)):
         raise ValueError("temperature, top_k and top_p apply only when sampling; add "
                          "`do_sample: true` or remove them (greedy decoding is the default)")
+    pass_at_1 = raw.get("pass_at_1", False)
+    if not isinstance(pass_at_1, bool):
+        raise ValueError(f"pass_at_1: {pass_at_1!r} is not allowed; expected true or false")
+    timeout = _number(raw, "pass_at_1_timeout_s", float, 0.1, 600.0)
+    if timeout is not None and not pass_at_1:
+        raise ValueError("pass_at_1_timeout_s applies only with `pass_at_1: true`; add it or "
+                         "remove the timeout")
     return GenerationSettings(do_sample, temperature, top_k, top_p,
-                              0 if seed is None else seed, eos)
+                              0 if seed is None else seed, eos, pass_at_1,
+                              DEFAULT_PASS_AT_1_TIMEOUT_S if timeout is None else timeout)
 
 
 def _number(raw: dict, key: str, kind: type, low: float, high: float) -> Any:

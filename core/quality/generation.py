@@ -1,5 +1,6 @@
-"""Quality of a generate run: fidelity of its greedy output to the uncompressed model's, and
-perplexity on the prompts.
+"""Quality of a generate run: fidelity of its greedy output to the uncompressed model's,
+perplexity on the prompts, and, when the profile asks and the prompts carry tests, pass@1 of the
+greedy completions (core.quality.code_exec).
 
 The uncompressed model's greedy continuations of the run's prompts are computed once (before any
 technique is applied) and cached in the session's cache folder like core.quality.reference does
@@ -53,8 +54,10 @@ def prepare_generation_reference(loaded, spec, prompt_batches, prompts,
 
 
 def evaluate_generation(loaded, module, reference: GenerationReference, prompt_batches,
-                        prompts, max_new_tokens: int, tokenizer=None) -> QualityResult:
-    """Fidelity of `module`'s greedy output to the reference, and perplexity on the prompts."""
+                        prompts, max_new_tokens: int, tokenizer=None, code_tasks=None,
+                        pass_at_1_timeout_s: float = 10.0) -> QualityResult:
+    """Fidelity of `module`'s greedy output to the reference, and perplexity on the prompts;
+    with `code_tasks` (one per prompt, in order), pass@1 of the greedy completions."""
     from energy_console.core.generate import greedy_outputs
 
     start = time.perf_counter()
@@ -67,6 +70,9 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
     if tokenizer is None or not hasattr(tokenizer, "decode"):
         warnings.append("the tokenizer cannot turn ids back into text: chrF is computed on the "
                         "token ids written out")
+    passed = None
+    if code_tasks is not None:
+        passed = code_pass_at_1(code_tasks, texts, pass_at_1_timeout_s, warnings)
     return QualityResult(
         task="causal-lm",
         metric="perplexity",
@@ -78,8 +84,27 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
         exact_match=exact_match_rate(outputs, reference.outputs),
         token_agreement=agreement,
         chrf=chrf(texts, reference_texts),
+        pass_at_1=None if passed is None else passed.value,
+        pass_at_1_tasks=None if passed is None else passed.tasks,
         warnings=warnings,
     )
+
+
+def code_pass_at_1(code_tasks, texts: list[str], timeout_s: float, warnings: list[str]):
+    """pass@1 of the completions `texts` against their tasks (core.quality.code_exec), with
+    warnings for what a reader of the figure must know."""
+    from energy_console.core.quality.code_exec import pass_at_1
+
+    if len(code_tasks) != len(texts):
+        raise ValueError(f"{len(code_tasks)} code tasks for {len(texts)} prompts")
+    result = pass_at_1(list(code_tasks), texts, timeout_s=timeout_s)
+    if not result.network_isolated:
+        warnings.append(f"pass@1 ran the completions without network isolation ({result.sandbox})")
+    timeouts = result.counts.get("timeout", 0)
+    if timeouts:
+        warnings.append(f"pass@1: {timeouts} of {result.tasks} completions ran past "
+                        f"{timeout_s:g} s and were killed (counted failed)")
+    return result
 
 
 def _text(tokenizer, ids: list[int]) -> str:

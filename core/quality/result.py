@@ -17,6 +17,8 @@ QUALITY_CSV_COLUMNS = (
     "fidelity_exact_match",
     "fidelity_token_agreement",
     "fidelity_chrf",
+    "quality_pass_at_1",
+    "quality_pass_at_1_tasks",
     "quality_samples",
     "quality_seconds",
 )
@@ -48,6 +50,8 @@ class QualityResult:
     exact_match: float | None = None  # generate runs: greedy outputs equal to the reference's
     token_agreement: float | None = None  # generate runs: reference tokens matched in place
     chrf: float | None = None  # generate runs: chrF 0-100 against the reference's text
+    pass_at_1: float | None = None  # generate runs with tests: share of greedy completions passing
+    pass_at_1_tasks: int | None = None  # tasks pass@1 ran
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -68,6 +72,8 @@ class QualityResult:
             "fidelity_exact_match": self.exact_match,
             "fidelity_token_agreement": self.token_agreement,
             "fidelity_chrf": self.chrf,
+            "quality_pass_at_1": self.pass_at_1,
+            "quality_pass_at_1_tasks": self.pass_at_1_tasks,
             "quality_samples": self.samples,
             "quality_seconds": round(self.seconds, 3),
         }
