@@ -47,7 +47,8 @@ def test_a_cpu_run_is_not_charged_with_idle_gpus(gpu_box_session):
     (row,) = csv.DictReader((gpu_box_session.path / "runs.csv").open())
     assert row["status"] == "finished"
     assert "nvml" not in row["sensors"]
-    assert float(row["avg_power_w"]) <= TEST_CPU_TDP_W  # the estimate alone; no GPU's 60-70 W
+    # the estimate alone; no GPU's 60-70 W
+    assert float(row["avg_power_w"]) <= TEST_CPU_TDP_W * (1 + 1e-6)
 
 
 def test_each_run_records_its_gpus_at_start_and_end(gpu_box_session):
