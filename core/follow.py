@@ -13,8 +13,6 @@ import json
 import os
 import time
 from collections import deque
-from collections.abc import Mapping
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -31,177 +29,17 @@ from energy_console.core.events import (
     SessionStarted,
     event_from_json,
 )
+from energy_console.core.file_tail import MAX_LINE_BYTES, FileTail, note_line
 from energy_console.core.records import RunRecord, input_label, model_label
 from energy_console.core.results import _line_problem, read_runs
+from energy_console.core.snapshot import (
+    CurrentRun,
+    LiveSnapshot,
+    SensorTrace,
+    SensorView,
+)
 
-TRACE_SECONDS = 60.0  # how much history a sparkline shows
-AVERAGE_SECONDS = 30.0
-READ_CHUNK_BYTES = 1 << 20  # bounded reads keep memory flat when attaching to a long session
-MAX_LINE_BYTES = 1 << 20  # no event or sample line is near this long: longer ones are junk
 LOG_LINES = 200
-
-
-class FileTail:
-    """Complete lines appended to a file since the last read; a partial last line waits.
-
-    A line that is not UTF-8 is decoded with replacement characters and counted in
-    `not_utf8`; a line over MAX_LINE_BYTES is dropped and counted in `too_long`, so a file with
-    no newline never grows the partial line without bound. `lines` counts every line so far."""
-
-    def __init__(self, path: Path):
-        self.path = path
-        self._offset = 0
-        self._partial = b""
-        self._dropping = False  # inside a line that is too long: drop up to its newline
-        self.lines = 0
-        self.not_utf8: list[int] = []  # line numbers (the first few)
-        self.too_long: list[int] = []
-
-    @property
-    def partial_bytes(self) -> int:
-        """Bytes of a last line without its newline (cut short, or still being written)."""
-        return len(self._partial)
-
-    def read_lines(self, max_bytes: int = READ_CHUNK_BYTES) -> tuple[list[str], bool]:
-        """(new complete lines, whether more data is already waiting)."""
-        try:
-            with self.path.open("rb") as f:
-                f.seek(self._offset)
-                data = f.read(max_bytes)
-                more = bool(data) and f.read(1) != b""
-        except (FileNotFoundError, IsADirectoryError, PermissionError):
-            return [], False
-        self._offset += len(data)
-        complete, newline, rest = (self._partial + data).rpartition(b"\n")
-        if not newline:
-            self._keep_partial(rest)
-            return [], more
-        raw = complete.split(b"\n")
-        if self._dropping:  # the end of a line already counted as too long
-            raw.pop(0)
-            self._dropping = False
-        self._keep_partial(rest)
-        lines = []
-        for item in raw:
-            self.lines += 1
-            try:
-                lines.append(item.decode("utf-8"))
-            except UnicodeDecodeError:
-                _note(self.not_utf8, self.lines)
-                lines.append(item.decode("utf-8", errors="replace"))
-        return lines, more
-
-    def _keep_partial(self, rest: bytes) -> None:
-        if self._dropping:
-            self._partial = b""
-        elif len(rest) > MAX_LINE_BYTES:
-            self.lines += 1
-            _note(self.too_long, self.lines)
-            self._partial, self._dropping = b"", True
-        else:
-            self._partial = rest
-
-
-def _note(numbers: list[int], number: int) -> None:
-    if len(numbers) < 3:
-        numbers.append(number)
-
-
-@dataclass(frozen=True)
-class SensorView:
-    name: str
-    kind: str
-    measured: bool
-    recent_w: tuple[float, ...]  # the last TRACE_SECONDS of power, oldest first
-    current_w: float | None
-    average_30s_w: float | None
-    peak_w: float | None
-    idle_w: float | None
-    energy_j: float | None  # cumulative since the session started
-
-
-@dataclass(frozen=True)
-class CurrentRun:
-    run_id: str
-    index: int
-    total: int
-    model: str
-    technique: str
-    input_size: str
-    phase: str  # "loading", "warm-up", "repeat 2 of 3", ...
-
-
-@dataclass(frozen=True)
-class LiveSnapshot:
-    path: Path
-    status: str  # waiting | running | completed | stopped | failed | runner gone
-    sensors: tuple[SensorView, ...]
-    total_runs: int
-    finished: int
-    skipped: int
-    failed: int
-    elapsed_s: float
-    eta_s: float | None
-    current: CurrentRun | None
-    runs: tuple[RunRecord, ...]
-    log: tuple[str, ...]  # the last LOG_LINES lines
-    log_total: int = 0  # lines ever logged: a view shows the last log_total - shown of `log`
-    message: str = ""
-    info: Mapping[str, Any] = field(default_factory=dict)  # session.json
-    problems: tuple[str, ...] = ()  # what in the session's files could not be read, and the fix
-
-    @property
-    def ended_runs(self) -> int:
-        return self.finished + self.skipped + self.failed
-
-    @property
-    def is_running(self) -> bool:
-        return self.status in ("waiting", "running")
-
-    @property
-    def name(self) -> str:
-        return self.path.name
-
-    def new_log_lines(self, shown_total: int) -> tuple[str, ...]:
-        """The lines logged since a view had shown `shown_total` (as many as are kept)."""
-        fresh = self.log_total - shown_total
-        if fresh <= 0:
-            return ()
-        return self.log[-fresh:] if fresh < len(self.log) else self.log
-
-
-class SensorTrace:
-    """One sensor's recent power, peak and energy, from samples.csv rows."""
-
-    def __init__(self, name: str):
-        self.name = name
-        self.recent: deque[tuple[float, float]] = deque()
-        self.peak_w: float | None = None
-        self.energy_j: float | None = None
-        self._last: tuple[float, float] | None = None  # (t, joules) for counter-only rows
-
-    def add(self, t: float, watts: float | None, joules: float | None) -> None:
-        if watts is None and joules is not None and self._last is not None and t > self._last[0]:
-            watts = (joules - self._last[1]) / (t - self._last[0])
-        if joules is not None:
-            self._last = (t, joules)
-            self.energy_j = joules
-        if watts is None:
-            return
-        self.recent.append((t, watts))
-        self.peak_w = watts if self.peak_w is None else max(self.peak_w, watts)
-        while self.recent and self.recent[0][0] < t - TRACE_SECONDS:
-            self.recent.popleft()
-
-    def view(self, kind: str, measured: bool, idle_w: float | None) -> SensorView:
-        current = self.recent[-1][1] if self.recent else None
-        average = None
-        if self.recent:
-            since = self.recent[-1][0] - AVERAGE_SECONDS
-            window = [w for t, w in self.recent if t >= since]
-            average = sum(window) / len(window)
-        return SensorView(self.name, kind, measured, tuple(w for _, w in self.recent), current,
-                          average, self.peak_w, idle_w, self.energy_j)
 
 
 PHASE_LABELS = {"warmup": "warm-up", "reference": "reference outputs"}
@@ -434,7 +272,7 @@ class SessionReader:
         for number, line in enumerate(lines, start=first):
             if not self.model.add_sample_line(line):
                 self._bad_sample_count += 1
-                _note(self._bad_sample_lines, number)
+                note_line(self._bad_sample_lines, number)
         self._read_runs()
         self._note_line_problems()
         more = more_events or more_samples

@@ -20,6 +20,7 @@ from typing import Any
 
 from energy_console.core import events as ev
 from energy_console.core.carbon import resolve_intensity
+from energy_console.core.control import ControlReader
 from energy_console.core.energy import (
     NoEnergyWindows,
     protocol_for_sensors,
@@ -31,7 +32,7 @@ from energy_console.core.machine_lock import MachineBusy, MachineLock
 from energy_console.core.plan import RunSpec, expand
 from energy_console.core.profile import Profile
 from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
-from energy_console.core.results import ControlReader, SessionWriter, write_json
+from energy_console.core.results import SessionWriter, write_json
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import Detection, SensorInfo, describe, detect
 from energy_console.core.session_guard import (

@@ -242,7 +242,7 @@ def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
 
 
 def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_path):
-    from energy_console.core.results import send_control
+    from energy_console.core.control import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
@@ -260,7 +260,7 @@ def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_pat
 
 
 def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
-    from energy_console.core.results import send_control
+    from energy_console.core.control import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"

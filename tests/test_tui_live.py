@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 from energy_console.core import events as ev
-from energy_console.core.follow import FileTail, SessionReader
+from energy_console.core.file_tail import FileTail
+from energy_console.core.follow import SessionReader
 from energy_console.core.records import RunRecord
 from energy_console.core.results import SessionWriter, read_runs, write_json
 from energy_console.tui.app import EnergyConsoleApp

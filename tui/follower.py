@@ -7,7 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from energy_console.core.follow import LiveSnapshot, SessionReader
+from energy_console.core.follow import SessionReader
+from energy_console.core.snapshot import LiveSnapshot
 
 
 class SessionFollower(threading.Thread):

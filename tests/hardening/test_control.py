@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 import psutil
-from energy_console.core import results
-from energy_console.core.results import ControlReader, send_control
+from energy_console.core import control
+from energy_console.core.control import ControlReader, send_control
 
 from tests.session_helpers import (
     read_events,
@@ -67,7 +67,7 @@ def test_binary_junk_is_ignored_with_one_notice_and_commands_after_it_still_act(
 
 def test_an_endless_line_is_dropped_in_bounded_reads(tmp_path):
     reader = ControlReader(tmp_path)
-    append(tmp_path, b"x" * (3 * results.CONTROL_READ_BYTES))
+    append(tmp_path, b"x" * (3 * control.CONTROL_READ_BYTES))
     for _ in range(5):
         assert acted(reader) == []
     append(tmp_path, b"stop\nstop\n")  # the first ends the junk line, the second is a command

@@ -14,7 +14,7 @@ import time
 
 import psutil
 import pytest
-from energy_console.core.results import send_control
+from energy_console.core.control import send_control
 from energy_console.core.worker_process import stop_worker
 
 from tests.session_helpers import (
