@@ -5,7 +5,7 @@ Re-judge a session it wrote:  .venv/bin/python bench/gpu_acceptance.py --verdict
 
 It writes a profile (the four offline demo models × baseline, fp16, bf16, dynamic-int8 through
 torchao, weight-int8 / weight-int4 / weight-fp8 through quanto, sparse-2:4, structured-prune and a
-chain), checks the GPU's counter against its power under a matmul (core.doctor.cross_check), runs
+chain), checks the GPU's counter against its power under a matmul (core.gpu_probe.cross_check), runs
 the profile with `energy-console run` while it watches the GPU's memory between runs, and judges:
 
 - every run finished, or was skipped with a reason (a failure is a failure);
@@ -87,16 +87,16 @@ def cuda_problem(device: str) -> str | None:
 # ------------------------------------------------------------------ evidence while it runs
 def record_cross_check(session_dir: Path, gpu: int, seconds: float = 4.0) -> None:
     """The counter against the integrated power under a matmul on the GPU (cross_check.json)."""
-    from energy_console.core import doctor
+    from energy_console.core import gpu_probe
 
-    load = doctor.start_gpu_load(duration_s=seconds + 30)
+    load = gpu_probe.start_gpu_load(duration_s=seconds + 30)
     try:
-        checks = doctor.cross_check([gpu], duration_s=seconds, under_load=load.devices > 0)
+        checks = gpu_probe.cross_check([gpu], duration_s=seconds, under_load=load.devices > 0)
     finally:
         load.stop()
     data = [{**asdict(c), "disagreement_pct": c.disagreement_pct} for c in checks]
     (session_dir / CROSS_CHECK_FILE).write_text(json.dumps(
-        {"bound_pct": doctor.CROSS_CHECK_BOUND_PCT, "load": load.note or "matmul",
+        {"bound_pct": gpu_probe.CROSS_CHECK_BOUND_PCT, "load": load.note or "matmul",
          "checks": data}, indent=1))
 
 
@@ -105,7 +105,7 @@ def run_and_watch_memory(session_dir: Path, profile: Path, device: str, gpu: int
 
     A run's end event is written after its worker was stopped, so memory then should be back at
     the baseline; the next worker needs far longer than one 20 ms poll to create a CUDA context."""
-    from energy_console.core.doctor import gpu_memory_used_mib
+    from energy_console.core.gpu_probe import gpu_memory_used_mib
 
     rows = [("before-session", "", gpu_memory_used_mib(gpu))]
     process = subprocess.Popen([sys.executable, "-m", "energy_console", "run", str(profile),

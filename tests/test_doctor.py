@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core import doctor
+from energy_console.core import doctor, gpu_probe
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.host import lab_host_env
@@ -134,14 +134,14 @@ def test_cross_check_agrees_on_a_steady_gpu_and_reports_disagreement(fake, monke
     gpu = FakeGpu(power_w=200.0)
     fake.configure(gpus=[gpu])
 
-    (agree,) = doctor.cross_check([0], duration_s=0.8)
+    (agree,) = gpu_probe.cross_check([0], duration_s=0.8)
     assert agree.counter_j == pytest.approx(200.0 * agree.window_s, rel=0.05)
     assert abs(agree.disagreement_pct) < 1.0 and agree.agrees()
     assert agree.power_source == "instantaneous power field"
 
     gpu.instant_power_field = False  # the driver's average, reading 30 % high
     monkeypatch.setattr(fake, "nvmlDeviceGetPowerUsage", lambda handle: int(260.0 * 1e3))
-    (high,) = doctor.cross_check([0], duration_s=0.8)
+    (high,) = gpu_probe.cross_check([0], duration_s=0.8)
     assert high.power_source.startswith("power usage")
     assert high.disagreement_pct == pytest.approx(30.0, abs=3.0) and not high.agrees()
 
@@ -149,7 +149,7 @@ def test_cross_check_agrees_on_a_steady_gpu_and_reports_disagreement(fake, monke
 def test_a_gpu_without_a_counter_is_not_cross_checked(fake):
     fake.configure(gpus=[FakeGpu(energy_counter=False)])
 
-    assert doctor.cross_check([0], duration_s=0.3) == []
+    assert gpu_probe.cross_check([0], duration_s=0.3) == []
 
 
 def test_unwritable_results_and_an_unsafe_lock_block_the_box(fake, tmp_path, monkeypatch):
@@ -203,13 +203,13 @@ def test_governor_other_than_performance_is_a_warning_with_the_admin_fix(tmp_pat
 def test_integrate_interpolates_the_window_edges():
     samples = [(0.0, 100.0), (1.0, 100.0), (2.0, 300.0)]
 
-    assert doctor.integrate(samples, 0.5, 1.5) == pytest.approx(50.0 + 0.5 * (100 + 200) / 2)
-    assert doctor.integrate(samples, 1.0, 1.0) == 0.0
+    assert gpu_probe.integrate(samples, 0.5, 1.5) == pytest.approx(50.0 + 0.5 * (100 + 200) / 2)
+    assert gpu_probe.integrate(samples, 1.0, 1.0) == 0.0
 
 
 def test_no_cuda_is_said_with_the_install_fix():
     """This machine's torch is a CPU build (the bare host hides CUDA in any case)."""
-    load = doctor.start_gpu_load(duration_s=5, start_timeout_s=120)
+    load = gpu_probe.start_gpu_load(duration_s=5, start_timeout_s=120)
 
     assert load.devices == 0 and load.process is not None and load.process.poll() is not None
     assert "sees no CUDA device" in load.note
