@@ -24,7 +24,7 @@ import os
 import re
 import time
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -162,6 +162,26 @@ class SessionWriter:
             "torch_threads": result.torch_threads,
             **extra,
         })
+
+    def write_profile(self, text: str, keep_previous: bool) -> None:
+        """profile.yaml; with keep_previous, one already there becomes
+        profile.before-resume-N.yaml (a session resumed with a changed profile keeps both)."""
+        target = self.path / "profile.yaml"
+        if keep_previous and target.exists():
+            n = 1
+            while (self.path / f"profile.before-resume-{n}.yaml").exists():
+                n += 1
+            target.replace(self.path / f"profile.before-resume-{n}.yaml")
+        target.write_text(text, encoding="utf-8")
+
+    def update_info(self, fields: dict[str, Any], first: Callable[[], dict[str, Any]]) -> None:
+        """Merge fields into session.json (made from `first()` the first time, with its
+        started_at), written atomically."""
+        path = self.path / "session.json"
+        info = json.loads(path.read_text(encoding="utf-8")) if path.exists() else first()
+        info.update(fields)
+        info.setdefault("started_at", time.time())
+        write_json(path, info)
 
     def write_latencies(self, run_id: str, latencies_ms: Sequence[Sequence[float]]) -> None:
         """runs/<id>/latency.csv: every timed iteration of every repeat."""

@@ -138,17 +138,11 @@ class Runner:
         return self._outcome("failed", message, refused=True)
 
     def _write_profile(self) -> None:
-        """profile.yaml as run. A resume keeps the session's; one resumed with changes keeps
-        the earlier profile beside it as profile.before-resume-N.yaml."""
-        target = self.path / "profile.yaml"
-        if self.resume and target.exists():
-            if not self.changes:
-                return
-            n = 1
-            while (self.path / f"profile.before-resume-{n}.yaml").exists():
-                n += 1
-            target.replace(self.path / f"profile.before-resume-{n}.yaml")
-        target.write_text(self.profile.to_yaml(), encoding="utf-8")
+        """profile.yaml as run; a resume keeps the session's unless it was resumed with
+        changes (then the earlier one is kept beside it)."""
+        if self.resume and (self.path / "profile.yaml").exists() and not self.changes:
+            return
+        self.writer.write_profile(self.profile.to_yaml(), keep_previous=self.resume)
 
     def _run_locked(self) -> SessionOutcome:
         self.control = ControlReader(self.path)
@@ -293,9 +287,7 @@ class Runner:
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _write_info(self, status: str) -> None:
-        info_path = self.path / "session.json"
-        info = json.loads(info_path.read_text()) if info_path.exists() else host_info()
-        info.update({
+        fields: dict[str, Any] = {
             "session_id": self.path.name,
             "profile_name": self.profile.name,
             "device": self.device or self.profile.device,
@@ -305,16 +297,15 @@ class Runner:
             "total_runs": len(self.specs),
             "idle_power_w": self.idle_power_w,
             "carbon_intensity": dataclasses.asdict(self.intensity),
-        })
+        }
         if self.detection:
-            info["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]
-            info["missing_sensors"] = [dataclasses.asdict(m) for m in self.detection.missing]
-            info["sensor_notices"] = self.detection.notices
-        info.setdefault("started_at", time.time())
+            fields["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]
+            fields["missing_sensors"] = [dataclasses.asdict(m) for m in self.detection.missing]
+            fields["sensor_notices"] = self.detection.notices
         if status != "running":
-            info["ended_at"] = time.time()
-            info["counts"] = self.counts
-        write_json(info_path, info)
+            fields["ended_at"] = time.time()
+            fields["counts"] = self.counts
+        self.writer.update_info(fields, first=host_info)
 
     # ------------------------------------------------------------------ runs
     def _run_one(self, context, spec: RunSpec) -> None:
