@@ -66,8 +66,9 @@ def change_of(record: RunRecord, reference: RunRecord, column: str) -> Change | 
 
 
 def baseline_key(record: RunRecord) -> tuple:
-    """Runs compared with each other: same model, device and input size."""
-    return (record.model, record.device, record.batch_size, record.seq_len, record.resolution)
+    """Runs compared with each other: same model, workload, device and input size."""
+    return (record.model, record.workload, record.device, record.batch_size, record.seq_len,
+            record.resolution, record.max_new_tokens)
 
 
 def changes_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, Change | None]]:
@@ -101,8 +102,8 @@ def repeats_to_resolve(record: RunRecord, difference: float) -> int | None:
 
 def run_key(record: RunRecord) -> tuple:
     """How a run is matched across sessions: model, technique, device and input size."""
-    return (record.model, record.technique, record.device, record.batch_size, record.seq_len,
-            record.resolution)
+    return (record.model, record.workload, record.technique, record.device, record.batch_size,
+            record.seq_len, record.resolution, record.max_new_tokens)
 
 
 @dataclass(frozen=True)

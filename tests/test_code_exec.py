@@ -26,6 +26,8 @@ from energy_console.core.quality.code_exec import (
 from energy_console.core.quality.generation import code_pass_at_1
 from energy_console.core.workloads import generation_settings
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 ROOT = Path(__file__).resolve().parent.parent
 CODE_TASKS = ROOT / "data" / "code-tasks.jsonl"
 

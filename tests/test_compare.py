@@ -90,3 +90,19 @@ def test_the_report_marks_the_change_within_noise(session):
     assert "~+5 ±" in noisy
     assert "-50 ±" in int8 and "~-50" not in int8
     assert any("Repeats for a 95 % interval" in line for line in lines)
+
+
+def test_infer_and_generate_runs_of_one_model_each_compare_with_their_own_baseline():
+    from energy_console.core.compare import changes_vs_baseline
+
+    def run(technique, workload, energy_j, max_new=None):
+        return RunRecord(run_id=f"{workload}-{technique}", model="demo/gpt2", technique=technique,
+                         device="cpu", batch_size=1, seq_len=64, workload=workload,
+                         max_new_tokens=max_new, energy_j_per_inference=energy_j,
+                         energy_j_per_inference_ci95=energy_j / 100)
+
+    records = [run("baseline", "infer", 0.1), run("int8", "infer", 0.05),
+               run("baseline", "generate", 1.0, 16), run("int8", "generate", 2.0, 16)]
+    changes = changes_vs_baseline(records)
+    assert changes["infer-int8"]["energy_j_per_inference"].fraction == pytest.approx(-0.5)
+    assert changes["generate-int8"]["energy_j_per_inference"].fraction == pytest.approx(1.0)

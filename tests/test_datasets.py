@@ -124,6 +124,7 @@ def test_label_map_missing_a_label_names_it():
         resolve_labels(["good", "meh"], SENTIMENT_LABELS, 2, {"good": 1}, "d")
 
 
+@pytest.mark.session  # slow tier
 def test_label_mismatch_fails_the_reference_before_any_compression(tmp_path):
     write_csv(tmp_path / "three.csv", "text,label\nfine,positive\nso so,neutral\n")
     with pytest.raises(DatasetError, match="'neutral'"):
@@ -133,6 +134,7 @@ def test_label_mismatch_fails_the_reference_before_any_compression(tmp_path):
 # --------------------------------------------------------------------------- bad datasets
 
 
+@pytest.mark.session  # slow tier: a real worker
 def test_missing_dataset_path_names_the_path_and_the_fix(tmp_path):
     with pytest.raises(DatasetError) as error:
         prepare("  - demo: demo/tiny-bert-random\n    dataset: nowhere.csv", tmp_path)

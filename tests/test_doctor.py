@@ -23,6 +23,8 @@ from tests.fakes.powercap import (
 )
 from tests.fakes.pynvml import FakeGpu
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 ROOT = Path(__file__).resolve().parent.parent
 
 

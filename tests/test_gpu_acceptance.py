@@ -19,6 +19,8 @@ from energy_console.core.results import SessionWriter, write_json
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
 
+pytestmark = pytest.mark.session  # slow tier: the acceptance script in subprocesses
+
 ROOT = Path(__file__).resolve().parent.parent
 SCRIPT = ROOT / "bench" / "gpu_acceptance.py"
 _spec = importlib.util.spec_from_file_location("gpu_acceptance", SCRIPT)

@@ -8,10 +8,13 @@ import os
 import subprocess
 import sys
 
+import pytest
 from energy_console.core.sensors import detect
 
 from tests.fakes.host import bare_host_env, lab_host_env
 from tests.session_helpers import ROOT
+
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
 DETECT = """\
 import json, os

@@ -5,6 +5,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+import pytest
 from energy_console.core.traces import power_traces, run_span
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.plots import PlotsScreen
@@ -26,6 +27,7 @@ def test_a_missing_run_has_no_span():
     assert run_span(RECORDED, "no-such-run") is None
 
 
+@pytest.mark.session  # slow tier
 async def test_p_on_the_results_screen_plots_the_run_under_the_cursor(tmp_path):
     session = Path(shutil.copytree(RECORDED, tmp_path / "s"))
     app = EnergyConsoleApp(attach=session, results_root=tmp_path)

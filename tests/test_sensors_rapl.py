@@ -206,6 +206,7 @@ def test_readable_rapl_replaces_the_cpu_estimate(tmp_path, powercap_env):
         sensor.close()
 
 
+@pytest.mark.session  # slow tier
 def test_sampler_reports_the_power_another_process_draws_within_2_percent(tmp_path, powercap_env):
     wrap_uj = 30_000_000  # 45 W wraps it every 0.67 s: several wraps in the window
     tree = build_powercap_tree(

@@ -6,6 +6,7 @@ from __future__ import annotations
 import subprocess
 import sys
 
+import pytest
 from energy_console.core.compression import Technique
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.dialogs import QuitScreen
@@ -38,6 +39,7 @@ async def test_enter_in_the_quit_dialog_leaves_the_session_running(tmp_path, req
     assert not (session / "control").exists()  # no stop was sent
 
 
+@pytest.mark.session  # slow tier
 async def test_a_burst_of_ticks_all_lands(tmp_path):
     """Keys pressed at once, from the first frame on (while saved profiles are still being read)
     and across techniques whose parameter table is built on the way."""

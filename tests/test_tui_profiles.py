@@ -15,6 +15,8 @@ from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.setup import SetupScreen
 from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, Static
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 ROOT = Path(__file__).resolve().parent.parent
 
 # What the shipped ones do not show: a hub model with a string-form dataset, a chain, one

@@ -20,6 +20,8 @@ from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, 
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 FAST = {"idle_seconds": "0.5", "warmup": "1", "min_window_s": "0.2", "repeats": "2"}
 
 
@@ -102,9 +104,9 @@ async def test_the_default_profile_opens_with_its_datasets_and_saves_back_whole(
     async with app.run_test(size=(100, 32)) as pilot:
         screen = app.screen
         # the run count appears after the first paint
-        await _until(pilot, lambda: "12 runs" in _summary(screen), "the run count")
+        await _until(pilot, lambda: "15 runs" in _summary(screen), "the run count")
         ticked = screen.query_one("#models", SelectionList).selected
-        assert len(ticked) == 4 and all("· data:" in label for label in ticked)
+        assert len(ticked) == 5 and all("· data:" in label for label in ticked)
         await pilot.press("ctrl+s")
         await _until(pilot, lambda: app.screen.query("#answer"), "the name prompt")
         app.screen.query_one("#answer", Input).value = "copy"
@@ -397,10 +399,10 @@ async def test_the_console_alone_opens_the_default_profile_and_says_so(tmp_path,
     app = _bare_launch(monkeypatch, tmp_path)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = app.screen
-        await _until(pilot, lambda: "12 runs" in _summary(screen), "the default's run count")
+        await _until(pilot, lambda: "15 runs" in _summary(screen), "the default's run count")
         assert "profile profiles/default.yaml" in _title(screen)
         assert screen.profile.name == "default"
-        assert len(screen.query_one("#models", SelectionList).selected) == 4
+        assert len(screen.query_one("#models", SelectionList).selected) == 5
 
 
 async def test_the_console_alone_without_a_default_profile_opens_a_new_selection(
@@ -455,7 +457,7 @@ async def test_the_setup_screen_and_its_dialogs_fit_the_terminal(tmp_path, monke
 
     async with app.run_test(size=size) as pilot:
         screen = app.screen
-        await _until(pilot, lambda: "12 runs" in _summary(screen), "the run count")
+        await _until(pilot, lambda: "15 runs" in _summary(screen), "the run count")
         on_screen("#title", "#models", "#settings", "#summary", "#actions")
         on_screen("#techniques", whole=False)  # the left column scrolls at 80×24
         await _ask_dataset(pilot, "demo/tiny-bert-random · data: sentiment-mini.csv")

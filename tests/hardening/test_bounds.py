@@ -106,7 +106,7 @@ ALL_NUMBERS = st.one_of(st.integers(), st.floats(allow_nan=True, allow_infinity=
                         st.booleans())
 
 
-@settings(deadline=2000, max_examples=400, derandomize=True)
+@settings(deadline=2000, max_examples=200, derandomize=True)
 @given(st.sampled_from([row for row in LIMITS if not row.length]), ALL_NUMBERS)
 def test_a_number_loads_exactly_when_its_range_allows_it(row, value):
     text, _ = document(row, yaml_number(value))

@@ -14,6 +14,7 @@ import time
 from pathlib import Path
 
 import psutil
+import pytest
 from energy_console.core import control
 from energy_console.core.control import ControlReader, send_control
 
@@ -135,6 +136,7 @@ def ended_runs(session: Path) -> list[dict]:
                                                              "run_failed")]
 
 
+@pytest.mark.session
 def test_a_real_runner_survives_junk_fifos_and_near_misses_and_cancels_on_the_exact_id(tmp_path):
     profile = write_profile(tmp_path, LONG_RUN, protocol=LONG_PROTOCOL)
     session = tmp_path / "session"

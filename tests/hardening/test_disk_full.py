@@ -21,6 +21,8 @@ from energy_console.core.runner import Runner
 
 from tests.session_helpers import ROOT, read_events, wait_for_event, write_profile
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 TWO_RUNS = """\
 models: [demo/tiny-bert-random]
 techniques: [baseline, dynamic-int8]

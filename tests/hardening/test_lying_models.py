@@ -17,6 +17,8 @@ import pytest
 
 from tests.session_helpers import ROOT, write_profile
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 TECHNIQUES = "techniques: [baseline, dynamic-int8, bf16]\n"
 TINY = "inputs: {batch_sizes: [1], sequence_lengths: [16]}\n"
 

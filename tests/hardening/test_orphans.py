@@ -26,6 +26,8 @@ from tests.session_helpers import (
     write_profile,
 )
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 
 def group_members(pgid: int) -> list[int]:
     members = []

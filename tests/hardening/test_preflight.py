@@ -13,6 +13,8 @@ import pytest
 
 from tests.session_helpers import ROOT, run_cli, write_profile
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 TINY = "inputs: {batch_sizes: [1], sequence_lengths: [16]}\n"
 
 

@@ -193,7 +193,7 @@ HOSTILE = [".inf", "-.inf", ".nan", "-1", "0", "1e308", "1e-308", "1e6", "0x10",
            "a: b: c", "{a: 1, a: 2}", "[1, [2, [3]]]", "1_000", "+.5", ".5e3", "-0",
            "\t", "\u00a0", "\ufeff", "\u2028", "null", "{chain: {chain: []}}", "{}", "[]"]
 
-SETTINGS = settings(deadline=2000, max_examples=300, derandomize=True,
+SETTINGS = settings(deadline=2000, max_examples=100, derandomize=True,
                     suppress_health_check=[HealthCheck.too_slow])
 
 

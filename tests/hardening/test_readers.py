@@ -19,6 +19,8 @@ from energy_console.core.follow import SessionReader, read_session
 
 from tests.session_helpers import ROOT, run_cli, write_profile
 
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
+
 RUN_ID = "tiny-bert-random__baseline__b1-s16"
 
 

@@ -9,9 +9,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 
 from tests.session_helpers import ROOT, read_events, wait_for_first_warmup, write_profile
+
+pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
 SLOW = """\
 models: [demo/tiny-bert-random]
