@@ -19,6 +19,7 @@ import threading
 import time
 import traceback
 from pathlib import Path
+from typing import Any
 
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
@@ -147,26 +148,10 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     mark("quality")
     quality_result = evaluate(loaded, module, reference, ctx.input_dtype)
 
-    return WorkerResult(
-        device=device,
-        task=loaded.task,
-        iterations=tuple(measured.iterations),
-        latencies_ms=tuple(tuple(r) for r in measured.latencies_ms),
-        first_warmup_t=measured.first_warmup_t,
-        load_s=load_s,
-        compress_s=compress_s,
-        size_bytes=size_report.size_bytes,
-        params=size_report.params,
-        nonzero_params=size_report.nonzero_params,
-        dtype_bytes=dict(size_report.dtype_bytes),
-        peak_mem_mb=peak_mem_mb,
-        quality=quality_result,
-        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + tuple(reference.warnings)
-        + tuple(quality_result.warnings),
-        reference_seconds=reference.seconds,
-        reference_cache_hit=reference.cache_hit,
-        technique_details=dict(ctx.extra_result),
-        torch_threads=torch.get_num_threads(),
+    return _worker_result(
+        device, loaded, ctx, reference, measured, quality_result, size_report,
+        load_s=load_s, compress_s=compress_s, peak_mem_mb=peak_mem_mb,
+        warnings=tuple(reference.warnings),
         flops_per_inference=None if flops_per_batch is None
         else flops_per_batch / spec.batch_size,
     )
@@ -229,6 +214,18 @@ def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
     quality_result = evaluate_generation(
         loaded, module, reference, prompt_batches, prompts, spec.max_new_tokens,
         text_tokenizer(loaded, spec.model), code_tasks, settings.pass_at_1_timeout_s)
+    return _worker_result(
+        device, loaded, ctx, reference, measured, quality_result, size_report,
+        load_s=load_s, compress_s=compress_s, peak_mem_mb=peak_mem_mb,
+        warnings=tuple(prompts.warnings), generation=measured.timings,
+    )
+
+
+def _worker_result(device: str, loaded, ctx, reference, measured, quality, size_report, *,
+                   load_s: float, compress_s: float, peak_mem_mb: float,
+                   warnings: tuple[str, ...], **workload_figures: Any) -> WorkerResult:
+    """What both workloads send back; `warnings` are the workload's own, `workload_figures`
+    its extra WorkerResult fields (flops, generation timings)."""
     return WorkerResult(
         device=device,
         task=loaded.task,
@@ -242,14 +239,13 @@ def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
         nonzero_params=size_report.nonzero_params,
         dtype_bytes=dict(size_report.dtype_bytes),
         peak_mem_mb=peak_mem_mb,
-        quality=quality_result,
-        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + tuple(prompts.warnings)
-        + tuple(quality_result.warnings),
+        quality=quality,
+        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + warnings + tuple(quality.warnings),
         reference_seconds=reference.seconds,
         reference_cache_hit=reference.cache_hit,
         technique_details=dict(ctx.extra_result),
         torch_threads=torch.get_num_threads(),
-        generation=measured.timings,
+        **workload_figures,
     )
 
 

@@ -16,9 +16,13 @@ import json
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from energy_console.core.quality.reference import _load_cached, _save_atomic, module_device
+from energy_console.core.quality.reference import (
+    _load_cached,
+    _save_atomic,
+    model_identity,
+    module_device,
+)
 from energy_console.core.quality.result import QualityResult
 from energy_console.core.quality.text_metrics import chrf, exact_match_rate, token_agreement
 
@@ -138,23 +142,12 @@ def _prompt_perplexity(module, prompt_batches) -> float | None:
 
 
 def _cache_key(loaded, spec, prompts, batch_size: int) -> str:
-    entry = spec.model
-    dtype = next((str(p.dtype) for p in loaded.module.parameters()), "none")
-    identity: dict[str, Any] = {
-        "format": CACHE_FORMAT,
-        "source": entry.source,
-        "ref": entry.resolved_ref,
-        "task": loaded.task,
-        "device": str(module_device(loaded.module)),
-        "dtype": dtype,
+    identity = model_identity(loaded, spec, str(module_device(loaded.module)), CACHE_FORMAT)
+    identity.update({
         "prompts": prompts.ids,
         "pad": prompts.pad_id,
         "eos": list(prompts.eos_ids),
         "batch_size": batch_size,
         "max_new_tokens": spec.max_new_tokens,
-    }
-    if entry.source == "path" and Path(entry.resolved_ref).is_dir():
-        identity["files"] = sorted(
-            (f.name, f.stat().st_size, f.stat().st_mtime_ns)
-            for f in Path(entry.resolved_ref).iterdir() if f.is_file())
+    })
     return hashlib.sha256(json.dumps(identity, sort_keys=True).encode()).hexdigest()

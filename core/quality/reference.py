@@ -128,16 +128,17 @@ def _baseline_outputs(module, eval_set, device, mode, warnings) -> dict[str, Any
     return {"top1": top1, "log_probs": log_probs}
 
 
-def _cache_key(loaded, spec, eval_set: EvalSet, device: str) -> str:
+def model_identity(loaded, spec, device: str, cache_format: int) -> dict[str, Any]:
+    """What makes the uncompressed model's outputs what they are, for a cache key: source, ref,
+    task, device, dtype, and a local folder's files (size and mtime)."""
     entry = spec.model
-    dtype = next((str(p.dtype) for p in loaded.module.parameters()), "none")
     identity: dict[str, Any] = {
-        "format": CACHE_FORMAT,
+        "format": cache_format,
         "source": entry.source,
         "ref": entry.resolved_ref,
         "task": loaded.task,
         "device": device,
-        "dtype": dtype,
+        "dtype": next((str(p.dtype) for p in loaded.module.parameters()), "none"),
     }
     if entry.source == "path" and Path(entry.resolved_ref).is_dir():
         identity["files"] = sorted(
@@ -145,6 +146,11 @@ def _cache_key(loaded, spec, eval_set: EvalSet, device: str) -> str:
             for f in Path(entry.resolved_ref).iterdir()
             if f.is_file()
         )
+    return identity
+
+
+def _cache_key(loaded, spec, eval_set: EvalSet, device: str) -> str:
+    identity = model_identity(loaded, spec, device, CACHE_FORMAT)
     digest = hashlib.sha256(json.dumps(identity, sort_keys=True).encode())
     tensors = [*eval_set.batches, {"labels": eval_set.labels}]
     for batch in tensors:
