@@ -63,6 +63,20 @@ class RunStarted(Event):
     seq_len: int | None
     resolution: int | None
     worker_pid: int | None = None
+    node: str | None = None  # runs pinned to a GPU (--gpus, --ray): where
+    gpu_index: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkerEnded(Event):
+    """A pinned run's worker is done and its GPU free again (--gpus, --ray); the run's record
+    follows (RunFinished, RunFailed or RunSkipped). With RunStarted it gives each GPU's busy
+    spans: runs on one GPU never overlap."""
+
+    KIND: ClassVar[str] = "worker_ended"
+    run_id: str
+    node: str
+    gpu_index: int
 
 
 @dataclass(frozen=True)
@@ -115,6 +129,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Notice,
         IdleBaseline,
         RunStarted,
+        WorkerEnded,
         PhaseChanged,
         RunFinished,
         RunSkipped,

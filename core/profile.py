@@ -119,6 +119,9 @@ class Profile:
     protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     carbon: CarbonSettings = field(default_factory=CarbonSettings)
     sensors: SensorSettings = field(default_factory=SensorSettings)
+    # runs spread over several GPUs (--gpus, --ray): one at a time when CPU energy matters
+    exclusive: bool = False
+    gpu_model: str | None = None  # runs only on GPUs whose name contains this (e.g. "H100")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -142,6 +145,10 @@ class Profile:
         sensors = _set_fields(self.sensors)
         if sensors:
             out["sensors"] = sensors
+        if self.exclusive:
+            out["exclusive"] = True
+        if self.gpu_model:
+            out["gpu_model"] = self.gpu_model
         return out
 
     def to_yaml(self) -> str:
@@ -280,7 +287,7 @@ class _Checker:
 
     def profile(self, data: Any) -> Profile:
         allowed = ("name", "device", "models", "techniques", "inputs", "protocol", "carbon",
-                   "sensors")
+                   "sensors", "exclusive", "gpu_model")
         data = self.mapping(data, (), allowed)
         name = data.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -305,7 +312,22 @@ class _Checker:
             protocol=self.protocol(data.get("protocol")),
             carbon=self.carbon(data.get("carbon")),
             sensors=self.sensors(data.get("sensors")),
+            exclusive=self.flag(data.get("exclusive", False), ("exclusive",)),
+            gpu_model=self.gpu_model(data.get("gpu_model")),
         )
+
+    def flag(self, value: Any, path: tuple) -> bool:
+        if not isinstance(value, bool):
+            raise self.fail(path, f"{show_value(value)} is not allowed; expected true or false")
+        return value
+
+    def gpu_model(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise self.fail(("gpu_model",), f"{show_value(value)} is not allowed; expected part "
+                            "of a GPU's name as NVML gives it, e.g. H100 or A100-SXM4-80GB")
+        return value.strip()
 
     def models(self, value) -> tuple[ModelEntry, ...]:
         from energy_console.core.models import bare_string_source, sources

@@ -155,6 +155,17 @@ class RunRecord:
     sensors: tuple[str, ...] = column("sensors the run is charged with (`;`-separated)", ())
     other_cpu_load_pct: float | None = column(
         "CPU load of other processes during the windows, % of all cores")
+    node: str = column("host the run was measured on (a Ray node's hostname in --ray sessions)",
+                       "")
+    gpu_index: int | None = column("NVML index of the GPU the run was pinned to (--gpus, --ray)")
+    gpu_name: str | None = column("that GPU's model as NVML names it (at the run's start)")
+    gpu_driver: str | None = column("NVIDIA driver version of the run's node")
+    gpu_power_limit_w: float | None = column("the GPU's enforced power limit at the run's start")
+    gpu_sm_clock_mhz: int | None = column("the GPU's SM clock at the run's start")
+    gpu_temperature_c: float | None = column("the GPU's temperature at the run's start")
+    cpu_energy_shared: bool = column(
+        "other runs on the same box overlapped this one: its CPU/DRAM energy is the box's over "
+        "the windows (shared, divided by nothing), not this run's alone", False)
     warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
 
     @property
@@ -221,6 +232,8 @@ def _parse(value: Any, annotation: Any) -> Any:
     optional = type(None) in args
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in args if a is not type(None))
+    if annotation is bool:
+        return value is True or str(value).lower() == "true"
     if value is None or (value == "" and (optional or annotation is not str)):
         if optional:
             return None

@@ -12,6 +12,7 @@ import json
 import os
 import signal
 import sys
+import threading
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
@@ -23,12 +24,13 @@ from energy_console.core.carbon import resolve_intensity
 from energy_console.core.control import ControlReader
 from energy_console.core.energy import (
     NoEnergyWindows,
+    nvml_index,
     protocol_for_sensors,
     run_figures,
     sensors_for_device,
 )
-from energy_console.core.host import gpu_record, gpu_snapshots, host_info
-from energy_console.core.machine_lock import MachineBusy, MachineLock
+from energy_console.core.host import host_info
+from energy_console.core.machine_lock import MachineBusy
 from energy_console.core.plan import RunSpec, expand
 from energy_console.core.profile import Profile
 from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
@@ -42,13 +44,18 @@ from energy_console.core.session_guard import (
     live_runner,
     record_refusal,
 )
+from energy_console.core.session_locks import SessionLocks
 from energy_console.core.stats import median
-from energy_console.core.worker_follow import WorkerOutcome, follow_worker
-from energy_console.core.worker_process import (
-    forkserver_context,
-    start_worker,
-    stop_worker,
+from energy_console.core.unit import (
+    Placement,
+    UnitOutcome,
+    charged_sensors,
+    execute_unit,
+    gpu_facts,
+    this_node,
 )
+from energy_console.core.worker_follow import WorkerOutcome
+from energy_console.core.worker_process import forkserver_context
 
 
 @dataclass
@@ -78,7 +85,11 @@ class Runner:
         done: Set[str] = frozenset(),
         resume: bool = False,
         changes: tuple[str, ...] = (),
+        gpus: tuple[int, ...] | None = None,
+        ray_address: str | None = None,
     ):
+        """`gpus`: one lane per GPU of this box (core.lanes); `ray_address`: runs spread over a
+        Ray cluster (core.ray_lab, "auto" or an address). Neither: one run at a time, here."""
         self.profile = profile
         self.path = session_dir
         self.device = device
@@ -92,7 +103,14 @@ class Runner:
         self.stop_requested = False
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.intensity = resolve_intensity(profile.carbon)
-        self._worker = None
+        self.gpus = gpus
+        self.ray_address = ray_address
+        self._lock = threading.RLock()  # lanes share the session's files and counts
+        self._control_lock = threading.Lock()
+        self._cancels: set[str] = set()  # run ids the user cancelled, until their lane sees it
+        # pinned runs, from their events: run id -> (node, start) now; (id, node, start, end)
+        self._active: dict[str, tuple[str, float]] = {}
+        self._spans: list[tuple[str, str, float, float]] = []
         self._mono_to_wall = time.time() - time.monotonic()
         self.resume = resume
         self.changes = tuple(changes)  # how the profile differs from the resumed session's
@@ -104,9 +122,12 @@ class Runner:
     def run(self) -> SessionOutcome:
         """The lock comes first: nothing is written into the session before it is held, so a
         refused run leaves a running session (and every other) as it was."""
-        lock = MachineLock()
+        # on Ray, each node's task takes its own GPU's lock there, for its run
+        lock = SessionLocks(self.gpus, self.profile.exclusive) if self.ray_address is None \
+            else None
         try:
-            lock.acquire(self.path)
+            if lock:
+                lock.acquire(self.path)
         except MachineBusy as exc:
             return self._refused(str(exc))
         try:
@@ -126,7 +147,8 @@ class Runner:
                 return self._outcome("failed", str(failure))
             return self._run_locked()
         finally:
-            lock.release()
+            if lock:
+                lock.release()
 
     def _refused(self, message: str) -> SessionOutcome:
         """End without running. A session being resumed is left untouched; an empty directory
@@ -166,20 +188,7 @@ class Runner:
                                     "profile.before-resume-N.yaml"))
             for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
-            context = forkserver_context()
-            self._idle_baseline()
-            for spec in self.specs:
-                self.guard.check()
-                if spec is not self.specs[0]:
-                    self._pause(self.profile.protocol.cooldown_s)
-                if self.stop_requested:
-                    self._end_run(spec, "skipped", "session stopped before this run")
-                    continue
-                reason = self._known_to_fail(spec)
-                if reason:
-                    self._end_run(spec, "skipped", reason)
-                    continue
-                self._run_one(context, spec)
+            self._dispatch()
             self.guard.check()
             if self.stop_requested:
                 status, message = "stopped", "stopped on request"
@@ -191,7 +200,6 @@ class Runner:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
             raise
         finally:
-            stop_worker(self._worker)
             if self.sampler:
                 self.sampler.stop()
                 for sensor in self.sampler.sensors:
@@ -225,11 +233,18 @@ class Runner:
                               self.counts["failed"], message, refused)
 
     def emit(self, event: ev.Event) -> None:
-        events = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes: retry that)
-        self.guard.write("events.jsonl", lambda: self.writer.append_event(event),
-                    retry=events.flush, keep=event.to_json)
-        if self.on_event:
-            self.on_event(event)
+        """Append an event (from any lane); pinned runs' starts and ends are kept as spans."""
+        with self._lock:
+            if isinstance(event, ev.RunStarted) and event.node is not None:
+                self._active[event.run_id] = (event.node, event.t)
+            elif isinstance(event, ev.WorkerEnded):
+                node, start_t = self._active.pop(event.run_id, (event.node, event.t))
+                self._spans.append((event.run_id, node, start_t, event.t))
+            events = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes)
+            self.guard.write("events.jsonl", lambda: self.writer.append_event(event),
+                             retry=events.flush, keep=event.to_json)
+            if self.on_event:
+                self.on_event(event)
 
     def _on_signal(self, signum, frame) -> None:
         """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
@@ -247,16 +262,8 @@ class Runner:
         offset = self._mono_to_wall
 
         def write_samples(samples) -> None:
-            if self._samples_broken:
-                return  # the figures come from the sampler's memory: the run goes on
-            try:
-                self.writer.append_samples(
-                    (s.t + offset, s.sensor, s.power_w, s.energy_j) for s in samples
-                )
-            except OSError as exc:
-                self._samples_broken = True
-                if self.guard.error is None:
-                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+            self.write_samples([(s.t + offset, s.sensor, s.power_w, s.energy_j)
+                                for s in samples])
 
         # History covers a whole run, so both edges of any window are still there at its end.
         self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
@@ -265,6 +272,19 @@ class Runner:
         self.sampler.start()
         return detection
 
+    def write_samples(self, rows: list[tuple[float, str, float | None, float]]) -> None:
+        """Append (wall t, sensor, watts, joules) rows to samples.csv: this box's sampler's,
+        or a Ray node's."""
+        with self._lock:
+            if self._samples_broken:
+                return  # the figures come from the sampler's memory: the run goes on
+            try:
+                self.writer.append_samples(rows)
+            except OSError as exc:
+                self._samples_broken = True
+                if self.guard.error is None:
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+
     def _idle_baseline(self) -> None:
         seconds = self.profile.protocol.idle_seconds
         if seconds <= 0 or not self.sampler:
@@ -272,18 +292,18 @@ class Runner:
         t0 = time.monotonic()
         self.sampler.read_now()
         start = self.sampler.energy_at(t0)
-        self._pause(seconds)
+        self.pause(seconds)
         t1 = time.monotonic()
         self.sampler.read_now()
         windows = self.sampler.window(start, t0, t1)
         self.idle_power_w = {name: w.avg_power_w for name, w in windows.items()}
         self.emit(ev.IdleBaseline(duration_s=t1 - t0, power_w=self.idle_power_w))
 
-    def _pause(self, seconds: float) -> None:
+    def pause(self, seconds: float) -> None:
         """Wait, still answering stop requests."""
         deadline = time.monotonic() + seconds
         while time.monotonic() < deadline and not self.stop_requested:
-            self._poll_control()
+            self.poll_control()
             time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _write_info(self, status: str) -> None:
@@ -308,38 +328,77 @@ class Runner:
         self.writer.update_info(fields, first=host_info)
 
     # ------------------------------------------------------------------ runs
-    def _run_one(self, context, spec: RunSpec) -> None:
-        worker_spec = dataclasses.replace(
-            spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
-        gpus_at_start = gpu_snapshots(self.sensor_infos)
-        spawn_t = time.monotonic()
+    def _dispatch(self) -> None:
+        """Every spec, ended: here one at a time, over this box's GPUs, or over a Ray cluster."""
+        if self.ray_address is not None:
+            from energy_console.core.ray_lab import run_on_ray
+
+            self._idle_baseline()
+            run_on_ray(self)
+            return
+        context = forkserver_context()
+        self._idle_baseline()
+        if self.gpus is not None:
+            from energy_console.core.lanes import run_lanes
+
+            run_lanes(self, context)
+            return
+        for spec in self.specs:
+            self.guard.check()
+            if spec is not self.specs[0]:
+                self.pause(self.profile.protocol.cooldown_s)
+            if self.admit(spec):
+                self.run_here(context, spec, this_node())
+
+    def admit(self, spec: RunSpec) -> bool:
+        """Whether spec may start now; if not, its record says why (the session was stopped, or
+        its model could not be loaded in an earlier run)."""
+        self.guard.check()
+        if self.stop_requested:
+            self.end_run(spec, "skipped", "session stopped before this run")
+            return False
+        reason = self._known_to_fail(spec)
+        if reason:
+            self.end_run(spec, "skipped", reason)
+            return False
+        return True
+
+    def worker_spec(self, spec: RunSpec, sensors: list[SensorInfo]) -> RunSpec:
+        return dataclasses.replace(
+            spec, protocol=protocol_for_sensors(self.profile.protocol, sensors))
+
+    def run_here(self, context, spec: RunSpec, placement: Placement) -> None:
+        """Measure spec on this box (the session's loop or a lane) and record it."""
         try:
             run_dir = self.writer.run_dir(spec.run_id)
         except OSError as exc:
             raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id, exc) from None
-        process, parent_conn = start_worker(context, worker_spec, run_dir, self.path / "cache")
-        self._worker = process
-        self.emit(ev.RunStarted(
-            run_id=spec.run_id, index=spec.index, total=len(self.specs),
-            model=spec.model.ref, technique=spec.technique.slug, batch_size=spec.batch_size,
-            seq_len=spec.seq_len, resolution=spec.resolution, worker_pid=process.pid,
-        ))
         assert self.sampler is not None, "the sensors start before the first run"
-        outcome = follow_worker(spec, process, parent_conn, self.sampler, self.sensor_infos,
-                                lambda: self._poll_control(spec.run_id), self.emit)
-        parent_conn.close()
-        stop_worker(process)
-        self._worker = None
+        unit = execute_unit(context, self.worker_spec(spec, self.sensor_infos), run_dir,
+                            self.path / "cache", self.sampler, self.sensor_infos, placement,
+                            len(self.specs), lambda: self.poll_control(spec.run_id), self.emit)
+        self.conclude(spec, unit, self.sensor_infos, self.idle_power_w)
+
+    def conclude(self, spec: RunSpec, unit: UnitOutcome, sensors: list[SensorInfo],
+                 idle_power_w: dict[str, float]) -> None:
+        """The unit's record, from the sensors (and idle baseline) of the box it ran on."""
+        outcome = unit.worker
         if outcome.result is not None:
-            result = outcome.result
-            timings = {"worker_start_to_first_warmup": (result.first_warmup_t or spawn_t)
-                       - spawn_t, "load": result.load_s, "compress": result.compress_s}
-            gpus = gpu_record(gpus_at_start, gpu_snapshots(self.sensor_infos))
-            self._finish_run(spec, result, outcome.windows, timings, gpus)
+            self._finish_run(spec, outcome.result, outcome.windows, unit, sensors, idle_power_w)
         else:
-            self._end_run(spec, outcome.status, outcome.reason)
+            self.end_run(spec, outcome.status, outcome.reason, unit.placement)
             if outcome.status == "failed":
                 self._remember_failure(spec, outcome)
+
+    def _overlapped(self, run_id: str, unit: UnitOutcome) -> bool:
+        """Whether another pinned run on the same box was measured during this one."""
+        node, start, end = unit.placement.node, unit.started_t, unit.ended_t
+        with self._lock:
+            ended = any(other != run_id and n == node and s < end and e > start
+                        for other, n, s, e in self._spans)
+            running = any(other != run_id and n == node and s < end
+                          for other, (n, s) in self._active.items())
+        return ended or running
 
     def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
         """A model that could not load is not tried again for every variant (an unreachable
@@ -359,40 +418,48 @@ class Runner:
                     f"session ({loading})")
         return None
 
-    def _poll_control(self, run_id: str | None = None) -> str | None:
-        """Apply stop/cancel commands; returns a reason when the current run is cancelled."""
-        cancelled = None
-        for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
-            if command.action == "stop":
-                self.stop_requested = True
-            elif command.action == "cancel" and run_id and command.run_id == run_id:
-                cancelled = "cancelled by the user"
-            elif command.action == "ignored":
-                self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
-        if cancelled:
-            return cancelled
+    def poll_control(self, run_id: str | None = None) -> str | None:
+        """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.
+        Lanes poll in turn; a cancel is kept until the lane of its run (if running) sees it."""
+        with self._control_lock:
+            for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
+                if command.action == "stop":
+                    self.stop_requested = True
+                elif command.action == "cancel" and command.run_id and (
+                        command.run_id == run_id or command.run_id in self._active):
+                    self._cancels.add(command.run_id)
+                elif command.action == "ignored":
+                    self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
+            if run_id and run_id in self._cancels:
+                self._cancels.discard(run_id)
+                return "cancelled by the user"
         if self.stop_requested and run_id:
             return "session stopped during this run"
         return None
 
     # ------------------------------------------------------------------ results
-    def _record(self, spec: RunSpec, **fields: Any) -> RunRecord:
+    def _record(self, spec: RunSpec, placement: Placement | None = None,
+                **fields: Any) -> RunRecord:
+        where: dict[str, Any] = {} if placement is None else {
+            "node": placement.node, "gpu_index": placement.gpu_index}
         return RunRecord(
             run_id=spec.run_id, model=spec.model.ref, task=spec.task,
             technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
             workload=spec.workload, max_new_tokens=spec.max_new_tokens,
-            **fields,
+            **where, **fields,
         )
 
-    def _end_run(self, spec: RunSpec, status: RunStatus, reason: str) -> None:
-        record = self._record(spec, status=status, reason=reason)
-        self.counts[status] += 1
-        self._keep_record(record)
-        self.guard.write(f"runs/{spec.run_id}/result.json", lambda: write_json(
-            self.writer.run_dir(spec.run_id) / "result.json", record.as_dict()))
-        event = ev.RunSkipped if status == "skipped" else ev.RunFailed
-        self.emit(event(run_id=spec.run_id, reason=reason))
+    def end_run(self, spec: RunSpec, status: RunStatus, reason: str,
+                 placement: Placement | None = None) -> None:
+        with self._lock:
+            record = self._record(spec, placement, status=status, reason=reason)
+            self.counts[status] += 1
+            self._keep_record(record)
+            self.guard.write(f"runs/{spec.run_id}/result.json", lambda: write_json(
+                self.writer.run_dir(spec.run_id) / "result.json", record.as_dict()))
+            event = ev.RunSkipped if status == "skipped" else ev.RunFailed
+            self.emit(event(run_id=spec.run_id, reason=reason))
 
     def _keep_record(self, record: RunRecord) -> None:
         """The run's row in runs.csv: written first, retried with the reserve freed, and
@@ -401,28 +468,43 @@ class Runner:
                     keep=lambda: json.dumps(record.as_dict(), default=str))
 
     def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
-                    timings_s: dict[str, float], gpus: dict[str, Any]) -> None:
+                    unit: UnitOutcome, sensors: list[SensorInfo],
+                    idle_power_w: dict[str, float]) -> None:
+        placement = unit.placement
+        gpu = placement.gpu_index if placement.gpu_index is not None else nvml_index(
+            result.device)
+        charged = (charged_sensors(sensors, gpu) if placement.gpu_index is not None
+                   else sensors_for_device(sensors, result.device))
         try:
             figures = run_figures(
                 windows=windows, iterations=result.iterations, batch_size=spec.batch_size,
-                sensors=sensors_for_device(self.sensor_infos, result.device),
-                idle_power_w=self.idle_power_w, latencies_ms=result.latencies_ms,
+                sensors=charged, idle_power_w=idle_power_w, latencies_ms=result.latencies_ms,
                 max_spread=spec.protocol.max_spread, intensity=self.intensity,
                 generation=result.generation,
             )
         except NoEnergyWindows as exc:
-            self._end_run(spec, "failed", f"no energy could be measured: {exc}")
+            self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
             return
+        shared = self._overlapped(spec.run_id, unit)
+        shared_note = ("CPU/DRAM energy is the box's, shared with runs that overlapped this "
+                       "one (profile `exclusive: true` runs one at a time)",) if shared else ()
         record = dataclasses.replace(
-            self._record(spec, **figures.columns(), **result.quality.csv_columns()),
+            self._record(spec, placement, **figures.columns(), **result.quality.csv_columns(),
+                         **gpu_facts(unit.gpus, gpu)),
             task=result.task, device=result.device, status="finished",
             iterations=round(median(result.iterations)),
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
             flops_per_inference=result.flops_per_inference,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
-            warnings=result.warnings + figures.warnings,
+            cpu_energy_shared=shared,
+            warnings=result.warnings + figures.warnings + shared_note,
         )
+        with self._lock:
+            self._write_finished(spec, record, figures, result, unit)
+
+    def _write_finished(self, spec: RunSpec, record: RunRecord, figures: Any,
+                        result: WorkerResult, unit: UnitOutcome) -> None:
         # details first, the row last (a view that sees the row finds them); on a full disk the
         # first failure frees the reserve, and the row is retried or printed, never lost
         self.guard.write(f"runs/{spec.run_id}/latency.csv",
@@ -430,9 +512,10 @@ class Runner:
         self.guard.write(f"runs/{spec.run_id}/result.json", lambda: self.writer.write_result(
             record, figures, result, {
                 "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
-                "timings_s": timings_s,
+                "timings_s": unit.timings_s,
                 "carbon_intensity": dataclasses.asdict(self.intensity),
-                "gpus": gpus,
+                "gpus": unit.gpus,
+                "placement": dataclasses.asdict(unit.placement),
             }))
         self.counts["finished"] += 1
         self._keep_record(record)
