@@ -128,3 +128,26 @@ def match_sessions(a: Sequence[RunRecord], b: Sequence[RunRecord]
             matched.append(MatchedRun(record, other, {c: change_of(other, record, c)
                                                       for c in COMPARED}))
     return matched, only_a, list(in_b.values())
+
+
+# What a run's record says of the machine it ran on; (column, tolerance): a number differing by
+# more than that fraction counts (clocks and temperatures move a little run to run).
+MACHINE_COLUMNS: tuple[tuple[str, float], ...] = (
+    ("node", 0.0), ("gpu_name", 0.0), ("gpu_driver", 0.0), ("gpu_power_limit_w", 0.0),
+    ("gpu_sm_clock_mhz", 0.10), ("gpu_temperature_c", 0.15),
+)
+
+
+def machine_differences(a: RunRecord, b: RunRecord) -> list[str]:
+    """How the machines of two runs of one figure differ (host, GPU model, driver, power limit,
+    clocks, temperature), as `column: A -> B`; empty when nothing known differs."""
+    out = []
+    for column, tolerance in MACHINE_COLUMNS:
+        va, vb = getattr(a, column), getattr(b, column)
+        if va in (None, "") or vb in (None, "") or va == vb:
+            continue
+        if isinstance(va, (int, float)) and isinstance(vb, (int, float)) and tolerance:
+            if abs(vb - va) <= tolerance * max(abs(va), abs(vb)):
+                continue
+        out.append(f"{column}: {va} -> {vb}")
+    return out

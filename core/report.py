@@ -224,7 +224,7 @@ def report_notes(records: list[RunRecord]) -> list[str]:
 def format_comparison(a, b, width: int = 120) -> str:
     """Two sessions side by side (two machines, two dates): each run measured in both, with B's
     change against A and its interval; `~` where the difference is within noise."""
-    from energy_console.core.compare import match_sessions
+    from energy_console.core.compare import machine_differences, match_sessions
     from rich.console import Console
 
     matched, only_a, only_b = match_sessions(list(a.runs), list(b.runs))
@@ -246,6 +246,10 @@ def format_comparison(a, b, width: int = 120) -> str:
     for label, runs in (("only in A", only_a), ("only in B", only_b)):
         if runs:
             console.print(f"{label}: " + ", ".join(r.run_id for r in runs), markup=False)
+    differ = dict.fromkeys(d for m in matched for d in machine_differences(m.a, m.b))
+    if differ:
+        console.print("the machines differ (figures may differ for that reason): "
+                      + "; ".join(differ), markup=False)
     return out.getvalue()
 
 
