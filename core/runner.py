@@ -8,7 +8,6 @@ Energy per window comes from the sampler's readings at the edges the worker repo
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import signal
 import sys
@@ -23,18 +22,14 @@ from energy_console.core import events as ev
 from energy_console.core.carbon import resolve_intensity
 from energy_console.core.control import ControlReader
 from energy_console.core.energy import (
-    NoEnergyWindows,
-    nvml_index,
     protocol_for_sensors,
-    run_figures,
-    sensors_for_device,
 )
 from energy_console.core.host import host_info
 from energy_console.core.machine_lock import MachineBusy
 from energy_console.core.plan import RunSpec, expand
 from energy_console.core.profile import Profile
-from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
-from energy_console.core.results import SessionWriter, write_json
+from energy_console.core.results import SessionWriter
+from energy_console.core.run_records import RunRecording
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import Detection, SensorInfo, describe, detect
 from energy_console.core.session_guard import (
@@ -45,13 +40,10 @@ from energy_console.core.session_guard import (
     record_refusal,
 )
 from energy_console.core.session_locks import SessionLocks
-from energy_console.core.stats import median
 from energy_console.core.unit import (
     Placement,
     UnitOutcome,
-    charged_sensors,
     execute_unit,
-    gpu_facts,
     this_node,
 )
 from energy_console.core.worker_follow import WorkerOutcome
@@ -75,7 +67,7 @@ def model_key(spec: RunSpec) -> tuple:
     return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
-class Runner:
+class Runner(RunRecording):
     def __init__(
         self,
         profile: Profile,
@@ -390,16 +382,6 @@ class Runner:
             if outcome.status == "failed":
                 self._remember_failure(spec, outcome)
 
-    def _overlapped(self, run_id: str, unit: UnitOutcome) -> bool:
-        """Whether another pinned run on the same box was measured during this one."""
-        node, start, end = unit.placement.node, unit.started_t, unit.ended_t
-        with self._lock:
-            ended = any(other != run_id and n == node and s < end and e > start
-                        for other, n, s, e in self._spans)
-            running = any(other != run_id and n == node and s < end
-                          for other, (n, s) in self._active.items())
-        return ended or running
-
     def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
         """A model that could not load is not tried again for every variant (an unreachable
         hub id costs its retries once); a worker that found the disk full ends the session.
@@ -436,93 +418,3 @@ class Runner:
         if self.stop_requested and run_id:
             return "session stopped during this run"
         return None
-
-    # ------------------------------------------------------------------ results
-    def _record(self, spec: RunSpec, placement: Placement | None = None,
-                **fields: Any) -> RunRecord:
-        where: dict[str, Any] = {} if placement is None else {
-            "node": placement.node, "gpu_index": placement.gpu_index}
-        return RunRecord(
-            run_id=spec.run_id, model=spec.model.ref, task=spec.task,
-            technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
-            seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
-            workload=spec.workload, max_new_tokens=spec.max_new_tokens,
-            **where, **fields,
-        )
-
-    def end_run(self, spec: RunSpec, status: RunStatus, reason: str,
-                 placement: Placement | None = None) -> None:
-        with self._lock:
-            record = self._record(spec, placement, status=status, reason=reason)
-            self.counts[status] += 1
-            self._keep_record(record)
-            self.guard.write(f"runs/{spec.run_id}/result.json", lambda: write_json(
-                self.writer.run_dir(spec.run_id) / "result.json", record.as_dict()))
-            event = ev.RunSkipped if status == "skipped" else ev.RunFailed
-            self.emit(event(run_id=spec.run_id, reason=reason))
-
-    def _keep_record(self, record: RunRecord) -> None:
-        """The run's row in runs.csv: written first, retried with the reserve freed, and
-        printed whole to stderr (runner.log) when even that finds no room."""
-        self.guard.write("runs.csv", lambda: self.writer.record_run(record),
-                    keep=lambda: json.dumps(record.as_dict(), default=str))
-
-    def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
-                    unit: UnitOutcome, sensors: list[SensorInfo],
-                    idle_power_w: dict[str, float]) -> None:
-        placement = unit.placement
-        gpu = placement.gpu_index if placement.gpu_index is not None else nvml_index(
-            result.device)
-        charged = (charged_sensors(sensors, gpu) if placement.gpu_index is not None
-                   else sensors_for_device(sensors, result.device))
-        try:
-            figures = run_figures(
-                windows=windows, iterations=result.iterations, batch_size=spec.batch_size,
-                sensors=charged, idle_power_w=idle_power_w, latencies_ms=result.latencies_ms,
-                max_spread=spec.protocol.max_spread, intensity=self.intensity,
-                generation=result.generation,
-            )
-        except NoEnergyWindows as exc:
-            self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
-            return
-        shared = self._overlapped(spec.run_id, unit)
-        shared_note = ("CPU/DRAM energy is the box's, shared with runs that overlapped this "
-                       "one (profile `exclusive: true` runs one at a time)",) if shared else ()
-        record = dataclasses.replace(
-            self._record(spec, placement, **figures.columns(), **result.quality.csv_columns(),
-                         **gpu_facts(unit.gpus, gpu)),
-            task=result.task, device=result.device, status="finished",
-            iterations=round(median(result.iterations)),
-            size_bytes=result.size_bytes, params=result.params,
-            nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
-            flops_per_inference=result.flops_per_inference,
-            energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
-            cpu_energy_shared=shared,
-            warnings=result.warnings + figures.warnings + shared_note,
-        )
-        with self._lock:
-            self._write_finished(spec, record, figures, result, unit)
-
-    def _write_finished(self, spec: RunSpec, record: RunRecord, figures: Any,
-                        result: WorkerResult, unit: UnitOutcome) -> None:
-        # details first, the row last (a view that sees the row finds them); on a full disk the
-        # first failure frees the reserve, and the row is retried or printed, never lost
-        self.guard.write(f"runs/{spec.run_id}/latency.csv",
-                    lambda: self.writer.write_latencies(spec.run_id, result.latencies_ms))
-        self.guard.write(f"runs/{spec.run_id}/result.json", lambda: self.writer.write_result(
-            record, figures, result, {
-                "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
-                "timings_s": unit.timings_s,
-                "carbon_intensity": dataclasses.asdict(self.intensity),
-                "gpus": unit.gpus,
-                "placement": dataclasses.asdict(unit.placement),
-            }))
-        self.counts["finished"] += 1
-        self._keep_record(record)
-        if figures.energy_fault:
-            self.emit(ev.Notice(level="error", run_id=spec.run_id,
-                                message=f"{spec.run_id}: energy not trustworthy: "
-                                f"{figures.energy_fault}"))
-        for warning in figures.warnings:
-            self.emit(ev.Notice(level="warning", message=warning, run_id=spec.run_id))
-        self.emit(ev.RunFinished(run_id=spec.run_id, row=record.as_dict()))
