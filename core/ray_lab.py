@@ -1,21 +1,24 @@
 """A lab of boxes on Ray (`energy-console run PROFILE --ray auto|ADDRESS`, the `ray` extra).
 
-The head (the runner, where the session directory lives) submits each run as a Ray task that
-needs one GPU (`num_gpus=1`) and one `energy_console_gpu` slot, a custom resource each node
-offers once per GPU it lends to measuring, so a node measures at most one run per GPU. On its
-node the task does what a lane does on one box: it takes that GPU's lock, starts its own sampler
-(that GPU's NVML counter and the node's RAPL), measures an idle baseline, runs the normal worker
-through `execute_unit`, and brings back the worker's outcome, its windows, its sensors and its run
-folder's files. Events and samples stream to the head through a Ray queue while the run goes, so
-the live view and `attach` follow the one session directory as for a local session; samples of a
-node's sensors are named `NODE/gpuN/SENSOR` in samples.csv.
+The head (the runner, where the session directory lives) starts one *GPU station* per
+`energy_console_gpu` slot of the cluster: a Ray actor that holds one GPU of one node
+(`num_gpus=1` and one slot, a custom resource each node offers once per GPU it lends to
+measuring, so a node measures at most one run per GPU). A station does on its node what a lane
+does on one box: it holds that GPU's lock, samples that GPU's NVML counter and the node's
+CPU/DRAM with its own sampler, measures its idle baseline once, and runs each run the head sends
+it in a fresh worker through `execute_unit`, bringing back the outcome, its windows, its sensors
+and its run folder's files. Events and samples stream to the head through a Ray queue while the
+run goes, so the live view and `attach` follow the one session directory as for a local session;
+samples of a node's sensors are named `NODE/gpuN/SENSOR` in samples.csv.
 
-A task whose node or Ray worker is lost becomes a failed run naming the cause; the session goes
-on, and `--resume` runs only what is missing. Ray itself is imported only here, lazily.
+A run whose station (its Ray worker, or its node) is lost becomes a failed run naming the cause,
+a new station is started in its place, and the session goes on; `--resume` runs only what is
+missing. Ray itself is imported only here, lazily.
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import os
 import socket
@@ -30,7 +33,6 @@ from energy_console.core import events as ev
 from energy_console.core.results import is_safe_name
 from energy_console.core.sensors import SensorInfo
 from energy_console.core.unit import Placement, UnitOutcome
-from energy_console.core.worker_follow import WorkerOutcome
 
 if TYPE_CHECKING:
     from energy_console.core.plan import RunSpec
@@ -39,6 +41,7 @@ if TYPE_CHECKING:
 
 RAY_SLOT = "energy_console_gpu"  # custom resource: one per GPU a node lends to measuring
 WAIT_S = 0.2  # how often the head drains the queue and reads stop/cancel commands
+STATION_START_S = 300.0  # runs fail when no GPU station could start for this long
 MAX_FILE_BYTES = 8 << 20  # a run folder's file brought back whole up to this size
 
 
@@ -64,84 +67,101 @@ class RemoteUnit:
 # ------------------------------------------------------------------ on the node
 
 
-def measure_on_node(spec: RunSpec, profile: Profile, session_name: str, total: int,
-                    queue: Any) -> RemoteUnit:
-    """The Ray task: one run measured on the GPU Ray gave it (see the module docstring)."""
-    import ray
-    from energy_console.core.lanes import pinned_spec, torch_index
-    from energy_console.core.machine_lock import MachineBusy
-    from energy_console.core.session_locks import SessionLocks
+class GpuStation:
+    """One GPU of one node lent to the session: a Ray actor holding that GPU (`num_gpus=1`) and
+    one slot for the session's life. At its start it takes the GPU's lock, detects and calibrates
+    the node's sensors (that GPU's NVML counter and the node's CPU/DRAM), starts a sampler whose
+    samples stream to the head, and measures its idle baseline; then it measures the runs the head
+    sends it, one at a time, each in a fresh worker (`execute_unit`). Its second thread only
+    takes cancellations (max_concurrency=2)."""
 
-    gpu = int(ray.get_gpu_ids()[0])
-    placement = Placement(socket.gethostname(), gpu)
-    prefix = f"{placement.node}/gpu{gpu}/"
-    locks = SessionLocks([gpu])
-    try:
-        locks.acquire(Path(f"{session_name} (Ray task {spec.run_id})"))
-    except MachineBusy as exc:
-        return _not_run(placement, "failed", f"{placement.label}: {exc}")
-    try:
-        return _measure_locked(spec, profile, session_name, total, queue, placement, prefix,
-                               pinned_spec(spec, torch_index(gpu, os.environ.get(
-                                   "CUDA_VISIBLE_DEVICES"))))
-    finally:
-        locks.release()
+    def __init__(self, profile: Profile, session_name: str, queue: Any):
+        import ray
+        from energy_console.core.session_locks import SessionLocks
 
+        self.profile, self.queue = profile, queue
+        gpu = int(ray.get_gpu_ids()[0])
+        self.placement = Placement(socket.gethostname(), gpu)
+        self.prefix = f"{self.placement.node}/gpu{gpu}/"
+        self.locks = SessionLocks([gpu])
+        self.locks.acquire(Path(f"{session_name} (Ray, {self.placement.label})"))
+        self.folder = Path(tempfile.gettempdir()) / f"energy-console-ray-{os.getuid()}" / \
+            session_name
+        self._cancel: dict[str, str] = {}
+        try:
+            self._start()
+        except BaseException:
+            self.locks.release()
+            raise
 
-def _not_run(placement: Placement, status: Any, reason: str) -> RemoteUnit:
-    now = time.time()
-    return RemoteUnit(UnitOutcome(WorkerOutcome(status, reason), placement, now, now), [], {})
+    def _start(self) -> None:
+        from energy_console.core.sampler import Sampler
+        from energy_console.core.sensors import describe, detect
+        from energy_console.core.sensors.period import calibrate
+        from energy_console.core.worker_process import forkserver_context
 
+        profile, gpu = self.profile, self.placement.gpu_index
+        detection = detect(profile.sensors.cpu_tdp_w)
+        self.sensors = [s for s in detection.sensors
+                        if s.kind != "gpu" or describe(s).device_index == gpu]
+        for other in detection.sensors:
+            if other not in self.sensors:
+                other.close()
+        name = next((describe(s).detail for s in self.sensors if s.kind == "gpu"), "")
+        if profile.gpu_model and profile.gpu_model.lower() not in name.lower():
+            self.close()
+            raise RuntimeError(f"{self.placement.label} is {name or 'no NVML GPU'}, not the "
+                               f"profile's gpu_model {profile.gpu_model!r}: not used")
+        calibrate(self.sensors)
+        self.infos = [describe(s) for s in self.sensors]
+        offset, prefix, queue = time.time() - time.monotonic(), self.prefix, self.queue
 
-def _measure_locked(spec: RunSpec, profile: Profile, session_name: str, total: int, queue: Any,
-                    placement: Placement, prefix: str, worker_spec: RunSpec) -> RemoteUnit:
-    from energy_console.core.energy import protocol_for_sensors
-    from energy_console.core.sampler import Sampler
-    from energy_console.core.sensors import describe, detect
-    from energy_console.core.sensors.period import calibrate
-    from energy_console.core.unit import execute_unit
-    from energy_console.core.worker_process import forkserver_context
+        def forward(samples) -> None:
+            queue.put_nowait(("samples", [(s.t + offset, prefix + s.sensor, s.power_w,
+                                           s.energy_j) for s in samples]))
 
-    detection = detect(profile.sensors.cpu_tdp_w)
-    sensors = [s for s in detection.sensors
-               if s.kind != "gpu" or describe(s).device_index == placement.gpu_index]
-    for other in detection.sensors:
-        if other not in sensors:
-            other.close()
-    name = next((describe(s).detail for s in sensors if s.kind == "gpu"), "")
-    if profile.gpu_model and profile.gpu_model.lower() not in name.lower():
-        for sensor in sensors:
-            sensor.close()
-        return _not_run(placement, "skipped", f"{placement.label} is {name or 'no NVML GPU'}, "
-                        f"not the profile's gpu_model {profile.gpu_model!r}")
-    calibrate(sensors)
-    infos = [describe(s) for s in sensors]
-    offset = time.time() - time.monotonic()
+        self.sampler = Sampler(self.sensors, profile.protocol.sample_hz, on_samples=forward,
+                               history_s=profile.protocol.run_timeout_s + 60)
+        self.sampler.start()
+        self.context = forkserver_context()
+        self.idle_power_w = _idle_baseline(self.sampler, profile.protocol.idle_seconds)
 
-    def forward(samples) -> None:
-        queue.put_nowait(("samples", [(s.t + offset, prefix + s.sensor, s.power_w, s.energy_j)
-                                      for s in samples]))
+    def ready(self) -> str:
+        """The station's label, once it can measure."""
+        return self.placement.label
 
-    sampler = Sampler(sensors, profile.protocol.sample_hz, on_samples=forward,
-                      history_s=profile.protocol.run_timeout_s + 60)
-    sampler.start()
-    folder = Path(tempfile.gettempdir()) / f"energy-console-ray-{os.getuid()}" / session_name
-    run_dir = folder / "runs" / spec.run_id
-    run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        idle = _idle_baseline(sampler, profile.protocol.idle_seconds)
+    def cancel(self, run_id: str, reason: str) -> None:
+        self._cancel[run_id] = reason
+
+    def measure(self, spec: RunSpec, total: int) -> RemoteUnit:
+        """One run on this station's GPU; its events go to the head through the queue."""
+        from energy_console.core.energy import protocol_for_sensors
+        from energy_console.core.lanes import pinned_spec, torch_index
+        from energy_console.core.unit import execute_unit
+
+        run_dir = self.folder / "runs" / spec.run_id
+        run_dir.mkdir(parents=True, exist_ok=True)
         worker_spec = dataclasses.replace(
-            worker_spec, protocol=protocol_for_sensors(profile.protocol, infos))
-        unit = execute_unit(forkserver_context(), worker_spec, run_dir, folder / "cache",
-                            sampler, infos, placement, total, lambda: None,
-                            lambda event: queue.put_nowait(("event", event)))
-    finally:
-        sampler.stop()
-        for sensor in sensors:
+            pinned_spec(spec, torch_index(self.placement.gpu_index or 0,
+                                          os.environ.get("CUDA_VISIBLE_DEVICES"))),
+            protocol=protocol_for_sensors(self.profile.protocol, self.infos))
+        unit = execute_unit(self.context, worker_spec, run_dir, self.folder / "cache",
+                            self.sampler, self.infos, self.placement, total,
+                            lambda: self._cancel.pop(spec.run_id, None),
+                            lambda event: self.queue.put_nowait(("event", event)))
+        prefix = self.prefix
+        return RemoteUnit(_renamed(unit, prefix),
+                          [dataclasses.replace(i, name=prefix + i.name) for i in self.infos],
+                          {prefix + k: v for k, v in self.idle_power_w.items()},
+                          _files(run_dir))
+
+    def close(self) -> None:
+        sampler = getattr(self, "sampler", None)
+        if sampler is not None:
+            sampler.stop()
+        for sensor in getattr(self, "sensors", []):
             sensor.close()
-    return RemoteUnit(_renamed(unit, prefix), [dataclasses.replace(i, name=prefix + i.name)
-                                               for i in infos],
-                      {prefix + k: v for k, v in idle.items()}, _files(run_dir))
+        self.locks.release()
 
 
 def _idle_baseline(sampler: Any, seconds: float) -> dict[str, float]:
@@ -198,9 +218,11 @@ def run_on_ray(runner: Runner) -> None:
                 f"`ray start ... --num-gpus=N --resources='{{\"{RAY_SLOT}\": N}}'` (N: its "
                 "GPUs), see README, Sweeps over many GPUs")
         queue = Queue(actor_options={"num_cpus": 0})
+        head = _RayHead(runner, queue, slots)
         try:
-            _RayHead(runner, queue, 1 if runner.profile.exclusive else slots).run()
+            head.run()
         finally:
+            head.close()
             queue.shutdown()
     finally:
         if connected:
@@ -208,40 +230,84 @@ def run_on_ray(runner: Runner) -> None:
 
 
 class _RayHead:
-    """The head's loop: submit while slots are free, drain the queue, record what returns."""
+    """The head's loop: start a station per slot, send each free station the next run, drain
+    the queue into the session, and record what comes back."""
 
-    def __init__(self, runner: Runner, queue: Any, limit: int):
+    def __init__(self, runner: Runner, queue: Any, slots: int):
         import ray
 
-        self.runner, self.queue, self.limit = runner, queue, limit
-        self.task = ray.remote(measure_on_node).options(
-            num_gpus=1, resources={RAY_SLOT: 1}, max_retries=0)
-        self.in_flight: dict[Any, RunSpec] = {}
-        self.cancelled: dict[str, str] = {}  # run id -> why (stop, cancel)
+        self.runner, self.queue = runner, queue
+        self.limit = 1 if runner.profile.exclusive else slots
+        self.station_class = ray.remote(GpuStation).options(
+            num_gpus=1, num_cpus=0, resources={RAY_SLOT: 1}, max_restarts=0,
+            max_task_retries=0, max_concurrency=2)
+        self.starting: dict[Any, Any] = {}  # ready() ref -> station
+        self.free: list[Any] = []
+        self.in_flight: dict[Any, tuple[RunSpec, Any]] = {}  # measure() ref -> (spec, station)
+        self.cancelled: set[str] = set()
         self.started: dict[str, ev.RunStarted] = {}
+        self.replacements = slots  # stations started again after one was lost, at most
+        self.waiting_since = time.monotonic()
+        for _ in range(slots):
+            self.start_station()
+
+    def start_station(self) -> None:
+        station: Any = self.station_class.remote(self.runner.profile, self.runner.path.name,
+                                            self.queue)
+        self.starting[station.ready.remote()] = station
 
     def run(self) -> None:
         import ray
 
         pending = deque(self.runner.specs)
-        session = self.runner.path.name
         while pending or self.in_flight:
-            while pending and len(self.in_flight) < self.limit:
+            while pending and self.free and len(self.in_flight) < self.limit:
                 spec = pending.popleft()
                 if self.runner.admit(spec):
-                    ref = self.task.remote(spec, self.runner.profile, session,
-                                           len(self.runner.specs), self.queue)
-                    self.in_flight[ref] = spec
-            if not self.in_flight:
-                continue
-            ready, _ = ray.wait(list(self.in_flight), num_returns=1, timeout=WAIT_S)
+                    station = self.free.pop()
+                    ref = station.measure.remote(spec, len(self.runner.specs))
+                    self.in_flight[ref] = (spec, station)
+            if self.runner.stop_requested and not self.in_flight:
+                while pending:  # each recorded as skipped
+                    self.runner.admit(pending.popleft())
+                break
+            if pending and not self.in_flight and not self.free:
+                self.no_station(pending)
+            refs = list(self.in_flight) + list(self.starting)
+            ready, _ = ray.wait(refs, num_returns=1, timeout=WAIT_S) if refs else ([], [])
             self.drain()
             self.control()
             for ref in ready:
-                self.finish(ref, self.in_flight.pop(ref))
+                if ref in self.starting:
+                    self.station_started(ref, self.starting.pop(ref))
+                else:
+                    self.finish(ref, *self.in_flight.pop(ref))
+
+    def no_station(self, pending: deque) -> None:
+        """No station can measure: wait for one starting, then give up on the rest."""
+        if self.starting and time.monotonic() - self.waiting_since < STATION_START_S:
+            return
+        reason = ("no GPU of the Ray cluster could take the run (every station was lost or "
+                  f"refused, see the notices, or none started within {STATION_START_S:.0f} s); "
+                  "`--resume SESSION_DIR` runs it when the cluster has GPUs again")
+        while pending:
+            self.runner.end_run(pending.popleft(), "failed", reason)
+
+    def station_started(self, ref: Any, station: Any) -> None:
+        import ray
+
+        try:
+            ray.get(ref)
+        except ray.exceptions.RayError as exc:
+            cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
+            self.runner.emit(ev.Notice(level="warning", message="a Ray GPU station could not "
+                                       f"start: {_first_line(cause or exc)}"))
+            return
+        self.free.append(station)
+        self.waiting_since = time.monotonic()
 
     def drain(self) -> None:
-        """Events and samples the tasks sent, into the session directory."""
+        """Events and samples the stations sent, into the session directory."""
         count = self.queue.size()
         if not count:
             return
@@ -256,30 +322,30 @@ class _RayHead:
                 self.runner.write_samples(payload)
 
     def control(self) -> None:
-        """Stop and cancel commands reach a task as a cancellation (its worker is stopped)."""
-        import ray
-
-        for ref, spec in self.in_flight.items():
+        """Stop and cancel commands reach the run's station; its worker is stopped there."""
+        for spec, station in self.in_flight.values():
             reason = self.runner.poll_control(spec.run_id)
             if reason and spec.run_id not in self.cancelled:
-                self.cancelled[spec.run_id] = reason
-                ray.cancel(ref)
+                self.cancelled.add(spec.run_id)
+                station.cancel.remote(spec.run_id, reason)
 
-    def finish(self, ref: Any, spec: RunSpec) -> None:
+    def finish(self, ref: Any, spec: RunSpec, station: Any) -> None:
         import ray
 
         try:
             remote: RemoteUnit = ray.get(ref)
-        except ray.exceptions.TaskCancelledError:
-            self.lost(spec, "skipped", self.cancelled.get(spec.run_id, "cancelled"))
+        except ray.exceptions.RayActorError as exc:  # the station's worker or node is gone
+            self.lost(spec, _lost_reason(exc))
+            if self.replacements > 0:
+                self.replacements -= 1
+                self.start_station()
             return
-        except ray.exceptions.RayTaskError as exc:  # the task itself raised, on its node
-            self.lost(spec, "failed", f"the run's Ray task failed on its node: "
-                      f"{_first_line(exc.cause if exc.cause is not None else exc)}")
+        except ray.exceptions.RayError as exc:  # the station raised: it goes on measuring
+            cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
+            self.lost(spec, f"the run's Ray task failed on its node: {_first_line(cause or exc)}")
+            self.free.append(station)
             return
-        except ray.exceptions.RayError as exc:
-            self.lost(spec, "failed", _lost_reason(exc))
-            return
+        self.free.append(station)
         self.drain()  # the run's last events and samples come before its record
         for name, data in remote.files.items():
             if is_safe_name(name):
@@ -292,17 +358,28 @@ class _RayHead:
 
         self.runner.guard.write(f"runs/{run_id}/{name}", write)
 
-    def lost(self, spec: RunSpec, status: Any, reason: str) -> None:
-        """A task that brought nothing back: its GPU is free, the run ends with the cause."""
+    def lost(self, spec: RunSpec, reason: str) -> None:
+        """A run that brought nothing back: its GPU is free, the run failed with the cause."""
         self.drain()
         started = self.started.pop(spec.run_id, None)
         if started is not None and started.node is not None and started.gpu_index is not None:
             self.runner.emit(ev.WorkerEnded(run_id=spec.run_id, node=started.node,
                                             gpu_index=started.gpu_index))
-            self.runner.end_run(spec, status, reason, Placement(started.node,
-                                                                started.gpu_index))
+            self.runner.end_run(spec, "failed", reason, Placement(started.node,
+                                                                  started.gpu_index))
         else:
-            self.runner.end_run(spec, status, reason)
+            self.runner.end_run(spec, "failed", reason)
+
+    def close(self) -> None:
+        """Stations release their GPUs' locks and stop their samplers, then go."""
+        import ray
+
+        stations = self.free + [station for _, station in self.in_flight.values()]
+        with contextlib.suppress(ray.exceptions.RayError):
+            ray.get([s.close.remote() for s in self.free], timeout=30)
+        self.drain()
+        for station in stations + list(self.starting.values()):
+            ray.kill(station)
 
 
 def _first_line(exc: BaseException) -> str:
