@@ -1,18 +1,20 @@
-"""What Ray costs per run (`run --ray`) against a local lane (`run --gpus`), on this machine.
+"""What Ray costs (`run --ray`) against a local lane (`run --gpus`), on this machine.
 
-Two figures, medians over several tries:
-1. scheduling alone: a no-op task that asks what a run asks (`num_gpus=1`, one energy_console_gpu
-   slot), submitted and awaited one at a time on a local cluster;
-2. a run end to end: the same profile (one tiny model, N runs, `exclusive: true` so runs follow
-   one another) measured through one local lane and through Ray; per run, the session's wall time
-   minus the time its workers ran (RunStarted to WorkerEnded), i.e. what surrounds a run. Ray's
-   share is the difference: the task's start, its sensor detection and calibration, its sampler,
-   its own idle baseline (protocol.idle_seconds, here 0.3 s) and bringing the record back.
+Figures, medians over several sessions:
+1. a Ray call alone: a no-op method of an actor that holds what a station holds (`num_gpus=1`,
+   one energy_console_gpu slot), called and awaited one at a time;
+2. between runs: on one GPU, from a run's WorkerEnded to the next run's RunStarted (the record
+   of the run written, the next one sent and its worker started), through one local lane and
+   through one Ray station; the difference is Ray's overhead per run;
+3. session start-up: SessionStarted to the first RunStarted (the head's idle baseline, then
+   for Ray the station: its worker process, forkserver with torch preloaded, sensor
+   calibration, its own idle baseline), paid once per session and station.
 
-The machine is a fake lab box (tests/fakes: NVML with one GPU, Ray told it has one); workers run
-on the CPU. On a shared 2-core VM the spread is wide: read the ratios, not the third digit.
+The profile: one tiny model, N runs, `exclusive: true` (one run at a time). The machine is a fake
+lab box (tests/fakes: NVML with one GPU, Ray told it has one); workers run on the CPU. On a
+shared 2-core VM the spread is wide: read the ratios, not the third digit.
 
-    .venv/bin/python bench/bench_ray_overhead.py [--runs 4] [--tries 3] [--tasks 30]
+    .venv/bin/python bench/bench_ray_overhead.py [--runs 4] [--tries 3] [--calls 30]
 """
 
 from __future__ import annotations
@@ -55,59 +57,61 @@ protocol: {{idle_seconds: 0.3, warmup: 1, min_window_s: 0.2, repeats: 2, threads
 """
 
 
-def noop() -> int:
-    return os.getpid()
+class Station:
+    def noop(self) -> int:
+        return os.getpid()
 
 
-def scheduling_ms(tasks: int) -> float:
-    task = ray.remote(noop).options(num_gpus=1, resources={RAY_SLOT: 1}, max_retries=0)
-    ray.get(task.remote())  # a worker started
+def call_ms(calls: int) -> float:
+    station = ray.remote(Station).options(num_gpus=1, resources={RAY_SLOT: 1}).remote()
+    ray.get(station.noop.remote())  # started
     times = []
-    for _ in range(tasks):
+    for _ in range(calls):
         t0 = time.perf_counter()
-        ray.get(task.remote())
+        ray.get(station.noop.remote())
         times.append((time.perf_counter() - t0) * 1e3)
+    ray.kill(station)
     return statistics.median(times)
 
 
-def around_each_run_s(folder: Path, runs: int, ray_mode: bool) -> float:
-    """(session wall - time inside workers) / runs: what surrounds a run."""
+def session_figures(folder: Path, runs: int, ray_mode: bool) -> tuple[float, float]:
+    """(median gap between runs on the GPU, start-up to the first run), seconds."""
     profile = parse_profile(PROFILE.format(batches=", ".join(str(b + 1) for b in range(runs))))
     session = folder / ("ray" if ray_mode else "lane")
-    t0 = time.time()
     outcome = Runner(profile, session, gpus=None if ray_mode else (0,),
                      ray_address="auto" if ray_mode else None).run()
-    wall = time.time() - t0
     assert outcome.finished == runs, outcome
     events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
-    starts = {e["run_id"]: e["t"] for e in events if e["kind"] == "run_started"}
-    inside = sum(e["t"] - starts[e["run_id"]] for e in events if e["kind"] == "worker_ended")
-    idle = next(e["duration_s"] for e in events if e["kind"] == "idle_baseline")
-    return (wall - idle - inside) / runs  # the session's own idle baseline is paid once
+    starts = sorted(e["t"] for e in events if e["kind"] == "run_started")
+    ends = sorted(e["t"] for e in events if e["kind"] == "worker_ended")
+    session_t = next(e["t"] for e in events if e["kind"] == "session_started")
+    gaps = [b - a for a, b in zip(ends, starts[1:], strict=False)]
+    return statistics.median(gaps), starts[0] - session_t
 
 
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--runs", type=int, default=4)
     parser.add_argument("--tries", type=int, default=3)
-    parser.add_argument("--tasks", type=int, default=30)
+    parser.add_argument("--calls", type=int, default=30)
     args = parser.parse_args()
     ray.init(num_cpus=2, num_gpus=1, resources={RAY_SLOT: 1}, include_dashboard=False,
              object_store_memory=80 * 1024 * 1024, log_to_driver=False)
     try:
-        print(f"Ray no-op task, num_gpus=1 + slot, one at a time: "
-              f"{scheduling_ms(args.tasks):.1f} ms median over {args.tasks}")
-        lane, remote = [], []
+        print(f"Ray actor call (no-op, num_gpus=1 + slot), one at a time: "
+              f"{call_ms(args.calls):.1f} ms median over {args.calls}")
+        figures: dict[bool, list[tuple[float, float]]] = {False: [], True: []}
         with tempfile.TemporaryDirectory() as folder:
             for i in range(args.tries):
-                lane.append(around_each_run_s(Path(folder) / f"t{i}", args.runs, False))
-                remote.append(around_each_run_s(Path(folder) / f"t{i}", args.runs, True))
-        med_lane, med_ray = statistics.median(lane), statistics.median(remote)
-        print(f"around each run (s), median of {args.tries} sessions of {args.runs} runs: "
-              f"local lane {med_lane:.2f} {[round(x, 2) for x in lane]}, "
-              f"Ray {med_ray:.2f} {[round(x, 2) for x in remote]}")
-        print(f"Ray's overhead per run: {med_ray - med_lane:.2f} s "
-              f"(of which 0.30 s is the node's own idle baseline)")
+                for ray_mode in (False, True):
+                    figures[ray_mode].append(
+                        session_figures(Path(folder) / f"t{i}", args.runs, ray_mode))
+        for what, index in (("between runs on one GPU", 0), ("session start-up", 1)):
+            lane = [f[index] for f in figures[False]]
+            remote = [f[index] for f in figures[True]]
+            print(f"{what} (s), median of {args.tries} sessions of {args.runs} runs: local lane "
+                  f"{statistics.median(lane):.2f} {[round(x, 2) for x in lane]}, Ray "
+                  f"{statistics.median(remote):.2f} {[round(x, 2) for x in remote]}")
     finally:
         ray.shutdown()
 
