@@ -309,6 +309,8 @@ class Runner(RunRecording):
             "total_runs": len(self.specs),
             "idle_power_w": self.idle_power_w,
             "carbon_intensity": dataclasses.asdict(self.intensity),
+            "spread": ({"ray": self.ray_address} if self.ray_address is not None else
+                       {"gpus": list(self.gpus)} if self.gpus is not None else None),
         }
         if self.detection:
             fields["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]

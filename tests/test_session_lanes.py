@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import sys
 
 import pytest
@@ -71,3 +72,19 @@ def test_a_session_on_a_gpu_in_use_is_refused_and_one_on_other_gpus_is_not(tmp_p
         assert refused.refused and "GPU 1" in refused.message
     finally:
         held.release()
+
+
+def test_an_exclusive_profile_runs_one_run_at_a_time_over_the_gpus(tmp_path):
+    fake_nvml.configure(gpus=[FakeGpu(), FakeGpu()])
+    profile = load_profile(write_profile(tmp_path, SWEEP.replace("[8, 16]", "[8]")
+                                         + "exclusive: true\n"))
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setitem(sys.modules, "pynvml", fake_nvml)
+        outcome = Runner(profile, tmp_path / "session", gpus=(0, 1)).run()
+    assert outcome.finished == 2
+    spans = sorted(span for runs in gpu_spans(read_events(outcome.path)).values()
+                   for span in runs)
+    assert len(spans) == 2 and spans[0][1] <= spans[1][0]  # one after the other, any GPU
+    assert not any(r.cpu_energy_shared for r in read_runs(outcome.path))
+    info = json.loads((outcome.path / "session.json").read_text())
+    assert info["spread"] == {"gpus": [0, 1]}
