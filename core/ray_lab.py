@@ -45,6 +45,10 @@ STATION_START_S = 300.0  # runs fail when no GPU station could start for this lo
 MAX_FILE_BYTES = 8 << 20  # a run folder's file brought back whole up to this size
 
 
+class ClusterUnavailable(RuntimeError):
+    """The Ray cluster cannot be joined or lends no GPU to measuring; str() says the fix."""
+
+
 def ray_problem() -> str | None:
     """Why --ray cannot work here, or None."""
     try:
@@ -199,7 +203,14 @@ def connect(address: str) -> bool:
 
     if ray.is_initialized():
         return False
-    ray.init(address=address, log_to_driver=False)
+    try:
+        ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise ClusterUnavailable(
+            f"cannot join the Ray cluster at {address!r} ({type(exc).__name__}: "
+            f"{str(exc).strip().splitlines()[0] if str(exc).strip() else ''}); start it first "
+            "(`ray start --head ...`, see README, Sweeps over many GPUs) or give its address "
+            "with --ray HOST:PORT") from None
     return True
 
 
@@ -213,7 +224,7 @@ def run_on_ray(runner: Runner) -> None:
     try:
         slots = int(ray.cluster_resources().get(RAY_SLOT, 0))
         if slots <= 0:
-            raise RuntimeError(
+            raise ClusterUnavailable(
                 f"the Ray cluster offers no {RAY_SLOT!r} resource: start each node with "
                 f"`ray start ... --num-gpus=N --resources='{{\"{RAY_SLOT}\": N}}'` (N: its "
                 "GPUs), see README, Sweeps over many GPUs")

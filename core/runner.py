@@ -28,6 +28,7 @@ from energy_console.core.host import host_info
 from energy_console.core.machine_lock import MachineBusy
 from energy_console.core.plan import RunSpec, expand
 from energy_console.core.profile import Profile
+from energy_console.core.ray_lab import ClusterUnavailable
 from energy_console.core.results import SessionWriter
 from energy_console.core.run_records import RunRecording
 from energy_console.core.sampler import Sampler
@@ -187,6 +188,8 @@ class Runner(RunRecording):
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted"
         except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
+            status, message = "failed", str(exc)
+        except ClusterUnavailable as exc:  # --ray: nothing could be sent anywhere
             status, message = "failed", str(exc)
         except Exception as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"

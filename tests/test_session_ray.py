@@ -4,6 +4,8 @@ to a GPU. One cluster for the module (its start-up is the slow part)."""
 
 from __future__ import annotations
 
+import json
+import os
 import signal
 import subprocess
 import sys
@@ -23,7 +25,13 @@ from energy_console.tui.screens.live import LiveScreen  # noqa: E402
 from energy_console.tui.widgets.runs_table import RunsTable  # noqa: E402
 
 from tests.fakes.pynvml import FAKE_PYNVML_ENV  # noqa: E402
-from tests.session_helpers import ROOT, read_events, wait_for_event, write_profile  # noqa: E402
+from tests.session_helpers import (  # noqa: E402
+    ROOT,
+    cli_run_command,
+    read_events,
+    wait_for_event,
+    write_profile,
+)
 from tests.spans import gpu_spans, overlapping  # noqa: E402
 
 pytestmark = pytest.mark.session
@@ -42,6 +50,17 @@ protocol:
   sample_hz: 20
   threads: 1
 """
+
+
+def test_a_session_without_a_cluster_to_join_fails_naming_the_fix(tmp_path):
+    """First in the module: no cluster runs yet (the fixture below starts one)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(cli_run_command(str(write_profile(tmp_path, SWEEP)), "--ray", "auto",
+                                          "--session-dir", str(tmp_path / "s"), "--quiet"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1
+    assert "cannot join the Ray cluster at 'auto'" in done.stderr and "ray start" in done.stderr
+    assert json.loads((tmp_path / "s" / "session.json").read_text())["status"] == "failed"
 
 
 @pytest.fixture(scope="module")
