@@ -161,6 +161,10 @@ def dataset_problem(entry, task: str | None) -> str | None:
             else:
                 raise DatasetError(f"{spec.path}: image-classification needs a folder with one "
                                    "sub-folder per class, or a CSV with path,label columns")
+        elif task == "object-detection":
+            from energy_console.core.coco import check_detection_dataset
+
+            check_detection_dataset(spec)
     except DatasetError as exc:
         return str(exc)
     except OSError as exc:

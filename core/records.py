@@ -56,9 +56,13 @@ class RunRecord:
     run_id: str = column("stable id of the run: model, technique and input size",
                          dataclasses.MISSING)
     model: str = column("the model as the profile names it (demo/…, hub id, folder)", "")
-    task: str | None = column("text-classification, causal-lm or image-classification")
+    task: str | None = column(
+        "text-classification, causal-lm, image-classification or object-detection")
     technique: str = column("technique or chain (`a+b`), with its parameters", "")
     device: str = column("where it ran: cpu, cuda:N (as resolved by the worker)", "")
+    runtime: str = column(
+        "what ran the timed windows: torch, or onnxruntime (CPU execution provider) for the "
+        "onnx-* techniques", "")
     batch_size: int = column("inputs per forward pass", 1)
     seq_len: int | None = column("tokens per input (text models)")
     resolution: int | None = column("pixels per side (image models)")
@@ -145,6 +149,20 @@ class RunRecord:
         "generate runs with `pass_at_1: true`: share of tasks whose greedy completion passes its "
         "tests in the sandbox (a timeout counts as failed)")
     quality_pass_at_1_tasks: int | None = column("tasks quality_pass_at_1 covers")
+    quality_map: float | None = column(
+        "object detection with a COCO dataset: mAP@[.5:.95] against its boxes (pycocotools)")
+    quality_map_50: float | None = column("object detection: mAP at IoU 0.5")
+    quality_map_small: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes under 32² px (empty: none in the dataset)")
+    quality_map_medium: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes of 32² to 96² px")
+    quality_map_large: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes over 96² px")
+    fidelity_map: float | None = column(
+        "object detection: mAP@[.5:.95] of the detections against the uncompressed model's "
+        "(1.0 = the same boxes)")
+    detections_per_image: float | None = column(
+        "object detection: mean boxes kept per image (after score threshold and NMS)")
     quality_samples: int | None = column("inputs the quality figures cover")
     quality_seconds: float | None = column("time the quality evaluation took")
     co2e_g_per_1k_inferences: float | None = column(
@@ -266,6 +284,7 @@ class WorkerResult:
     torch_threads: int
     flops_per_inference: float | None = None
     generation: GenerationTimings | None = None  # generate runs
+    runtime: str = "torch"  # what ran the timed windows: torch, onnxruntime
 
 
 @dataclass(frozen=True)

@@ -419,7 +419,7 @@ class Runner:
             iterations=round(median(result.iterations)),
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
-            flops_per_inference=result.flops_per_inference,
+            flops_per_inference=result.flops_per_inference, runtime=result.runtime,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             warnings=result.warnings + figures.warnings,
         )

@@ -19,6 +19,7 @@ FAMILY_MODULES = (
     "energy_console.core.compression.quantization",
     "energy_console.core.compression.quanto",
     "energy_console.core.compression.onnx_int8",
+    "energy_console.core.compression.onnx_qdq",
     "energy_console.core.compression.pruning",
     "energy_console.core.compression.sparsity",
 )
