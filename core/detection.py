@@ -55,6 +55,16 @@ class DetectionPipeline:
         self.std = torch.tensor(mean_std[1], device=device).view(1, -1, 1, 1)
         self.input_dtype = input_dtype
 
+    @classmethod
+    def for_model(cls, loaded, resolution: int, device: str) -> DetectionPipeline:
+        """The pipeline of a loaded detector: its head, and its image processor's mean and std
+        where it has them (ImageNet's otherwise)."""
+        processor = loaded.image_processor
+        mean, std = getattr(processor, "image_mean", None), getattr(processor, "image_std", None)
+        mean_std = (tuple(mean), tuple(std)) if mean and std else IMAGENET_MEAN_STD
+        return cls(loaded.module, loaded.detection_head or "softmax", resolution, device,
+                   mean_std)
+
     def with_module(self, module, input_dtype=None) -> DetectionPipeline:
         """The same pre- and post-processing around another (compressed) module."""
         mean_std = (tuple(self.mean.flatten().tolist()), tuple(self.std.flatten().tolist()))

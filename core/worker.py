@@ -238,12 +238,7 @@ def run_detect(spec, loaded, device: str, load_s: float, cache_dir: Path, mark) 
     )
 
     images = detection_images(loaded, spec)
-    processor = loaded.image_processor
-    mean_std = (tuple(processor.image_mean), tuple(processor.image_std)) \
-        if getattr(processor, "image_mean", None) and getattr(processor, "image_std", None) \
-        else None
-    base = DetectionPipeline(loaded.module, loaded.detection_head or "softmax", spec.resolution,
-                             device, *([mean_std] if mean_std else []))
+    base = DetectionPipeline.for_model(loaded, spec.resolution, device)
     mark("reference")
     reference = prepare_detection_reference(loaded, spec, images, base, cache_dir)
     calibration = [{"pixel_values": base.preprocess(batch)}  # static quantization's ranges

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 import torch
@@ -14,6 +15,11 @@ from energy_console.core.datasets import DatasetError, dataset_spec
 from energy_console.core.detection import DetectionPipeline, box_iou, class_aware_nms
 from energy_console.core.models import load_model
 from energy_console.core.profile import ModelEntry
+from energy_console.core.quality.detection_eval import (
+    DetectionImages,
+    evaluate_detection,
+    prepare_detection_reference,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "shapes-detect" / "instances.json"
@@ -91,17 +97,6 @@ def test_preprocess_resizes_any_image_to_the_run_resolution():
     assert pixels[0, 0, 0, 0].item() == pytest.approx((1.0 - 0.485) / 0.229, rel=1e-4)
 
 
-def test_a_demo_detector_runs_the_whole_pipeline():
-    loaded = load_model(ModelEntry(ref="demo/tiny-yolos-random", source="demo"), "cpu")
-    pipeline = DetectionPipeline(loaded.module, loaded.detection_head, 64, "cpu")
-    with torch.no_grad():
-        found = pipeline([torch.zeros(3, 128, 96, dtype=torch.uint8)])
-    assert loaded.task == "object-detection" and len(found) == 1
-    boxes = found[0].boxes
-    assert 0 < len(boxes) <= 20 and (found[0].scores >= 0.05).all()
-    assert boxes.shape[1] == 4 and found[0].labels.max() < 3
-
-
 def test_torchvision_detectors_are_skipped_with_the_reason_where_torchvision_cannot_load():
     try:
         import torchvision.models.detection  # noqa: F401
@@ -113,3 +108,53 @@ def test_torchvision_detectors_are_skipped_with_the_reason_where_torchvision_can
         pytest.skip("torchvision loads here: its detectors build")
     with pytest.raises(NotApplicable, match="torchvision cannot be used here"):
         load_model(ModelEntry(ref="demo/ssdlite320-mobilenet-v3-random", source="demo"), "cpu")
+
+
+class TwoBoxDetector(torch.nn.Module):
+    """A real (tiny) detector whose queries find two fixed boxes, one per label, the second
+    moved by a learnable offset: enough to score the evaluation path without a transformer."""
+
+    def __init__(self, offset: float = 0.0):
+        super().__init__()
+        self.offset = torch.nn.Parameter(torch.tensor(offset))
+
+    def forward(self, pixel_values):
+        batch = pixel_values.shape[0]
+        logits = torch.tensor([[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0]]).expand(batch, 2, 3)
+        boxes = torch.stack([torch.tensor([0.25, 0.25, 0.2, 0.2]),
+                             torch.tensor([0.7, 0.7, 0.3, 0.3]) + self.offset])
+        return SimpleNamespace(logits=logits, pred_boxes=boxes.expand(batch, 2, 4))
+
+
+def two_box_run(tmp_path, offset: float = 0.0, truth=None):
+    images = DetectionImages([torch.zeros(3, 40, 40, dtype=torch.uint8)] * 3, truth, None)
+    loaded = SimpleNamespace(module=TwoBoxDetector(), task="object-detection")
+    spec = SimpleNamespace(model=ModelEntry(ref="demo/two-box", source="demo"), resolution=32,
+                           batch_size=2)
+    base = DetectionPipeline(loaded.module, "softmax", 32, "cpu")
+    reference = prepare_detection_reference(loaded, spec, images, base, tmp_path)
+    moved = base.with_module(TwoBoxDetector(offset))
+    return images, reference, evaluate_detection(moved, images, reference, spec.batch_size)
+
+
+def test_without_labels_the_metric_is_fidelity_map(tmp_path):
+    _, reference, same = two_box_run(tmp_path)
+    assert (same.metric, same.value, same.fidelity_map) == ("fidelity_map", 1.0, 1.0)
+    assert same.map is None and same.detections_per_image == 2.0 and same.samples == 3
+    _, _, moved = two_box_run(tmp_path, offset=0.05)
+    assert moved.fidelity_map is not None and moved.fidelity_map < 1.0
+
+
+def test_with_labels_the_metric_is_map(tmp_path):
+    images, reference, _ = two_box_run(tmp_path)
+    truth = [d.as_truth() for d in reference.detections]
+    _, _, result = two_box_run(tmp_path, truth=truth)
+    assert (result.metric, result.map, result.map_50) == ("map", 1.0, 1.0)
+
+
+def test_the_reference_detections_are_cached_per_session(tmp_path):
+    _, first, _ = two_box_run(tmp_path)
+    _, second, _ = two_box_run(tmp_path)
+    assert (first.cache_hit, second.cache_hit) == (False, True)
+    assert second.detections == first.detections
+    assert len(list(tmp_path.glob("detection-reference-*.json"))) == 1

@@ -11,6 +11,7 @@ import pytest
 import torch
 from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
 from energy_console.core.compression.base import NotApplicable
+from energy_console.core.detection import DetectionPipeline
 from energy_console.core.models import load_model
 from energy_console.core.profile import ModelEntry, load_profile
 from energy_console.core.runner import Runner
@@ -106,3 +107,14 @@ def test_onnx_variants_refuse_a_model_whose_export_computes_something_else():
     ctx = TechniqueContext("cpu", loaded.task, loaded, lambda: [example])
     with pytest.raises(NotApplicable, match="ONNX export of this model computes other"):
         apply_technique(loaded.module, parse_technique("onnx-fp32"), ctx)
+
+
+def test_a_demo_detector_runs_the_whole_pipeline():
+    loaded = load_model(ModelEntry(ref="demo/tiny-yolos-random", source="demo"), "cpu")
+    pipeline = DetectionPipeline(loaded.module, loaded.detection_head, 64, "cpu")
+    with torch.no_grad():
+        found = pipeline([torch.zeros(3, 128, 96, dtype=torch.uint8)])
+    assert loaded.task == "object-detection" and len(found) == 1
+    boxes = found[0].boxes
+    assert 0 < len(boxes) <= 20 and (found[0].scores >= 0.05).all()
+    assert boxes.shape[1] == 4 and found[0].labels.max() < 3
