@@ -127,3 +127,13 @@ def test_the_live_view_labels_training_steps_with_their_loss():
     assert _phase_label(step) == "training step 12 of 45 · loss 0.6123"
     window_event = PhaseChanged(run_id="r", phase="train", repeat=2, repeats=4)
     assert _phase_label(window_event) == "training window 2 of 4"
+
+
+def test_preflight_checks_a_training_set_apart_like_the_evaluation_set(tmp_path):
+    from energy_console.core.preflight import check
+
+    profile = parse_profile(
+        "name: t\ndevice: cpu\nmodels:\n  - demo: demo/tiny-bert-random\n"
+        f"    {DATASET}\n    training: {{dataset: missing.csv}}\n", base_dir=str(tmp_path))
+    problems = [p for p in check(profile, "cpu") if p.subject.endswith("training.dataset")]
+    assert problems and "missing.csv" in str(problems[0])

@@ -171,3 +171,18 @@ def test_mlflow_holds_every_run_with_the_params_and_metrics_of_runs_csv(train_se
     artifacts = {Path(a.path).name for a in mlflow.MlflowClient().list_artifacts(
         children[finished.run_id].info.run_id)}
     assert {"result.json", "latency.csv"} <= artifacts
+
+
+def test_an_unreachable_mlflow_server_is_a_notice_and_logging_goes_quiet(tmp_path, monkeypatch):
+    pytest.importorskip("mlflow")  # importing it takes seconds here: this tier, not the fast one
+    from energy_console.core.records import RunRecord
+    from energy_console.core.tracking import MlflowTracker
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
+    notices: list[str] = []
+    tracker = MlflowTracker(tmp_path, "t", notices.append)
+    tracker.start()
+    tracker.log(RunRecord(run_id="r"), tmp_path)
+    tracker.finish("completed")
+    assert len(notices) == 1 and "MLflow at http://127.0.0.1:9 failed" in notices[0]
+    assert "goes on without MLflow tracking" in notices[0]
