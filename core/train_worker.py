@@ -13,7 +13,12 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from energy_console.core.compression import NotApplicable, TechniqueContext, apply_technique
+from energy_console.core.compression import (
+    TRAINING_STEPS,
+    NotApplicable,
+    TechniqueContext,
+    apply_technique,
+)
 from energy_console.core.quality.result import QualityResult
 from energy_console.core.records import TrainingTimings, WorkerResult
 from energy_console.core.size import measure_size
@@ -27,7 +32,6 @@ from energy_console.core.train import (
 )
 from energy_console.core.workloads import training_settings
 
-TRAINING_STEPS = ("finetune", "qat")  # techniques that train (core.compression.training)
 MODELS_FOLDER = "models"  # in the session directory: models/<run id>/
 
 

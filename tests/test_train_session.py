@@ -186,3 +186,39 @@ def test_an_unreachable_mlflow_server_is_a_notice_and_logging_goes_quiet(tmp_pat
     tracker.finish("completed")
     assert len(notices) == 1 and "MLflow at http://127.0.0.1:9 failed" in notices[0]
     assert "goes on without MLflow tracking" in notices[0]
+
+
+def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session):
+    pytest.importorskip("optimum.quanto")
+    from energy_console.core.compression import (
+        TechniqueContext,
+        apply_technique,
+        parse_technique,
+        untrained_variant,
+    )
+    from energy_console.core.models import load_model
+    from energy_console.core.plan import expand
+    from energy_console.core.train_worker import CompressionTrainer
+
+    outcome, _ = train_session
+    folder = outcome.path.parent
+    spec = expand(load_profile(write_profile(folder, f"""\
+models:
+  - path: {folder / "model"}
+    task: text-classification
+    dataset: {folder / "eval.csv"}
+    training: {{dataset: {folder / "train.csv"}, lr: 0.003}}
+inputs: {{batch_sizes: [{BATCH}], sequence_lengths: [16]}}
+""", name="quanto")), "cpu")[0]
+    loaded = load_model(spec.model, "cpu")
+    marks: list[dict] = []
+    trainer = CompressionTrainer(loaded, spec, "cpu", lambda phase, **f: marks.append(f))
+    ctx = TechniqueContext(device="cpu", task=loaded.task, loaded=loaded,
+                           calibration_inputs=list, train=trainer)
+    technique = parse_technique({"weight-int8-qat": {"steps": 4}})
+    module = apply_technique(loaded.module, technique, ctx)
+    assert type(module.classifier).__name__ == "QLinear"
+    assert trainer.timings.total_steps == 4 and sum(trainer.timings.steps) == 4
+    assert trainer.timings.loss_end < trainer.timings.loss_start
+    assert sum(1 for m in marks if m.get("edge") == "start") == trainer.timings.windows
+    assert untrained_variant(technique).slug == "weight-int8"

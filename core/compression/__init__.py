@@ -85,8 +85,9 @@ class TechniqueSpec:
         return self.steps[0].to_yaml()
 
 
-TRAINING_STEPS = ("finetune", "qat")  # core.compression.training
-POST_TRAINING = {"qat": "static-int8"}  # what a training step is without its training
+TRAINING_STEPS = ("finetune", "qat", "weight-int8-qat")  # core.compression.training
+# what a training step is without its training
+POST_TRAINING = {"qat": "static-int8", "weight-int8-qat": "weight-int8"}
 
 
 def untrained_variant(spec: TechniqueSpec) -> TechniqueSpec | None:

@@ -1,10 +1,12 @@
-"""Techniques that train: `finetune` (a chain step, e.g. prune → finetune → quantize) and `qat`
-(quantization-aware training with torch.ao fake quantization, converted to int8 kernels).
+"""Techniques that train: `finetune` (a chain step, e.g. prune → finetune → quantize), `qat`
+(quantization-aware training with torch.ao fake quantization, converted to int8 kernels) and
+`weight-int8-qat` (optimum-quanto int8 weights trained through, then frozen).
 
 Both train through TechniqueContext.train, which the worker fills: the optimizer steps run in
 timed windows the runner measures, so the run carries the energy its training cost
 (train_energy_j) beside its energy per inference. Each is compared with its post-training
-variant: the same chain without `finetune`, and `static-int8` for `qat`.
+variant: the same chain without `finetune`, `static-int8` for `qat`, `weight-int8` for
+`weight-int8-qat` (core.compression.POST_TRAINING).
 """
 
 from __future__ import annotations
@@ -126,6 +128,34 @@ QAT = register(
         devices=("cpu",),
         layers="nn.Linear (GPT-2's Conv1D as nn.Linear), each quantized on its own; x86/fbgemm "
                "int8 kernels",
+        check=_check_trainable,
+    )
+)
+
+
+def _quanto_qat(module, ctx, params):
+    from optimum.quanto import freeze, qint8, quantize
+
+    assert ctx.train is not None  # _check_trainable
+    conv1d_to_linear(module)
+    quantize(module, weights=qint8)  # float weights kept, quantized in every forward pass
+    module = ctx.train(module, ctx, params["steps"])
+    freeze(module)
+    ctx.needs_no_grad = True
+    return module
+
+
+QUANTO_QAT = register(
+    Technique(
+        name="weight-int8-qat",
+        family="quantization",
+        summary="optimum-quanto int8 weights trained through (straight-through), then frozen",
+        apply=_quanto_qat,
+        params=(STEPS,),
+        layers="nn.Linear, nn.Conv2d (GPT-2's Conv1D converted to nn.Linear first); "
+               "activations stay float",
+        requires=("optimum.quanto",),
+        extra="quanto",
         check=_check_trainable,
     )
 )
