@@ -119,6 +119,7 @@ class HeldOut:
 def evaluate_held_out(module, data: TrainData) -> HeldOut:
     """Loss and accuracy on the held-out batches (real rows only), the module left as it was."""
     import torch
+    from energy_console.core.quality.reference import main_output
 
     was_training = module.training
     module.eval()
@@ -129,8 +130,6 @@ def evaluate_held_out(module, data: TrainData) -> HeldOut:
             real = TrainBatch({k: v[:batch.samples] if hasattr(v, "shape") else v
                                for k, v in batch.inputs.items()}, batch.labels[:batch.samples],
                               batch.samples)
-            from energy_console.core.quality.reference import main_output
-
             logits = main_output(module(**real.inputs)).float()
             if data.task == "causal-lm":
                 logits, target = logits[:, :-1], real.labels[:, 1:]
