@@ -3,6 +3,7 @@ training windows, break-even and its interval, the live label and the report's n
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import pytest
@@ -137,3 +138,25 @@ def test_preflight_checks_a_training_set_apart_like_the_evaluation_set(tmp_path)
         f"    {DATASET}\n    training: {{dataset: missing.csv}}\n", base_dir=str(tmp_path))
     problems = [p for p in check(profile, "cpu") if p.subject.endswith("training.dataset")]
     assert problems and "missing.csv" in str(problems[0])
+
+
+async def test_the_trade_offs_view_gives_the_break_even_of_a_variant_that_trained(tmp_path):
+    from energy_console.core.results import SessionWriter
+    from energy_console.tui.app import EnergyConsoleApp
+    from energy_console.tui.screens.tradeoff import TradeOffScreen
+
+    writer = SessionWriter(tmp_path / "s")
+    for r in (record("baseline", 0.010, 0.0003, quality_value=1.0),
+              record("p", 0.006, 0.0003, quality_value=0.5),
+              record("p+finetune", 0.006, 0.0004, quality_value=0.9, train_steps=12,
+                     train_energy_j=20.0, train_energy_j_ci95=2.0, untrained_technique="p")):
+        writer.record_run(dataclasses.replace(r, run_id=f"m__{r.technique}", seq_len=8,
+                                              task="text-classification", device="cpu"))
+    writer.close()
+    session = tmp_path / "s"
+    app = EnergyConsoleApp(attach=session, results_root=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(TradeOffScreen(session))
+        await pilot.pause()
+        texts = [str(s.render()) for s in app.screen.query(".findings")]
+        assert any("pays back after 5k ±" in t and "p+finetune" in t for t in texts)
