@@ -4,6 +4,7 @@ hands everything but the full-screen views to `main` here (core never imports te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -66,6 +67,8 @@ def build_parser() -> argparse.ArgumentParser:
                      help="with --resume: continue even though the profile differs from the "
                      "session's (the earlier profile is kept as profile.before-resume-N.yaml)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--mlflow", action="store_true",
+                     help="log each run to MLflow (MLFLOW_TRACKING_URI, else SESSION/mlruns)")
     run.add_argument("--detach", action="store_true",
                      help="start the runner in its own session and return at once; the "
                      "measurement outlives this terminal (follow it with `attach`)")
@@ -140,6 +143,10 @@ def cmd_run(args) -> int:
         print("error: --resume-with-changes continues a session: give it with --resume "
               "SESSION_DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
+    if args.mlflow and args.detach:
+        print("error: --detach starts the runner from the profile file alone; put `mlflow: true` "
+              "in the profile instead of --mlflow", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = check(profile, args.device)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
@@ -180,6 +187,8 @@ def cmd_run(args) -> int:
         return EXIT_BAD_INPUT
     if args.detach:
         return _detach(args, session_dir, created)
+    if args.mlflow:
+        profile = dataclasses.replace(profile, mlflow=True)
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done,

@@ -20,6 +20,7 @@ from typing import Any
 
 from energy_console.core import events as ev
 from energy_console.core.carbon import resolve_intensity
+from energy_console.core.compression import untrained_variant
 from energy_console.core.control import ControlReader
 from energy_console.core.energy import (
     NoEnergyWindows,
@@ -99,6 +100,7 @@ class Runner:
         self.guard = WriteGuard(session_dir)
         self._samples_broken = False
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
+        self.tracker: Any = None  # core.tracking.MlflowTracker when the profile asks for MLflow
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
@@ -166,6 +168,12 @@ class Runner:
                                     "profile.before-resume-N.yaml"))
             for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
+            if self.profile.mlflow:
+                from energy_console.core.tracking import MlflowTracker
+
+                self.tracker = MlflowTracker(self.path, self.profile.name, lambda text: self.emit(
+                    ev.Notice(level="warning", message=text)))
+                self.tracker.start()
             context = forkserver_context()
             self._idle_baseline()
             for spec in self.specs:
@@ -209,6 +217,8 @@ class Runner:
             self.guard.release_reserve()
             if status != "failed":
                 status, message = "failed", str(self.guard.error)
+        if self.tracker is not None:
+            self.tracker.finish(status)
         self.emit(ev.SessionFinished(status=status, message=message, **self.counts))
         self.guard.write("session.json", lambda: self._write_info(status=status))
         try:
@@ -377,11 +387,13 @@ class Runner:
 
     # ------------------------------------------------------------------ results
     def _record(self, spec: RunSpec, **fields: Any) -> RunRecord:
+        untrained = untrained_variant(spec.technique)
         return RunRecord(
             run_id=spec.run_id, model=spec.model.ref, task=spec.task,
             technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
             workload=spec.workload, max_new_tokens=spec.max_new_tokens,
+            untrained_technique=untrained.slug if untrained else "",
             **fields,
         )
 
@@ -399,6 +411,8 @@ class Runner:
         printed whole to stderr (runner.log) when even that finds no room."""
         self.guard.write("runs.csv", lambda: self.writer.record_run(record),
                     keep=lambda: json.dumps(record.as_dict(), default=str))
+        if self.tracker is not None:  # after the run ended, outside every window
+            self.tracker.log(record, self.writer.runs_path / record.run_id)
 
     def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
                     timings_s: dict[str, float], gpus: dict[str, Any]) -> None:
@@ -408,7 +422,7 @@ class Runner:
                 sensors=sensors_for_device(self.sensor_infos, result.device),
                 idle_power_w=self.idle_power_w, latencies_ms=result.latencies_ms,
                 max_spread=spec.protocol.max_spread, intensity=self.intensity,
-                generation=result.generation,
+                generation=result.generation, training=result.training,
             )
         except NoEnergyWindows as exc:
             self._end_run(spec, "failed", f"no energy could be measured: {exc}")
@@ -420,6 +434,7 @@ class Runner:
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
             flops_per_inference=result.flops_per_inference, runtime=result.runtime,
+            saved_model=result.saved_model, saved_model_bytes=result.saved_model_bytes,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             warnings=result.warnings + figures.warnings,
         )
@@ -433,6 +448,7 @@ class Runner:
                 "timings_s": timings_s,
                 "carbon_intensity": dataclasses.asdict(self.intensity),
                 "gpus": gpus,
+                **({"training": dataclasses.asdict(result.training)} if result.training else {}),
             }))
         self.counts["finished"] += 1
         self._keep_record(record)

@@ -97,6 +97,10 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     load_s = time.monotonic() - t0
     if getattr(spec, "workload", "infer") == "generate":
         return run_generate(spec, loaded, device, load_s, cache_dir, mark)
+    if spec.workload == "train":
+        from energy_console.core.train_worker import run_train
+
+        return run_train(spec, loaded, device, load_s, cache_dir, mark)
     if loaded.task == "object-detection":
         return run_detect(spec, loaded, device, load_s, cache_dir, mark)
     size = spec.seq_len if loaded.family == "text" else spec.resolution
@@ -115,6 +119,9 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
 
     mark("compressing")
     t0 = time.monotonic()
+    from energy_console.core.train_worker import CompressionTrainer, saved_model
+
+    trainer = CompressionTrainer(loaded, spec, device, mark)  # for techniques that train
     ctx = TechniqueContext(
         device=device,
         task=loaded.task,
@@ -122,6 +129,7 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         calibration_inputs=lambda: [
             loaded.make_inputs(spec.batch_size, size, seed=100 + i) for i in range(4)
         ],
+        train=trainer,
     )
     module = apply_technique(loaded.module, spec.technique, ctx)
     compress_s = time.monotonic() - t0
@@ -156,6 +164,7 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         warnings=tuple(reference.warnings),
         flops_per_inference=None if flops_per_batch is None
         else flops_per_batch / spec.batch_size,
+        training=trainer.timings, **saved_model(module, loaded, spec, cache_dir.parent),
     )
 
 
