@@ -4,6 +4,7 @@ hands everything but the full-screen views to `main` here (core never imports te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -73,6 +74,8 @@ def build_parser() -> argparse.ArgumentParser:
                         help="spread the runs over a Ray cluster, one per GPU of each node "
                         "(needs the `ray` extra; see README, Sweeps over many GPUs)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--mlflow", action="store_true",
+                     help="log each run to MLflow (MLFLOW_TRACKING_URI, else SESSION/mlruns)")
     run.add_argument("--detach", action="store_true",
                      help="start the runner in its own session and return at once; the "
                      "measurement outlives this terminal (follow it with `attach`)")
@@ -159,6 +162,10 @@ def cmd_run(args) -> int:
         if problem:
             print(f"error: --ray: {problem}", file=sys.stderr)
             return EXIT_BAD_INPUT
+    if args.mlflow and args.detach:
+        print("error: --detach starts the runner from the profile file alone; put `mlflow: true` "
+              "in the profile instead of --mlflow", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = check(profile, args.device)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
@@ -199,6 +206,8 @@ def cmd_run(args) -> int:
         return EXIT_BAD_INPUT
     if args.detach:
         return _detach(args, session_dir, created)
+    if args.mlflow:
+        profile = dataclasses.replace(profile, mlflow=True)
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done,

@@ -81,14 +81,18 @@ class WorkerEnded(Event):
 
 @dataclass(frozen=True)
 class PhaseChanged(Event):
-    """The worker entered a phase: loading, compressing, reference, warmup, repeat, quality."""
+    """The worker entered a phase: loading, compressing, reference, warmup, repeat, quality;
+    training runs: train (a timed window of optimizer steps) and train-step (progress)."""
 
     KIND: ClassVar[str] = "phase"
     run_id: str
     phase: str
-    repeat: int | None = None  # 1-based, for phase == "repeat"
+    repeat: int | None = None  # 1-based, for phase == "repeat" or "train"
     repeats: int | None = None
     iterations: int | None = None
+    step: int | None = None  # train-step: optimizer steps done, of `steps`, and the last loss
+    steps: int | None = None
+    loss: float | None = None
 
 
 @dataclass(frozen=True)

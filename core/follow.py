@@ -225,6 +225,11 @@ class SessionModel:
 def _phase_label(event: PhaseChanged) -> str:
     if event.phase == "repeat" and event.repeat is not None:
         return f"repeat {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train" and event.repeat is not None:
+        return f"training window {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train-step" and event.step is not None:
+        loss = f" · loss {event.loss:.4g}" if event.loss is not None else ""
+        return f"training step {event.step} of {event.steps or '?'}{loss}"
     return PHASE_LABELS.get(event.phase, event.phase)
 
 

@@ -36,6 +36,7 @@ class RunSpec:
     protocol: ProtocolSettings
     workload: str = "infer"  # infer | generate (core.workloads)
     max_new_tokens: int | None = None  # generate runs
+    save_model: bool = False  # keep the run's model in models/<run id>/ (profile save_models)
 
     @property
     def input_size(self) -> int:
@@ -86,7 +87,7 @@ def expand(
                         specs.append(
                             RunSpec(run_id, len(specs), entry, task, technique, device,
                                     batch_size, seq_len, resolution, profile.protocol,
-                                    entry.workload, max_new)
+                                    entry.workload, max_new, profile.save_models)
                         )
     return specs
 

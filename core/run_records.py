@@ -11,6 +11,7 @@ from typing import Any
 
 from energy_console.core import events as ev
 from energy_console.core.carbon import CarbonIntensity
+from energy_console.core.compression import untrained_variant
 from energy_console.core.energy import (
     NoEnergyWindows,
     nvml_index,
@@ -36,6 +37,7 @@ class RunRecording:
     _lock: threading.RLock
     _active: dict[str, tuple[str, float]]
     _spans: list[tuple[str, str, float, float]]
+    tracker: Any  # core.tracking.MlflowTracker when the profile asks for MLflow
 
     def emit(self, event: ev.Event) -> None:
         raise NotImplementedError
@@ -54,11 +56,13 @@ class RunRecording:
                 **fields: Any) -> RunRecord:
         where: dict[str, Any] = {} if placement is None else {
             "node": placement.node, "gpu_index": placement.gpu_index}
+        untrained = untrained_variant(spec.technique)
         return RunRecord(
             run_id=spec.run_id, model=spec.model.ref, task=spec.task,
             technique=spec.technique.slug, device=spec.device, batch_size=spec.batch_size,
             seq_len=spec.seq_len, resolution=spec.resolution, repeats=spec.protocol.repeats,
             workload=spec.workload, max_new_tokens=spec.max_new_tokens,
+            untrained_technique=untrained.slug if untrained else "",
             **where, **fields,
         )
 
@@ -78,6 +82,8 @@ class RunRecording:
         printed whole to stderr (runner.log) when even that finds no room."""
         self.guard.write("runs.csv", lambda: self.writer.record_run(record),
                     keep=lambda: json.dumps(record.as_dict(), default=str))
+        if self.tracker is not None:  # after the run ended, outside every window
+            self.tracker.log(record, self.writer.runs_path / record.run_id)
 
     def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
                     unit: UnitOutcome, sensors: list[SensorInfo],
@@ -92,7 +98,7 @@ class RunRecording:
                 windows=windows, iterations=result.iterations, batch_size=spec.batch_size,
                 sensors=charged, idle_power_w=idle_power_w, latencies_ms=result.latencies_ms,
                 max_spread=spec.protocol.max_spread, intensity=self.intensity,
-                generation=result.generation,
+                generation=result.generation, training=result.training,
             )
         except NoEnergyWindows as exc:
             self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
@@ -107,7 +113,8 @@ class RunRecording:
             iterations=round(median(result.iterations)),
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
-            flops_per_inference=result.flops_per_inference,
+            flops_per_inference=result.flops_per_inference, runtime=result.runtime,
+            saved_model=result.saved_model, saved_model_bytes=result.saved_model_bytes,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             cpu_energy_shared=shared,
             warnings=result.warnings + figures.warnings + shared_note,
@@ -128,6 +135,7 @@ class RunRecording:
                 "carbon_intensity": dataclasses.asdict(self.intensity),
                 "gpus": unit.gpus,
                 "placement": dataclasses.asdict(unit.placement),
+                **({"training": dataclasses.asdict(result.training)} if result.training else {}),
             }))
         self.counts["finished"] += 1
         self._keep_record(record)

@@ -110,6 +110,7 @@ class Runner(RunRecording):
         self.guard = WriteGuard(session_dir)
         self._samples_broken = False
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
+        self.tracker: Any = None  # core.tracking.MlflowTracker when the profile asks for MLflow
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
@@ -181,6 +182,12 @@ class Runner(RunRecording):
                                     "profile.before-resume-N.yaml"))
             for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
+            if self.profile.mlflow:
+                from energy_console.core.tracking import MlflowTracker
+
+                self.tracker = MlflowTracker(self.path, self.profile.name, lambda text: self.emit(
+                    ev.Notice(level="warning", message=text)))
+                self.tracker.start()
             self._dispatch()
             self.guard.check()
             if self.stop_requested:
@@ -212,6 +219,8 @@ class Runner(RunRecording):
             self.guard.release_reserve()
             if status != "failed":
                 status, message = "failed", str(self.guard.error)
+        if self.tracker is not None:
+            self.tracker.finish(status)
         self.emit(ev.SessionFinished(status=status, message=message, **self.counts))
         self.guard.write("session.json", lambda: self._write_info(status=status))
         try:

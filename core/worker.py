@@ -97,6 +97,12 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
     load_s = time.monotonic() - t0
     if getattr(spec, "workload", "infer") == "generate":
         return run_generate(spec, loaded, device, load_s, cache_dir, mark)
+    if spec.workload == "train":
+        from energy_console.core.train_worker import run_train
+
+        return run_train(spec, loaded, device, load_s, cache_dir, mark)
+    if loaded.task == "object-detection":
+        return run_detect(spec, loaded, device, load_s, cache_dir, mark)
     size = spec.seq_len if loaded.family == "text" else spec.resolution
     if size is None:  # task learnt from the config differs from what the plan assumed
         raise NotApplicable(
@@ -113,6 +119,9 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
 
     mark("compressing")
     t0 = time.monotonic()
+    from energy_console.core.train_worker import CompressionTrainer, saved_model
+
+    trainer = CompressionTrainer(loaded, spec, device, mark)  # for techniques that train
     ctx = TechniqueContext(
         device=device,
         task=loaded.task,
@@ -120,6 +129,7 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         calibration_inputs=lambda: [
             loaded.make_inputs(spec.batch_size, size, seed=100 + i) for i in range(4)
         ],
+        train=trainer,
     )
     module = apply_technique(loaded.module, spec.technique, ctx)
     compress_s = time.monotonic() - t0
@@ -154,6 +164,7 @@ def run(spec, cache_dir: Path, mark) -> WorkerResult:
         warnings=tuple(reference.warnings),
         flops_per_inference=None if flops_per_batch is None
         else flops_per_batch / spec.batch_size,
+        training=trainer.timings, **saved_model(module, loaded, spec, cache_dir.parent),
     )
 
 
@@ -221,6 +232,61 @@ def run_generate(spec, loaded, device: str, load_s: float, cache_dir: Path,
     )
 
 
+CALIBRATION_BATCHES = 8  # detection: batches of the dataset's images for static quantization
+
+
+def run_detect(spec, loaded, device: str, load_s: float, cache_dir: Path, mark) -> WorkerResult:
+    """A detection run: images, the uncompressed model's detections, compression, then windows
+    that each time pre-processing + detector + post-processing (core.detection) on one batch
+    of decoded images, then mAP and fidelity-mAP."""
+    from energy_console.core.detection import DetectionPipeline
+    from energy_console.core.quality.detection_eval import (
+        detection_images,
+        evaluate_detection,
+        prepare_detection_reference,
+    )
+
+    images = detection_images(loaded, spec)
+    base = DetectionPipeline.for_model(loaded, spec.resolution, device)
+    mark("reference")
+    reference = prepare_detection_reference(loaded, spec, images, base, cache_dir)
+    calibration = [{"pixel_values": base.preprocess(batch)}  # static quantization's ranges
+                   for batch in images.batches(spec.batch_size, CALIBRATION_BATCHES)]
+    steps = [step.name for step in spec.technique.steps]
+    flops_per_batch = None if changes_flops(steps) else count_flops(loaded.module, calibration[0])
+
+    mark("compressing")
+    t0 = time.monotonic()
+    ctx = TechniqueContext(device=device, task=loaded.task, loaded=loaded,
+                           calibration_inputs=lambda: calibration)
+    module = apply_technique(loaded.module, spec.technique, ctx)
+    compress_s = time.monotonic() - t0
+    size_report = measure_size(module)
+    if changes_flops(steps):
+        flops_per_batch = count_flops(module, _cast_inputs(calibration[0], ctx.input_dtype))
+    pipeline = base.with_module(module, ctx.input_dtype)
+    batch = images.batches(spec.batch_size, 1)[0]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else _no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_protocol(lambda: pipeline(batch), sync, warmup=protocol.warmup,
+                                repeats=protocol.repeats, min_window_s=protocol.min_window_s,
+                                iterations=protocol.iterations, mark=mark)
+    peak_mem_mb = _peak_memory_mb(device)
+
+    mark("quality")
+    quality_result = evaluate_detection(pipeline, images, reference, spec.batch_size)
+    return _worker_result(
+        device, loaded, ctx, reference, measured, quality_result, size_report,
+        load_s=load_s, compress_s=compress_s, peak_mem_mb=peak_mem_mb, warnings=(),
+        flops_per_inference=None if flops_per_batch is None
+        else flops_per_batch / spec.batch_size,
+    )
+
+
 def _worker_result(device: str, loaded, ctx, reference, measured, quality, size_report, *,
                    load_s: float, compress_s: float, peak_mem_mb: float,
                    warnings: tuple[str, ...], **workload_figures: Any) -> WorkerResult:
@@ -245,6 +311,7 @@ def _worker_result(device: str, loaded, ctx, reference, measured, quality, size_
         reference_cache_hit=reference.cache_hit,
         technique_details=dict(ctx.extra_result),
         torch_threads=torch.get_num_threads(),
+        runtime=ctx.runtime,
         **workload_figures,
     )
 

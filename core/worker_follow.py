@@ -68,6 +68,7 @@ def follow_worker(spec: Any, process: Any, conn: Any, sampler: Sampler,
             emit(ev.PhaseChanged(
                 run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
                 repeats=payload.get("repeats"), iterations=payload.get("iterations"),
+                step=payload.get("step"), steps=payload.get("steps"), loss=payload.get("loss"),
             ))
         elif kind == "result":
             return WorkerOutcome("finished", result=payload,
