@@ -6,6 +6,7 @@ import warnings
 
 from energy_console.core.compression import register
 from energy_console.core.compression.base import NotApplicable, Param, Technique
+from energy_console.core.compression.magnitude import prune_smallest, unique_tensors
 from energy_console.core.compression.quantization import conv1d_to_linear
 
 _PRUNABLE = ("Linear", "Conv1d", "Conv2d", "Conv3d")
@@ -16,23 +17,19 @@ def _prunable_layers(module) -> list:
 
 
 def _magnitude_prune(module, ctx, params):
-    from torch.nn.utils import prune
-
     conv1d_to_linear(module)
     layers = _prunable_layers(module)
     if not layers:
         raise NotApplicable("magnitude-prune found no Linear or convolution layer to prune")
     amount = params["amount"]
-    targets = [(layer, "weight") for layer in layers]
+    weights = unique_tensors([layer.weight for layer in layers])  # a tied weight counts once
     if params["scope"] == "global":
-        prune.global_unstructured(targets, pruning_method=prune.L1Unstructured, amount=amount)
+        prune_smallest(weights, amount)
     else:
-        for layer, name in targets:
-            prune.l1_unstructured(layer, name, amount=amount)
-    for layer, name in targets:
-        prune.remove(layer, name)  # the mask is folded into the weight: zeros, no mask buffer
-    total = sum(layer.weight.numel() for layer in layers)
-    zeros = sum(int((layer.weight == 0).sum()) for layer in layers)
+        for weight in weights:
+            prune_smallest([weight], amount)
+    total = sum(weight.numel() for weight in weights)
+    zeros = sum(int((weight == 0).sum()) for weight in weights)
     ctx.extra_result["sparsity"] = round(zeros / total, 4)
     ctx.extra_result["pruned_layers"] = len(layers)
     ctx.warnings.append(
