@@ -51,8 +51,9 @@ def _kth_magnitude(pool: list, k: int) -> tuple[float, int]:
     top = max(float(w.detach().abs().max()) for w in pool)
     if top == 0.0:
         return 0.0, 0
-    counts = sum(torch.histc(w.detach().abs().float(), bins=_BINS, min=0.0, max=top)
-                 for w in pool)
+    counts = torch.zeros(_BINS)
+    for w in pool:
+        counts += torch.histc(w.detach().abs().float(), bins=_BINS, min=0.0, max=top)
     cumulative = torch.cumsum(counts, 0)
     index = int(torch.searchsorted(cumulative, torch.tensor(float(k))))
     low = top * index / _BINS
