@@ -156,6 +156,9 @@ class RunRecord:
     other_cpu_load_pct: float | None = column(
         "CPU load of other processes during the windows, % of all cores")
     warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
+    variant_cache_hit: bool | None = column(
+        "the compressed model came from the variant cache (protocol.variant_cache), not "
+        "compressed in this run's worker")
 
     @property
     def model_label(self) -> str:
@@ -232,6 +235,8 @@ def _parse(value: Any, annotation: Any) -> Any:
         return tuple(str(v) for v in value)
     if origin is Literal:
         return str(value)
+    if annotation is bool:
+        return value if isinstance(value, bool) else str(value).strip().lower() == "true"
     if annotation is int:
         return int(float(value)) if isinstance(value, str) else int(value)
     if annotation is float:
@@ -266,6 +271,9 @@ class WorkerResult:
     torch_threads: int
     flops_per_inference: float | None = None
     generation: GenerationTimings | None = None  # generate runs
+    run_started_t: float | None = None  # monotonic, when the worker began this run's size
+    variant_cache_hit: bool = False  # the compressed module was read from the variant cache
+    variant_cache_read_s: float = 0.0  # reading it (compress_s is 0 then)
 
 
 @dataclass(frozen=True)

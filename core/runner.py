@@ -1,8 +1,11 @@
-"""The runner: one process per session. Samples sensors, runs each RunSpec in a fresh worker.
+"""The runner: one process per session. Samples sensors, runs each model variant's runs in a
+fresh worker (core.plan.VariantBatch: loaded and compressed once, each input size its own run).
 
 It never imports torch. Workers are forked from a forkserver that preloaded torch and transformers
-(no CUDA initialised there), so each run starts in a clean process without paying the imports again.
-Energy per window comes from the sampler's readings at the edges the worker reports.
+(no CUDA initialised there), so each variant starts in a clean process without paying the imports
+again. A worker that dies or runs out of memory at one size fails that run alone: the variant's
+other sizes go on in a fresh worker (sizes at least as large as one that ran out of memory are
+skipped). Energy per window comes from the sampler's readings at the edges the worker reports.
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ import sys
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +33,8 @@ from energy_console.core.energy import (
 )
 from energy_console.core.host import gpu_record, gpu_snapshots, host_info
 from energy_console.core.machine_lock import MachineBusy, MachineLock
-from energy_console.core.plan import RunSpec, expand
+from energy_console.core.pacing import IdleSchedule
+from energy_console.core.plan import RunSpec, VariantBatch, dominates, expand, variant_batches
 from energy_console.core.profile import Profile
 from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
 from energy_console.core.results import SessionWriter, write_json
@@ -43,7 +48,8 @@ from energy_console.core.session_guard import (
     record_refusal,
 )
 from energy_console.core.stats import median
-from energy_console.core.worker_follow import WorkerOutcome, follow_worker
+from energy_console.core.variant_cache import cache_folder
+from energy_console.core.worker_follow import WorkerOutcome, follow_run
 from energy_console.core.worker_process import (
     forkserver_context,
     start_worker,
@@ -68,6 +74,20 @@ def model_key(spec: RunSpec) -> tuple:
     return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
+def run_timings(result: WorkerResult, spawn_t: float | None) -> dict[str, float]:
+    """result.json timings_s: the variant's load and compress (shared by its runs), and what
+    this run spent before its first warm-up (for a worker's first run: from the worker's start,
+    load, references and compression included)."""
+    warmup_t = result.first_warmup_t
+    timings = {"load": result.load_s, "compress": result.compress_s,
+               "variant_cache_read": result.variant_cache_read_s}
+    if warmup_t is not None and result.run_started_t is not None:
+        timings["run_start_to_first_warmup"] = warmup_t - result.run_started_t
+    if spawn_t is not None:
+        timings["worker_start_to_first_warmup"] = (warmup_t or spawn_t) - spawn_t
+    return timings
+
+
 class Runner:
     def __init__(
         self,
@@ -83,7 +103,8 @@ class Runner:
         self.path = session_dir
         self.device = device
         self.on_event = on_event
-        self.specs = expand(profile, device, done)
+        self.batches = variant_batches(expand(profile, device, done))
+        self.specs = [spec for batch in self.batches for spec in batch.runs]
         self.writer: SessionWriter  # opened first thing in run()
         self.sampler: Sampler | None = None
         self.detection: Detection | None = None
@@ -99,6 +120,7 @@ class Runner:
         self.guard = WriteGuard(session_dir)
         self._samples_broken = False
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
+        self._variant_cache = cache_folder(profile.protocol.variant_cache, session_dir / "cache")
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
@@ -167,19 +189,15 @@ class Runner:
             for notice in detection.notices:
                 self.emit(ev.Notice(level="warning", message=notice))
             context = forkserver_context()
-            self._idle_baseline()
-            for spec in self.specs:
+            idle = IdleSchedule(self.profile.protocol)
+            for batch in self.batches:
                 self.guard.check()
-                if spec is not self.specs[0]:
-                    self._pause(self.profile.protocol.cooldown_s)
-                if self.stop_requested:
-                    self._end_run(spec, "skipped", "session stopped before this run")
-                    continue
-                reason = self._known_to_fail(spec)
-                if reason:
-                    self._end_run(spec, "skipped", reason)
-                    continue
-                self._run_one(context, spec)
+                if batch is not self.batches[0]:
+                    self._pause(idle.cooldown_s)
+                if idle.due(time.monotonic()) and not self.stop_requested:
+                    self._idle_baseline()
+                    idle.taken(time.monotonic())
+                self.run_batch(context, batch)
             self.guard.check()
             if self.stop_requested:
                 status, message = "stopped", "stopped on request"
@@ -308,38 +326,83 @@ class Runner:
         self.writer.update_info(fields, first=host_info)
 
     # ------------------------------------------------------------------ runs
-    def _run_one(self, context, spec: RunSpec) -> None:
-        worker_spec = dataclasses.replace(
-            spec, protocol=protocol_for_sensors(self.profile.protocol, self.sensor_infos))
-        gpus_at_start = gpu_snapshots(self.sensor_infos)
+    def run_batch(self, context, batch: VariantBatch) -> None:
+        """Every run of one variant, in order: one worker while it stays sound, a fresh one for
+        the runs left after a worker died or ran out of memory."""
+        pending = list(batch.runs)
+        while pending:
+            runnable = []
+            for spec in pending:
+                reason = ("session stopped before this run" if self.stop_requested
+                          else self._known_to_fail(spec))
+                if reason:
+                    self._end_run(spec, "skipped", reason)
+                else:
+                    runnable.append(spec)
+            if not runnable:
+                return
+            pending = self._run_worker(context, runnable)
+
+    def _run_worker(self, context, specs: list[RunSpec]) -> list[RunSpec]:
+        """One worker for these runs of a variant; returns the runs it left unmeasured."""
+        protocol = protocol_for_sensors(self.profile.protocol, self.sensor_infos)
+        worker_specs = [dataclasses.replace(spec, protocol=protocol) for spec in specs]
+        for spec in specs:
+            try:
+                self.writer.run_dir(spec.run_id)
+            except OSError as exc:
+                raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
+                                                exc) from None
         spawn_t = time.monotonic()
-        try:
-            run_dir = self.writer.run_dir(spec.run_id)
-        except OSError as exc:
-            raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id, exc) from None
-        process, parent_conn = start_worker(context, worker_spec, run_dir, self.path / "cache")
+        process, conn = start_worker(context, tuple(worker_specs), self.writer.runs_path,
+                                     self.path / "cache", self._variant_cache)
         self._worker = process
-        self.emit(ev.RunStarted(
-            run_id=spec.run_id, index=spec.index, total=len(self.specs),
-            model=spec.model.ref, technique=spec.technique.slug, batch_size=spec.batch_size,
-            seq_len=spec.seq_len, resolution=spec.resolution, worker_pid=process.pid,
-        ))
         assert self.sampler is not None, "the sensors start before the first run"
-        outcome = follow_worker(spec, process, parent_conn, self.sampler, self.sensor_infos,
-                                lambda: self._poll_control(spec.run_id), self.emit)
-        parent_conn.close()
-        stop_worker(process)
-        self._worker = None
-        if outcome.result is not None:
-            result = outcome.result
-            timings = {"worker_start_to_first_warmup": (result.first_warmup_t or spawn_t)
-                       - spawn_t, "load": result.load_s, "compress": result.compress_s}
-            gpus = gpu_record(gpus_at_start, gpu_snapshots(self.sensor_infos))
-            self._finish_run(spec, result, outcome.windows, timings, gpus)
-        else:
-            self._end_run(spec, outcome.status, outcome.reason)
-            if outcome.status == "failed":
-                self._remember_failure(spec, outcome)
+        try:
+            for i, spec in enumerate(worker_specs):
+                gpus_at_start = gpu_snapshots(self.sensor_infos)
+                self.emit(ev.RunStarted(
+                    run_id=spec.run_id, index=spec.index, total=len(self.specs),
+                    model=spec.model.ref, technique=spec.technique.slug,
+                    batch_size=spec.batch_size, seq_len=spec.seq_len,
+                    resolution=spec.resolution, worker_pid=process.pid,
+                ))
+                outcome = follow_run(spec, process, conn, self.sampler, self.sensor_infos,
+                                     partial(self._poll_control, spec.run_id), self.emit)
+                rest = worker_specs[i + 1:]
+                if outcome.run_id:  # it died preparing a later size: that one fails
+                    spec = next(s for s in rest if s.run_id == outcome.run_id)
+                    rest = [worker_specs[i]] + [s for s in rest if s is not spec]
+                elif outcome.result is not None:
+                    self._finish_run(spec, outcome.result, outcome.windows,
+                                     run_timings(outcome.result, spawn_t if i == 0 else None),
+                                     gpu_record(gpus_at_start, gpu_snapshots(self.sensor_infos)))
+                if outcome.result is None:
+                    self._end_run(spec, outcome.status, outcome.reason)
+                    if outcome.status == "failed":
+                        self._remember_failure(spec, outcome)
+                if outcome.worker_ended:
+                    return self._after_out_of_memory(spec, outcome, rest)
+            return []
+        finally:
+            conn.close()
+            stop_worker(process)
+            self._worker = None
+
+    def _after_out_of_memory(self, failed: RunSpec, outcome: WorkerOutcome,
+                             rest: list[RunSpec]) -> list[RunSpec]:
+        """The runs left for a fresh worker: after an out-of-memory, sizes at least as large as
+        the one that failed are skipped with the reason."""
+        if not outcome.out_of_memory:
+            return rest
+        left = []
+        for spec in rest:
+            if dominates(spec, failed):
+                self._end_run(spec, "skipped", f"not run: {failed.run_id}, no larger than this "
+                              f"size, ran out of memory ({outcome.reason})")
+            else:
+                left.append(spec)
+        return left
 
     def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
         """A model that could not load is not tried again for every variant (an unreachable
@@ -419,6 +482,7 @@ class Runner:
             iterations=round(median(result.iterations)),
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
+            variant_cache_hit=result.variant_cache_hit,
             flops_per_inference=result.flops_per_inference,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             warnings=result.warnings + figures.warnings,
@@ -431,6 +495,8 @@ class Runner:
             record, figures, result, {
                 "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
                 "timings_s": timings_s,
+                "variant": {"cache_hit": result.variant_cache_hit,
+                            "first_in_worker": "worker_start_to_first_warmup" in timings_s},
                 "carbon_intensity": dataclasses.asdict(self.intensity),
                 "gpus": gpus,
             }))

@@ -22,7 +22,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind
+from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind, new_reading
 
 POWERCAP_ROOT_ENV = "ENERGY_CONSOLE_POWERCAP_ROOT"
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
@@ -135,7 +135,7 @@ class RaplSensor:
             delta_uj += self.wrap_uj
         self._total_uj += delta_uj
         self._last_raw_uj = raw_uj
-        return Reading(t, self._total_uj / 1e6, None)
+        return new_reading((t, self._total_uj / 1e6, None))
 
     def close(self) -> None:
         self._energy_file.close()

@@ -1,0 +1,229 @@
+"""One model variant in a worker: loaded and compressed once, then measured at each input size.
+
+`prepare_variant` loads the model, prepares every run's uncompressed reference (before any
+technique touches the module) and compresses it, or takes the compressed module from the variant
+cache. `measure_run` measures one RunSpec on that variant: its own inputs, warm-up, windows and
+quality, so each input size is a run of its own with its own record. Generate runs prepare and
+measure through core.variant_generate with the same shape.
+"""
+
+from __future__ import annotations
+
+import resource
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+from energy_console.core.compression import NotApplicable, TechniqueContext, apply_technique
+from energy_console.core.flops import changes_flops, count_flops
+from energy_console.core.models import load_model
+from energy_console.core.protocol import run_protocol
+from energy_console.core.quality import evaluate, prepare_reference
+from energy_console.core.records import WorkerResult
+from energy_console.core.size import SizeReport, measure_size
+from energy_console.core.variant_cache import VariantCache
+
+Mark = Callable[..., None]  # mark(phase, run_id, **fields)
+
+
+@dataclass
+class Variant:
+    """A loaded, compressed model and what each of its runs prepared beforehand."""
+
+    device: str
+    loaded: Any  # LoadedModel
+    module: Any  # the compressed module
+    ctx: TechniqueContext
+    load_s: float
+    compress_s: float
+    size_report: SizeReport
+    cache_hit: bool  # the compressed module came from the variant cache
+    cache_read_s: float  # reading it from there (0 when compressed here)
+    # per run id: what measuring it needs from before compression, or the exception preparing it
+    # raised (raised again when that run's turn comes, so it fails alone)
+    prepared: dict[str, Any] = field(default_factory=dict)
+    workload: str = "infer"
+    extra: dict[str, Any] = field(default_factory=dict)  # workload-wide state (generate)
+
+
+@dataclass(frozen=True)
+class PreparedInfer:
+    reference: Any  # quality.Reference
+    flops_per_batch: float | None  # counted on the uncompressed model (None: after compression)
+
+
+def resolve_device(requested: str) -> str:
+    if requested == "auto":
+        return "cuda:0" if torch.cuda.is_available() else "cpu"
+    if requested.startswith("cuda"):
+        if not torch.cuda.is_available():
+            raise NotApplicable(
+                f"device {requested!r} asked for, but torch sees no CUDA device (a CPU build of "
+                "torch, or no GPU/driver); use device: cpu, or install a CUDA build of torch"
+            )
+        index = int(requested.split(":")[1]) if ":" in requested else 0
+        if index >= torch.cuda.device_count():
+            raise NotApplicable(
+                f"{requested}: only {torch.cuda.device_count()} CUDA device(s) visible")
+        return f"cuda:{index}"
+    return "cpu"
+
+
+def input_size(loaded, spec) -> int:
+    size = spec.seq_len if loaded.family == "text" else spec.resolution
+    if size is None:  # task learnt from the config differs from what the plan assumed
+        raise NotApplicable(
+            f"{spec.model.ref} is a {loaded.task} model but the run was planned with the other "
+            "input kind; add `task:` to the model in the profile"
+        )
+    return size
+
+
+def prepare_variant(runs, cache_dir: Path, mark: Mark,
+                    variant_cache: VariantCache | None = None) -> Variant:
+    """Load, prepare each run's reference, compress: everything a variant's runs share."""
+    first = runs[0]
+    device = resolve_device(first.device)
+    if first.protocol.threads:
+        torch.set_num_threads(first.protocol.threads)
+    mark("loading", first.run_id, device=device)
+    t0 = time.monotonic()
+    loaded = load_model(first.model, device)
+    load_s = time.monotonic() - t0
+    if first.workload == "generate":
+        from energy_console.core.variant_generate import prepare_generate
+
+        return prepare_generate(runs, loaded, device, load_s, cache_dir, mark, variant_cache)
+    steps = [step.name for step in first.technique.steps]
+    size = input_size(loaded, first)
+    prepared: dict[str, Any] = {}
+    for spec in runs:
+        mark("reference", spec.run_id)
+        try:
+            run_size = input_size(loaded, spec)
+            reference = prepare_reference(loaded, spec, cache_dir)
+            flops = None if changes_flops(steps) else count_flops(
+                loaded.module, loaded.make_inputs(spec.batch_size, run_size, seed=0))
+            prepared[spec.run_id] = PreparedInfer(reference, flops)
+        except Exception as exc:  # this run fails alone, at its turn
+            prepared[spec.run_id] = exc
+    ctx = TechniqueContext(
+        device=device, task=loaded.task, loaded=loaded,
+        calibration_inputs=lambda: [
+            loaded.make_inputs(first.batch_size, size, seed=100 + i) for i in range(4)],
+    )
+    return compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "infer")
+
+
+def compressed(runs, loaded, ctx: TechniqueContext, load_s: float, prepared: dict[str, Any],
+               mark: Mark, variant_cache: VariantCache | None, workload: str) -> Variant:
+    """The variant once its technique is applied (or taken from the cache)."""
+    first = runs[0]
+    mark("compressing", first.run_id)
+    t0 = time.monotonic()
+    key = variant_cache.key(loaded, first, ctx) if variant_cache else ""
+    module = variant_cache.load(key, ctx) if variant_cache else None
+    cache_hit = module is not None
+    if module is None:
+        module = apply_technique(loaded.module, first.technique, ctx)
+    seconds = time.monotonic() - t0  # compressing, or reading the cached variant
+    if variant_cache and not cache_hit:
+        variant_cache.save(key, module, ctx)
+    return Variant(ctx.device, loaded, module, ctx, load_s, 0.0 if cache_hit else seconds,
+                   measure_size(module), cache_hit, seconds if cache_hit else 0.0, prepared,
+                   workload)
+
+
+def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:
+    """One input size of a prepared variant: its inputs, windows and quality."""
+    if variant.workload == "generate":
+        from energy_console.core.variant_generate import measure_generate
+
+        return measure_generate(variant, spec, mark)
+    started_t = time.monotonic()
+    prepared = variant.prepared[spec.run_id]
+    if isinstance(prepared, BaseException):
+        raise prepared
+    loaded, module, ctx, device = variant.loaded, variant.module, variant.ctx, variant.device
+    inputs = cast_inputs(loaded.make_inputs(spec.batch_size, input_size(loaded, spec), seed=0),
+                         ctx.input_dtype)
+    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_protocol(
+            lambda: module(**inputs), sync, warmup=protocol.warmup, repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
+            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields),
+        )
+    peak_mem_mb = peak_memory_mb(device)
+
+    mark("quality", spec.run_id)  # after the windows: quality and flops stay out of them
+    quality_result = evaluate(loaded, module, prepared.reference, ctx.input_dtype)
+    flops_per_batch = prepared.flops_per_batch
+    if flops_per_batch is None:
+        flops_per_batch = count_flops(module, inputs)
+    return worker_result(
+        variant, measured, quality_result, spec, started_t, peak_mem_mb=peak_mem_mb,
+        reference=prepared.reference, warnings=tuple(prepared.reference.warnings),
+        flops_per_inference=None if flops_per_batch is None
+        else flops_per_batch / spec.batch_size,
+    )
+
+
+def worker_result(variant: Variant, measured, quality, spec, started_t: float, *,
+                  peak_mem_mb: float, reference, warnings: tuple[str, ...],
+                  **workload_figures: Any) -> WorkerResult:
+    """What both workloads send back for one run; `warnings` are the workload's own,
+    `workload_figures` its extra WorkerResult fields (flops, generation timings)."""
+    ctx, loaded, size_report = variant.ctx, variant.loaded, variant.size_report
+    return WorkerResult(
+        device=variant.device,
+        task=loaded.task,
+        iterations=tuple(measured.iterations),
+        latencies_ms=tuple(tuple(r) for r in measured.latencies_ms),
+        first_warmup_t=measured.first_warmup_t,
+        load_s=variant.load_s,
+        compress_s=variant.compress_s,
+        size_bytes=size_report.size_bytes,
+        params=size_report.params,
+        nonzero_params=size_report.nonzero_params,
+        dtype_bytes=dict(size_report.dtype_bytes),
+        peak_mem_mb=peak_mem_mb,
+        quality=quality,
+        warnings=tuple(ctx.warnings) + tuple(loaded.notes) + warnings + tuple(quality.warnings),
+        reference_seconds=reference.seconds,
+        reference_cache_hit=reference.cache_hit,
+        technique_details=dict(ctx.extra_result),
+        torch_threads=torch.get_num_threads(),
+        run_started_t=started_t,
+        variant_cache_hit=variant.cache_hit,
+        variant_cache_read_s=variant.cache_read_s,
+        **workload_figures,
+    )
+
+
+def cast_inputs(inputs: dict, dtype) -> dict:
+    if dtype is None:
+        return inputs
+    return {
+        k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
+        for k, v in inputs.items()
+    }
+
+
+def no_sync() -> None:
+    pass
+
+
+def peak_memory_mb(device: str) -> float:
+    """CUDA: the peak since this run's reset; CPU: the worker's peak RSS so far (its sizes run
+    smallest first, so mostly this run's)."""
+    if device.startswith("cuda"):
+        return torch.cuda.max_memory_allocated(device) / 2**20
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB
