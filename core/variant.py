@@ -9,6 +9,9 @@ measure through core.variant_generate with the same shape.
 
 from __future__ import annotations
 
+import contextlib
+import json
+import os
 import resource
 import time
 from collections.abc import Callable
@@ -105,8 +108,8 @@ def prepare_variant(runs, cache_dir: Path, mark: Mark,
         try:
             run_size = input_size(loaded, spec)
             reference = prepare_reference(loaded, spec, cache_dir)
-            flops = None if changes_flops(steps) else count_flops(
-                loaded.module, loaded.make_inputs(spec.batch_size, run_size, seed=0))
+            flops = None if changes_flops(steps) else uncompressed_flops(
+                loaded, spec, run_size, reference.key, cache_dir)
             prepared[spec.run_id] = PreparedInfer(reference, flops)
         except Exception as exc:  # this run fails alone, at its turn
             prepared[spec.run_id] = exc
@@ -116,6 +119,25 @@ def prepare_variant(runs, cache_dir: Path, mark: Mark,
             loaded.make_inputs(first.batch_size, size, seed=100 + i) for i in range(4)],
     )
     return compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "infer")
+
+
+def uncompressed_flops(loaded, spec, size: int, reference_key: str,
+                       cache_dir: Path) -> float | None:
+    """FLOPs of one batch through the uncompressed model, counted once per model and input set
+    (the reference's key covers both) and kept beside the reference: every variant whose
+    technique leaves the FLOPs as they are reuses it."""
+    path = cache_dir / f"flops-{reference_key[:20]}.json"
+    try:
+        return json.loads(path.read_text())["flops_per_batch"]
+    except (OSError, ValueError, KeyError):
+        pass
+    flops = count_flops(loaded.module, loaded.make_inputs(spec.batch_size, size, seed=0))
+    with contextlib.suppress(OSError):  # no room: counted again next time
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+        tmp.write_text(json.dumps({"flops_per_batch": flops}))
+        os.replace(tmp, path)
+    return flops
 
 
 def compressed(runs, loaded, ctx: TechniqueContext, load_s: float, prepared: dict[str, Any],
