@@ -88,26 +88,34 @@ def figures(session: Path) -> dict:
     events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
     started = next(e["t"] for e in events if e["kind"] == "session_started")
     ended = next(e["t"] for e in events if e["kind"] == "session_finished")
+    idle_s = sum(e["duration_s"] for e in events if e["kind"] == "idle_baseline")
+    first_idle_t = next((e["t"] for e in events if e["kind"] == "idle_baseline"), started)
     wall_s = ended - started
-    window_s = 0.0
+    window_s = warmup_s = quality_s = 0.0
     variant, later, outside = [], [], []
     finished_t = {e["run_id"]: e["t"] for e in events if e["kind"] == "run_finished"}
     order = [e["run_id"] for e in events if e["kind"] == "run_started"]
     previous_end = started
     for run_id in order:
+        phases = [e for e in events if e["kind"] == "phase" and e["run_id"] == run_id]
+        warmup_t = next(e["t"] for e in phases if e["phase"] == "warmup")
+        repeat_t = next(e["t"] for e in phases if e["phase"] == "repeat")
+        quality_t = next(e["t"] for e in phases if e["phase"] == "quality")
+        warmup_s += repeat_t - warmup_t
+        quality_s += finished_t[run_id] - quality_t
         result = json.loads((session / "runs" / run_id / "result.json").read_text())
         windows = sum(r["duration_s"] for r in result["repeats"])
         window_s += windows
         timings = result["timings_s"]
-        first = "worker_start_to_first_warmup" in timings
-        if first:
+        if "worker_start_to_first_warmup" in timings:
             variant.append(timings)
         else:
             later.append(timings.get("run_start_to_first_warmup", float("nan")))
             outside.append(finished_t[run_id] - previous_end - windows)
         previous_end = finished_t[run_id]
     return {"runs": len(order), "wall_s": wall_s, "window_s": window_s, "variant": variant,
-            "later": later, "outside": outside}
+            "later": later, "outside": outside, "warmup_s": warmup_s, "quality_s": quality_s,
+            "idle_s": idle_s, "startup_s": first_idle_t - idle_s - started}
 
 
 def med(values: list[float]) -> str:
@@ -117,6 +125,12 @@ def med(values: list[float]) -> str:
 def report(name: str, f: dict) -> None:
     print(f"{name}: {f['runs']} runs, wall {f['wall_s']:.1f} s, inside timed windows "
           f"{f['window_s']:.1f} s = {100 * f['window_s'] / f['wall_s']:.0f} %")
+    work = f["window_s"] + f["warmup_s"] + f["quality_s"]
+    print(f"  outside the windows: session start-up (sensors, forkserver imports) "
+          f"{f['startup_s']:.1f} s, idle baselines {f['idle_s']:.1f} s, warm-up "
+          f"{f['warmup_s']:.1f} s, quality and records after the windows {f['quality_s']:.1f} s; "
+          f"the rest (load, references, compress, worker starts) "
+          f"{f['wall_s'] - work - f['startup_s'] - f['idle_s']:.1f} s")
     v = f["variant"]
     print(f"  workers started: {len(v)}; per worker, median s: start to first warm-up "
           f"{med([t['worker_start_to_first_warmup'] for t in v])}, load "
@@ -135,8 +149,10 @@ def main() -> None:
     parser.add_argument("--window-s", type=float, default=8.0, help="realistic sweep's windows")
     parser.add_argument("--model-dir", type=Path,
                         default=Path(tempfile.gettempdir()) / "energy-console-bench-gpt2-medium")
+    parser.add_argument("--keep", type=Path, help="keep the sessions under this folder")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp:
+    with tempfile.TemporaryDirectory() as scratch:
+        tmp = args.keep or scratch
         if args.sweep in ("demo", "both"):
             t0 = time.monotonic()
             session = run_session(DEMO.format(window_s=0.5), Path(tmp) / "demo")

@@ -10,6 +10,7 @@ skipped). Energy per window comes from the sampler's readings at the edges the w
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -367,6 +368,8 @@ class Runner:
                     batch_size=spec.batch_size, seq_len=spec.seq_len,
                     resolution=spec.resolution, worker_pid=process.pid,
                 ))
+                with contextlib.suppress(OSError):  # a dead worker: follow_run says why
+                    conn.send(("go", spec.run_id))
                 outcome = follow_run(spec, process, conn, self.sampler, self.sensor_infos,
                                      partial(self._poll_control, spec.run_id), self.emit)
                 rest = worker_specs[i + 1:]

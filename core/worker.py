@@ -2,7 +2,9 @@
 measures each of the variant's runs (input sizes, smallest first) as a run of its own.
 
 It never reads a sensor. What it prints goes to the current run's worker.log. Messages to the
-runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order:
+runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order (the runner
+answers ("go", run_id) when it follows a run; the worker waits for it between the run's warm-up
+and its first window, so the runner's work on the previous run never overlaps a window):
   ("phase", id, {"phase": ..., "t": monotonic, ...})   ("result", id, WorkerResult)
   ("skip", id, {"reason": ...})
   ("error", id, {"reason": ..., "traceback": ..., "oom": bool, "ends": bool})
@@ -51,6 +53,9 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
         conn.send((kind, run_id, payload))
 
     def mark(phase: str, run_id: str, **fields) -> None:
+        if phase == "ready":  # the runner's work on the previous run overlaps warm-up only
+            _wait_for_go(conn, run_id)
+            return
         fields.setdefault("t", time.monotonic())
         send("phase", run_id, {"phase": phase, **fields})
 
@@ -82,6 +87,15 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
         sys.stdout.flush()
         sys.stderr.flush()
         conn.close()
+
+
+def _wait_for_go(conn, run_id: str) -> None:
+    """Block until the runner says ("go", run_id): it sends that once it has recorded the
+    previous run and follows this one."""
+    while True:
+        message = conn.recv()
+        if message == ("go", run_id):
+            return
 
 
 def is_out_of_memory(exc: BaseException) -> bool:

@@ -33,7 +33,7 @@ def start_worker(context: Any, runs: tuple[Any, ...], runs_dir: Path, cache_dir:
                  variant_cache_dir: Path | None = None) -> tuple[Any, Any]:
     """(process, the runner's end of its pipe) for the runs of one variant, measured in order;
     the worker dies with this process."""
-    parent_conn, child_conn = context.Pipe(duplex=False)
+    parent_conn, child_conn = context.Pipe()  # duplex: the runner answers ("go", run_id)
     process = context.Process(
         target=_worker_target,
         args=(child_conn, tuple(runs), str(runs_dir), str(cache_dir), os.getpid(),
