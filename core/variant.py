@@ -147,16 +147,19 @@ def compressed(runs, loaded, ctx: TechniqueContext, load_s: float, prepared: dic
     mark("compressing", first.run_id)
     t0 = time.monotonic()
     key = variant_cache.key(loaded, first, ctx) if variant_cache else ""
-    module = variant_cache.load(key, ctx) if variant_cache else None
-    cache_hit = module is not None
-    if module is None:
+    cached = variant_cache.load(key, ctx) if variant_cache else None
+    if cached is not None:
+        module, size = cached
+    else:
         module = apply_technique(loaded.module, first.technique, ctx)
     seconds = time.monotonic() - t0  # compressing, or reading the cached variant
-    if variant_cache and not cache_hit:
-        variant_cache.save(key, module, ctx)
-    return Variant(ctx.device, loaded, module, ctx, load_s, 0.0 if cache_hit else seconds,
-                   measure_size(module), cache_hit, seconds if cache_hit else 0.0, prepared,
-                   workload)
+    if cached is None:
+        size = measure_size(module)
+        if variant_cache:
+            variant_cache.save(key, module, ctx, size)
+    hit = cached is not None
+    return Variant(ctx.device, loaded, module, ctx, load_s, 0.0 if hit else seconds, size, hit,
+                   seconds if hit else 0.0, prepared, workload)
 
 
 def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:

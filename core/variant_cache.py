@@ -1,10 +1,11 @@
 """Compressed model variants kept on disk (opt-in: `protocol.variant_cache`), so `--resume` and a
 second session of a profile do not compress again.
 
-A cached variant is the whole compressed module pickled with torch.save, with what the technique
-left in its context (input dtype, grad mode, details, warnings). Its key covers the uncompressed
-model (quality.reference.model_identity: source, ref, task, device, dtype, a local folder's files),
-the technique chain with its parameters, the calibration inputs' shape (static quantization
+A cached variant is the whole compressed module pickled with torch.save, with its size (measuring
+it serialises the module: seconds for a large model) and what the technique left in its context
+(input dtype, grad mode, details, warnings). Its key covers the uncompressed model
+(quality.reference.model_identity: source, ref, task, device, dtype, a local folder's files), the
+technique chain with its parameters, the calibration inputs' shape (static quantization
 calibrates on them) and the versions of the libraries that compress. Loading unpickles: keep the
 cache folder writable by you alone (it is yours: the session's cache/ or ~/.cache/energy-console).
 A module that cannot be pickled (an ONNX Runtime session) is compressed every time, with a warning.
@@ -12,6 +13,7 @@ A module that cannot be pickled (an ONNX Runtime session) is compressed every ti
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import os
@@ -19,6 +21,8 @@ from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
+
+from energy_console.core.size import SizeReport
 
 CACHE_FORMAT = 1
 LIBRARIES = ("torch", "transformers", "optimum-quanto", "torch-pruning", "onnxruntime", "torchao")
@@ -72,8 +76,9 @@ class VariantCache:
     def path(self, key: str) -> Path:
         return self.folder / f"variant-{key[:24]}.pt"
 
-    def load(self, key: str, ctx) -> Any | None:
-        """The cached compressed module (ctx restored as the technique left it), or None."""
+    def load(self, key: str, ctx) -> tuple[Any, SizeReport] | None:
+        """The cached compressed module and its size (ctx restored as the technique left it),
+        or None."""
         import torch
 
         path = self.path(key)
@@ -88,9 +93,9 @@ class VariantCache:
             return None
         for name, value in data["ctx"].items():
             setattr(ctx, name, value)
-        return data["module"]
+        return data["module"], SizeReport(**data["size"])
 
-    def save(self, key: str, module, ctx) -> None:
+    def save(self, key: str, module, ctx, size: SizeReport) -> None:
         import torch
 
         path = self.path(key)
@@ -100,6 +105,7 @@ class VariantCache:
         tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
             torch.save({"format": CACHE_FORMAT, "key": key, "module": module,
+                        "size": dataclasses.asdict(size),
                         "ctx": {**state, "warnings": list(ctx.warnings)}}, tmp)
             os.replace(tmp, path)
         except Exception as exc:  # not picklable, or no room: the run goes on uncached
