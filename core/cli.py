@@ -4,6 +4,7 @@ hands everything but the full-screen views to `main` here (core never imports te
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shutil
 import sys
@@ -65,7 +66,16 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--resume-with-changes", action="store_true",
                      help="with --resume: continue even though the profile differs from the "
                      "session's (the earlier profile is kept as profile.before-resume-N.yaml)")
+    spread = run.add_mutually_exclusive_group()
+    spread.add_argument("--gpus", default=None, metavar="all|0,2,5",
+                        help="one measurement stream per GPU of this machine, at once (each GPU "
+                        "locked on its own; CPU energy of overlapping runs is shared)")
+    spread.add_argument("--ray", default=None, metavar="auto|ADDRESS",
+                        help="spread the runs over a Ray cluster, one per GPU of each node "
+                        "(needs the `ray` extra; see README, Sweeps over many GPUs)")
     run.add_argument("--quiet", action="store_true", help="no progress display")
+    run.add_argument("--mlflow", action="store_true",
+                     help="log each run to MLflow (MLFLOW_TRACKING_URI, else SESSION/mlruns)")
     run.add_argument("--detach", action="store_true",
                      help="start the runner in its own session and return at once; the "
                      "measurement outlives this terminal (follow it with `attach`)")
@@ -140,6 +150,22 @@ def cmd_run(args) -> int:
         print("error: --resume-with-changes continues a session: give it with --resume "
               "SESSION_DIR", file=sys.stderr)
         return EXIT_BAD_INPUT
+    try:
+        gpus = _resolve_gpus(args.gpus, profile)
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    if args.ray is not None:
+        from energy_console.core.ray_lab import ray_problem
+
+        problem = ray_problem()
+        if problem:
+            print(f"error: --ray: {problem}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+    if args.mlflow and args.detach:
+        print("error: --detach starts the runner from the profile file alone; put `mlflow: true` "
+              "in the profile instead of --mlflow", file=sys.stderr)
+        return EXIT_BAD_INPUT
     problems = check(profile, args.device)
     if problems:
         lines = "\n".join(f"  {p}" for p in problems)
@@ -180,10 +206,13 @@ def cmd_run(args) -> int:
         return EXIT_BAD_INPUT
     if args.detach:
         return _detach(args, session_dir, created)
+    if args.mlflow:
+        profile = dataclasses.replace(profile, mlflow=True)
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done,
-                    resume=args.resume is not None, changes=tuple(changes))
+                    resume=args.resume is not None, changes=tuple(changes), gpus=gpus,
+                    ray_address=args.ray)
     try:
         if display:
             with display:
@@ -216,7 +245,7 @@ def _detach(args, session_dir: Path, created: list[Path]) -> int:
     from energy_console.core.launch import start_runner
     from energy_console.core.machine_lock import MachineBusy, MachineLock
 
-    probe = MachineLock()
+    probe = MachineLock(shared=bool(args.gpus or args.ray))  # GPU locks: the runner's
     try:
         probe.acquire(session_dir)
     except MachineBusy as exc:
@@ -225,10 +254,22 @@ def _detach(args, session_dir: Path, created: list[Path]) -> int:
         return EXIT_RUNS_FAILED
     probe.release()  # the runner takes it again (and says so in runner.log if it lost the race)
     pid = start_runner(Path(args.profile), session_dir, args.device,
-                       resume=args.resume is not None, allow_changes=args.resume_with_changes)
+                       resume=args.resume is not None, allow_changes=args.resume_with_changes,
+                       placement=("--gpus", args.gpus) if args.gpus else
+                       ("--ray", args.ray) if args.ray else ())
     print(f"runner {pid} measuring into {session_dir} (output in runner.log); follow it "
           f"with: energy-console attach {session_dir}")
     return EXIT_OK
+
+
+def _resolve_gpus(text: str | None, profile) -> tuple[int, ...] | None:
+    """--gpus as NVML indexes (None without it); ValueError says what is wrong."""
+    if text is None:
+        return None
+    from energy_console.core.lanes import resolve_gpus
+    from energy_console.core.sensors.nvml import gpu_names
+
+    return resolve_gpus(text, gpu_names(), profile.gpu_model)
 
 
 def _make_dirs(path: Path) -> list[Path]:

@@ -1,12 +1,14 @@
 """Evaluation datasets named in a profile: read, checked against the model, bounded.
 
 A model entry's `dataset:` holds `path` (relative to the profile's folder), optionally
-`max_samples` and `label_map` (a JSON file or an inline mapping from the dataset's label names to
-the model's label ids or names). Supported shapes:
+`max_samples`, `label_map` (a JSON file or an inline mapping from the dataset's label names to
+the model's label ids or names) and `images` (object detection). Supported shapes:
 
 - text classification: CSV with a header and `text`, `label` columns (labels as names or ids);
 - image classification: a folder with one sub-folder per class, or a CSV with `path`, `label`;
-- causal LM: a plain text file (or a CSV with a `text` column, rows joined by blank lines).
+- causal LM: a plain text file (or a CSV with a `text` column, rows joined by blank lines);
+- object detection: a COCO instances JSON, its images in `images:` (default: the folder
+  `images/` beside the JSON, else the JSON's own folder); read by core.coco.
 
 Everything wrong with a dataset raises DatasetError, whose message names the problem and the fix.
 """
@@ -20,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 DEFAULT_MAX_SAMPLES = 512
-DATASET_KEYS = ("path", "max_samples", "label_map")
+DATASET_KEYS = ("path", "max_samples", "label_map", "images")
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff", ".ppm",
                     ".pgm", ".pnm")
 
@@ -34,6 +36,7 @@ class DatasetSpec:
     path: Path
     max_samples: int = DEFAULT_MAX_SAMPLES
     label_map: dict[str, Any] | None = None
+    images: Path | None = None  # object detection: the images folder of a COCO JSON
 
     @property
     def name(self) -> str:
@@ -71,7 +74,8 @@ def dataset_spec(raw: dict[str, Any] | str, base_dir: str | Path = ".") -> Datas
     if isinstance(max_samples, bool) or not isinstance(max_samples, int) or max_samples < 1:
         raise DatasetError(f"dataset.max_samples: {max_samples!r} is not allowed; expected a "
                            "whole number of samples, 1 or more")
-    return DatasetSpec(path, max_samples, _label_map(raw.get("label_map"), base))
+    images = None if raw.get("images") is None else _resolve(raw["images"], base, "dataset.images")
+    return DatasetSpec(path, max_samples, _label_map(raw.get("label_map"), base), images)
 
 
 def _resolve(value: Any, base: Path, key: str) -> Path:

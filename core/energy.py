@@ -22,6 +22,8 @@ from energy_console.core.records import (
     RepeatFigures,
     RunFigures,
     SensorFigures,
+    TrainingFigures,
+    TrainingTimings,
     WindowEnergy,
 )
 from energy_console.core.sensors.base import SensorInfo
@@ -52,6 +54,7 @@ def run_figures(
     max_spread: float,
     intensity: CarbonIntensity,
     generation: GenerationTimings | None = None,
+    training: TrainingTimings | None = None,
 ) -> RunFigures:
     """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency.
 
@@ -60,7 +63,22 @@ def run_figures(
     A generate run (`generation` given) has prefill and full-generation windows in the order of
     `generation.window_kinds`: the per-inference figures come from the full generations (one
     inference = one prompt completed), the per-token ones from both (see generation_figures).
+    A run that trained (`training` given) has its training windows first: a train run's are all
+    its windows (one inference = one training sample), a training technique's come before the
+    inference windows and are charged to the fine-tune only (see training_figures).
     """
+    if training is not None:
+        count = training.windows
+        if len(windows) < count:
+            raise NoEnergyWindows(f"{len(windows)} energy windows for {count} training windows "
+                                  "were measured")
+        rest = windows if not training.in_compression else windows[count:]
+        figures = run_figures(
+            windows=rest, iterations=iterations, batch_size=batch_size, sensors=sensors,
+            idle_power_w=idle_power_w, latencies_ms=latencies_ms, max_spread=max_spread,
+            intensity=intensity, generation=generation)
+        trained = training_figures(windows[:count], training, figures.sensors)
+        return dataclasses.replace(figures, training=trained)
     if generation is not None:
         kinds = generation.window_kinds
         if len(windows) != len(kinds):
@@ -190,6 +208,27 @@ def generation_figures(windows: Sequence[WindowEnergy], timings: GenerationTimin
         ttft_ms_p50=percentile(timings.ttft_ms, 50) if timings.ttft_ms else None,
         tpot_ms_p50=percentile(timings.tpot_ms, 50) if timings.tpot_ms else None,
         tpot_ms_p95=percentile(timings.tpot_ms, 95) if timings.tpot_ms else None,
+    )
+
+
+def training_figures(windows: Sequence[WindowEnergy], timings: TrainingTimings,
+                     sensors: Sequence[str]) -> TrainingFigures:
+    """Energy per optimizer step (median over the training windows, Student-t 95 % interval) and
+    of the whole fine-tune: per step × every step it took, its interval scaled the same way."""
+    per_step = [sum(w.energy_j.get(n, 0.0) for n in sensors) / steps
+                for w, steps in zip(windows, timings.steps, strict=True) if steps]
+    seconds = sum(w.duration_s for w in windows)
+    step_j = _median_or_none(per_step)
+    step_ci = ci95_half_width(per_step)
+    return TrainingFigures(
+        train_steps=timings.total_steps,
+        energy_j_per_step=step_j,
+        energy_j_per_step_ci95=step_ci,
+        train_energy_j=None if step_j is None else step_j * timings.total_steps,
+        train_energy_j_ci95=None if step_ci is None else step_ci * timings.total_steps,
+        train_samples_per_s=sum(timings.samples) / seconds if seconds > 0 else None,
+        train_loss_start=timings.loss_start,
+        train_loss_end=timings.loss_end,
     )
 
 

@@ -63,18 +63,36 @@ class RunStarted(Event):
     seq_len: int | None
     resolution: int | None
     worker_pid: int | None = None
+    node: str | None = None  # runs pinned to a GPU (--gpus, --ray): where
+    gpu_index: int | None = None
+
+
+@dataclass(frozen=True)
+class WorkerEnded(Event):
+    """A pinned run's worker is done and its GPU free again (--gpus, --ray); the run's record
+    follows (RunFinished, RunFailed or RunSkipped). With RunStarted it gives each GPU's busy
+    spans: runs on one GPU never overlap."""
+
+    KIND: ClassVar[str] = "worker_ended"
+    run_id: str
+    node: str
+    gpu_index: int
 
 
 @dataclass(frozen=True)
 class PhaseChanged(Event):
-    """The worker entered a phase: loading, compressing, reference, warmup, repeat, quality."""
+    """The worker entered a phase: loading, compressing, reference, warmup, repeat, quality;
+    training runs: train (a timed window of optimizer steps) and train-step (progress)."""
 
     KIND: ClassVar[str] = "phase"
     run_id: str
     phase: str
-    repeat: int | None = None  # 1-based, for phase == "repeat"
+    repeat: int | None = None  # 1-based, for phase == "repeat" or "train"
     repeats: int | None = None
     iterations: int | None = None
+    step: int | None = None  # train-step: optimizer steps done, of `steps`, and the last loss
+    steps: int | None = None
+    loss: float | None = None
 
 
 @dataclass(frozen=True)
@@ -115,6 +133,7 @@ EVENT_TYPES: dict[str, type[Event]] = {
         Notice,
         IdleBaseline,
         RunStarted,
+        WorkerEnded,
         PhaseChanged,
         RunFinished,
         RunSkipped,

@@ -7,22 +7,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from energy_console.core.compare import baseline_key, repeats_to_resolve
+from energy_console.core.compare import (  # noqa: F401 - quality_score is read from here too
+    LOWER_IS_BETTER,
+    baseline_key,
+    quality_score,
+    repeats_to_resolve,
+)
 from energy_console.core.records import RunRecord
 
-# Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
-LOWER_IS_BETTER = ("perplexity",)
 # The best trade-off keeps quality within this fraction of the baseline's (relative).
 TRADE_OFF_QUALITY_LOSS = 0.01
 RESOLVE_DIFFERENCE = 0.05  # the difference the report says how many repeats would resolve
-
-
-def quality_score(record: RunRecord) -> float | None:
-    """Quality oriented so that higher is better (perplexity negated)."""
-    if record.quality_value is None:
-        return None
-    sign = -1.0 if record.quality_metric in LOWER_IS_BETTER else 1.0
-    return sign * record.quality_value
 
 
 @dataclass(frozen=True)

@@ -9,6 +9,7 @@ that carry model, technique and input size as fields.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import time
@@ -58,6 +59,8 @@ class SessionModel:
         self.last_t: float | None = None
         self.current: CurrentRun | None = None
         self.run_started_t: float | None = None
+        self.running: dict[str, tuple[CurrentRun, float]] = {}  # run id -> (run, start t)
+        self.lanes = 1  # most runs seen in progress at once
         self.run_durations_s: list[float] = []
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.finished_status: str | None = None
@@ -90,13 +93,20 @@ class SessionModel:
             self.idle_w.update(event.power_w)
         elif isinstance(event, RunStarted):
             self.total_runs = max(self.total_runs, event.total)
+            where = "" if event.gpu_index is None else f"{event.node}/gpu{event.gpu_index}"
             self.current = CurrentRun(
                 event.run_id, event.index, event.total, event.model, event.technique,
-                input_label(event.batch_size, event.seq_len, event.resolution), "starting")
+                input_label(event.batch_size, event.seq_len, event.resolution), "starting",
+                where)
+            self.running[event.run_id] = (self.current, event.t)
+            self.lanes = max(self.lanes, len(self.running))
             self.run_started_t = event.t
             self.run_names[event.run_id] = " · ".join(
                 (model_label(event.model), event.technique, self.current.input_size))
         elif isinstance(event, PhaseChanged):
+            if event.run_id in self.running:
+                going, started_t = self.running[event.run_id]
+                self.running[event.run_id] = (_with_phase(going, _phase_label(event)), started_t)
             if self.current is not None and self.current.run_id == event.run_id:
                 self.current = _with_phase(self.current, _phase_label(event))
         elif isinstance(event, (RunFinished, RunSkipped, RunFailed)):
@@ -109,6 +119,7 @@ class SessionModel:
             self.finished_status = event.status
             self.message = event.message
             self.current = None
+            self.running.clear()
 
     def _run_ended(self, event: RunFinished | RunSkipped | RunFailed) -> None:
         if isinstance(event, RunFinished):
@@ -120,10 +131,14 @@ class SessionModel:
         else:
             self.counts["failed"] += 1
             self._log(f"FAILED {event.run_id}: {event.reason}")
+        ended = self.running.pop(event.run_id, None)
+        if ended is not None:
+            self.run_durations_s.append(event.t - ended[1])
         if self.current is not None and self.current.run_id == event.run_id:
-            if self.run_started_t is not None:
-                self.run_durations_s.append(event.t - self.run_started_t)
-            self.current = None
+            # another run still in progress (lanes) becomes the one shown
+            last = list(self.running.values())[-1] if self.running else None
+            self.current = last[0] if last else None
+            self.run_started_t = last[1] if last else None
 
     def _log(self, line: str) -> None:
         self.log.append(line)
@@ -158,7 +173,7 @@ class SessionModel:
         if status == "running" and self.run_durations_s and self.total_runs:
             mean_s = sum(self.run_durations_s) / len(self.run_durations_s)
             running_s = now - self.run_started_t if self.current and self.run_started_t else 0.0
-            eta = max(0.0, mean_s * (self.total_runs - ended) - running_s)
+            eta = max(0.0, mean_s * (self.total_runs - ended) / self.lanes - running_s)
         return LiveSnapshot(
             path=self.path,
             status=status,
@@ -176,6 +191,7 @@ class SessionModel:
             message=self.message,
             info=dict(self.info),
             problems=tuple(self.problems.values()),
+            running=tuple(run for run, _ in self.running.values()),
         )
 
     def _status(self, runner_alive: bool | None) -> str:
@@ -209,12 +225,16 @@ class SessionModel:
 def _phase_label(event: PhaseChanged) -> str:
     if event.phase == "repeat" and event.repeat is not None:
         return f"repeat {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train" and event.repeat is not None:
+        return f"training window {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train-step" and event.step is not None:
+        loss = f" · loss {event.loss:.4g}" if event.loss is not None else ""
+        return f"training step {event.step} of {event.steps or '?'}{loss}"
     return PHASE_LABELS.get(event.phase, event.phase)
 
 
 def _with_phase(run: CurrentRun, phase: str) -> CurrentRun:
-    return CurrentRun(run.run_id, run.index, run.total, run.model, run.technique,
-                      run.input_size, phase)
+    return dataclasses.replace(run, phase=phase)
 
 
 def process_alive(pid: int | None) -> bool | None:

@@ -14,9 +14,10 @@ from pathlib import Path
 
 
 def start_runner(profile_path: Path, session_dir: Path, device: str | None = None,
-                 resume: bool = False, allow_changes: bool = False) -> int:
+                 resume: bool = False, allow_changes: bool = False,
+                 placement: tuple[str, ...] = ()) -> int:
     """Start `energy-console run` for the profile into session_dir (continuing it when
-    `resume`); returns the runner's pid."""
+    `resume`; `placement`: its --gpus/--ray arguments); returns the runner's pid."""
     session_dir.mkdir(parents=True, exist_ok=True)
     command = [sys.executable, "-m", "energy_console.core.cli", "run", str(profile_path),
                "--resume" if resume else "--session-dir", str(session_dir), "--quiet"]
@@ -24,6 +25,7 @@ def start_runner(profile_path: Path, session_dir: Path, device: str | None = Non
         command += ["--device", device]
     if allow_changes:
         command.append("--resume-with-changes")
+    command += list(placement)
     with (session_dir / "runner.log").open("ab") as log:
         process = subprocess.Popen(
             command,

@@ -70,8 +70,16 @@ def default_lock_path() -> Path:
 
 
 class MachineLock:
-    def __init__(self, path: str | Path | None = None):
+    """An flock on one lock file. `shared`: held beside other shared holders (sessions that
+    measure on disjoint GPUs, each holding its GPUs' own locks exclusively) and refused only
+    by an exclusive holder; such a holder writes no record (several hold the file at once).
+    `what` names what the file guards in a refusal ("this machine", "GPU 2")."""
+
+    def __init__(self, path: str | Path | None = None, shared: bool = False,
+                 what: str = "this machine"):
         self.path = Path(path) if path else default_lock_path()
+        self.shared = shared
+        self.what = what
         self._fd: int | None = None
         self._writable = False
 
@@ -80,12 +88,12 @@ class MachineLock:
         for _ in range(5):
             fd, writable = self._open()
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, (fcntl.LOCK_SH if self.shared else fcntl.LOCK_EX) | fcntl.LOCK_NB)
             except BlockingIOError:
                 holder = _describe_holder(fd)
                 os.close(fd)
                 raise MachineBusy(
-                    f"another session is measuring on this machine ({holder}); runs at the same "
+                    f"another session is measuring on {self.what} ({holder}); runs at the same "
                     "time would measure each other. Wait for it, or stop it (`energy-console "
                     f"attach SESSION_DIR`, then x). Lock: {self.path}"
                 ) from None
@@ -95,8 +103,8 @@ class MachineLock:
         else:
             raise LockRefused(f"cannot take the machine lock {self.path}: the file keeps being "
                               f"replaced while it is locked; find what rewrites it, or {_FIX}")
-        self._fd, self._writable = fd, writable
-        if writable:  # flock held, file checked and ours: record who holds it, in place
+        self._fd, self._writable = fd, writable and not self.shared
+        if self._writable:  # flock held, file checked and ours: record who holds it, in place
             _write_record(fd, {"pid": os.getpid(), "uid": os.geteuid(),
                                "session": str(session_dir)})
 

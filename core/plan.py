@@ -41,6 +41,7 @@ class RunSpec:
     protocol: ProtocolSettings
     workload: str = "infer"  # infer | generate (core.workloads)
     max_new_tokens: int | None = None  # generate runs
+    save_model: bool = False  # keep the run's model in models/<run id>/ (profile save_models)
 
     @property
     def input_size(self) -> int:
@@ -75,11 +76,13 @@ def dominates(big: RunSpec, small: RunSpec) -> bool:
 
 
 def variant_batches(specs: list[RunSpec]) -> list[VariantBatch]:
-    """Consecutive runs of one model entry and technique, as expand() orders them."""
+    """Consecutive runs of one model entry and technique, as expand() orders them. A `train`
+    run is a batch of its own: training changes the weights, so each size trains from the
+    loaded model in a fresh worker."""
     batches: list[list[RunSpec]] = []
     for spec in specs:
         last = batches[-1][-1] if batches else None
-        if (last is not None and last.model is spec.model
+        if (last is not None and last.model is spec.model and spec.workload != "train"
                 and last.technique.slug == spec.technique.slug):
             batches[-1].append(spec)
         else:
@@ -140,7 +143,7 @@ def expand(
                 specs.append(
                     RunSpec(run_id, len(specs), entry, task, technique, device,
                             batch_size, seq_len, resolution, profile.protocol,
-                            entry.workload, max_new)
+                            entry.workload, max_new, profile.save_models)
                 )
     return specs
 

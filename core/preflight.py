@@ -18,6 +18,7 @@ listed at once, instead of hours later as a run failed or skipped for the same r
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -119,6 +120,13 @@ def _check_model(subject: str, entry) -> list[Problem]:
         reason = dataset_problem(entry, task)
         if reason:
             problems.append(Problem(f"{subject}.dataset", reason))
+    apart = (entry.training or {}).get("dataset")
+    if apart:  # a training set apart from the evaluation data: the same shape
+        task = entry.task or source.known_task(entry.ref) or source.config_task(entry)
+        reason = dataset_problem(dataclasses.replace(entry, dataset=apart, workload="infer"),
+                                 task)
+        if reason:
+            problems.append(Problem(f"{subject}.training.dataset", reason))
     return problems
 
 
@@ -161,6 +169,10 @@ def dataset_problem(entry, task: str | None) -> str | None:
             else:
                 raise DatasetError(f"{spec.path}: image-classification needs a folder with one "
                                    "sub-folder per class, or a CSV with path,label columns")
+        elif task == "object-detection":
+            from energy_console.core.coco import check_detection_dataset
+
+            check_detection_dataset(spec)
     except DatasetError as exc:
         return str(exc)
     except OSError as exc:

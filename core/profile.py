@@ -46,6 +46,7 @@ class ModelEntry:
     base_dir: str = "."  # folder the profile was read from; relative paths start there
     workload: str = "infer"  # infer | generate (core.workloads)
     generation: dict[str, Any] | None = None  # decoding settings of generate runs, as written
+    training: dict[str, Any] | None = None  # optimizer and data of training (core.workloads)
 
     @property
     def short_name(self) -> str:
@@ -60,7 +61,8 @@ class ModelEntry:
 
     def to_yaml(self) -> Any:
         if self.source == "demo" and not (self.task or self.dataset or self.trust_remote_code
-                                          or self.workload != "infer" or self.generation):
+                                          or self.workload != "infer" or self.generation
+                                          or self.training):
             return self.ref
         out: dict[str, Any] = {"hf" if self.source == "hf" else self.source: self.ref}
         if self.task:
@@ -73,6 +75,8 @@ class ModelEntry:
             out["workload"] = self.workload
         if self.generation:
             out["generation"] = self.generation
+        if self.training:
+            out["training"] = self.training
         return out
 
 
@@ -125,6 +129,11 @@ class Profile:
     protocol: ProtocolSettings = field(default_factory=ProtocolSettings)
     carbon: CarbonSettings = field(default_factory=CarbonSettings)
     sensors: SensorSettings = field(default_factory=SensorSettings)
+    save_models: bool = False  # keep each run's compressed / fine-tuned model in its run folder
+    mlflow: bool = False  # log each run to MLflow (core.tracking); `run --mlflow` does the same
+    # runs spread over several GPUs (--gpus, --ray): one at a time when CPU energy matters
+    exclusive: bool = False
+    gpu_model: str | None = None  # runs only on GPUs whose name contains this (e.g. "H100")
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {
@@ -148,6 +157,13 @@ class Profile:
         sensors = _set_fields(self.sensors)
         if sensors:
             out["sensors"] = sensors
+        for flag in ("save_models", "mlflow"):
+            if getattr(self, flag):
+                out[flag] = True
+        if self.exclusive:
+            out["exclusive"] = True
+        if self.gpu_model:
+            out["gpu_model"] = self.gpu_model
         return out
 
     def to_yaml(self) -> str:
@@ -286,7 +302,7 @@ class _Checker:
 
     def profile(self, data: Any) -> Profile:
         allowed = ("name", "device", "models", "techniques", "inputs", "protocol", "carbon",
-                   "sensors")
+                   "sensors", "save_models", "mlflow", "exclusive", "gpu_model")
         data = self.mapping(data, (), allowed)
         name = data.get("name")
         if not isinstance(name, str) or not NAME_PATTERN.fullmatch(name):
@@ -311,7 +327,25 @@ class _Checker:
             protocol=self.protocol(data.get("protocol")),
             carbon=self.carbon(data.get("carbon")),
             sensors=self.sensors(data.get("sensors")),
+            save_models=self.flag(data, "save_models"),
+            mlflow=self.flag(data, "mlflow"),
+            exclusive=self.flag(data, "exclusive"),
+            gpu_model=self.gpu_model(data.get("gpu_model")),
         )
+
+    def flag(self, data: dict, key: str) -> bool:
+        value = data.get(key, False)
+        if not isinstance(value, bool):
+            raise self.fail((key,), f"{show_value(value)} is not allowed; expected true or false")
+        return value
+
+    def gpu_model(self, value: Any) -> str | None:
+        if value is None:
+            return None
+        if not isinstance(value, str) or not value.strip() or not value.isprintable():
+            raise self.fail(("gpu_model",), f"{show_value(value)} is not allowed; expected part "
+                            "of a GPU's name as NVML gives it, e.g. H100 or A100-SXM4-80GB")
+        return value.strip()
 
     def models(self, value) -> tuple[ModelEntry, ...]:
         from energy_console.core.models import bare_string_source, sources
@@ -328,7 +362,7 @@ class _Checker:
             if isinstance(raw, str):
                 raw = {bare_string_source(raw): raw}
             fields = self.mapping(raw, path, (*known, "task", "dataset", "trust_remote_code",
-                                              "workload", "generation"))
+                                              "workload", "generation", "training"))
             named = [key for key in known if key in fields]
             if len(named) != 1:
                 raise self.fail(path, "each model needs exactly one of "
@@ -354,9 +388,11 @@ class _Checker:
             if not isinstance(trust, bool):
                 raise self.fail(path + ("trust_remote_code",), f"{trust!r}: expected true/false")
             workload, generation = self.workload(fields, path, task, source, ref)
+            training = self.training(fields, path, workload)
             entries.append(ModelEntry(ref=ref, source=source, task=task, dataset=dataset,
                                       trust_remote_code=trust, base_dir=self.base_dir,
-                                      workload=workload, generation=generation))
+                                      workload=workload, generation=generation,
+                                      training=training))
         return tuple(entries)
 
     def workload(self, fields: dict, path: tuple, task: str | None, source: str,
@@ -385,6 +421,19 @@ class _Checker:
             raise self.fail(path + ("workload",), f"generate runs need a causal-lm model; "
                             f"{ref} is {known_task}: remove `workload: generate`")
         return workload, generation
+
+    def training(self, fields: dict, path: tuple, workload: str) -> dict[str, Any] | None:
+        from energy_console.core.workloads import training_settings
+
+        training = fields.get("training")
+        try:
+            training_settings(training)
+        except ValueError as exc:
+            raise self.fail(path + ("training",), str(exc)) from None
+        if workload == "train" and not fields.get("dataset"):
+            raise self.fail(path + ("workload",), "train runs learn from labelled data; add "
+                            "`dataset:` (e.g. data/sentiment-mini.csv, data/text-mini.txt)")
+        return training
 
     def dataset_numbers(self, models: tuple[ModelEntry, ...]) -> None:
         """dataset.max_samples in range at load time (core.datasets checks the rest at run time)."""

@@ -56,9 +56,13 @@ class RunRecord:
     run_id: str = column("stable id of the run: model, technique and input size",
                          dataclasses.MISSING)
     model: str = column("the model as the profile names it (demo/…, hub id, folder)", "")
-    task: str | None = column("text-classification, causal-lm or image-classification")
+    task: str | None = column(
+        "text-classification, causal-lm, image-classification or object-detection")
     technique: str = column("technique or chain (`a+b`), with its parameters", "")
     device: str = column("where it ran: cpu, cuda:N (as resolved by the worker)", "")
+    runtime: str = column(
+        "what ran the timed windows: torch, or onnxruntime (CPU execution provider) for the "
+        "onnx-* techniques", "")
     batch_size: int = column("inputs per forward pass", 1)
     seq_len: int | None = column("tokens per input (text models)")
     resolution: int | None = column("pixels per side (image models)")
@@ -82,7 +86,8 @@ class RunRecord:
     throughput_per_s: float | None = column("inferences per second over the timed windows")
     energy_delay_j_s: float | None = column(
         "energy-delay product: energy_j_per_inference × latency_ms_p50 in seconds")
-    workload: str = column("infer (forward passes) or generate (text generation from prompts)",
+    workload: str = column("infer (forward passes), generate (text generation from prompts) or "
+                           "train (optimizer steps; one inference = one training sample)",
                            "infer")
     max_new_tokens: int | None = column("generate runs: most tokens generated per prompt")
     prompt_tokens: float | None = column(
@@ -120,6 +125,27 @@ class RunRecord:
     tpot_ms_p50: float | None = column(
         "generate runs: median time per output token (between successive new tokens)")
     tpot_ms_p95: float | None = column("generate runs: 95th percentile time per output token")
+    train_steps: int | None = column(
+        "optimizer steps of the whole fine-tune: a train run's (warm-up included), or those a "
+        "training technique (finetune, qat) took before the run's inference windows")
+    energy_j_per_step: float | None = column(
+        "energy of one optimizer step: window energy ÷ steps in it, median of the windows")
+    energy_j_per_step_ci95: float | None = column(
+        "half-width of the 95 % interval of energy_j_per_step (Student t over the windows)")
+    train_energy_j: float | None = column(
+        "energy of the whole fine-tune: energy_j_per_step × train_steps")
+    train_energy_j_ci95: float | None = column(
+        "half-width of the 95 % interval of train_energy_j (energy_j_per_step's, × train_steps)")
+    train_samples_per_s: float | None = column("training samples per second over the windows")
+    train_loss_start: float | None = column(
+        "loss on the held-out batches before the first optimizer step")
+    train_loss_end: float | None = column("loss on the held-out batches after the last step")
+    untrained_technique: str = column(
+        "runs that train: the same technique without training (finetune dropped, qat as "
+        "static-int8), the post-training variant it is compared with", "")
+    saved_model: str = column(
+        "with save_models: the folder the run's model was saved in (relative to the session)", "")
+    saved_model_bytes: int | None = column("bytes of the saved model's files")
     flops_per_inference: float | None = column(
         "floating-point operations per input item (torch flop counter; see README)")
     size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
@@ -145,6 +171,20 @@ class RunRecord:
         "generate runs with `pass_at_1: true`: share of tasks whose greedy completion passes its "
         "tests in the sandbox (a timeout counts as failed)")
     quality_pass_at_1_tasks: int | None = column("tasks quality_pass_at_1 covers")
+    quality_map: float | None = column(
+        "object detection with a COCO dataset: mAP@[.5:.95] against its boxes (pycocotools)")
+    quality_map_50: float | None = column("object detection: mAP at IoU 0.5")
+    quality_map_small: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes under 32² px (empty: none in the dataset)")
+    quality_map_medium: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes of 32² to 96² px")
+    quality_map_large: float | None = column(
+        "object detection: mAP@[.5:.95] of boxes over 96² px")
+    fidelity_map: float | None = column(
+        "object detection: mAP@[.5:.95] of the detections against the uncompressed model's "
+        "(1.0 = the same boxes)")
+    detections_per_image: float | None = column(
+        "object detection: mean boxes kept per image (after score threshold and NMS)")
     quality_samples: int | None = column("inputs the quality figures cover")
     quality_seconds: float | None = column("time the quality evaluation took")
     co2e_g_per_1k_inferences: float | None = column(
@@ -155,6 +195,17 @@ class RunRecord:
     sensors: tuple[str, ...] = column("sensors the run is charged with (`;`-separated)", ())
     other_cpu_load_pct: float | None = column(
         "CPU load of other processes during the windows, % of all cores")
+    node: str = column("host the run was measured on (a Ray node's hostname in --ray sessions)",
+                       "")
+    gpu_index: int | None = column("NVML index of the GPU the run was pinned to (--gpus, --ray)")
+    gpu_name: str | None = column("that GPU's model as NVML names it (at the run's start)")
+    gpu_driver: str | None = column("NVIDIA driver version of the run's node")
+    gpu_power_limit_w: float | None = column("the GPU's enforced power limit at the run's start")
+    gpu_sm_clock_mhz: int | None = column("the GPU's SM clock at the run's start")
+    gpu_temperature_c: float | None = column("the GPU's temperature at the run's start")
+    cpu_energy_shared: bool = column(
+        "other runs on the same box overlapped this one: its CPU/DRAM energy is the box's over "
+        "the windows (shared, divided by nothing), not this run's alone", False)
     warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
     variant_cache_hit: bool | None = column(
         "the compressed model came from the variant cache (protocol.variant_cache), not "
@@ -224,6 +275,8 @@ def _parse(value: Any, annotation: Any) -> Any:
     optional = type(None) in args
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in args if a is not type(None))
+    if annotation is bool:
+        return value is True or str(value).lower() == "true"
     if value is None or (value == "" and (optional or annotation is not str)):
         if optional:
             return None
@@ -274,6 +327,43 @@ class WorkerResult:
     run_started_t: float | None = None  # monotonic, when the worker began this run's size
     variant_cache_hit: bool = False  # the compressed module was read from the variant cache
     variant_cache_read_s: float = 0.0  # reading it (compress_s is 0 then)
+    runtime: str = "torch"  # what ran the timed windows: torch, onnxruntime
+    training: TrainingTimings | None = None  # train runs, and runs of techniques that train
+    saved_model: str = ""  # relative to the session directory
+    saved_model_bytes: int | None = None
+
+
+@dataclass(frozen=True)
+class TrainingTimings:
+    """What a training loop counted. Its timed windows come first in the run's window order:
+    all of a train run's windows, or the leading ones of a run whose technique trained
+    (`in_compression`), before its inference windows."""
+
+    windows: int  # timed windows of training
+    steps: tuple[int, ...]  # optimizer steps per window
+    samples: tuple[int, ...]  # training samples per window
+    total_steps: int  # optimizer steps of the whole fine-tune (warm-up steps included)
+    loss_start: float | None  # held-out loss before training
+    loss_end: float | None  # held-out loss after training
+    losses: tuple[float, ...] = ()  # training loss of every step, in order
+    in_compression: bool = False
+
+
+@dataclass(frozen=True)
+class TrainingFigures:
+    """The training columns of a RunRecord."""
+
+    train_steps: int
+    energy_j_per_step: float | None
+    energy_j_per_step_ci95: float | None
+    train_energy_j: float | None
+    train_energy_j_ci95: float | None
+    train_samples_per_s: float | None
+    train_loss_start: float | None
+    train_loss_end: float | None
+
+    def columns(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
 
 
 @dataclass(frozen=True)
@@ -376,6 +466,7 @@ class RunFigures:
     per_repeat: tuple[RepeatFigures, ...]
     warnings: tuple[str, ...]
     generation: GenerationFigures | None = None  # generate runs
+    training: TrainingFigures | None = None  # runs that trained
 
     def columns(self) -> dict[str, Any]:
         """The runs.csv columns these figures fill (every field RunRecord shares but warnings,
@@ -383,6 +474,8 @@ class RunFigures:
         out = {name: getattr(self, name) for name in _FIGURE_COLUMNS}
         if self.generation is not None:
             out.update(self.generation.columns())
+        if self.training is not None:
+            out.update(self.training.columns())
         return out
 
 

@@ -5,7 +5,13 @@ from __future__ import annotations
 
 import io
 
-from energy_console.core.compare import Change, changes_vs_baseline
+from energy_console.core.compare import (
+    BreakEven,
+    Change,
+    TrainingGain,
+    changes_vs_baseline,
+    training_comparisons,
+)
 from energy_console.core.findings import (
     RESOLVE_DIFFERENCE,
     TRADE_OFF_QUALITY_LOSS,
@@ -208,6 +214,7 @@ def report_notes(records: list[RunRecord]) -> list[str]:
         lines += [f"Repeats for a 95 % interval of ±{RESOLVE_DIFFERENCE:.0%} on energy per "
                   "inference, from each baseline's measured spread:",
                   *(f"  {line}" for line in needed)]
+    lines += training_notes(records)
     for group in findings(records):
         if not group.pareto:
             continue
@@ -221,10 +228,55 @@ def report_notes(records: list[RunRecord]) -> list[str]:
     return lines
 
 
+def training_notes(records: list[RunRecord]) -> list[str]:
+    """Per run that trained before it was measured: the training's energy, the inferences that
+    pay it back against the baseline, and the quality it bought over its post-training variant."""
+    compared = training_comparisons(records)
+    if not compared:
+        return []
+    lines = ["Training cost (break-even: inferences after which the training energy is paid back "
+             "by the saving per inference against the baseline):"]
+    by_id = {r.run_id: r for r in records}
+    for run_id, (even, gain) in compared.items():
+        r = by_id[run_id]
+        lines.append(f"  {r.model_label} · {r.technique} · {r.input_size}: {r.train_steps} "
+                     f"steps, {format_energy(r.train_energy_j, ci95=r.train_energy_j_ci95)}; "
+                     f"{format_break_even(even)}{format_gain(r, gain)}")
+    return lines
+
+
+def format_break_even(even: BreakEven | None) -> str:
+    """`pays back after 1.2k ±0.3k inferences`; `~` when the saving is within noise."""
+    if even is None:
+        return "no baseline to pay back against"
+    if even.inferences is None:
+        return "never pays back (no saving per inference against the baseline)"
+    mark = NOISE_MARK if even.within_noise else ""
+    interval = f" ±{_count(even.ci95)}" if even.ci95 is not None else ""
+    return f"pays back after {mark}{_count(even.inferences)}{interval} inferences"
+
+
+def format_gain(record: RunRecord, gain: TrainingGain | None) -> str:
+    if gain is None:
+        return ""
+    per_joule = "" if gain.per_joule is None else f", {gain.per_joule:+.3g} per J"
+    return (f"; {record.quality_metric} {gain.quality_gain:+.3g} against "
+            f"{gain.untrained.technique}{per_joule}")
+
+
+def _count(value: float | None) -> str:
+    if value is None:
+        return "-"
+    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(value) >= scale:
+            return f"{value / scale:.3g}{unit}"
+    return f"{value:.3g}"
+
+
 def format_comparison(a, b, width: int = 120) -> str:
     """Two sessions side by side (two machines, two dates): each run measured in both, with B's
     change against A and its interval; `~` where the difference is within noise."""
-    from energy_console.core.compare import match_sessions
+    from energy_console.core.compare import machine_differences, match_sessions
     from rich.console import Console
 
     matched, only_a, only_b = match_sessions(list(a.runs), list(b.runs))
@@ -246,6 +298,10 @@ def format_comparison(a, b, width: int = 120) -> str:
     for label, runs in (("only in A", only_a), ("only in B", only_b)):
         if runs:
             console.print(f"{label}: " + ", ".join(r.run_id for r in runs), markup=False)
+    differ = dict.fromkeys(d for m in matched for d in machine_differences(m.a, m.b))
+    if differ:
+        console.print("the machines differ (figures may differ for that reason): "
+                      + "; ".join(differ), markup=False)
     return out.getvalue()
 
 

@@ -37,6 +37,7 @@ class CurrentRun:
     technique: str
     input_size: str
     phase: str  # "loading", "warm-up", "repeat 2 of 3", ...
+    where: str = ""  # runs pinned to a GPU (--gpus, --ray): "node/gpuN"
 
 
 @dataclass(frozen=True)
@@ -50,13 +51,14 @@ class LiveSnapshot:
     failed: int
     elapsed_s: float
     eta_s: float | None
-    current: CurrentRun | None
+    current: CurrentRun | None  # the run started last of those in progress
     runs: tuple[RunRecord, ...]
     log: tuple[str, ...]  # the last LOG_LINES lines
     log_total: int = 0  # lines ever logged: a view shows the last log_total - shown of `log`
     message: str = ""
     info: Mapping[str, Any] = field(default_factory=dict)  # session.json
     problems: tuple[str, ...] = ()  # what in the session's files could not be read, and the fix
+    running: tuple[CurrentRun, ...] = ()  # every run in progress (several with --gpus, --ray)
 
     @property
     def ended_runs(self) -> int:

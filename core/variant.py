@@ -3,8 +3,14 @@
 `prepare_variant` loads the model, prepares every run's uncompressed reference (before any
 technique touches the module) and compresses it, or takes the compressed module from the variant
 cache. `measure_run` measures one RunSpec on that variant: its own inputs, warm-up, windows and
-quality, so each input size is a run of its own with its own record. Generate runs prepare and
-measure through core.variant_generate with the same shape.
+quality, so each input size is a run of its own with its own record. Generate and detection
+runs prepare and measure through core.variant_generate and core.variant_detect with the same
+shape; a train run (a variant of its own, see core.plan) through core.train_worker.
+
+A technique that trains (finetune, qat) trains once, here, in timed windows of its own marked as
+the first run's: every run of the variant carries those training figures (core.unit), the
+variant's cost measured once. Such a variant is never read from or written to the variant cache:
+its training energy is measured each time.
 """
 
 from __future__ import annotations
@@ -20,7 +26,12 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from energy_console.core.compression import NotApplicable, TechniqueContext, apply_technique
+from energy_console.core.compression import (
+    TRAINING_STEPS,
+    NotApplicable,
+    TechniqueContext,
+    apply_technique,
+)
 from energy_console.core.flops import changes_flops, count_flops
 from energy_console.core.models import load_model
 from energy_console.core.protocol import run_protocol
@@ -38,11 +49,11 @@ class Variant:
 
     device: str
     loaded: Any  # LoadedModel
-    module: Any  # the compressed module
+    module: Any  # the compressed module (None for a train run: it compresses itself)
     ctx: TechniqueContext
     load_s: float
     compress_s: float
-    size_report: SizeReport
+    size_report: SizeReport | None
     cache_hit: bool  # the compressed module came from the variant cache
     cache_read_s: float  # reading it from there (0 when compressed here)
     # per run id: what measuring it needs from before compression, or the exception preparing it
@@ -50,6 +61,8 @@ class Variant:
     prepared: dict[str, Any] = field(default_factory=dict)
     workload: str = "infer"
     extra: dict[str, Any] = field(default_factory=dict)  # workload-wide state (generate)
+    training: Any = None  # TrainingTimings of a technique that trained while compressing
+    session_dir: Path | None = None  # where save_models puts models/<run id>/
 
 
 @dataclass(frozen=True)
@@ -96,10 +109,30 @@ def prepare_variant(runs, cache_dir: Path, mark: Mark,
     t0 = time.monotonic()
     loaded = load_model(first.model, device)
     load_s = time.monotonic() - t0
+    if first.workload == "train":  # trains from the loaded weights: compresses in measure_run
+        ctx = TechniqueContext(device=device, task=loaded.task, loaded=loaded,
+                               calibration_inputs=list)
+        return Variant(device, loaded, None, ctx, load_s, 0.0, None, False, 0.0,
+                       workload="train", session_dir=cache_dir.parent)
     if first.workload == "generate":
         from energy_console.core.variant_generate import prepare_generate
 
-        return prepare_generate(runs, loaded, device, load_s, cache_dir, mark, variant_cache)
+        variant = prepare_generate(runs, loaded, device, load_s, cache_dir, mark, variant_cache)
+    elif loaded.task == "object-detection":
+        from energy_console.core.variant_detect import prepare_detect
+
+        variant = prepare_detect(runs, loaded, device, load_s, cache_dir, mark, variant_cache)
+    else:
+        variant = prepare_infer(runs, loaded, device, load_s, cache_dir, mark, variant_cache)
+    variant.session_dir = cache_dir.parent
+    return variant
+
+
+def prepare_infer(runs, loaded, device: str, load_s: float, cache_dir: Path, mark: Mark,
+                  variant_cache: VariantCache | None) -> Variant:
+    from energy_console.core.train_worker import CompressionTrainer
+
+    first = runs[0]
     steps = [step.name for step in first.technique.steps]
     size = input_size(loaded, first)
     prepared: dict[str, Any] = {}
@@ -113,12 +146,19 @@ def prepare_variant(runs, cache_dir: Path, mark: Mark,
             prepared[spec.run_id] = PreparedInfer(reference, flops)
         except Exception as exc:  # this run fails alone, at its turn
             prepared[spec.run_id] = exc
+    trainer = CompressionTrainer(loaded, first, device,  # for techniques that train
+                                 lambda phase, **fields: mark(phase, first.run_id, **fields))
     ctx = TechniqueContext(
         device=device, task=loaded.task, loaded=loaded,
         calibration_inputs=lambda: [
             loaded.make_inputs(first.batch_size, size, seed=100 + i) for i in range(4)],
+        train=trainer,
     )
-    return compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "infer")
+    variant = compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "infer")
+    if trainer.timings is not None:
+        variant.training = trainer.timings
+        ctx.extra_result["training"]["measured_with_run"] = first.run_id
+    return variant
 
 
 def uncompressed_flops(loaded, spec, size: int, reference_key: str,
@@ -146,6 +186,8 @@ def compressed(runs, loaded, ctx: TechniqueContext, load_s: float, prepared: dic
     first = runs[0]
     mark("compressing", first.run_id)
     t0 = time.monotonic()
+    if any(step.name in TRAINING_STEPS for step in first.technique.steps):
+        variant_cache = None  # its training is measured each time
     key = variant_cache.key(loaded, first, ctx) if variant_cache else ""
     cached = variant_cache.load(key, ctx) if variant_cache else None
     if cached is not None:
@@ -164,10 +206,19 @@ def compressed(runs, loaded, ctx: TechniqueContext, load_s: float, prepared: dic
 
 def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:
     """One input size of a prepared variant: its inputs, windows and quality."""
+    if variant.workload == "train":
+        from energy_console.core.train_worker import run_train
+
+        return run_train(spec, variant, lambda phase, **fields: mark(phase, spec.run_id,
+                                                                     **fields))
     if variant.workload == "generate":
         from energy_console.core.variant_generate import measure_generate
 
         return measure_generate(variant, spec, mark)
+    if variant.workload == "detect":
+        from energy_console.core.variant_detect import measure_detect
+
+        return measure_detect(variant, spec, mark)
     started_t = time.monotonic()
     prepared = variant.prepared[spec.run_id]
     if isinstance(prepared, BaseException):
@@ -204,9 +255,17 @@ def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:
 def worker_result(variant: Variant, measured, quality, spec, started_t: float, *,
                   peak_mem_mb: float, reference, warnings: tuple[str, ...],
                   **workload_figures: Any) -> WorkerResult:
-    """What both workloads send back for one run; `warnings` are the workload's own,
-    `workload_figures` its extra WorkerResult fields (flops, generation timings)."""
+    """What every workload sends back for one run; `warnings` are the workload's own,
+    `workload_figures` its extra WorkerResult fields (flops, generation timings). A variant that
+    trained gives every run its training timings; save_models keeps the run's model."""
+    from energy_console.core.train_worker import saved_model
+
     ctx, loaded, size_report = variant.ctx, variant.loaded, variant.size_report
+    assert size_report is not None, "the variant is compressed"
+    if variant.training is not None:
+        workload_figures.setdefault("training", variant.training)
+    if variant.session_dir is not None:
+        workload_figures.update(saved_model(variant.module, loaded, spec, variant.session_dir))
     return WorkerResult(
         device=variant.device,
         task=loaded.task,
@@ -229,6 +288,7 @@ def worker_result(variant: Variant, measured, quality, spec, started_t: float, *
         run_started_t=started_t,
         variant_cache_hit=variant.cache_hit,
         variant_cache_read_s=variant.cache_read_s,
+        runtime=ctx.runtime,
         **workload_figures,
     )
 

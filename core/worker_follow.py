@@ -84,6 +84,7 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
             emit(ev.PhaseChanged(
                 run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
                 repeats=payload.get("repeats"), iterations=payload.get("iterations"),
+                step=payload.get("step"), steps=payload.get("steps"), loss=payload.get("loss"),
             ))
             continue
         if run_id != spec.run_id:

@@ -1,5 +1,6 @@
-"""Workloads: what a run times. `infer` (one forward pass per iteration, the default) and
-`generate` (causal LMs: text generation from a prompt set, prefill and decode measured apart).
+"""Workloads: what a run times. `infer` (one forward pass per iteration, the default),
+`generate` (causal LMs: text generation from a prompt set, prefill and decode measured apart) and
+`train` (optimizer steps of fine-tuning on the model's dataset; core.train).
 
 A model entry picks its workload in the profile:
 
@@ -15,6 +16,15 @@ A model entry picks its workload in the profile:
     inputs:
       max_new_tokens: [32]   # generate runs: one run per value (× batches × sequence lengths)
 
+A train run's timed windows are optimizer steps (one iteration = one step of a batch), and its
+optimizer comes from the model entry's `training:` mapping, which also serves the techniques that
+train (`finetune`, `qat`):
+
+      - demo: demo/tiny-bert-random
+        workload: train
+        dataset: ../data/sentiment-mini.csv        # a quarter of it is held out for accuracy
+        training: {optimizer: adamw, lr: 0.001, amp: true}   # optional; dataset: to train apart
+
 Decoding is greedy unless `generation.do_sample` is true. `pass_at_1: true` runs each greedy
 completion against its task's tests after the energy windows (core.quality.code_exec), with
 `pass_at_1_timeout_s` (default 10) per task; it needs a dataset whose lines carry `entry_point`
@@ -29,7 +39,7 @@ import math
 from dataclasses import dataclass
 from typing import Any
 
-WORKLOADS = ("infer", "generate")
+WORKLOADS = ("infer", "generate", "train")
 GENERATE_TASKS = ("causal-lm",)
 DEFAULT_MAX_NEW_TOKENS = (32,)
 
@@ -105,3 +115,55 @@ def _number(raw: dict, key: str, kind: type, low: float, high: float) -> Any:
         raise ValueError(f"{key}: {value!r} is not allowed; expected {what} from {low:g} to "
                          f"{high:g}")
     return kind(value)
+
+
+TRAINING_KEYS = ("dataset", "optimizer", "lr", "weight_decay", "amp", "holdout", "seed")
+OPTIMIZERS = ("adamw", "adam", "sgd")
+
+
+@dataclass(frozen=True)
+class TrainingSettings:
+    """How a model is fine-tuned: by the train workload and by the techniques that train.
+
+    Without `dataset`, the model's own dataset is split: every `holdout`-th batch (a quarter by
+    default) is kept for the accuracy after training and never trained on."""
+
+    dataset: Any = None  # a separate training set (path or mapping, as `dataset:`)
+    optimizer: str = "adamw"
+    lr: float = 5e-5  # Hugging Face Trainer's default
+    weight_decay: float = 0.0
+    amp: bool = True  # autocast (bf16, else fp16 with a grad scaler) on CUDA; ignored on a CPU
+    holdout: float = 0.25  # share of the model's dataset held out when no training set is given
+    seed: int = 0
+
+
+def training_settings(raw: Any) -> TrainingSettings:
+    """A model entry's `training:` mapping, checked; ValueError names the key and the fix."""
+    if raw is None:
+        return TrainingSettings()
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping with keys " + ", ".join(TRAINING_KEYS))
+    unknown = sorted(set(raw) - set(TRAINING_KEYS))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                         + ", ".join(TRAINING_KEYS))
+    optimizer = raw.get("optimizer", "adamw")
+    if optimizer not in OPTIMIZERS:
+        raise ValueError(f"optimizer: {optimizer!r} is not allowed; expected one of "
+                         + ", ".join(OPTIMIZERS))
+    amp = raw.get("amp", True)
+    if not isinstance(amp, bool):
+        raise ValueError(f"amp: {amp!r} is not allowed; expected true or false")
+    dataset = raw.get("dataset")
+    if dataset is not None and not (isinstance(dataset, str) or (isinstance(dataset, dict)
+                                                                 and "path" in dataset)):
+        raise ValueError("dataset: expected a file or folder path, or a mapping with path:")
+    lr = _number(raw, "lr", float, 1e-9, 10.0)
+    decay = _number(raw, "weight_decay", float, 0.0, 10.0)
+    holdout = _number(raw, "holdout", float, 0.01, 0.9)
+    seed = _number(raw, "seed", int, 0, 2**31 - 1)
+    d = TrainingSettings()
+    return TrainingSettings(dataset, optimizer, d.lr if lr is None else lr,
+                            d.weight_decay if decay is None else decay, amp,
+                            d.holdout if holdout is None else holdout, d.seed if seed is None
+                            else seed)

@@ -149,3 +149,20 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
     runner_pid = json.loads((session / "session.json").read_text())["runner_pid"]
     assert str(runner_pid) in done.stdout
     assert wait_gone([runner_pid], timeout_s=15) == []  # it ends with its session
+
+
+@pytest.mark.session  # a CLI process: the slow tier
+def test_gpus_this_machine_lacks_are_refused_before_anything_is_written(tmp_path):
+    profile = tmp_path / "p.yaml"
+    profile.write_text("name: p\ndevice: cpu\nmodels: [demo/tiny-bert-random]\n")
+    env = {**os.environ, "ENERGY_CONSOLE_TEST_FAKE_NVML": "gpus:2"}
+    done = run_cli_env(env, str(profile), "--gpus", "1,3", "--results-dir",
+                       str(tmp_path / "results"))
+    assert done.returncode == 2
+    assert "this machine's GPUs are [0, 1]; [3] not among them" in done.stderr
+    assert not (tmp_path / "results").exists()
+
+
+def run_cli_env(env, *args):
+    return subprocess.run([sys.executable, "-m", "energy_console.core.cli", "run", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)

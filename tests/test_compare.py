@@ -5,7 +5,12 @@ from __future__ import annotations
 import math
 
 import pytest
-from energy_console.core.compare import Change, relative_change, repeats_to_resolve
+from energy_console.core.compare import (
+    Change,
+    machine_differences,
+    relative_change,
+    repeats_to_resolve,
+)
 from energy_console.core.follow import read_session
 from energy_console.core.records import RunRecord
 from energy_console.core.report import format_change, format_report
@@ -106,3 +111,16 @@ def test_infer_and_generate_runs_of_one_model_each_compare_with_their_own_baseli
     changes = changes_vs_baseline(records)
     assert changes["infer-int8"]["energy_j_per_inference"].fraction == pytest.approx(-0.5)
     assert changes["generate-int8"]["energy_j_per_inference"].fraction == pytest.approx(1.0)
+
+
+def test_two_runs_on_different_boxes_say_how_the_machines_differ():
+    a = RunRecord(run_id="r", node="box-a", gpu_name="NVIDIA H100 80GB HBM3",
+                  gpu_driver="550.54.15", gpu_power_limit_w=700.0, gpu_sm_clock_mhz=1980,
+                  gpu_temperature_c=41.0)
+    b = RunRecord(run_id="r", node="box-b", gpu_name="NVIDIA A100-SXM4-80GB",
+                  gpu_driver="550.54.15", gpu_power_limit_w=400.0, gpu_sm_clock_mhz=1950,
+                  gpu_temperature_c=43.0)
+    assert machine_differences(a, b) == [
+        "node: box-a -> box-b", "gpu_name: NVIDIA H100 80GB HBM3 -> NVIDIA A100-SXM4-80GB",
+        "gpu_power_limit_w: 700.0 -> 400.0"]  # clocks and temperature within their tolerance
+    assert machine_differences(a, a) == []

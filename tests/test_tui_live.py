@@ -13,7 +13,7 @@ from energy_console.core.follow import SessionReader
 from energy_console.core.records import RunRecord
 from energy_console.core.results import SessionWriter, read_runs, write_json
 from energy_console.tui.app import EnergyConsoleApp
-from energy_console.tui.screens.live import LiveScreen
+from energy_console.tui.screens.live import LiveScreen, current_line
 from energy_console.tui.screens.results import ResultsScreen
 from energy_console.tui.widgets.runs_table import RunsTable
 from textual.widgets import DataTable, Sparkline
@@ -241,3 +241,25 @@ def test_a_warning_names_its_run_in_the_log():
     assert list(model.log) == [
         "warning: tiny-bert-random · dynamic-int8 · b1-s64: repeats disagree by 16%",
         "warning: no RAPL", "error: unknown-run: lost"]
+
+
+def test_the_live_view_shows_runs_in_progress_on_several_gpus(tmp_path):
+    session = write_session(tmp_path / "s", finished=False, runner_pid=_sleeper_pid())
+    with (session / "events.jsonl").open("a") as f:
+        for index, gpu in ((1, 0), (2, 1)):
+            f.write(ev.RunStarted(run_id=f"r{index}", index=index, total=3, model="m",
+                                  technique="bf16", batch_size=1, seq_len=8, resolution=None,
+                                  node="box", gpu_index=gpu).to_json() + "\n")
+        f.write(ev.WorkerEnded(run_id="r1", node="box", gpu_index=0).to_json() + "\n")
+        f.write(ev.RunFailed(run_id="r1", reason="lost").to_json() + "\n")
+        f.write(ev.RunStarted(run_id="r3", index=0, total=3, model="m", technique="fp16",
+                              batch_size=1, seq_len=8, resolution=None, node="box",
+                              gpu_index=0).to_json() + "\n")
+    reader = SessionReader(session)
+    while reader.read_some():
+        pass
+    snapshot = reader.snapshot()
+    assert [r.run_id for r in snapshot.running] == ["r2", "r3"]
+    assert snapshot.current.run_id == "r3" and snapshot.current.where == "box/gpu0"
+    line = current_line(snapshot)
+    assert "on box/gpu0" in line and "+1 more in progress" in line

@@ -27,18 +27,22 @@ def duration(seconds: float | None) -> str:
 
 
 METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "top1_agreement": "top1",
-                "next_token_agreement": "next-tok", "cosine_similarity": "cos"}
+                "next_token_agreement": "next-tok", "cosine_similarity": "cos", "map": "mAP",
+                "fidelity_map": "fid-mAP"}
 
 
 def quality(record: RunRecord) -> str:
-    """The task metric, short enough for a table cell, with top-1 fidelity beside it."""
+    """The task metric, short enough for a table cell, with the fidelity beside it (top-1
+    agreement; fidelity-mAP for detectors)."""
     value = record.quality_value
     top1 = record.fidelity_top1
     fidelity = "" if top1 is None else f"top1 {top1:.2f}"
+    if record.fidelity_map is not None:
+        fidelity = f"fid {record.fidelity_map:.2f}"
     if value is None:
         return fidelity or DASH
     metric = record.quality_metric or ""
-    if metric in ("top1_agreement", "next_token_agreement"):  # the metric is the fidelity
+    if metric in ("top1_agreement", "next_token_agreement", "fidelity_map"):  # the fidelity
         return f"{METRIC_SHORT[metric]} {value:.2f}"
     shown = f"{value:.0f}" if abs(value) >= 100 else f"{value:.3g}"
     return f"{METRIC_SHORT.get(metric, metric)} {shown} {fidelity}".strip()

@@ -51,7 +51,8 @@ LIVE_COLUMNS = (  # model and technique pinned; ΔE and status within 80 columns
     RunColumn("power", "Avg W", ("avg_power_w",)),
     RunColumn("p50", "p50", ("latency_ms_p50", "latency_ms_p50_ci95")),
     RunColumn("size", "Size", ("size_bytes",)),
-    RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1")),
+    RunColumn("quality", "Quality", ("quality_metric", "quality_value", "fidelity_top1",
+                                     "fidelity_map")),
     RunColumn("co2e", "gCO2e/1k", ("co2e_g_per_1k_inferences",)),
 )
 SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}

@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import yaml
+from energy_console.core.coco import check_detection_dataset
 from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
 from energy_console.core.datasets import (
@@ -311,6 +312,7 @@ DATASET_FORMATS = {  # what core.datasets reads for each task
     "image-classification": "a folder of class sub-folders of images, or a CSV with path,label "
                             "columns",
     "causal-lm": "a plain text file, or a CSV with a text column",
+    "object-detection": "a COCO instances JSON (its images in images/ beside it)",
 }
 
 
@@ -341,6 +343,8 @@ def dataset_problem(text: str, task: str, entry: Any = None) -> str | None:
                                    f"{DATASET_FORMATS[task]}")
         elif task == "causal-lm":
             load_text_corpus(spec)
+        elif task == "object-detection":
+            check_detection_dataset(spec)
     except DatasetError as exc:
         return str(exc)
     except OSError as exc:

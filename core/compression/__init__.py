@@ -19,8 +19,10 @@ FAMILY_MODULES = (
     "energy_console.core.compression.quantization",
     "energy_console.core.compression.quanto",
     "energy_console.core.compression.onnx_int8",
+    "energy_console.core.compression.onnx_qdq",
     "energy_console.core.compression.pruning",
     "energy_console.core.compression.sparsity",
+    "energy_console.core.compression.training",
 )
 
 _REGISTRY: dict[str, Technique] = {}
@@ -84,6 +86,23 @@ class TechniqueSpec:
         return self.steps[0].to_yaml()
 
 
+TRAINING_STEPS = ("finetune", "qat", "weight-int8-qat")  # core.compression.training
+# what a training step is without its training
+POST_TRAINING = {"qat": "static-int8", "weight-int8-qat": "weight-int8"}
+
+
+def untrained_variant(spec: TechniqueSpec) -> TechniqueSpec | None:
+    """The same technique without training (finetune dropped, qat as static-int8): the
+    post-training variant a run that trained is compared with; None when nothing trains."""
+    if not any(step.name in TRAINING_STEPS for step in spec.steps):
+        return None
+    steps = tuple(Step(POST_TRAINING[s.name]) if s.name in POST_TRAINING else s
+                  for s in spec.steps if s.name != "finetune")
+    if not steps:
+        return TechniqueSpec((Step("baseline"),))
+    return TechniqueSpec(steps, is_chain=len(steps) > 1)
+
+
 def apply_technique(module: Any, spec: TechniqueSpec, ctx: TechniqueContext) -> Any:
     """The spec's steps applied in order (a step may replace the module: the result is returned).
 
@@ -143,4 +162,5 @@ __all__ = [
     "parse_technique",
     "register",
     "techniques",
+    "untrained_variant",
 ]

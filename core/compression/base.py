@@ -69,6 +69,10 @@ class TechniqueContext:
     input_dtype: torch.dtype | None = None  # floating inputs are cast to it, if changed
     needs_no_grad: bool = False  # run under no_grad: some kernels fail under inference_mode
     extra_result: dict[str, Any] = field(default_factory=dict)  # goes into result.json
+    runtime: str = "torch"  # what runs the compressed model: torch, onnxruntime (runs.csv)
+    # (module, ctx, steps, keep_zeros) -> module: fine-tunes in measured windows (infer runs;
+    # None where the run cannot train)
+    train: Callable[..., Any] | None = None
 
     @property
     def device_type(self) -> str:

@@ -135,6 +135,7 @@ def _apply_onnx_int8(module, ctx, params):
         raise NotApplicable(f"onnx-int8 could not export this model to ONNX: {exc}") from exc
     names = [n for n, v in example.items() if hasattr(v, "detach")]
     ctx.extra_result["onnx_size_bytes"] = len(model_bytes)
+    ctx.runtime = "onnxruntime"
     ctx.warnings.append(
         "onnx-int8 runs in onnxruntime (CPU execution provider), not in torch: latency and energy "
         "include onnxruntime's own thread pool"

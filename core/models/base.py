@@ -15,9 +15,9 @@ if TYPE_CHECKING:
     import torch
     from energy_console.core.profile import ModelEntry
 
-TASKS = ("text-classification", "causal-lm", "image-classification")
+TASKS = ("text-classification", "causal-lm", "image-classification", "object-detection")
 TEXT_TASKS = ("text-classification", "causal-lm")
-IMAGE_TASKS = ("image-classification",)
+IMAGE_TASKS = ("image-classification", "object-detection")
 
 
 def input_family(task: str) -> str:
@@ -37,6 +37,7 @@ class LoadedModel:
     image_processor: Any = None
     label_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
+    detection_head: str | None = None  # object-detection: how outputs read (core.detection.HEADS)
 
     @property
     def family(self) -> str:

@@ -11,6 +11,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from energy_console.core.models import detectors
 from energy_console.core.models.base import LoadedModel, ModelDescription, ModelLoadError
 
 if TYPE_CHECKING:
@@ -26,6 +27,7 @@ class DemoModel:
     task: str
     summary: str
     build: Callable[[], PreTrainedModel]
+    head: str | None = None  # object detectors: how outputs read (core.detection.HEADS)
 
 
 def _tiny_bert():
@@ -114,6 +116,49 @@ DEMO_MODELS: dict[str, DemoModel] = {
             "ViT-like (Linear-heavy), 4 layers, hidden 192, patch 8, 10 labels, random weights",
             _tiny_vit,
         ),
+        DemoModel(
+            "demo/tiny-yolos-random",
+            "object-detection",
+            "YOLOS-like ViT detector, 2 layers, hidden 96, 20 detection tokens, 3 shape labels",
+            detectors.tiny_yolos,
+            "softmax",
+        ),
+        DemoModel(
+            "demo/tiny-detr-random",
+            "object-detection",
+            "DETR-like (ResNet backbone, 1+1 layers, d_model 64, 20 queries), 3 shape labels",
+            detectors.tiny_detr,
+            "softmax",
+        ),
+        DemoModel(
+            "demo/tiny-rtdetr-random",
+            "object-detection",
+            "RT-DETR-like (ResNet backbone, hybrid encoder, 20 queries), 3 shape labels",
+            detectors.tiny_rtdetr,
+            "sigmoid",
+        ),
+        DemoModel(
+            "demo/ssdlite320-mobilenet-v3-random",
+            "object-detection",
+            "torchvision SSDlite320-MobileNetV3-Large, 3 shape labels (needs torchvision)",
+            detectors.ssdlite320_mobilenet_v3,
+            "torchvision",
+        ),
+        DemoModel(
+            "demo/ssd300-vgg16-random",
+            "object-detection",
+            "torchvision SSD300-VGG16, 3 shape labels (needs torchvision)",
+            detectors.ssd300_vgg16,
+            "torchvision",
+        ),
+        DemoModel(
+            "demo/fasterrcnn-mobilenet-v3-random",
+            "object-detection",
+            "torchvision Faster R-CNN MobileNetV3-Large 320 FPN, 3 shape labels (needs "
+            "torchvision)",
+            detectors.fasterrcnn_mobilenet_v3,
+            "torchvision",
+        ),
     )
 }
 
@@ -194,6 +239,11 @@ class DemoSource:
             )
         torch.manual_seed(WEIGHT_SEED)
         module = demo.build().eval().to(device)
+        if demo.head == "torchvision":  # no transformers config; labels 1-3 after background
+            return LoadedModel(
+                module=module, task=demo.task, make_inputs=image_input_factory(3, device),
+                label_names=list(detectors.SHAPE_LABELS), notes=[RANDOM_NOTE],
+                detection_head=demo.head)
         config = module.config
         labels = None
         if demo.task != "causal-lm":
@@ -204,8 +254,12 @@ class DemoSource:
             make_inputs=make_input_factory(module, demo.task, device),
             config=config,
             label_names=labels,
-            notes=["random weights: quality figures are only meaningful as fidelity"],
+            notes=[RANDOM_NOTE],
+            detection_head=demo.head,
         )
+
+
+RANDOM_NOTE = "random weights: quality figures are only meaningful as fidelity"
 
 
 SOURCE = DemoSource()

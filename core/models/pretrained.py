@@ -11,6 +11,7 @@ AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",
     "causal-lm": "AutoModelForCausalLM",
     "image-classification": "AutoModelForImageClassification",
+    "object-detection": "AutoModelForObjectDetection",
 }
 
 # Architecture name suffixes that tell the task when the profile does not.
@@ -19,6 +20,7 @@ ARCHITECTURE_TASKS = (
     ("ForCausalLM", "causal-lm"),
     ("LMHeadModel", "causal-lm"),
     ("ForImageClassification", "image-classification"),
+    ("ForObjectDetection", "object-detection"),
 )
 
 
@@ -106,7 +108,7 @@ def load_pretrained(
     notes = checked_loading_info(label, module, info)
     module = module.eval().to(device)
     tokenizer = image_processor = None
-    if task == "image-classification":
+    if task in ("image-classification", "object-detection"):
         image_processor = _optional(transformers.AutoImageProcessor, name_or_path)
     else:
         tokenizer = _optional(transformers.AutoTokenizer, name_or_path)
@@ -122,7 +124,15 @@ def load_pretrained(
         image_processor=image_processor,
         label_names=labels,
         notes=notes,
+        detection_head=detection_head(config) if task == "object-detection" else None,
     )
+
+
+def detection_head(config) -> str:
+    """How a transformers detector's logits read (core.detection.HEADS): RT-DETR scores each
+    class with a sigmoid; DETR-style models (DETR, YOLOS, Conditional / Deformable DETR with a
+    no-object class) with a softmax."""
+    return "sigmoid" if str(getattr(config, "model_type", "")).startswith("rt_detr") else "softmax"
 
 
 WEIGHTS_FIX = ("a measurement would run randomly initialised weights. Fix `architectures` and "

@@ -19,6 +19,13 @@ QUALITY_CSV_COLUMNS = (
     "fidelity_chrf",
     "quality_pass_at_1",
     "quality_pass_at_1_tasks",
+    "quality_map",
+    "quality_map_50",
+    "quality_map_small",
+    "quality_map_medium",
+    "quality_map_large",
+    "fidelity_map",
+    "detections_per_image",
     "quality_samples",
     "quality_seconds",
 )
@@ -28,9 +35,10 @@ QUALITY_CSV_COLUMNS = (
 class QualityResult:
     """Task metric and fidelity to the uncompressed model, on the same inputs.
 
-    `metric` is accuracy (classifiers with a dataset), perplexity (causal LMs with a text), or,
-    without a dataset, the fidelity figure of the task: top1_agreement, next_token_agreement or
-    cosine_similarity. mean_kl is KL(uncompressed || this) in nats, averaged over samples (over
+    `metric` is accuracy (classifiers with a dataset), perplexity (causal LMs with a text), map
+    (detectors with a COCO JSON), or, without a dataset, the fidelity figure of the task:
+    top1_agreement, next_token_agreement, fidelity_map or cosine_similarity. mean_kl is
+    KL(uncompressed || this) in nats, averaged over samples (over
     token positions for causal LMs).
     """
 
@@ -52,6 +60,13 @@ class QualityResult:
     chrf: float | None = None  # generate runs: chrF 0-100 against the reference's text
     pass_at_1: float | None = None  # generate runs with tests: share of greedy completions passing
     pass_at_1_tasks: int | None = None  # tasks pass@1 ran
+    map: float | None = None  # detection with a dataset: COCO mAP@[.5:.95] against its boxes
+    map_50: float | None = None
+    map_small: float | None = None
+    map_medium: float | None = None
+    map_large: float | None = None
+    fidelity_map: float | None = None  # detection: mAP against the uncompressed model's boxes
+    detections_per_image: float | None = None
     warnings: list[str] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
@@ -74,6 +89,13 @@ class QualityResult:
             "fidelity_chrf": self.chrf,
             "quality_pass_at_1": self.pass_at_1,
             "quality_pass_at_1_tasks": self.pass_at_1_tasks,
+            "quality_map": self.map,
+            "quality_map_50": self.map_50,
+            "quality_map_small": self.map_small,
+            "quality_map_medium": self.map_medium,
+            "quality_map_large": self.map_large,
+            "fidelity_map": self.fidelity_map,
+            "detections_per_image": self.detections_per_image,
             "quality_samples": self.samples,
             "quality_seconds": round(self.seconds, 3),
         }

@@ -193,3 +193,20 @@ def gpu_snapshot(index: int) -> dict[str, Any]:
         }
     finally:
         pynvml.nvmlShutdown()
+
+
+def gpu_names() -> dict[int, str]:
+    """Each GPU's name by NVML index; empty where NVML is missing or sees none."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # ImportError, NVMLError and its kin: no GPU to name
+        return {}
+    try:
+        return {i: _text(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)))
+                for i in range(pynvml.nvmlDeviceGetCount())}
+    except pynvml.NVMLError:
+        return {}
+    finally:
+        pynvml.nvmlShutdown()

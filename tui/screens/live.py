@@ -60,8 +60,11 @@ def current_line(s: LiveSnapshot) -> str:
         if s.status == "runner gone":
             return f"the runner ended without finishing the session; see {s.path}/runner.log"
         return f"session {s.status}" + (f": {s.message}" if s.message else "")
+    where = f"  on {run.where}" if run.where else ""
+    others = len(s.running) - 1
+    more = f"  (+{others} more in progress)" if others > 0 else ""
     return (f"run {run.index + 1}/{run.total}  {model_label(run.model)}  "
-            f"{run.technique}  {run.input_size}  ▸ {run.phase}")
+            f"{run.technique}  {run.input_size}  ▸ {run.phase}{where}{more}")
 
 
 class LiveScreen(Screen):

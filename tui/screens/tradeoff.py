@@ -11,7 +11,12 @@ from pathlib import Path
 from energy_console.core.compare import changes_vs_baseline
 from energy_console.core.findings import TRADE_OFF_QUALITY_LOSS, findings
 from energy_console.core.follow import read_session
-from energy_console.core.report import NOISE_MARK, TRADE_OFF_COLUMNS, trade_off_rows
+from energy_console.core.report import (
+    NOISE_MARK,
+    TRADE_OFF_COLUMNS,
+    trade_off_rows,
+    training_notes,
+)
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -78,3 +83,6 @@ class TradeOffScreen(Screen):
             front = ", ".join(r.technique for r in group.pareto) or "—"
             await box.mount(Static(f"least energy: {least} · best trade-off: {best} · "
                                    f"Pareto front: {front}", classes="findings"))
+            trained = training_notes(list(group.runs))  # break-even of variants that trained
+            if trained:
+                await box.mount(Static("\n".join(trained), classes="findings", markup=False))

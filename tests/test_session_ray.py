@@ -1,0 +1,170 @@
+"""A lab on Ray, on this machine: one local Ray cluster with three fake GPUs (Ray's resources)
+and a fake NVML with three devices in every Ray worker; the workers run on the CPU while pinned
+to a GPU. One cluster for the module (its start-up is the slow part)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+
+import psutil
+import pytest
+
+ray = pytest.importorskip("ray", reason="ray is not installed: the `ray` extra (in `dev`) has it")
+
+from energy_console.core.profile import load_profile  # noqa: E402
+from energy_console.core.ray_lab import RAY_SLOT  # noqa: E402
+from energy_console.core.results import read_runs  # noqa: E402
+from energy_console.core.runner import Runner  # noqa: E402
+from energy_console.tui.app import EnergyConsoleApp  # noqa: E402
+from energy_console.tui.screens.live import LiveScreen  # noqa: E402
+from energy_console.tui.widgets.runs_table import RunsTable  # noqa: E402
+
+from tests.fakes.pynvml import FAKE_PYNVML_ENV  # noqa: E402
+from tests.session_helpers import (  # noqa: E402
+    ROOT,
+    cli_run_command,
+    read_events,
+    wait_for_event,
+    write_profile,
+)
+from tests.spans import gpu_spans, overlapping  # noqa: E402
+
+pytestmark = pytest.mark.session
+
+SWEEP = """\
+models: [demo/tiny-bert-random]
+techniques: [baseline, dynamic-int8]
+inputs: {batch_sizes: [1], sequence_lengths: [8, 16]}
+"""
+LONGER_RUNS = """\
+protocol:
+  idle_seconds: 0.2
+  warmup: 1
+  min_window_s: 1.5
+  repeats: 2
+  sample_hz: 20
+  threads: 1
+"""
+
+
+def test_a_session_without_a_cluster_to_join_fails_naming_the_fix(tmp_path):
+    """First in the module: no cluster runs yet (the fixture below starts one)."""
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    done = subprocess.run(cli_run_command(str(write_profile(tmp_path, SWEEP)), "--ray", "auto",
+                                          "--session-dir", str(tmp_path / "s"), "--quiet"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=300, env=env)
+    assert done.returncode == 1
+    assert "cannot join the Ray cluster at 'auto'" in done.stderr and "ray start" in done.stderr
+    assert json.loads((tmp_path / "s" / "session.json").read_text())["status"] == "failed"
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A local Ray cluster: 3 GPUs (Ray's bookkeeping) lent to measuring, fake NVML behind."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv(FAKE_PYNVML_ENV, "gpus:3")  # the Ray workers inherit it
+        # Ray hands each task its GPU through CUDA_VISIBLE_DEVICES; the runs stay on the CPU
+        patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+        ray.init(num_cpus=3, num_gpus=3, resources={RAY_SLOT: 3}, include_dashboard=False,
+                 object_store_memory=80 * 1024 * 1024, log_to_driver=False)
+        try:
+            yield
+        finally:
+            ray.shutdown()
+
+
+@pytest.fixture(scope="module")
+def lab_session(cluster, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("ray")
+    profile = load_profile(write_profile(folder, SWEEP))
+    return Runner(profile, folder / "session", ray_address="auto").run()
+
+
+def test_every_run_ends_once_on_a_gpu_of_the_cluster(lab_session):
+    assert lab_session.status == "completed" and lab_session.finished == 4
+    records = read_runs(lab_session.path)
+    assert len(records) == len({r.run_id for r in records}) == 4
+    assert {r.gpu_index for r in records} <= {0, 1, 2}
+    assert all(r.node and r.gpu_name == "NVIDIA H100 80GB HBM3" and r.gpu_driver
+               for r in records)
+    for record in records:  # charged with its own GPU's counter (named by node and GPU)
+        prefix = f"{record.node}/gpu{record.gpu_index}/"
+        assert f"{prefix}nvml:{record.gpu_index}" in record.sensors
+        assert all(s.startswith(prefix) for s in record.sensors)
+
+
+def test_runs_on_one_gpu_never_overlap(lab_session):
+    spans = gpu_spans(read_events(lab_session.path))
+    assert sum(len(s) for s in spans.values()) == 4
+    assert not overlapping(spans)
+
+
+def test_the_nodes_files_come_back_into_the_one_session(lab_session):
+    for record in read_runs(lab_session.path):
+        run_dir = lab_session.path / "runs" / record.run_id
+        assert (run_dir / "latency.csv").exists() and (run_dir / "result.json").exists()
+        assert (run_dir / "worker.log").exists()
+    sensors = (lab_session.path / "samples.csv").read_text()
+    assert "/gpu0/nvml:0" in sensors or "/gpu1/nvml:1" in sensors
+
+
+def test_the_merged_session_opens_in_report(lab_session):
+    done = subprocess.run([sys.executable, "-m", "energy_console.core.cli", "report",
+                           str(lab_session.path), "--format", "csv"], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    for record in read_runs(lab_session.path):
+        assert record.run_id in done.stdout
+
+
+async def test_the_merged_session_opens_in_attach(lab_session):
+    app = EnergyConsoleApp(attach=lab_session.path, results_root=lab_session.path.parent)
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = pilot.app.screen
+        assert isinstance(screen, LiveScreen)
+        for _ in range(100):
+            if screen.snapshot is not None and screen.snapshot.runs:
+                break
+            await pilot.pause(0.05)
+        rows = {k.value for k in screen.query_one(RunsTable).rows}
+        assert rows == {r.run_id for r in read_runs(lab_session.path)}
+        assert any("/gpu" in v.name for v in screen.snapshot.sensors)  # nodes' sparklines
+
+
+def _kill_ray_worker_of_first_run(session_dir, killed: list) -> None:
+    """When a run is timing, SIGKILL the Ray worker running its task (the worker's forkserver's
+    parent), as a node or worker lost mid-run."""
+    started = wait_for_event(session_dir, lambda e: e["kind"] == "run_started")
+    wait_for_event(session_dir, lambda e: e["kind"] == "phase" and e["phase"] == "repeat"
+                   and e["run_id"] == started["run_id"])
+    ray_worker = psutil.Process(started["worker_pid"]).parent().parent()
+    killed.append((started["run_id"], ray_worker.pid))
+    ray_worker.send_signal(signal.SIGKILL)
+
+
+def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it(
+        cluster, tmp_path):
+    profile = load_profile(write_profile(tmp_path, SWEEP, protocol=LONGER_RUNS))
+    session = tmp_path / "session"
+    killed: list = []
+    killer = threading.Thread(target=_kill_ray_worker_of_first_run, args=(session, killed))
+    killer.start()
+    outcome = Runner(profile, session, ray_address="auto").run()
+    killer.join(5)
+    (run_id, _), = killed
+    assert outcome.status == "completed" and (outcome.finished, outcome.failed) == (3, 1)
+    (lost,) = [r for r in read_runs(session) if r.status == "failed"]
+    assert lost.run_id == run_id and "Ray task was lost" in lost.reason
+    assert lost.gpu_index is not None and lost.node  # where it was lost
+
+    done = {r.run_id for r in read_runs(session) if r.finished}
+    resumed = Runner(profile, session, done=done, resume=True, ray_address="auto").run()
+    assert (resumed.finished, resumed.failed) == (1, 0)
+    finished = [r for r in read_runs(session) if r.finished]
+    assert sorted(r.run_id for r in finished) == sorted({r.run_id for r in finished})
+    assert len(finished) == 4
