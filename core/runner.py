@@ -37,7 +37,6 @@ from energy_console.core.run_records import RunRecording
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import Detection, SensorInfo, describe, detect
 from energy_console.core.session_guard import (
-    DISK_FULL_TEXTS,
     WriteFailed,
     WriteGuard,
     live_runner,
@@ -46,13 +45,11 @@ from energy_console.core.session_guard import (
 from energy_console.core.session_locks import SessionLocks
 from energy_console.core.unit import (
     Placement,
-    UnitOutcome,
     UnitSetting,
     execute_unit,
     this_node,
 )
 from energy_console.core.variant_cache import cache_folder
-from energy_console.core.worker_follow import WorkerOutcome
 from energy_console.core.worker_process import forkserver_context
 
 
@@ -65,12 +62,6 @@ class SessionOutcome:
     failed: int
     message: str = ""
     refused: bool = False  # never started: the machine was busy or the session still running
-
-
-def model_key(spec: RunSpec) -> tuple:
-    """What identifies a model across its runs (run ids stay opaque)."""
-    entry = spec.model
-    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
 class Runner(RunRecording):
@@ -404,35 +395,6 @@ class Runner(RunRecording):
             skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
             conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
                                                       self.idle_power_w)))
-
-    def conclude(self, spec: RunSpec, unit: UnitOutcome, sensors: list[SensorInfo],
-                 idle_power_w: dict[str, float]) -> None:
-        """A run's record, from the sensors (and idle baseline) of the box it ran on."""
-        outcome = unit.worker
-        if outcome.result is not None:
-            self._finish_run(spec, outcome.result, outcome.windows, unit, sensors, idle_power_w)
-        else:
-            self.end_run(spec, outcome.status, outcome.reason, unit.placement)
-            if outcome.status == "failed":
-                self._remember_failure(spec, outcome)
-
-    def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
-        """A model that could not load is not tried again for every variant (an unreachable
-        hub id costs its retries once); a worker that found the disk full ends the session.
-        Deaths and timeouts are not remembered: the next run may well get through."""
-        reason = outcome.reason
-        if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
-            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
-        if outcome.reported_error and outcome.last_phase in (None, "loading"):  # never loaded
-            self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
-
-    def _known_to_fail(self, spec: RunSpec) -> str | None:
-        """Why this run is skipped without starting it, after an earlier run of its model."""
-        loading = self._unloadable.get(model_key(spec))
-        if loading:
-            return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
-                    f"session ({loading})")
-        return None
 
     def poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.

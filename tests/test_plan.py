@@ -74,3 +74,17 @@ def test_runs_already_finished_are_left_out():
 def test_the_device_override_wins():
     specs = expand(parse_profile(PROFILE), device="cuda:1")
     assert {s.device for s in specs} == {"cuda:1"}
+
+
+def test_each_train_run_is_a_batch_of_its_own():
+    profile = parse_profile("""\
+name: train-plan
+models:
+  - demo: demo/tiny-bert-random
+    workload: train
+    dataset: data/sentiment-mini.csv
+techniques: [baseline]
+inputs: {batch_sizes: [1], sequence_lengths: [16, 32]}
+""")
+    batches = plan_batches(profile)
+    assert [[r.seq_len for r in b.runs] for b in batches] == [[16], [32]]

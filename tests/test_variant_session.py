@@ -121,3 +121,53 @@ inputs: {batch_sizes: [1], sequence_lengths: [16, 32]}
         timings = result_of(sessions[1], run_id)["timings_s"]
         assert timings["compress"] == 0.0 and timings["variant_cache_read"] > 0
     assert len(list((tmp_path / "user-cache" / "variants").glob("variant-*.pt"))) == 1
+
+
+TRAINING_SWEEP = f"""\
+models:
+  - demo: demo/tiny-bert-random
+    dataset: {ROOT / "data" / "sentiment-mini.csv"}
+  - demo: demo/tiny-bert-random
+    workload: train
+    dataset: {ROOT / "data" / "sentiment-mini.csv"}
+techniques: [baseline, {{finetune: {{steps: 4}}}}]
+inputs: {{batch_sizes: [2], sequence_lengths: [16, 32]}}
+"""
+TRAINING_PROTOCOL = """\
+protocol:
+  idle_seconds: 0.2
+  warmup: 1
+  iterations: 3
+  repeats: 2
+  sample_hz: 20
+  threads: 1
+  variant_cache: session
+"""
+
+
+def test_a_variant_trains_once_and_every_size_carries_its_training_and_train_runs_work_alone(
+        tmp_path):
+    profile = write_profile(tmp_path, TRAINING_SWEEP, protocol=TRAINING_PROTOCOL)
+    session = tmp_path / "session"
+    done = run_session(profile, session, {})
+    assert done.returncode == 0, done.stderr
+    _, rows = rows_of(session)
+    pids = worker_pids(session)
+    tuned = [r for r in rows.values() if r["technique"] == "finetune-steps4"
+             and r["workload"] == "infer"]
+    assert [r["status"] for r in tuned] == ["finished", "finished"]
+    assert len({pids[r["run_id"]] for r in tuned}) == 1  # trained once, in one worker
+    assert tuned[0]["train_steps"] == tuned[1]["train_steps"] and int(tuned[0]["train_steps"]) > 0
+    assert tuned[0]["train_energy_j"] == tuned[1]["train_energy_j"] != ""
+    phases = [e for e in read_events(session) if e["kind"] == "phase" and e["phase"] == "train"]
+    assert {e["run_id"] for e in phases} == {tuned[0]["run_id"]}  # measured with the first
+    for row in tuned:
+        training = result_of(session, row["run_id"])["technique"]["training"]
+        assert training["measured_with_run"] == tuned[0]["run_id"]
+        assert row["variant_cache_hit"] == "False"
+    cached = list((session / "cache" / "variants").iterdir())
+    assert len(cached) == 1  # the baseline; a variant that trains is never cached
+    trained = [r for r in rows.values() if r["workload"] == "train"
+               and r["technique"] == "baseline"]
+    assert [r["status"] for r in trained] == ["finished", "finished"]
+    assert len({pids[r["run_id"]] for r in trained}) == 2  # a worker per train run
