@@ -127,7 +127,8 @@ class RunRecord:
     tpot_ms_p95: float | None = column("generate runs: 95th percentile time per output token")
     train_steps: int | None = column(
         "optimizer steps of the whole fine-tune: a train run's (warm-up included), or those a "
-        "training technique (finetune, qat) took before the run's inference windows")
+        "training technique (finetune, qat) took while its variant was prepared (trained once "
+        "per variant: every input size of the variant carries the same training figures)")
     energy_j_per_step: float | None = column(
         "energy of one optimizer step: window energy ÷ steps in it, median of the windows")
     energy_j_per_step_ci95: float | None = column(

@@ -149,7 +149,7 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
             outcome = follow_run(worker_spec, process, conn, setting.sampler, sensors,
                                  functools.partial(setting.cancelled, spec.run_id),
                                  setting.emit)
-            rest = runs[i + 1:]
+            rest, started_id = runs[i + 1:], spec.run_id
             if outcome.run_id:  # it died preparing a later size: that one fails
                 blamed = next(r for r in rest if r[1].run_id == outcome.run_id)
                 rest = [runs[i]] + [r for r in rest if r is not blamed]
@@ -160,7 +160,7 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 unit.gpus = gpu_record(gpus_at_start, gpu_snapshots(pinned))
                 _share_training(outcome, first_in_worker=i == 0, training=training)
             if placement.gpu_index is not None:  # the GPU is free again; the record follows
-                setting.emit(ev.WorkerEnded(run_id=spec.run_id, node=placement.node,
+                setting.emit(ev.WorkerEnded(run_id=started_id, node=placement.node,
                                             gpu_index=placement.gpu_index, t=unit.ended_t))
             setting.conclude(spec, unit)
             if outcome.reported_error and outcome.last_phase in (None, "loading"):

@@ -1,5 +1,7 @@
 """The worker: one process per model variant. Loads the model and compresses it once, then
-measures each of the variant's runs (input sizes, smallest first) as a run of its own.
+measures each of the variant's runs (input sizes, smallest first) as a run of its own, for every
+workload and task (core.variant: infer, generate, object detection; a train run is a variant of
+its own).
 
 It never reads a sensor. What it prints goes to the current run's worker.log. Messages to the
 runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order (the runner
