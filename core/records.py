@@ -276,7 +276,7 @@ def _parse(value: Any, annotation: Any) -> Any:
     optional = type(None) in args
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in args if a is not type(None))
-    if annotation is bool:
+    if annotation is bool and not optional:
         return value is True or str(value).lower() == "true"
     if value is None or (value == "" and (optional or annotation is not str)):
         if optional:
