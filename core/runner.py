@@ -336,7 +336,7 @@ class Runner(RunRecording):
         """Every batch, ended: here one at a time, over this box's GPUs, or over a Ray cluster.
         Here, the idle baseline is taken again before a batch once it is due (core.pacing)."""
         if self.ray_address is not None:
-            from energy_console.core.ray_lab import run_on_ray
+            from energy_console.core.ray_head import run_on_ray
 
             self._idle_baseline()
             run_on_ray(self)
