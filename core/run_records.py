@@ -69,7 +69,7 @@ class RunRecording:
         reason = outcome.reason
         if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
             self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
-        if outcome.reported_error and outcome.last_phase in (None, "loading"):  # never loaded
+        if outcome.never_loaded:
             self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
 
     def _known_to_fail(self, spec: RunSpec) -> str | None:

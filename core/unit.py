@@ -154,6 +154,9 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 blamed = next(r for r in rest if r[1].run_id == outcome.run_id)
                 rest = [runs[i]] + [r for r in rest if r is not blamed]
                 spec = blamed[0]
+            # a worker's first run covers its loading; a later run's error is that run's own
+            outcome.never_loaded = (i == 0 and outcome.reported_error
+                                    and outcome.last_phase in (None, "loading"))
             unit = UnitOutcome(outcome, placement, started_t, time.time())
             if outcome.result is not None:
                 unit.timings_s = run_timings(outcome.result, spawn_t if i == 0 else None)
@@ -163,7 +166,7 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 setting.emit(ev.WorkerEnded(run_id=started_id, node=placement.node,
                                             gpu_index=placement.gpu_index, t=unit.ended_t))
             setting.conclude(spec, unit)
-            if outcome.reported_error and outcome.last_phase in (None, "loading"):
+            if outcome.never_loaded:
                 reason = (f"not run: {spec.model.ref} could not be loaded in an earlier run of "
                           f"this session ({spec.run_id}: {outcome.reason})")
                 for other, _ in rest:

@@ -27,6 +27,7 @@ class WorkerOutcome:
     reported_error: bool = False  # the worker said why it failed (not a death or a timeout)
     worker_ended: bool = False  # the worker is gone or must be stopped: the rest need a new one
     out_of_memory: bool = False  # larger sizes of the variant are not tried
+    never_loaded: bool = False  # the worker's model could not be loaded (core.unit sets it)
     # the run whose preparation the worker was doing when it died, when not the followed one
     # (references of a variant's later sizes are prepared before it compresses)
     run_id: str | None = None
