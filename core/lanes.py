@@ -6,7 +6,7 @@ from the plan, pins its runs to its GPU and measures them through the session's 
 the box works. The session stays one
 directory: one events.jsonl, one runs.csv, one samples.csv. CPU/DRAM energy cannot be split
 between runs that overlap: their records say `cpu_energy_shared`; a profile with
-`exclusive: true` runs one run at a time over all lanes (still pinned, still one per GPU).
+`exclusive: true` runs one variant at a time over all lanes (still pinned, still one per GPU).
 """
 
 from __future__ import annotations

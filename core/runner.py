@@ -78,7 +78,7 @@ class Runner(RunRecording):
         ray_address: str | None = None,
     ):
         """`gpus`: one lane per GPU of this box (core.lanes); `ray_address`: runs spread over a
-        Ray cluster (core.ray_lab, "auto" or an address). Neither: one run at a time, here."""
+        Ray cluster (core.ray_head, "auto" or an address). Neither: one variant at a time, here."""
         self.profile = profile
         self.path = session_dir
         self.device = device
