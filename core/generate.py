@@ -191,6 +191,7 @@ def run_generate_protocol(
 
     n_full = iterations or calibrate_iterations(typical(full_s), min_window_s)
     n_prefill = iterations or calibrate_iterations(typical(prefill_s), min_window_s)
+    mark("ready")  # the runner has finished the previous run: no window overlaps its work
 
     kinds: list[str] = []
     sequences: list[int] = []

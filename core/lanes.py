@@ -1,16 +1,19 @@
 """Per-GPU lanes on one box (`energy-console run PROFILE --gpus all|0,2,5`).
 
-One lane per GPU: a thread of the runner that takes the next run from the plan, pins it to its
-GPU and measures it through the session's one sampler (each GPU's own NVML counter is charged),
-so a GPU never runs two runs at once and every GPU of the box works. The session stays one
+One lane per GPU: a thread of the runner that takes the next model variant (its batch of runs)
+from the plan, pins its runs to its GPU and measures them through the session's one sampler
+(each GPU's own NVML counter is charged), so a GPU never runs two runs at once and every GPU of
+the box works. The session stays one
 directory: one events.jsonl, one runs.csv, one samples.csv. CPU/DRAM energy cannot be split
 between runs that overlap: their records say `cpu_energy_shared`; a profile with
-`exclusive: true` runs one run at a time over all lanes (still pinned, still one per GPU).
+`exclusive: true` runs one variant at a time over all lanes (still pinned, still one per GPU).
 """
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import functools
 import os
 import threading
 from collections import deque
@@ -19,7 +22,7 @@ from typing import TYPE_CHECKING, Any
 from energy_console.core.unit import this_node
 
 if TYPE_CHECKING:
-    from energy_console.core.plan import RunSpec
+    from energy_console.core.plan import RunSpec, VariantBatch
     from energy_console.core.runner import Runner
 
 JOIN_POLL_S = 0.2  # the main thread wakes this often, so signals reach the runner
@@ -68,8 +71,9 @@ def torch_index(nvml_index: int, visible_devices: str | None) -> int:
 
 
 def run_lanes(runner: Runner, context: Any) -> None:
-    """Every spec of the runner, ended, over one lane per GPU in runner.gpus."""
-    pending: deque[RunSpec] = deque(runner.specs)
+    """Every batch of the runner, ended, over one lane per GPU in runner.gpus: a lane's GPU is
+    busy with one variant's runs at a time."""
+    pending: deque[VariantBatch] = deque(runner.batches)
     take = threading.Lock()
     one_at_a_time = threading.Lock() if runner.profile.exclusive else None
     failures: list[BaseException] = []
@@ -77,26 +81,20 @@ def run_lanes(runner: Runner, context: Any) -> None:
 
     def lane(gpu: int) -> None:
         first = True
+        pin = functools.partial(pinned_spec, torch_index=torch_index(gpu, visible))
         try:
             while not failures:
                 with take:
                     if not pending:
                         return
-                    spec = pending.popleft()
+                    batch = pending.popleft()
                 if not first:
                     runner.pause(runner.profile.protocol.cooldown_s)
                 first = False
-                if not runner.admit(spec):
-                    continue
-                spec = pinned_spec(spec, torch_index(gpu, visible))
-                if one_at_a_time:
-                    with one_at_a_time:
-                        runner.run_here(context, spec, this_node(gpu))
-                else:
-                    runner.run_here(context, spec, this_node(gpu))
+                with one_at_a_time or contextlib.nullcontext():
+                    runner.run_here(context, batch, this_node(gpu), pin)
         except BaseException as exc:  # a full disk: the other lanes stop taking runs
             failures.append(exc)
-
     threads = [threading.Thread(target=lane, args=(gpu,), name=f"lane-gpu{gpu}", daemon=True)
                for gpu in runner.gpus or ()]
     for thread in threads:

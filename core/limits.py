@@ -83,6 +83,7 @@ LIMITS: tuple[Limit, ...] = (
     Limit("protocol.max_spread", float, 0, 10, min_exclusive=True, unit="relative, 0.15 = 15 %"),
     Limit("protocol.run_timeout_s", float, 0, 86_400, min_exclusive=True, unit="seconds"),
     Limit("protocol.cooldown_s", float, 0, 3600, unit="seconds"),
+    Limit("protocol.idle_refresh_s", float, 0, 86400, unit="seconds"),
     Limit("protocol.threads", int, 1, 1024, unit="CPU threads"),
     Limit("carbon.intensity_g_per_kwh", float, 0, 2000, unit="g CO2e per kWh"),
     Limit("sensors.cpu_tdp_w", float, 0, 2000, min_exclusive=True, unit="watts"),

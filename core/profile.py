@@ -88,6 +88,10 @@ class InputSizes:
     max_new_tokens: tuple[int, ...] = (32,)  # generate runs only
 
 
+# off, the session's cache/, or the user's cache dir (core.variant_cache)
+VARIANT_CACHE_PLACES = ("off", "session", "user")
+
+
 @dataclass(frozen=True)
 class ProtocolSettings:
     idle_seconds: float = 2.0
@@ -99,6 +103,8 @@ class ProtocolSettings:
     max_spread: float = 0.15  # warn when repeats' energy differs by more than this (relative)
     run_timeout_s: float = 900.0
     cooldown_s: float = 0.0  # pause between runs, so heat from one run does not throttle the next
+    idle_refresh_s: float = 600.0  # idle baseline taken again after this long (core.pacing)
+    variant_cache: str = "off"  # compressed variants kept on disk: off | session | user
     threads: int | None = None  # torch CPU threads in the worker (None: torch's default)
 
 
@@ -491,7 +497,15 @@ class _Checker:
             run_timeout_s=get("run_timeout_s"),
             cooldown_s=get("cooldown_s"),
             threads=None if fields.get("threads") is None else get("threads"),
+            idle_refresh_s=get("idle_refresh_s"),
+            variant_cache=self.variant_cache(fields.get("variant_cache", d.variant_cache)),
         )
+
+    def variant_cache(self, value: Any) -> str:
+        if value not in VARIANT_CACHE_PLACES:
+            raise self.fail(("protocol", "variant_cache"), f"{show_value(value)} is not allowed; "
+                            f"expected one of {', '.join(VARIANT_CACHE_PLACES)}")
+        return str(value)
 
     def carbon(self, value) -> CarbonSettings:
         fields = self.mapping(value, ("carbon",), ("intensity_g_per_kwh", "country"))

@@ -53,6 +53,7 @@ def run_protocol(
     steady = warmup_latencies[1:] or warmup_latencies
     typical_s = sorted(steady)[len(steady) // 2]
     n = iterations or calibrate_iterations(typical_s, min_window_s)
+    mark("ready")  # the runner has finished the previous run: no window overlaps its work
 
     latencies: list[list[float]] = []
     windows: list[tuple[float, float]] = []

@@ -127,7 +127,8 @@ class RunRecord:
     tpot_ms_p95: float | None = column("generate runs: 95th percentile time per output token")
     train_steps: int | None = column(
         "optimizer steps of the whole fine-tune: a train run's (warm-up included), or those a "
-        "training technique (finetune, qat) took before the run's inference windows")
+        "training technique (finetune, qat) took while its variant was prepared (trained once "
+        "per variant: every input size of the variant carries the same training figures)")
     energy_j_per_step: float | None = column(
         "energy of one optimizer step: window energy ÷ steps in it, median of the windows")
     energy_j_per_step_ci95: float | None = column(
@@ -207,6 +208,9 @@ class RunRecord:
         "other runs on the same box overlapped this one: its CPU/DRAM energy is the box's over "
         "the windows (shared, divided by nothing), not this run's alone", False)
     warnings: tuple[str, ...] = column("warnings about the figures (`;`-separated)", ())
+    variant_cache_hit: bool | None = column(
+        "the compressed model came from the variant cache (protocol.variant_cache), not "
+        "compressed in this run's worker")
 
     @property
     def model_label(self) -> str:
@@ -272,7 +276,7 @@ def _parse(value: Any, annotation: Any) -> Any:
     optional = type(None) in args
     if typing.get_origin(annotation) in (typing.Union, types.UnionType):
         annotation = next(a for a in args if a is not type(None))
-    if annotation is bool:
+    if annotation is bool and not optional:
         return value is True or str(value).lower() == "true"
     if value is None or (value == "" and (optional or annotation is not str)):
         if optional:
@@ -285,6 +289,8 @@ def _parse(value: Any, annotation: Any) -> Any:
         return tuple(str(v) for v in value)
     if origin is Literal:
         return str(value)
+    if annotation is bool:
+        return value if isinstance(value, bool) else str(value).strip().lower() == "true"
     if annotation is int:
         return int(float(value)) if isinstance(value, str) else int(value)
     if annotation is float:
@@ -319,6 +325,9 @@ class WorkerResult:
     torch_threads: int
     flops_per_inference: float | None = None
     generation: GenerationTimings | None = None  # generate runs
+    run_started_t: float | None = None  # monotonic, when the worker began this run's size
+    variant_cache_hit: bool = False  # the compressed module was read from the variant cache
+    variant_cache_read_s: float = 0.0  # reading it (compress_s is 0 then)
     runtime: str = "torch"  # what ran the timed windows: torch, onnxruntime
     training: TrainingTimings | None = None  # train runs, and runs of techniques that train
     saved_model: str = ""  # relative to the session directory

@@ -1,5 +1,6 @@
 """The runner's half that turns an ended run into its record: the runs.csv row, result.json,
-latency.csv and the run's last events. Lanes end runs at once, so writes hold the runner's lock.
+latency.csv and the run's last events; and what a failed run teaches about the runs left. Lanes
+end runs at once, so writes hold the runner's lock.
 """
 
 from __future__ import annotations
@@ -22,9 +23,16 @@ from energy_console.core.plan import RunSpec
 from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
 from energy_console.core.results import SessionWriter, write_json
 from energy_console.core.sensors import SensorInfo
-from energy_console.core.session_guard import WriteGuard
+from energy_console.core.session_guard import DISK_FULL_TEXTS, WriteFailed, WriteGuard
 from energy_console.core.stats import median
 from energy_console.core.unit import Placement, UnitOutcome, charged_sensors, gpu_facts
+from energy_console.core.worker_follow import WorkerOutcome
+
+
+def model_key(spec: RunSpec) -> tuple:
+    """What identifies a model across its runs (run ids stay opaque)."""
+    entry = spec.model
+    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
 class RunRecording:
@@ -38,9 +46,39 @@ class RunRecording:
     _active: dict[str, tuple[str, float]]
     _spans: list[tuple[str, str, float, float]]
     tracker: Any  # core.tracking.MlflowTracker when the profile asks for MLflow
+    _unloadable: dict[tuple, str]  # model key -> why it could not be loaded
 
     def emit(self, event: ev.Event) -> None:
         raise NotImplementedError
+
+    def conclude(self, spec: RunSpec, unit: UnitOutcome, sensors: list[SensorInfo],
+                 idle_power_w: dict[str, float]) -> None:
+        """A run's record, from the sensors (and idle baseline) of the box it ran on."""
+        outcome = unit.worker
+        if outcome.result is not None:
+            self._finish_run(spec, outcome.result, outcome.windows, unit, sensors, idle_power_w)
+        else:
+            self.end_run(spec, outcome.status, outcome.reason, unit.placement)
+            if outcome.status == "failed":
+                self._remember_failure(spec, outcome)
+
+    def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
+        """A model that could not load is not tried again for every variant (an unreachable
+        hub id costs its retries once); a worker that found the disk full ends the session.
+        Deaths and timeouts are not remembered: the next run may well get through."""
+        reason = outcome.reason
+        if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
+            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
+        if outcome.never_loaded:
+            self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
+
+    def _known_to_fail(self, spec: RunSpec) -> str | None:
+        """Why this run is skipped without starting it, after an earlier run of its model."""
+        loading = self._unloadable.get(model_key(spec))
+        if loading:
+            return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
+                    f"session ({loading})")
+        return None
 
     def _overlapped(self, run_id: str, unit: UnitOutcome) -> bool:
         """Whether another pinned run on the same box was measured during this one."""
@@ -114,6 +152,7 @@ class RunRecording:
             size_bytes=result.size_bytes, params=result.params,
             nonzero_params=result.nonzero_params, peak_mem_mb=result.peak_mem_mb,
             flops_per_inference=result.flops_per_inference, runtime=result.runtime,
+            variant_cache_hit=result.variant_cache_hit,
             saved_model=result.saved_model, saved_model_bytes=result.saved_model_bytes,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
             cpu_energy_shared=shared,
@@ -132,6 +171,8 @@ class RunRecording:
             record, figures, result, {
                 "technique": {"spec": spec.technique.to_yaml(), **result.technique_details},
                 "timings_s": unit.timings_s,
+                "variant": {"cache_hit": result.variant_cache_hit,
+                            "first_in_worker": "worker_start_to_first_warmup" in unit.timings_s},
                 "carbon_intensity": dataclasses.asdict(self.intensity),
                 "gpus": unit.gpus,
                 "placement": dataclasses.asdict(unit.placement),

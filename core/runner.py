@@ -1,8 +1,10 @@
-"""The runner: one process per session. Samples sensors, runs each RunSpec in a fresh worker.
+"""The runner: one process per session. Samples sensors, runs each model variant's runs
+(core.plan.VariantBatch: loaded and compressed once, each input size its own run) in a worker of
+its own through core.unit.execute_unit, here, over this box's GPUs or over a Ray cluster.
 
 It never imports torch. Workers are forked from a forkserver that preloaded torch and transformers
-(no CUDA initialised there), so each run starts in a clean process without paying the imports again.
-Energy per window comes from the sampler's readings at the edges the worker reports.
+(no CUDA initialised there), so each variant starts in a clean process without paying the imports
+again. Energy per window comes from the sampler's readings at the edges the worker reports.
 """
 
 from __future__ import annotations
@@ -26,7 +28,8 @@ from energy_console.core.energy import (
 )
 from energy_console.core.host import host_info
 from energy_console.core.machine_lock import MachineBusy
-from energy_console.core.plan import RunSpec, expand
+from energy_console.core.pacing import IdleSchedule
+from energy_console.core.plan import RunSpec, VariantBatch, plan_batches
 from energy_console.core.profile import Profile
 from energy_console.core.ray_lab import ClusterUnavailable
 from energy_console.core.results import SessionWriter
@@ -34,7 +37,6 @@ from energy_console.core.run_records import RunRecording
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import Detection, SensorInfo, describe, detect
 from energy_console.core.session_guard import (
-    DISK_FULL_TEXTS,
     WriteFailed,
     WriteGuard,
     live_runner,
@@ -43,11 +45,11 @@ from energy_console.core.session_guard import (
 from energy_console.core.session_locks import SessionLocks
 from energy_console.core.unit import (
     Placement,
-    UnitOutcome,
+    UnitSetting,
     execute_unit,
     this_node,
 )
-from energy_console.core.worker_follow import WorkerOutcome
+from energy_console.core.variant_cache import cache_folder
 from energy_console.core.worker_process import forkserver_context
 
 
@@ -60,12 +62,6 @@ class SessionOutcome:
     failed: int
     message: str = ""
     refused: bool = False  # never started: the machine was busy or the session still running
-
-
-def model_key(spec: RunSpec) -> tuple:
-    """What identifies a model across its runs (run ids stay opaque)."""
-    entry = spec.model
-    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
 
 
 class Runner(RunRecording):
@@ -82,12 +78,13 @@ class Runner(RunRecording):
         ray_address: str | None = None,
     ):
         """`gpus`: one lane per GPU of this box (core.lanes); `ray_address`: runs spread over a
-        Ray cluster (core.ray_lab, "auto" or an address). Neither: one run at a time, here."""
+        Ray cluster (core.ray_head, "auto" or an address). Neither: one variant at a time, here."""
         self.profile = profile
         self.path = session_dir
         self.device = device
         self.on_event = on_event
-        self.specs = expand(profile, device, done)
+        self.batches = plan_batches(profile, device, done)
+        self.specs = [spec for batch in self.batches for spec in batch.runs]
         self.writer: SessionWriter  # opened first thing in run()
         self.sampler: Sampler | None = None
         self.detection: Detection | None = None
@@ -111,6 +108,7 @@ class Runner(RunRecording):
         self._samples_broken = False
         self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
         self.tracker: Any = None  # core.tracking.MlflowTracker when the profile asks for MLflow
+        self.variant_cache = cache_folder(profile.protocol.variant_cache, session_dir / "cache")
 
     # ------------------------------------------------------------------ session
     def run(self) -> SessionOutcome:
@@ -335,84 +333,68 @@ class Runner(RunRecording):
 
     # ------------------------------------------------------------------ runs
     def _dispatch(self) -> None:
-        """Every spec, ended: here one at a time, over this box's GPUs, or over a Ray cluster."""
+        """Every batch, ended: here one at a time, over this box's GPUs, or over a Ray cluster.
+        Here, the idle baseline is taken again before a batch once it is due (core.pacing)."""
         if self.ray_address is not None:
-            from energy_console.core.ray_lab import run_on_ray
+            from energy_console.core.ray_head import run_on_ray
 
             self._idle_baseline()
             run_on_ray(self)
             return
         context = forkserver_context()
-        self._idle_baseline()
         if self.gpus is not None:
             from energy_console.core.lanes import run_lanes
 
+            self._idle_baseline()
             run_lanes(self, context)
             return
-        for spec in self.specs:
+        idle = IdleSchedule(self.profile.protocol)
+        for batch in self.batches:
             self.guard.check()
-            if spec is not self.specs[0]:
-                self.pause(self.profile.protocol.cooldown_s)
-            if self.admit(spec):
-                self.run_here(context, spec, this_node())
+            if batch is not self.batches[0]:
+                self.pause(idle.cooldown_s)
+            if idle.due(time.monotonic()) and not self.stop_requested:
+                self._idle_baseline()
+                idle.taken(time.monotonic())
+            self.run_here(context, batch, this_node())
 
-    def admit(self, spec: RunSpec) -> bool:
-        """Whether spec may start now; if not, its record says why (the session was stopped, or
-        its model could not be loaded in an earlier run)."""
+    def skip_reason(self, spec: RunSpec) -> str | None:
+        """Why spec may not start now (the session was stopped, or its model could not be
+        loaded in an earlier run), or None."""
         self.guard.check()
         if self.stop_requested:
-            self.end_run(spec, "skipped", "session stopped before this run")
-            return False
-        reason = self._known_to_fail(spec)
+            return "session stopped before this run"
+        return self._known_to_fail(spec)
+
+    def admit(self, spec: RunSpec) -> bool:
+        """Whether spec may start now; if not, its record says why."""
+        reason = self.skip_reason(spec)
         if reason:
             self.end_run(spec, "skipped", reason)
-            return False
-        return True
+        return reason is None
 
     def worker_spec(self, spec: RunSpec, sensors: list[SensorInfo]) -> RunSpec:
         return dataclasses.replace(
             spec, protocol=protocol_for_sensors(self.profile.protocol, sensors))
 
-    def run_here(self, context, spec: RunSpec, placement: Placement) -> None:
-        """Measure spec on this box (the session's loop or a lane) and record it."""
-        try:
-            run_dir = self.writer.run_dir(spec.run_id)
-        except OSError as exc:
-            raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id, exc) from None
+    def run_here(self, context, batch: VariantBatch, placement: Placement,
+                 pin: Callable[[RunSpec], RunSpec] = lambda spec: spec) -> None:
+        """Measure a variant's runs on this box (the session's loop or a lane; `pin` puts a
+        lane's runs on its GPU) and record each."""
+        for spec in batch.runs:
+            try:
+                self.writer.run_dir(spec.run_id)
+            except OSError as exc:
+                raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
+                                                exc) from None
         assert self.sampler is not None, "the sensors start before the first run"
-        unit = execute_unit(context, self.worker_spec(spec, self.sensor_infos), run_dir,
-                            self.path / "cache", self.sampler, self.sensor_infos, placement,
-                            len(self.specs), lambda: self.poll_control(spec.run_id), self.emit)
-        self.conclude(spec, unit, self.sensor_infos, self.idle_power_w)
-
-    def conclude(self, spec: RunSpec, unit: UnitOutcome, sensors: list[SensorInfo],
-                 idle_power_w: dict[str, float]) -> None:
-        """The unit's record, from the sensors (and idle baseline) of the box it ran on."""
-        outcome = unit.worker
-        if outcome.result is not None:
-            self._finish_run(spec, outcome.result, outcome.windows, unit, sensors, idle_power_w)
-        else:
-            self.end_run(spec, outcome.status, outcome.reason, unit.placement)
-            if outcome.status == "failed":
-                self._remember_failure(spec, outcome)
-
-    def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
-        """A model that could not load is not tried again for every variant (an unreachable
-        hub id costs its retries once); a worker that found the disk full ends the session.
-        Deaths and timeouts are not remembered: the next run may well get through."""
-        reason = outcome.reason
-        if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
-            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
-        if outcome.reported_error and outcome.last_phase in (None, "loading"):  # never loaded
-            self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
-
-    def _known_to_fail(self, spec: RunSpec) -> str | None:
-        """Why this run is skipped without starting it, after an earlier run of its model."""
-        loading = self._unloadable.get(model_key(spec))
-        if loading:
-            return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
-                    f"session ({loading})")
-        return None
+        execute_unit(batch, UnitSetting(
+            context, self.writer.runs_path, self.path / "cache", self.variant_cache,
+            self.sampler, self.sensor_infos, placement, len(self.specs),
+            worker_spec=lambda spec: self.worker_spec(pin(spec), self.sensor_infos),
+            skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
+            conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
+                                                      self.idle_power_w)))
 
     def poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.

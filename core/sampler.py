@@ -180,11 +180,10 @@ class Sampler:
         with self._lock:
             for name, read, add in self._readers:
                 try:
-                    reading = read()
+                    sample = add(*read())  # a Reading is the tuple (t, energy_j, power_w)
                 except Exception as exc:  # a sensor that fails once must not stop the others
                     self._failures.append((time.monotonic(), name, f"{type(exc).__name__}: {exc}"))
                     continue
-                sample = add(reading.t, reading.energy_j, reading.power_w)
                 if sample is not None:
                     samples.append(sample)
             due = False

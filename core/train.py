@@ -280,6 +280,7 @@ def run_train_protocol(trainer: Trainer, *, warmup: int, repeats: int, min_windo
         warmup_s.append(time.monotonic() - t0)
     steady = warmup_s[1:] or warmup_s
     n = iterations or calibrate_iterations(sorted(steady)[len(steady) // 2], min_window_s)
+    mark("ready")  # the runner has finished the previous run: no window overlaps its work
     latencies, samples = timed_steps(
         trainer, [n] * repeats, mark, min_window_s=0.0 if iterations else min_window_s,
         total_steps=len(warmup_s) + n * repeats)

@@ -1,12 +1,14 @@
 """Training inside the worker: the `train` workload, the fine-tune a technique asks for, and
 keeping a run's model (`save_models: true`).
 
-core.worker dispatches to `run_train` and hands `CompressionTrainer` to the techniques as
-TechniqueContext.train; the loop itself is core.train's.
+core.variant measures a train run with `run_train` (each train run a variant of its own: training
+changes the weights) and hands `CompressionTrainer` to the techniques as TechniqueContext.train;
+the loop itself is core.train's.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from dataclasses import dataclass
@@ -49,11 +51,15 @@ def _sync_for(device: str):
     return torch.cuda.synchronize if device.startswith("cuda") else (lambda: None)
 
 
-def run_train(spec, loaded, device: str, load_s: float, cache_dir: Path, mark) -> WorkerResult:
-    """A train run: labelled batches, the technique (e.g. a pruning to fine-tune after), then
-    warm-up steps and timed windows of optimizer steps, then held-out loss and accuracy."""
+def run_train(spec, variant, mark) -> WorkerResult:
+    """A train run of a loaded model (core.variant.Variant): labelled batches, the technique
+    (e.g. a pruning to fine-tune after), then warm-up steps and timed windows of optimizer steps,
+    then held-out loss and accuracy. `mark(phase, **fields)` is the run's."""
     import torch
-    from energy_console.core.worker import _peak_memory_mb, _worker_result
+    from energy_console.core.variant import peak_memory_mb, worker_result
+
+    started_t = time.monotonic()
+    loaded, device = variant.loaded, variant.device
 
     if any(step.name in TRAINING_STEPS for step in spec.technique.steps):
         raise NotApplicable(f"{spec.technique.slug} trains already; a train run fine-tunes the "
@@ -74,19 +80,17 @@ def run_train(spec, loaded, device: str, load_s: float, cache_dir: Path, mark) -
     measured = run_train_protocol(trainer, warmup=protocol.warmup, repeats=protocol.repeats,
                                   min_window_s=protocol.min_window_s,
                                   iterations=protocol.iterations, mark=mark)
-    peak_mem_mb = _peak_memory_mb(device)
+    peak_mem_mb = peak_memory_mb(device)
     mark("quality")
     t0 = time.monotonic()
     held = evaluate_held_out(module, data)
     quality = _held_out_quality(loaded.task, held, data.dataset, time.monotonic() - t0)
     module.eval()
-    size_report = measure_size(module)
-    return _worker_result(
-        device, loaded, ctx, _NoReference(), measured, quality, size_report,
-        load_s=load_s, compress_s=compress_s, peak_mem_mb=peak_mem_mb,
-        warnings=tuple(data.warnings), training=measured.timings,
-        **saved_model(module, loaded, spec, cache_dir.parent),
-    )
+    trained = dataclasses.replace(variant, module=module, ctx=ctx, compress_s=compress_s,
+                                  size_report=measure_size(module))
+    return worker_result(trained, measured, quality, spec, started_t, peak_mem_mb=peak_mem_mb,
+                         reference=_NoReference(), warnings=tuple(data.warnings),
+                         training=measured.timings)
 
 
 def _held_out_quality(task: str, held, dataset: str, seconds: float) -> QualityResult:

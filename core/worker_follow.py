@@ -1,5 +1,6 @@
-"""Following one worker: relay its phases, open and close its timed windows on the sampler,
-and measure each window's energy once the counters have moved past its edges."""
+"""Following a variant's worker one run at a time: relay its phases, open and close the run's
+timed windows on the sampler, and measure each window's energy once the counters have moved past
+its edges."""
 
 from __future__ import annotations
 
@@ -24,38 +25,54 @@ class WorkerOutcome:
     windows: list[WindowEnergy] = field(default_factory=list)
     last_phase: str | None = None  # the worker's last phase ("loading": it never loaded)
     reported_error: bool = False  # the worker said why it failed (not a death or a timeout)
+    worker_ended: bool = False  # the worker is gone or must be stopped: the rest need a new one
+    out_of_memory: bool = False  # larger sizes of the variant are not tried
+    never_loaded: bool = False  # the worker's model could not be loaded (core.unit sets it)
+    # the run whose preparation the worker was doing when it died, when not the followed one
+    # (references of a variant's later sizes are prepared before it compresses)
+    run_id: str | None = None
 
 
-def follow_worker(spec: Any, process: Any, conn: Any, sampler: Sampler,
-                  sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
-                  emit: Callable[[ev.Event], None]) -> WorkerOutcome:
-    """Until the worker ends: its phases become events, its window edges sampler reads.
-    `cancelled()` returns a reason when the user cancelled the run or stopped the session."""
+def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
+               sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
+               emit: Callable[[ev.Event], None]) -> WorkerOutcome:
+    """Until the worker ends this run (or dies): its phases become events, its window edges
+    sampler reads. `cancelled()` returns a reason when the user cancelled the run or stopped the
+    session."""
     windows: list[CpuLoadWindow] = []
     deadline = time.monotonic() + spec.protocol.run_timeout_s
     worker_ps = ps_process(process.pid)
     phase: str | None = None
+    working_on = spec.run_id
+
+    def ended(status: RunStatus, reason: str, **fields: Any) -> WorkerOutcome:
+        blame = working_on if working_on != spec.run_id else None
+        return WorkerOutcome(status, reason, last_phase=phase, worker_ended=True, run_id=blame,
+                             **fields)
+
     while True:
         cancel = cancelled()
         if cancel:
-            return WorkerOutcome("skipped", cancel, last_phase=phase)
+            return ended("skipped", cancel)
         if time.monotonic() > deadline:
-            return WorkerOutcome("failed", f"timed out after {spec.protocol.run_timeout_s:.0f} s "
-                                 "(protocol.run_timeout_s); the worker was killed",
-                                 last_phase=phase)
+            return ended("failed", f"timed out after {spec.protocol.run_timeout_s:.0f} s "
+                         "(protocol.run_timeout_s); the worker was killed")
         try:
             message = conn.recv() if conn.poll(0.1) else None
         except (EOFError, OSError):
             process.join(timeout=2)
-            return WorkerOutcome("failed", death_reason(process.exitcode), last_phase=phase)
+            return ended("failed", death_reason(process.exitcode),
+                         out_of_memory=killed(process.exitcode))
         if message is None:
             if not process.is_alive():
                 if conn.poll(0):  # it sent its last words just before exiting
                     continue
-                return WorkerOutcome("failed", death_reason(process.exitcode), last_phase=phase)
+                return ended("failed", death_reason(process.exitcode),
+                             out_of_memory=killed(process.exitcode))
             continue
-        kind, payload = message
+        kind, run_id, payload = message
         if kind == "phase":
+            working_on = run_id
             phase = payload.get("phase")
             edge = payload.pop("edge", None)
             if edge == "start":
@@ -70,15 +87,25 @@ def follow_worker(spec: Any, process: Any, conn: Any, sampler: Sampler,
                 repeats=payload.get("repeats"), iterations=payload.get("iterations"),
                 step=payload.get("step"), steps=payload.get("steps"), loss=payload.get("loss"),
             ))
-        elif kind == "result":
+            continue
+        if run_id != spec.run_id:
+            return ended("failed", f"the worker answered for {run_id} while {spec.run_id} was "
+                         "due; see the run's worker.log")
+        if kind == "result":
             return WorkerOutcome("finished", result=payload,
                                  windows=window_energies(windows, sampler, sensors),
                                  last_phase=phase)
-        elif kind == "skip":
+        if kind == "skip":
             return WorkerOutcome("skipped", payload["reason"], last_phase=phase)
-        elif kind == "error":
+        if kind == "error":
             return WorkerOutcome("failed", payload["reason"], last_phase=phase,
-                                 reported_error=True)
+                                 reported_error=True, worker_ended=payload.get("ends", True),
+                                 out_of_memory=payload.get("oom", False))
+
+
+def killed(exitcode: int | None) -> bool:
+    """Died from SIGKILL: what the kernel's OOM killer sends."""
+    return exitcode == -9
 
 
 def window_energies(windows: list[CpuLoadWindow], sampler: Sampler,

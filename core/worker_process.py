@@ -1,7 +1,8 @@
 """Starting, stopping and reading the fate of worker processes (the runner's side).
 
-Workers fork from a forkserver that preloaded torch and transformers (no CUDA initialised there),
-so each run starts in a clean process without paying the imports again.
+One worker measures the runs of one model variant. Workers fork from a forkserver that preloaded
+torch and transformers (no CUDA initialised there), so each variant starts in a clean process
+without paying the imports again.
 """
 
 from __future__ import annotations
@@ -28,13 +29,16 @@ def forkserver_context() -> Any:
     return context
 
 
-def start_worker(context: Any, spec: Any, run_dir: Path, cache_dir: Path) -> tuple[Any, Any]:
-    """(process, the runner's end of its pipe) for one run; the worker dies with this process."""
-    parent_conn, child_conn = context.Pipe(duplex=False)
+def start_worker(context: Any, runs: tuple[Any, ...], runs_dir: Path, cache_dir: Path,
+                 variant_cache_dir: Path | None = None) -> tuple[Any, Any]:
+    """(process, the runner's end of its pipe) for the runs of one variant, measured in order;
+    the worker dies with this process."""
+    parent_conn, child_conn = context.Pipe()  # duplex: the runner answers ("go", run_id)
     process = context.Process(
         target=_worker_target,
-        args=(child_conn, spec, str(run_dir), str(cache_dir), os.getpid()),
-        name=f"worker-{spec.run_id}",
+        args=(child_conn, tuple(runs), str(runs_dir), str(cache_dir), os.getpid(),
+              None if variant_cache_dir is None else str(variant_cache_dir)),
+        name=f"worker-{runs[0].run_id}",
         daemon=True,
     )
     process.start()
@@ -128,7 +132,7 @@ def _forkserver_ready() -> None:
     """Runs in a process forked by the forkserver, which happens only once it has preloaded."""
 
 
-def _worker_target(conn, spec, run_dir, cache_dir, runner_pid):
+def _worker_target(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir):
     from energy_console.core.worker import worker_entry
 
-    worker_entry(conn, spec, run_dir, cache_dir, runner_pid)
+    worker_entry(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir)

@@ -40,8 +40,8 @@ def test_a_generate_model_runs_once_per_max_new_tokens_and_infer_models_are_unch
     profile = parse_profile(GENERATE_PROFILE)
     ids = [s.run_id for s in expand(profile)]
     assert ids == [
-        "tiny-gpt2-random__baseline__b1-s64-n8", "tiny-gpt2-random__dynamic-int8__b1-s64-n8",
-        "tiny-gpt2-random__baseline__b1-s64-n16", "tiny-gpt2-random__dynamic-int8__b1-s64-n16",
+        "tiny-gpt2-random__baseline__b1-s64-n8", "tiny-gpt2-random__baseline__b1-s64-n16",
+        "tiny-gpt2-random__dynamic-int8__b1-s64-n8", "tiny-gpt2-random__dynamic-int8__b1-s64-n16",
         "tiny-bert-random__baseline__b1-s64", "tiny-bert-random__dynamic-int8__b1-s64",
     ]
     specs = expand(profile)

@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable
 
 import psutil
-from energy_console.core.sensors.base import Reading, SensorKind
+from energy_console.core.sensors.base import Reading, SensorKind, new_reading
 
 IDLE_FRACTION = 0.25
 TDP_W_PER_CORE = 10.0
@@ -89,7 +89,7 @@ class EstimatedCpuSensor:
         d_idle_s, d_total_s = idle_s - self._last_idle_s, total_s - self._last_total_s
         self._last_idle_s, self._last_total_s = idle_s, total_s
         busy = min(1.0, max(0.0, 1.0 - d_idle_s / d_total_s)) if d_total_s > 0 else 0.0
-        return Reading(t, None, self.idle_w + (self.tdp_w - self.idle_w) * busy)
+        return new_reading((t, None, self.idle_w + (self.tdp_w - self.idle_w) * busy))
 
     def close(self) -> None:
         if self._uptime is not None:

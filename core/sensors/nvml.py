@@ -13,7 +13,7 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind
+from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind, new_reading
 
 NOMINAL_COUNTER_PERIOD_S = 0.1
 NOMINAL_INSTANT_POWER_PERIOD_S = 0.1
@@ -103,7 +103,7 @@ class NvmlSensor:
     def read(self) -> Reading:
         if self._energy_origin_mj is not None:
             energy_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            return Reading(self._clock(), (energy_mj - self._energy_origin_mj) / 1e3, None)
+            return new_reading((self._clock(), (energy_mj - self._energy_origin_mj) / 1e3, None))
         if self._instant_field:
             power_mw = self._instant_power_mw()
         else:

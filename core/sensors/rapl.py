@@ -19,10 +19,12 @@ from __future__ import annotations
 import os
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
-from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind
+from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind, new_reading
 
 POWERCAP_ROOT_ENV = "ENERGY_CONSOLE_POWERCAP_ROOT"
 DEFAULT_POWERCAP_ROOT = "/sys/class/powercap"
@@ -124,21 +126,28 @@ class RaplSensor:
         # a file object rather than a bare descriptor: it closes itself if the sensor is dropped,
         # and once closed, fileno() refuses rather than reading whatever reuses the number
         self._energy_file = open(zone.energy_file, "rb", buffering=0)  # PermissionError: probe
-        self._last_raw_uj = int(os.pread(self._energy_file.fileno(), 32, 0))
+        # one call per reading: pread on the held descriptor, bound once
+        self._pread: Callable[[], bytes] = partial(os.pread, self._energy_file.fileno(), 32, 0)
+        self._last_raw_uj = int(self._pread())
         self._total_uj = 0
 
     def read(self) -> Reading:
-        raw_uj = int(os.pread(self._energy_file.fileno(), 32, 0))
+        raw_uj = int(self._pread())
         t = time.monotonic()
         delta_uj = raw_uj - self._last_raw_uj
         if delta_uj < 0:  # the counter wrapped (at most once between reads at the sampling rate)
             delta_uj += self.wrap_uj
         self._total_uj += delta_uj
         self._last_raw_uj = raw_uj
-        return Reading(t, self._total_uj / 1e6, None)
+        return new_reading((t, self._total_uj / 1e6, None))
 
     def close(self) -> None:
         self._energy_file.close()
+        self._pread = _closed  # the number may be reused by another file: never read it again
+
+
+def _closed() -> bytes:
+    raise ValueError("I/O operation on closed file: the RAPL sensor was closed")
 
 
 def probe() -> tuple[list[RaplSensor], list[MissingSensor], list[str]]:

@@ -1,0 +1,105 @@
+"""Detection runs of one variant: each run's images and the uncompressed model's detections
+before compressing (static quantization calibrates on the first run's images), then windows that
+each time pre-processing + detector + post-processing (core.detection) on one batch of decoded
+images, then mAP and fidelity-mAP per run. The same shape as core.variant's infer path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from energy_console.core.compression import TechniqueContext
+from energy_console.core.flops import changes_flops, count_flops
+from energy_console.core.protocol import run_protocol
+from energy_console.core.records import WorkerResult
+from energy_console.core.variant import (
+    Mark,
+    Variant,
+    cast_inputs,
+    compressed,
+    no_sync,
+    peak_memory_mb,
+    worker_result,
+)
+from energy_console.core.variant_cache import VariantCache
+
+CALIBRATION_BATCHES = 8  # batches of the dataset's images for static quantization
+
+
+@dataclass(frozen=True)
+class PreparedDetect:
+    images: Any  # quality.detection_eval images of the run's dataset
+    base: Any  # detection.DetectionPipeline at the run's resolution, uncompressed
+    reference: Any  # the uncompressed model's detections
+    example: dict[str, Any]  # one pre-processed batch (FLOPs)
+    flops_per_batch: float | None  # on the uncompressed model (None: after compression)
+
+
+def prepare_detect(runs, loaded, device: str, load_s: float, cache_dir: Path, mark: Mark,
+                   variant_cache: VariantCache | None) -> Variant:
+    from energy_console.core.detection import DetectionPipeline
+    from energy_console.core.quality.detection_eval import (
+        detection_images,
+        prepare_detection_reference,
+    )
+
+    first = runs[0]
+    steps = [step.name for step in first.technique.steps]
+    prepared: dict[str, Any] = {}
+    for spec in runs:
+        mark("reference", spec.run_id)
+        try:
+            images = detection_images(loaded, spec)
+            base = DetectionPipeline.for_model(loaded, spec.resolution, device)
+            reference = prepare_detection_reference(loaded, spec, images, base, cache_dir)
+            example = {"pixel_values": base.preprocess(images.batches(spec.batch_size, 1)[0])}
+            flops = None if changes_flops(steps) else count_flops(loaded.module, example)
+            prepared[spec.run_id] = PreparedDetect(images, base, reference, example, flops)
+        except Exception as exc:  # this run fails alone, at its turn
+            prepared[spec.run_id] = exc
+    own = prepared[first.run_id]
+    if isinstance(own, BaseException):  # its images calibrate the variant
+        raise own
+    calibration = [{"pixel_values": own.base.preprocess(batch)}
+                   for batch in own.images.batches(first.batch_size, CALIBRATION_BATCHES)]
+    ctx = TechniqueContext(device=device, task=loaded.task, loaded=loaded,
+                           calibration_inputs=lambda: calibration)
+    return compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "detect")
+
+
+def measure_detect(variant: Variant, spec, mark: Mark) -> WorkerResult:
+    from energy_console.core.quality.detection_eval import evaluate_detection
+
+    started_t = time.monotonic()
+    prepared = variant.prepared[spec.run_id]
+    if isinstance(prepared, BaseException):
+        raise prepared
+    ctx, device, module = variant.ctx, variant.device, variant.module
+    pipeline = prepared.base.with_module(module, ctx.input_dtype)
+    batch = prepared.images.batches(spec.batch_size, 1)[0]
+    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_protocol(
+            lambda: pipeline(batch), sync, warmup=protocol.warmup, repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
+            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields))
+    peak_mem_mb = peak_memory_mb(device)
+
+    mark("quality", spec.run_id)
+    quality_result = evaluate_detection(pipeline, prepared.images, prepared.reference,
+                                        spec.batch_size)
+    flops_per_batch = prepared.flops_per_batch
+    if flops_per_batch is None:
+        flops_per_batch = count_flops(module, cast_inputs(prepared.example, ctx.input_dtype))
+    return worker_result(
+        variant, measured, quality_result, spec, started_t, peak_mem_mb=peak_mem_mb,
+        reference=prepared.reference, warnings=(),
+        flops_per_inference=None if flops_per_batch is None
+        else flops_per_batch / spec.batch_size)

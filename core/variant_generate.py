@@ -1,0 +1,109 @@
+"""Generate runs of one variant: prompts and the uncompressed model's greedy outputs per run
+before compressing, then prefill and full-generation windows (core.generate) and fidelity per run.
+The same shape as core.variant's infer path."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from energy_console.core.compression import NotApplicable, TechniqueContext
+from energy_console.core.records import WorkerResult
+from energy_console.core.variant import (
+    Mark,
+    Variant,
+    compressed,
+    no_sync,
+    peak_memory_mb,
+    worker_result,
+)
+from energy_console.core.variant_cache import VariantCache
+
+
+@dataclass(frozen=True)
+class PreparedGenerate:
+    prompts: Any  # generate.PromptSet
+    prompt_batches: list[Any]  # generate.PromptBatch
+    reference: Any  # quality.generation.GenerationReference
+
+
+def prepare_generate(runs, loaded, device: str, load_s: float, cache_dir: Path, mark: Mark,
+                     variant_cache: VariantCache | None) -> Variant:
+    from energy_console.core.generate import batches, prepare_prompts
+    from energy_console.core.quality.generation import prepare_generation_reference
+    from energy_console.core.workloads import GENERATE_TASKS, generation_settings
+
+    first = runs[0]
+    if loaded.task not in GENERATE_TASKS or not hasattr(loaded.module, "generate"):
+        raise NotApplicable(f"{first.model.ref} is a {loaded.task} model: generate runs need a "
+                            "causal LM; remove `workload: generate` from this model entry")
+    settings = generation_settings(first.model.generation)
+    code_tasks = None
+    if settings.pass_at_1:  # checked before any window: a dataset without tests fails fast
+        from energy_console.core.datasets import dataset_spec, load_code_tasks
+
+        code_tasks = load_code_tasks(dataset_spec(first.model.dataset, first.model.base_dir))
+    prepared: dict[str, Any] = {}
+    for spec in runs:
+        mark("reference", spec.run_id)
+        try:
+            prompts = prepare_prompts(loaded, spec, settings)
+            prompt_batches = batches(prompts, spec.batch_size, device)
+            reference = prepare_generation_reference(loaded, spec, prompt_batches, prompts,
+                                                     cache_dir)
+            prepared[spec.run_id] = PreparedGenerate(prompts, prompt_batches, reference)
+        except Exception as exc:  # this run fails alone, at its turn
+            prepared[spec.run_id] = exc
+    calibration = next((p.prompt_batches for p in prepared.values()
+                        if isinstance(p, PreparedGenerate)), None)
+    if calibration is None:  # every run failed to prepare: the first says why
+        raise prepared[first.run_id]
+    ctx = TechniqueContext(
+        device=device, task=loaded.task, loaded=loaded,
+        calibration_inputs=lambda: [b.inputs for b in calibration[:4]],
+    )
+    variant = compressed(runs, loaded, ctx, load_s, prepared, mark, variant_cache, "generate")
+    if not hasattr(variant.module, "generate"):
+        raise NotApplicable(f"{first.technique.slug} turns the model into a module without "
+                            "generate(); it cannot run generate workloads")
+    variant.extra.update(settings=settings, code_tasks=code_tasks)
+    return variant
+
+
+def measure_generate(variant: Variant, spec, mark: Mark) -> WorkerResult:
+    from energy_console.core.generate import run_generate_protocol
+    from energy_console.core.quality.eval_set import text_tokenizer
+    from energy_console.core.quality.generation import evaluate_generation
+
+    started_t = time.monotonic()
+    prepared = variant.prepared[spec.run_id]
+    if isinstance(prepared, BaseException):
+        raise prepared
+    settings, device, module = variant.extra["settings"], variant.device, variant.module
+    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if variant.ctx.needs_no_grad else torch.inference_mode
+    protocol = spec.protocol
+    with grad_mode():
+        measured = run_generate_protocol(
+            module, prepared.prompt_batches, prepared.prompts, settings, spec.max_new_tokens,
+            sync, warmup=protocol.warmup, repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
+            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields),
+        )
+    peak_mem_mb = peak_memory_mb(device)
+
+    mark("quality", spec.run_id)  # after the windows: pass@1's subprocesses never run inside one
+    quality_result = evaluate_generation(
+        variant.loaded, module, prepared.reference, prepared.prompt_batches, prepared.prompts,
+        spec.max_new_tokens, text_tokenizer(variant.loaded, spec.model),
+        variant.extra["code_tasks"], settings.pass_at_1_timeout_s)
+    return worker_result(
+        variant, measured, quality_result, spec, started_t, peak_mem_mb=peak_mem_mb,
+        reference=prepared.reference, warnings=tuple(prepared.prompts.warnings),
+        generation=measured.timings,
+    )
