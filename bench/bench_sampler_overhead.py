@@ -6,7 +6,7 @@ SessionWriter.append_samples, shifted to wall-clock time as the runner's write_s
 batches the sampler hands on_samples (`--no-csv` leaves that out). The bare sampler thread (no
 sensors: the cost of waking a Python thread 20 times a second) is measured too, as the floor; on a
 VM it is higher when the machine is otherwise idle. Several runs, medians reported: other
-processes on the machine move single runs. Target: below 0.5 %.
+processes on the machine move single runs. Target: below 0.3 %.
 
 The fake RAPL zones are files in a temporary directory whose counters another process advances;
 the fake NVML calls cost less than real ones (a real call is an ioctl into the driver,
@@ -125,7 +125,7 @@ def main() -> None:
     print(
         f"median: {100 * share:.3f} % = {share / args.hz * 1e6:.0f} µs per round "
         f"(bare thread, no sensors: {100 * floor:.3f} % = {floor / args.hz * 1e6:.0f} µs per "
-        f"wake-up); target: < 0.5 %"
+        f"wake-up); target: < 0.3 %"
     )
 
 

@@ -17,9 +17,10 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from typing import NamedTuple
+from itertools import cycle
+from typing import Any, NamedTuple
 
-from energy_console.core.sensors.base import Sensor
+from energy_console.core.sensors.base import Reading, Sensor, SplitReadSensor
 
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0
@@ -36,6 +37,30 @@ class Sample(NamedTuple):
 
 # Sample((t, ...)) without the named tuple's Python-level __new__: made ~7 times per round
 _new_sample = partial(tuple.__new__, Sample)
+
+
+_FAILED = object()  # in Sampler._raw where a sensor's read raised
+
+
+class _WholeRead:
+    """A sensor with only read(), seen as a SplitReadSensor: its raw value is the whole Reading."""
+
+    def __init__(self, sensor: Sensor) -> None:
+        self.name = sensor.name
+        self.read_raw = sensor.read
+        self.clock = time.monotonic  # unused by decode: the Reading has its own time
+
+    @staticmethod
+    def decode(raw: Reading, t: float) -> Reading:
+        return raw
+
+
+def _split(sensor: Sensor) -> SplitReadSensor | _WholeRead:
+    """The sensor's read_raw/decode, unless its read() was replaced on the instance (wrapped, as
+    a test does to fake its clock): then that read() is what the sampler calls."""
+    if isinstance(sensor, SplitReadSensor) and "read" not in vars(sensor):
+        return sensor
+    return _WholeRead(sensor)
 
 
 @dataclass(frozen=True)
@@ -120,9 +145,12 @@ class _Series:
 class Sampler:
     """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called.
 
-    on_samples gets every sample, in order, in batches at most every `deliver_every_s` (0: after
-    each round) and the rest at stop(): one call, and one write to samples.csv, per batch rather
-    than per round is most of what sampling costs beside the reads themselves.
+    A tick of the thread only reads: each sensor's raw value and its time go into one list (see
+    SplitReadSensor); they are decoded into the series in order, in batches: at most every
+    `deliver_every_s`, and before anything is asked of the series (read_now, energy_at, window,
+    failures, stop). A woken thread runs cold, so per tick it does as little as it can; a batch runs
+    warm. on_samples gets every sample, in order, at the same batches (0: after each tick) and the
+    rest at stop(): one call, and one write to samples.csv, per batch.
     """
 
     def __init__(
@@ -131,7 +159,7 @@ class Sampler:
         sample_hz: float = 20.0,
         on_samples: Callable[[list[Sample]], None] | None = None,
         history_s: float = 120.0,
-        deliver_every_s: float = 0.25,
+        deliver_every_s: float = 1.0,
     ):
         self.sensors = list(sensors)
         self.period_s = 1.0 / sample_hz
@@ -139,9 +167,12 @@ class Sampler:
         self.deliver_every_s = deliver_every_s
         maxlen = int(history_s * sample_hz) + 64
         self._series = {s.name: _Series(s.name, maxlen) for s in self.sensors}
-        self._readers = [(s.name, s.read, self._series[s.name].add) for s in self.sensors]
+        split = [_split(s) for s in self.sensors]
+        self._reads = [(s.name, s.read_raw, s.clock) for s in split]
+        self._decoders = [(s.name, s.decode, self._series[s.name].add) for s in split]
         self._lock = threading.Lock()
-        self._pending: list[Sample] = []
+        self._raw: list[Any] = []  # per tick and sensor: raw value (or _FAILED), then its time
+        self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
         self._deliver_at = 0.0
         self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
         self._stopping = False  # a plain flag, not an Event: checked 20 times a second
@@ -161,47 +192,74 @@ class Sampler:
         self._deliver(wait=True)
 
     def _loop(self) -> None:
-        read_now, period_s = self.read_now, self.period_s
-        monotonic, sleep = time.monotonic, time.sleep
+        lock, read_all, deliver = self._lock, self._read_all, self._deliver
+        period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
         next_t = monotonic()
         while not self._stopping:
             next_t += period_s
-            read_now()
-            delay = next_t - monotonic()
+            with lock:
+                read_all()
+            now = monotonic()
+            if now >= self._deliver_at:
+                deliver(wait=False)
+                now = monotonic()
+            delay = next_t - now
             if delay < 0:  # fell behind (a slow sensor or a busy machine): skip, don't burst
-                next_t = monotonic()
+                next_t = now
                 delay = 0
             # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
             sleep(delay)
 
+    def _read_all(self) -> None:
+        """One tick: every sensor's raw value and time, kept for _decode (the lock is held)."""
+        append = self._raw.append
+        for name, read_raw, clock in self._reads:
+            try:
+                append(read_raw())
+            except Exception as exc:  # a sensor that fails once must not stop the others
+                self._failures.append((time.monotonic(), name, f"{type(exc).__name__}: {exc}"))
+                append(_FAILED)
+            append(clock())
+
+    def _decode(self) -> list[Sample]:
+        """The kept ticks into the series, in order; returns their samples (the lock is held)."""
+        raw, samples = self._raw, []
+        pairs = iter(raw)
+        for (name, decode, add), value, t in zip(cycle(self._decoders), pairs, pairs):
+            if value is _FAILED:
+                continue
+            try:
+                sample = add(*decode(value, t))
+            except Exception as exc:  # text that does not parse: that reading failed
+                self._failures.append((t, name, f"{type(exc).__name__}: {exc}"))
+                continue
+            if sample is not None:
+                samples.append(sample)
+        raw.clear()
+        if samples and self.on_samples:
+            self._pending += samples
+        return samples
+
     def read_now(self) -> list[Sample]:
         """Read every sensor once, now; returns the new samples (on_samples gets them too)."""
-        samples = []
         with self._lock:
-            for name, read, add in self._readers:
-                try:
-                    sample = add(*read())  # a Reading is the tuple (t, energy_j, power_w)
-                except Exception as exc:  # a sensor that fails once must not stop the others
-                    self._failures.append((time.monotonic(), name, f"{type(exc).__name__}: {exc}"))
-                    continue
-                if sample is not None:
-                    samples.append(sample)
-            due = False
-            if samples and self.on_samples:
-                self._pending += samples
-                due = time.monotonic() >= self._deliver_at
+            self._decode()  # the thread's ticks first: they were read before
+            self._read_all()
+            samples = self._decode()
+            due = bool(samples) and time.monotonic() >= self._deliver_at
         if due:
             self._deliver(wait=False)
         return samples
 
     def _deliver(self, wait: bool) -> None:
-        if not self.on_samples or not self._delivering.acquire(blocking=wait):
+        if not self._delivering.acquire(blocking=wait):
             return  # another thread is delivering: these samples go with the next batch
         try:
             with self._lock:
+                self._decode()
                 batch, self._pending = self._pending, []
                 self._deliver_at = time.monotonic() + self.deliver_every_s
-            if batch:
+            if batch and self.on_samples:
                 self.on_samples(batch)
         finally:
             self._delivering.release()
@@ -209,11 +267,13 @@ class Sampler:
     def failures(self, t0: float, t1: float) -> dict[str, str]:
         """Per sensor, the last error its reads raised between t0 and t1 (monotonic)."""
         with self._lock:
+            self._decode()
             return {name: why for t, name, why in self._failures if t0 <= t <= t1}
 
     def energy_at(self, t: float) -> dict[str, float]:
         """Each sensor's cumulative energy (J) at monotonic time t."""
         with self._lock:
+            self._decode()
             return {name: series.at(t) for name, series in self._series.items() if series.t}
 
     def window(self, start: dict[str, float], t0: float, t1: float) -> dict[str, EnergyWindow]:

@@ -10,6 +10,7 @@ import time
 import pytest
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import rapl
+from energy_console.core.sensors.base import Reading
 from energy_console.core.sensors.nvml import NvmlSensor
 
 import tests.fakes.pynvml as fake_nvml
@@ -163,3 +164,49 @@ def test_a_counter_that_stops_moving_reads_zero_power(clock):
 
     device.set_power_w(0.0)
     assert sample_for(sampler, clock, 1.5)["nvml:0"] == 0.0
+
+
+class PowerOnly:
+    """A sensor with read() alone (no read_raw/decode split): the sampler reads it whole."""
+
+    name, kind, measured, method, detail = "power-only", "system", True, "polled-power", ""
+    update_period_s = None
+    device_index = None
+
+    def __init__(self, clock: ManualClock, power_w: float):
+        self.clock_source, self.power_w = clock, power_w
+
+    def read(self) -> Reading:
+        return Reading(self.clock_source.t, None, self.power_w)
+
+    def close(self) -> None:
+        pass
+
+
+def test_a_sensor_with_read_alone_is_sampled_and_integrated(clock):
+    sampler = Sampler([PowerOnly(clock, power_w=40.0)], sample_hz=20)
+    t0 = clock.t
+    sampler.read_now()
+    sample_for(sampler, clock, 1.0)
+
+    assert sampler.energy_at(clock.t)["power-only"] - sampler.energy_at(t0)["power-only"] == (
+        pytest.approx(40.0)
+    )
+
+
+def test_ticks_of_the_thread_are_decoded_before_any_question(tmp_path, monkeypatch):
+    build_powercap_tree(tmp_path, sockets=1, dram=False)
+    monkeypatch.setenv(rapl.POWERCAP_ROOT_ENV, str(tmp_path))
+    batches = []
+    sampler = Sampler(rapl.probe()[0], sample_hz=50, on_samples=batches.append,
+                      deliver_every_s=60)  # the thread itself decodes nothing in this test
+    sampler.start()
+    time.sleep(0.3)
+    (tmp_path / "intel-rapl:0" / "energy_uj").write_bytes(b"")  # the next reads fail to parse
+    time.sleep(0.1)
+    why = sampler.failures(0, math.inf)
+    sampler.stop()
+
+    assert why["rapl:package-0"].startswith("ValueError")
+    assert len(batches) == 2  # start()'s first reading, then everything else at stop()
+    assert len(batches[1]) >= 5  # the thread's ticks, read before the counter broke

@@ -7,9 +7,10 @@ was opened) and/or an instantaneous power in watts. The sampler turns either int
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Literal, NamedTuple, Protocol, runtime_checkable
+from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 SensorKind = Literal["gpu", "cpu", "dram", "system"]
 
@@ -44,6 +45,24 @@ class Sensor(Protocol):
     def read(self) -> Reading: ...
 
     def close(self) -> None: ...
+
+
+@runtime_checkable
+class SplitReadSensor(Sensor, Protocol):
+    """A sensor whose read() is `decode(read_raw(), clock())`, split for the sampler's thread.
+
+    Each tick the thread only calls read_raw (bound once, a C-level call where possible: a pread on
+    a held descriptor, an NVML call) and clock, and keeps both; the decoding (parsing, unwrapping,
+    integrating) runs later for a batch of ticks, in order, where the interpreter's caches are warm.
+    A woken thread runs its first microseconds cold, so a Python frame less per sensor per tick is
+    most of what is left to cut. decode is called once per reading, in read order (it may keep
+    state: a counter's last value).
+    """
+
+    read_raw: Callable[[], Any]
+    clock: Callable[[], float]  # time.monotonic, or the test's fake clock
+
+    def decode(self, raw: Any, t: float) -> Reading: ...
 
 
 @dataclass(frozen=True)

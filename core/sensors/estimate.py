@@ -19,6 +19,7 @@ import io
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 
 import psutil
 from energy_console.core.sensors.base import Reading, SensorKind, new_reading
@@ -65,27 +66,32 @@ class EstimatedCpuSensor:
             f" ({'TDP from profile' if tdp_w else 'TDP guessed from core count'})"
         )
         self._cpus = cpus or os.cpu_count() or 1
-        # kept open and re-read at offset 0: the kernel makes a fresh /proc/uptime for each read
+        self.clock = clock
+        # kept open and re-read at offset 0 (a pread bound once, see SplitReadSensor): the kernel
+        # makes a fresh /proc/uptime for each read
         self._uptime: io.FileIO | None = None
+        self.read_raw: Callable[[], bytes | tuple[float, float]] = psutil_idle_and_total_s
         self._last_idle_s = self._last_total_s = 0.0
         try:
             self._uptime = open(PROC_UPTIME, "rb", buffering=0)
+            self.read_raw = partial(os.pread, self._uptime.fileno(), 64, 0)
             self.read()
         except (OSError, ValueError, IndexError):  # not Linux
             self.close()
             self._uptime = None
+            self.read_raw = psutil_idle_and_total_s
             self.read()
 
     def read(self) -> Reading:
-        """Power from the utilisation since the previous read (all in one call: 20 Hz)."""
-        if self._uptime is not None:
+        return self.decode(self.read_raw(), self.clock())
+
+    def decode(self, raw: bytes | tuple[float, float], t: float) -> Reading:
+        """Power from the utilisation since the previous reading (called in read order)."""
+        if isinstance(raw, bytes):
             # "uptime_s idle_s": idle_s is the kernel's idle time summed over CPUs
-            idle_s = float(os.pread(self._uptime.fileno(), 64, 0).split()[1])
-            t = self._clock()
-            total_s = self._cpus * t
+            idle_s, total_s = float(raw.split()[1]), self._cpus * t
         else:
-            idle_s, total_s = psutil_idle_and_total_s()
-            t = self._clock()
+            idle_s, total_s = raw
         d_idle_s, d_total_s = idle_s - self._last_idle_s, total_s - self._last_total_s
         self._last_idle_s, self._last_total_s = idle_s, total_s
         busy = min(1.0, max(0.0, 1.0 - d_idle_s / d_total_s)) if d_total_s > 0 else 0.0
@@ -94,3 +100,8 @@ class EstimatedCpuSensor:
     def close(self) -> None:
         if self._uptime is not None:
             self._uptime.close()
+            self.read_raw = _closed  # the descriptor's number may be reused: never read it again
+
+
+def _closed() -> bytes:
+    raise ValueError("I/O operation on closed file: the CPU estimate sensor was closed")

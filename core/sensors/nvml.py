@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from functools import partial
 from typing import Any
 
 from energy_console.core.sensors.base import MissingSensor, Reading, SensorKind, new_reading
@@ -53,7 +54,7 @@ class NvmlSensor:
         import pynvml
 
         self.device_index: int | None = index
-        self._clock = clock
+        self.clock = clock
         self.name = f"nvml:{index}"
         self._nvml = pynvml
         self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
@@ -78,6 +79,16 @@ class NvmlSensor:
             else "power usage (mW, the driver's average)"
         )
         self.detail = f"{self.device_name}: {source}"
+        # the one NVML call a reading needs, bound once (see SplitReadSensor)
+        self.read_raw: Callable[[], Any] = (
+            partial(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
+            if self.method == "counter"
+            else partial(
+                pynvml.nvmlDeviceGetFieldValues, self._handle, [pynvml.NVML_FI_DEV_POWER_INSTANT]
+            )
+            if self._instant_field
+            else partial(pynvml.nvmlDeviceGetPowerUsage, self._handle)
+        )
 
     def _energy_mj(self) -> int | None:
         try:
@@ -101,14 +112,18 @@ class NvmlSensor:
         return value.value.uiVal if value.nvmlReturn == self._nvml.NVML_SUCCESS else None
 
     def read(self) -> Reading:
+        return self.decode(self.read_raw(), self.clock())
+
+    def decode(self, raw: Any, t: float) -> Reading:
+        """What read_raw returned at t: mJ of the counter, field values, or mW of average power."""
         if self._energy_origin_mj is not None:
-            energy_mj = self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
-            return new_reading((self._clock(), (energy_mj - self._energy_origin_mj) / 1e3, None))
+            return new_reading((t, (raw - self._energy_origin_mj) / 1e3, None))
         if self._instant_field:
-            power_mw = self._instant_power_mw()
-        else:
-            power_mw = self._nvml.nvmlDeviceGetPowerUsage(self._handle)
-        return Reading(self._clock(), None, None if power_mw is None else power_mw / 1e3)
+            (value,) = raw
+            if value.nvmlReturn != self._nvml.NVML_SUCCESS:
+                return new_reading((t, None, None))
+            raw = value.value.uiVal
+        return new_reading((t, None, raw / 1e3))
 
     def close(self) -> None:
         self._nvml.nvmlShutdown()  # each sensor holds one nvmlInit reference

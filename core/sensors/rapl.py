@@ -126,14 +126,19 @@ class RaplSensor:
         # a file object rather than a bare descriptor: it closes itself if the sensor is dropped,
         # and once closed, fileno() refuses rather than reading whatever reuses the number
         self._energy_file = open(zone.energy_file, "rb", buffering=0)  # PermissionError: probe
-        # one call per reading: pread on the held descriptor, bound once
-        self._pread: Callable[[], bytes] = partial(os.pread, self._energy_file.fileno(), 32, 0)
-        self._last_raw_uj = int(self._pread())
+        # one call per reading: pread on the held descriptor, bound once (the sampler's thread calls
+        # it alone each tick and decodes later: see SplitReadSensor)
+        self.read_raw: Callable[[], bytes] = partial(os.pread, self._energy_file.fileno(), 32, 0)
+        self.clock: Callable[[], float] = time.monotonic
+        self._last_raw_uj = int(self.read_raw())
         self._total_uj = 0
 
     def read(self) -> Reading:
-        raw_uj = int(self._pread())
-        t = time.monotonic()
+        return self.decode(self.read_raw(), self.clock())
+
+    def decode(self, raw: bytes, t: float) -> Reading:
+        """The counter text read at t, unwrapped; called in read order (it keeps the last value)."""
+        raw_uj = int(raw)
         delta_uj = raw_uj - self._last_raw_uj
         if delta_uj < 0:  # the counter wrapped (at most once between reads at the sampling rate)
             delta_uj += self.wrap_uj
@@ -143,7 +148,7 @@ class RaplSensor:
 
     def close(self) -> None:
         self._energy_file.close()
-        self._pread = _closed  # the number may be reused by another file: never read it again
+        self.read_raw = _closed  # the number may be reused by another file: never read it again
 
 
 def _closed() -> bytes:
