@@ -14,9 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from energy_console.core.carbon import CarbonIntensity, co2e_g
-from energy_console.core.profile import ProtocolSettings
-from energy_console.core.records import (
-    EnergySource,
+from energy_console.core.figures import (
     GenerationFigures,
     GenerationTimings,
     RepeatFigures,
@@ -26,6 +24,8 @@ from energy_console.core.records import (
     TrainingTimings,
     WindowEnergy,
 )
+from energy_console.core.profile import ProtocolSettings
+from energy_console.core.records import EnergySource
 from energy_console.core.sensors.base import SensorInfo
 from energy_console.core.stats import (
     ci95_half_width,

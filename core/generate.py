@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from energy_console.core.datasets import DatasetError, dataset_spec, load_prompts
+from energy_console.core.figures import GenerationTimings
 from energy_console.core.protocol import calibrate_iterations
-from energy_console.core.records import GenerationTimings
 from energy_console.core.workloads import GenerationSettings
 
 

@@ -29,7 +29,8 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.events import Event, event_from_json
-from energy_console.core.records import RUN_COLUMNS, RunFigures, RunRecord, WorkerResult
+from energy_console.core.figures import RunFigures, WorkerResult
+from energy_console.core.records import RUN_COLUMNS, RunRecord
 
 SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")
 RESULTS_ENV = "ENERGY_CONSOLE_RESULTS_DIR"

@@ -19,8 +19,9 @@ from energy_console.core.energy import (
     run_figures,
     sensors_for_device,
 )
+from energy_console.core.figures import WindowEnergy, WorkerResult
 from energy_console.core.plan import RunSpec
-from energy_console.core.records import RunRecord, RunStatus, WindowEnergy, WorkerResult
+from energy_console.core.records import RunRecord, RunStatus
 from energy_console.core.results import SessionWriter, write_json
 from energy_console.core.sensors import SensorInfo
 from energy_console.core.session_guard import DISK_FULL_TEXTS, WriteFailed, WriteGuard

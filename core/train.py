@@ -21,8 +21,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from energy_console.core.datasets import DatasetError
+from energy_console.core.figures import TrainingTimings
 from energy_console.core.protocol import calibrate_iterations
-from energy_console.core.records import TrainingTimings
 from energy_console.core.workloads import TrainingSettings
 
 PROGRESS_EVERY_S = 0.5  # a progress mark (step, loss) at most this often: the live view's pace

@@ -21,8 +21,8 @@ from energy_console.core.compression import (
     TechniqueContext,
     apply_technique,
 )
+from energy_console.core.figures import TrainingTimings, WorkerResult
 from energy_console.core.quality.result import QualityResult
-from energy_console.core.records import TrainingTimings, WorkerResult
 from energy_console.core.size import measure_size
 from energy_console.core.train import (
     Trainer,

@@ -25,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core import events as ev
+from energy_console.core.figures import WindowEnergy, WorkerResult
 from energy_console.core.host import gpu_record, gpu_snapshots
 from energy_console.core.plan import RunSpec, VariantBatch, dominates
-from energy_console.core.records import WindowEnergy, WorkerResult
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import SensorInfo
 from energy_console.core.worker_follow import WorkerOutcome, follow_run

@@ -32,11 +32,11 @@ from energy_console.core.compression import (
     TechniqueContext,
     apply_technique,
 )
+from energy_console.core.figures import WorkerResult
 from energy_console.core.flops import changes_flops, count_flops
 from energy_console.core.models import load_model
 from energy_console.core.protocol import run_protocol
 from energy_console.core.quality import evaluate, prepare_reference
-from energy_console.core.records import WorkerResult
 from energy_console.core.size import SizeReport, measure_size
 from energy_console.core.variant_cache import VariantCache
 

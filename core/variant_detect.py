@@ -12,9 +12,9 @@ from typing import Any
 
 import torch
 from energy_console.core.compression import TechniqueContext
+from energy_console.core.figures import WorkerResult
 from energy_console.core.flops import changes_flops, count_flops
 from energy_console.core.protocol import run_protocol
-from energy_console.core.records import WorkerResult
 from energy_console.core.variant import (
     Mark,
     Variant,

@@ -11,7 +11,7 @@ from typing import Any
 
 import torch
 from energy_console.core.compression import NotApplicable, TechniqueContext
-from energy_console.core.records import WorkerResult
+from energy_console.core.figures import WorkerResult
 from energy_console.core.variant import (
     Mark,
     Variant,

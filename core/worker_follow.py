@@ -11,7 +11,8 @@ from typing import Any
 
 from energy_console.core import events as ev
 from energy_console.core.cpu_load import CpuLoadWindow, ps_process
-from energy_console.core.records import RunStatus, WindowEnergy, WorkerResult
+from energy_console.core.figures import WindowEnergy, WorkerResult
+from energy_console.core.records import RunStatus
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import SensorInfo
 from energy_console.core.worker_process import death_reason

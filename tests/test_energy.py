@@ -13,7 +13,7 @@ from energy_console.core.energy import (
     run_figures,
     sensors_for_device,
 )
-from energy_console.core.records import WindowEnergy
+from energy_console.core.figures import WindowEnergy
 from energy_console.core.sampler import Sampler
 from energy_console.core.sensors import rapl
 from energy_console.core.sensors.base import Reading, SensorInfo

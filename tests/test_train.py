@@ -12,9 +12,10 @@ from energy_console.core.compare import break_even, training_comparisons
 from energy_console.core.compression import parse_technique, untrained_variant
 from energy_console.core.energy import run_figures
 from energy_console.core.events import PhaseChanged
+from energy_console.core.figures import TrainingTimings, WindowEnergy
 from energy_console.core.follow import _phase_label
 from energy_console.core.profile import ProfileError, parse_profile
-from energy_console.core.records import RunRecord, TrainingTimings, WindowEnergy
+from energy_console.core.records import RunRecord
 from energy_console.core.report import report_notes
 from energy_console.core.sensors.base import SensorInfo
 from energy_console.core.workloads import TrainingSettings, training_settings
