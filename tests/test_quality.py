@@ -141,6 +141,7 @@ def trained_lm(tmp_path_factory) -> Path:
     return folder
 
 
+@pytest.mark.session  # trains a small LM first: the slow tier
 def test_perplexity_is_finite_and_rises_under_heavy_pruning(trained_lm, tmp_path):
     model_yaml = f"  - path: {trained_lm / 'model'}\n    dataset: {DATA / 'text-mini.txt'}"
     spec = run_spec(model_yaml, trained_lm, batch_size=4, size=32)
@@ -183,6 +184,7 @@ def test_causal_lm_without_dataset_scores_next_token_agreement(tmp_path):
     assert result.mean_kl > 0
 
 
+@pytest.mark.session  # every demo model over its whole shipped dataset: the slow tier
 @pytest.mark.parametrize(
     ("model_yaml", "size", "samples", "metric"),
     [
