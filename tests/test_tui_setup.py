@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from energy_console.core.models.demo import DEMO_MODELS
 from energy_console.core.profile import load_profile
 from energy_console.core.results import read_events, read_runs
 from energy_console.tui.app import EnergyConsoleApp
@@ -305,7 +306,7 @@ async def test_a_model_dataset_is_set_from_its_row_checked_as_typed_and_cleared(
         assert await _answer(pilot, "") == ""
         assert models.selected == ["demo/tiny-bert-random"]
         assert screen.profile.to_dict()["models"] == ["demo/tiny-bert-random"]
-        assert models.option_count == 4  # the demo models, once each
+        assert models.option_count == len(DEMO_MODELS)  # the demo models, once each
 
 
 async def test_an_image_dataset_path_keeps_its_label_map(tmp_path):

@@ -45,9 +45,13 @@ class FormValues:
     resolutions: str = "224"
     device: str = "auto"
     protocol: dict[str, str] = field(default_factory=dict)  # ProtocolSettings field -> text
-    # What the form does not edit, kept as loaded so saving a profile loses nothing:
-    # {"protocol": {max_spread: ...}, "carbon": {...}, "sensors": {...}}
+    # What the form does not edit, kept as loaded so saving a profile loses nothing: every
+    # top-level section but FORM_SECTIONS ({"carbon": {...}, "save_models": true, ...}), the
+    # protocol fields without a form field ({"protocol": {max_spread: ...}}), "max_new_tokens"
     kept: dict[str, Any] = field(default_factory=dict)
+
+
+FORM_SECTIONS = ("name", "device", "models", "techniques", "inputs", "protocol")
 
 
 PROTOCOL_FIELDS = (
@@ -107,8 +111,8 @@ def profile_document(form: FormValues) -> dict[str, Any]:
                if "max_new_tokens" in form.kept else {}),
         },
         "protocol": protocol,
-        **{section: form.kept[section] for section in ("carbon", "sensors")
-           if section in form.kept},
+        **{key: value for key, value in form.kept.items()
+           if key not in ("protocol", "max_new_tokens")},
     }
 
 
@@ -121,8 +125,8 @@ def build_profile(form: FormValues, source: str = "setup") -> Profile:
 def form_from_profile(profile: Profile) -> FormValues:
     document = profile.to_dict()
     edited = {key for key, _, _ in PROTOCOL_FIELDS}
-    kept: dict[str, Any] = {section: document[section] for section in ("carbon", "sensors")
-                            if section in document}
+    kept: dict[str, Any] = {section: value for section, value in document.items()
+                            if section not in FORM_SECTIONS}
     kept["protocol"] = {k: v for k, v in document["protocol"].items() if k not in edited}
     if "max_new_tokens" in document["inputs"]:
         kept["max_new_tokens"] = document["inputs"]["max_new_tokens"]
