@@ -220,24 +220,12 @@ def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:
 
         return measure_detect(variant, spec, mark)
     started_t = time.monotonic()
-    prepared = variant.prepared[spec.run_id]
-    if isinstance(prepared, BaseException):
-        raise prepared
-    loaded, module, ctx, device = variant.loaded, variant.module, variant.ctx, variant.device
+    prepared = prepared_for(variant, spec)
+    loaded, module, ctx = variant.loaded, variant.module, variant.ctx
     inputs = cast_inputs(loaded.make_inputs(spec.batch_size, input_size(loaded, spec), seed=0),
                          ctx.input_dtype)
-    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
-    protocol = spec.protocol
-    with grad_mode():
-        measured = run_protocol(
-            lambda: module(**inputs), sync, warmup=protocol.warmup, repeats=protocol.repeats,
-            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
-            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields),
-        )
-    peak_mem_mb = peak_memory_mb(device)
+    measured, peak_mem_mb = timed_windows(variant, spec, mark, run_protocol,
+                                          lambda: module(**inputs))
 
     mark("quality", spec.run_id)  # after the windows: quality and flops stay out of them
     quality_result = evaluate(loaded, module, prepared.reference, ctx.input_dtype)
@@ -250,6 +238,31 @@ def measure_run(variant: Variant, spec, mark: Mark) -> WorkerResult:
         flops_per_inference=None if flops_per_batch is None
         else flops_per_batch / spec.batch_size,
     )
+
+
+def prepared_for(variant: Variant, spec) -> Any:
+    """What prepare_variant made for this run; a failure there is raised now, at its turn."""
+    prepared = variant.prepared[spec.run_id]
+    if isinstance(prepared, BaseException):
+        raise prepared
+    return prepared
+
+
+def timed_windows(variant: Variant, spec, mark: Mark, protocol_fn: Callable[..., Any],
+                  *args: Any) -> tuple[Any, float]:
+    """A workload's timed protocol (`protocol_fn(*args, sync, warmup=…, mark=…)`) on the
+    variant's device: synchronised, without autograd, peak memory reset before and read after."""
+    device, protocol = variant.device, spec.protocol
+    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
+    if device.startswith("cuda"):
+        torch.cuda.reset_peak_memory_stats(device)
+    grad_mode = torch.no_grad if variant.ctx.needs_no_grad else torch.inference_mode
+    with grad_mode():
+        measured = protocol_fn(
+            *args, sync, warmup=protocol.warmup, repeats=protocol.repeats,
+            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
+            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields))
+    return measured, peak_memory_mb(device)
 
 
 def worker_result(variant: Variant, measured, quality, spec, started_t: float, *,

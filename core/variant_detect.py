@@ -10,7 +10,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from energy_console.core.compression import TechniqueContext
 from energy_console.core.figures import WorkerResult
 from energy_console.core.flops import changes_flops, count_flops
@@ -20,8 +19,8 @@ from energy_console.core.variant import (
     Variant,
     cast_inputs,
     compressed,
-    no_sync,
-    peak_memory_mb,
+    prepared_for,
+    timed_windows,
     worker_result,
 )
 from energy_console.core.variant_cache import VariantCache
@@ -74,30 +73,19 @@ def measure_detect(variant: Variant, spec, mark: Mark) -> WorkerResult:
     from energy_console.core.quality.detection_eval import evaluate_detection
 
     started_t = time.monotonic()
-    prepared = variant.prepared[spec.run_id]
-    if isinstance(prepared, BaseException):
-        raise prepared
-    ctx, device, module = variant.ctx, variant.device, variant.module
-    pipeline = prepared.base.with_module(module, ctx.input_dtype)
+    prepared = prepared_for(variant, spec)
+    pipeline = prepared.base.with_module(variant.module, variant.ctx.input_dtype)
     batch = prepared.images.batches(spec.batch_size, 1)[0]
-    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-    grad_mode = torch.no_grad if ctx.needs_no_grad else torch.inference_mode
-    protocol = spec.protocol
-    with grad_mode():
-        measured = run_protocol(
-            lambda: pipeline(batch), sync, warmup=protocol.warmup, repeats=protocol.repeats,
-            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
-            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields))
-    peak_mem_mb = peak_memory_mb(device)
+    measured, peak_mem_mb = timed_windows(variant, spec, mark, run_protocol,
+                                          lambda: pipeline(batch))
 
     mark("quality", spec.run_id)
     quality_result = evaluate_detection(pipeline, prepared.images, prepared.reference,
                                         spec.batch_size)
     flops_per_batch = prepared.flops_per_batch
     if flops_per_batch is None:
-        flops_per_batch = count_flops(module, cast_inputs(prepared.example, ctx.input_dtype))
+        flops_per_batch = count_flops(variant.module,
+                                      cast_inputs(prepared.example, variant.ctx.input_dtype))
     return worker_result(
         variant, measured, quality_result, spec, started_t, peak_mem_mb=peak_mem_mb,
         reference=prepared.reference, warnings=(),

@@ -9,15 +9,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import torch
 from energy_console.core.compression import NotApplicable, TechniqueContext
 from energy_console.core.figures import WorkerResult
 from energy_console.core.variant import (
     Mark,
     Variant,
     compressed,
-    no_sync,
-    peak_memory_mb,
+    prepared_for,
+    timed_windows,
     worker_result,
 )
 from energy_console.core.variant_cache import VariantCache
@@ -79,23 +78,11 @@ def measure_generate(variant: Variant, spec, mark: Mark) -> WorkerResult:
     from energy_console.core.quality.generation import evaluate_generation
 
     started_t = time.monotonic()
-    prepared = variant.prepared[spec.run_id]
-    if isinstance(prepared, BaseException):
-        raise prepared
-    settings, device, module = variant.extra["settings"], variant.device, variant.module
-    sync = torch.cuda.synchronize if device.startswith("cuda") else no_sync
-    if device.startswith("cuda"):
-        torch.cuda.reset_peak_memory_stats(device)
-    grad_mode = torch.no_grad if variant.ctx.needs_no_grad else torch.inference_mode
-    protocol = spec.protocol
-    with grad_mode():
-        measured = run_generate_protocol(
-            module, prepared.prompt_batches, prepared.prompts, settings, spec.max_new_tokens,
-            sync, warmup=protocol.warmup, repeats=protocol.repeats,
-            min_window_s=protocol.min_window_s, iterations=protocol.iterations,
-            mark=lambda phase, **fields: mark(phase, spec.run_id, **fields),
-        )
-    peak_mem_mb = peak_memory_mb(device)
+    prepared = prepared_for(variant, spec)
+    settings, module = variant.extra["settings"], variant.module
+    measured, peak_mem_mb = timed_windows(
+        variant, spec, mark, run_generate_protocol, module, prepared.prompt_batches,
+        prepared.prompts, settings, spec.max_new_tokens)
 
     mark("quality", spec.run_id)  # after the windows: pass@1's subprocesses never run inside one
     quality_result = evaluate_generation(

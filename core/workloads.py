@@ -76,15 +76,8 @@ def generation_settings(raw: Any) -> GenerationSettings:
     """A model entry's `generation:` mapping, checked; ValueError names the key and the fix."""
     if raw is None:
         return GenerationSettings()
-    if not isinstance(raw, dict):
-        raise ValueError("expected a mapping with keys " + ", ".join(GENERATION_KEYS))
-    unknown = sorted(set(raw) - set(GENERATION_KEYS))
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
-                         + ", ".join(GENERATION_KEYS))
-    do_sample = raw.get("do_sample", False)
-    if not isinstance(do_sample, bool):
-        raise ValueError(f"do_sample: {do_sample!r} is not allowed; expected true or false")
+    _check_keys(raw, GENERATION_KEYS)
+    do_sample = _flag(raw, "do_sample", False)
     temperature = _number(raw, "temperature", float, 1e-6, 100.0)
     top_p = _number(raw, "top_p", float, 1e-6, 1.0)
     top_k = _number(raw, "top_k", int, 1, 1_000_000)
@@ -93,9 +86,7 @@ def generation_settings(raw: Any) -> GenerationSettings:
     if not do_sample and any(v is not None for v in (temperature, top_p, top_k)):
         raise ValueError("temperature, top_k and top_p apply only when sampling; add "
                          "`do_sample: true` or remove them (greedy decoding is the default)")
-    pass_at_1 = raw.get("pass_at_1", False)
-    if not isinstance(pass_at_1, bool):
-        raise ValueError(f"pass_at_1: {pass_at_1!r} is not allowed; expected true or false")
+    pass_at_1 = _flag(raw, "pass_at_1", False)
     timeout = _number(raw, "pass_at_1_timeout_s", float, 0.1, 600.0)
     if timeout is not None and not pass_at_1:
         raise ValueError("pass_at_1_timeout_s applies only with `pass_at_1: true`; add it or "
@@ -103,6 +94,23 @@ def generation_settings(raw: Any) -> GenerationSettings:
     return GenerationSettings(do_sample, temperature, top_k, top_p,
                               0 if seed is None else seed, eos, pass_at_1,
                               DEFAULT_PASS_AT_1_TIMEOUT_S if timeout is None else timeout)
+
+
+def _check_keys(raw: Any, keys: tuple[str, ...]) -> None:
+    """A mapping of known keys only, or ValueError naming the allowed ones."""
+    if not isinstance(raw, dict):
+        raise ValueError("expected a mapping with keys " + ", ".join(keys))
+    unknown = sorted(set(raw) - set(keys))
+    if unknown:
+        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                         + ", ".join(keys))
+
+
+def _flag(raw: dict, key: str, default: bool) -> bool:
+    value = raw.get(key, default)
+    if not isinstance(value, bool):
+        raise ValueError(f"{key}: {value!r} is not allowed; expected true or false")
+    return value
 
 
 def _number(raw: dict, key: str, kind: type, low: float, high: float) -> Any:
@@ -141,19 +149,12 @@ def training_settings(raw: Any) -> TrainingSettings:
     """A model entry's `training:` mapping, checked; ValueError names the key and the fix."""
     if raw is None:
         return TrainingSettings()
-    if not isinstance(raw, dict):
-        raise ValueError("expected a mapping with keys " + ", ".join(TRAINING_KEYS))
-    unknown = sorted(set(raw) - set(TRAINING_KEYS))
-    if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
-                         + ", ".join(TRAINING_KEYS))
+    _check_keys(raw, TRAINING_KEYS)
     optimizer = raw.get("optimizer", "adamw")
     if optimizer not in OPTIMIZERS:
         raise ValueError(f"optimizer: {optimizer!r} is not allowed; expected one of "
                          + ", ".join(OPTIMIZERS))
-    amp = raw.get("amp", True)
-    if not isinstance(amp, bool):
-        raise ValueError(f"amp: {amp!r} is not allowed; expected true or false")
+    amp = _flag(raw, "amp", True)
     dataset = raw.get("dataset")
     if dataset is not None and not (isinstance(dataset, str) or (isinstance(dataset, dict)
                                                                  and "path" in dataset)):
