@@ -66,7 +66,7 @@ def thread_cpu_share(sensors: list, hz: float, seconds: float, writer: SessionWr
         nonlocal produced
         produced += len(samples)
         if writer:
-            writer.append_samples((s.t + offset, s.sensor, s.power_w, s.energy_j) for s in samples)
+            writer.append_samples(samples, offset)
 
     sampler = Sampler(sensors, sample_hz=hz, on_samples=write_samples)
     sampler.start()

@@ -92,6 +92,13 @@ def write_json(path: Path, data: Any) -> None:
     atomic_write_text(path, json.dumps(data, indent=2, default=str) + "\n")
 
 
+def _csv_field(text: str) -> str:
+    """text as csv.writer writes a field (quoted where it has a comma, quote or line break)."""
+    if {",", '"', "\r", "\n"}.isdisjoint(text):
+        return text
+    return '"' + text.replace('"', '""') + '"'
+
+
 class SessionWriter:
     """What the runner writes. Every write is flushed, so a view sees it at once."""
 
@@ -107,19 +114,29 @@ class SessionWriter:
             self._sample_writer.writerow(SAMPLE_COLUMNS)
             self._samples.flush()
         self._records: dict[str, RunRecord] = {r.run_id: r for r in read_runs(path)}
+        self._quoted_names: dict[str, str] = {}  # sensor name -> its csv field
 
     def append_event(self, event: Event) -> None:
         self._events.write(event.to_json() + "\n")
         self._events.flush()
 
-    def append_samples(self, rows: Iterable[tuple[float, str, float | None, float]]) -> None:
-        """One write per batch; rows formatted here as csv.writer would (half its cost)."""
-        lines = []
+    def append_samples(
+        self, rows: Iterable[tuple[float, str, float | None, float]], t_offset_s: float = 0.0
+    ) -> None:
+        """One write per batch of (t, sensor, watts, joules) rows, t + t_offset_s written as the
+        time (a sampler's monotonic times made wall-clock times without a copy of each row).
+        Formatted here as csv.writer would, at a third of its cost (each sensor's name quoted
+        once)."""
+        quoted, lines = self._quoted_names, list[str]()
+        append = lines.append
         for t, sensor, watts, joules in rows:
-            if not {",", '"', "\r", "\n"}.isdisjoint(sensor):
-                sensor = '"' + sensor.replace('"', '""') + '"'
-            watts_text = "" if watts is None else f"{watts:.4f}"
-            lines.append(f"{t:.4f},{sensor},{watts_text},{joules:.6f}\r\n")
+            name = quoted.get(sensor)
+            if name is None:
+                name = quoted[sensor] = _csv_field(sensor)
+            if watts is None:
+                append(f"{t + t_offset_s:.4f},{name},,{joules:.6f}\r\n")
+            else:
+                append(f"{t + t_offset_s:.4f},{name},{watts:.4f},{joules:.6f}\r\n")
         self._samples.write("".join(lines))
         self._samples.flush()
 

@@ -17,6 +17,7 @@ import threading
 import time
 from collections.abc import Callable, Set
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -261,27 +262,25 @@ class Runner(RunRecording):
         self.detection = detection = detect(self.profile.sensors.cpu_tdp_w)
         calibrate(detection.sensors)  # measured update periods size the windows
         self.sensor_infos = [describe(s) for s in detection.sensors]
-        offset = self._mono_to_wall
-
-        def write_samples(samples) -> None:
-            self.write_samples([(s.t + offset, s.sensor, s.power_w, s.energy_j)
-                                for s in samples])
 
         # History covers a whole run, so both edges of any window are still there at its end.
         self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
-                               on_samples=write_samples,
+                               # Samples are (monotonic t, sensor, watts, joules) rows
+                               on_samples=partial(self.write_samples,
+                                                  t_offset_s=self._mono_to_wall),
                                history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
         return detection
 
-    def write_samples(self, rows: list[tuple[float, str, float | None, float]]) -> None:
-        """Append (wall t, sensor, watts, joules) rows to samples.csv: this box's sampler's,
-        or a Ray node's."""
+    def write_samples(self, rows: list[tuple[float, str, float | None, float]],
+                      t_offset_s: float = 0.0) -> None:
+        """Append (t, sensor, watts, joules) rows to samples.csv, t + t_offset_s as the wall
+        time: this box's sampler's (monotonic t, offset) or a Ray node's (wall t)."""
         with self._lock:
             if self._samples_broken:
                 return  # the figures come from the sampler's memory: the run goes on
             try:
-                self.writer.append_samples(rows)
+                self.writer.append_samples(rows, t_offset_s)
             except OSError as exc:
                 self._samples_broken = True
                 if self.guard.error is None:

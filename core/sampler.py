@@ -17,7 +17,7 @@ from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from functools import partial
-from itertools import cycle
+from operator import call
 from typing import Any, NamedTuple
 
 from energy_console.core.sensors.base import Reading, Sensor, SplitReadSensor
@@ -145,12 +145,13 @@ class _Series:
 class Sampler:
     """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called.
 
-    A tick of the thread only reads: each sensor's raw value and its time go into one list (see
-    SplitReadSensor); they are decoded into the series in order, in batches: at most every
-    `deliver_every_s`, and before anything is asked of the series (read_now, energy_at, window,
-    failures, stop). A woken thread runs cold, so per tick it does as little as it can; a batch runs
-    warm. on_samples gets every sample, in order, at the same batches (0: after each tick) and the
-    rest at stop(): one call, and one write to samples.csv, per batch.
+    A tick of the thread only reads: one list of every sensor's raw value and a time per clock
+    (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
+    series, each sensor's in read order, in batches: every `deliver_every_s`, and before anything
+    is asked of the series (read_now, energy_at, window, failures, stop). A woken thread runs
+    cold, so per tick it does as little as it can; a batch runs warm. on_samples gets every
+    sample, each sensor's in order, at the same batches (0: after each tick) and the rest at
+    stop(): one call, and one write to samples.csv, per batch. Sensor clocks must not raise.
     """
 
     def __init__(
@@ -168,10 +169,29 @@ class Sampler:
         maxlen = int(history_s * sample_hz) + 64
         self._series = {s.name: _Series(s.name, maxlen) for s in self.sensors}
         split = [_split(s) for s in self.sensors]
-        self._reads = [(s.name, s.read_raw, s.clock) for s in split]
-        self._decoders = [(s.name, s.decode, self._series[s.name].add) for s in split]
-        self._lock = threading.Lock()
-        self._raw: list[Any] = []  # per tick and sensor: raw value (or _FAILED), then its time
+        # A tick is list(map(call, _tick_calls)): each clock's sensors' read_raw, then that clock
+        # once (one time for the sensors read together: they are read microseconds apart). Where
+        # the reads are C functions (a pread partial, time.monotonic) no Python frame runs between
+        # them. The raw values of a tick keep this layout until decoded.
+        by_clock: dict[Callable[[], float], list[SplitReadSensor | _WholeRead]] = {}
+        for sensor in split:
+            by_clock.setdefault(sensor.clock, []).append(sensor)
+        self._tick_calls: list[Callable[[], Any]] = []
+        self._call_names: list[str] = []  # the sensor each call reads, for its failures
+        # (name, decode, add, position of its raw value in a tick, of its time)
+        self._decoders: list[tuple[str, Callable[[Any, float], Reading],
+                                   Callable[..., Sample | None], int, int]] = []
+        for clock, group in by_clock.items():
+            time_position = len(group) + len(self._tick_calls)
+            for sensor in group:
+                self._decoders.append((sensor.name, sensor.decode, self._series[sensor.name].add,
+                                       len(self._tick_calls), time_position))
+                self._tick_calls.append(sensor.read_raw)
+                self._call_names.append(sensor.name)
+            self._tick_calls.append(clock)
+            self._call_names.append("clock")
+        self._lock = threading.Lock()  # held around each tick and each decoding
+        self._ticks: list[list[Any]] = []  # read, not decoded: in read order, in that layout
         self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
         self._deliver_at = 0.0
         self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
@@ -192,50 +212,80 @@ class Sampler:
         self._deliver(wait=True)
 
     def _loop(self) -> None:
-        lock, read_all, deliver = self._lock, self._read_all, self._deliver
+        """A tick every period (the deadline kept, not drifting), a delivery every
+        deliver_every_s. Everything a tick touches is bound here: the thread wakes cold, and on
+        a virtual machine each name looked up or frame entered then costs microseconds."""
+        acquire, release, tick_on = self._lock.acquire, self._lock.release, self._tick_on
+        keep, calls, deliver = self._ticks.append, self._tick_calls, self._deliver
         period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
+        ticks_per_delivery = max(1, round(self.deliver_every_s / period_s))
+        ticks = 0
         next_t = monotonic()
         while not self._stopping:
-            next_t += period_s
-            with lock:
-                read_all()
-            now = monotonic()
-            if now >= self._deliver_at:
-                deliver(wait=False)
-                now = monotonic()
-            delay = next_t - now
-            if delay < 0:  # fell behind (a slow sensor or a busy machine): skip, don't burst
-                next_t = now
-                delay = 0
-            # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
-            sleep(delay)
-
-    def _read_all(self) -> None:
-        """One tick: every sensor's raw value and time, kept for _decode (the lock is held)."""
-        append = self._raw.append
-        for name, read_raw, clock in self._reads:
+            acquire()
+            tick: list[Any] = []
             try:
-                append(read_raw())
-            except Exception as exc:  # a sensor that fails once must not stop the others
-                self._failures.append((time.monotonic(), name, f"{type(exc).__name__}: {exc}"))
-                append(_FAILED)
-            append(clock())
+                tick += map(call, calls)
+            except Exception as exc:
+                tick_on(tick, exc)
+            keep(tick)
+            release()
+            ticks += 1
+            if ticks >= ticks_per_delivery:
+                ticks = 0
+                deliver(wait=False)
+            next_t += period_s
+            delay = next_t - monotonic()
+            # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
+            if delay > 0:
+                sleep(delay)
+            else:  # fell behind (a slow sensor or a busy machine): skip, don't burst
+                next_t = monotonic()
+
+    def _tick(self) -> None:
+        """One tick outside the thread (read_now; the lock is held)."""
+        tick: list[Any] = []
+        try:
+            tick += map(call, self._tick_calls)
+        except Exception as exc:
+            self._tick_on(tick, exc)
+        self._ticks.append(tick)
+
+    def _tick_on(self, tick: list[Any], exc: Exception) -> None:
+        """A read raised (a sensor that fails must not stop the others): mark it failed and read
+        the rest of the tick (list += map keeps what was read before the exception)."""
+        calls = self._tick_calls
+        while True:
+            failed = len(tick)
+            self._failures.append((time.monotonic(), self._call_names[failed],
+                                   f"{type(exc).__name__}: {exc}"))
+            tick.append(_FAILED)
+            try:
+                tick += map(call, calls[failed + 1:])
+                return
+            except Exception as again:
+                exc = again
 
     def _decode(self) -> list[Sample]:
-        """The kept ticks into the series, in order; returns their samples (the lock is held)."""
-        raw, samples = self._raw, []
-        pairs = iter(raw)
-        for (name, decode, add), value, t in zip(cycle(self._decoders), pairs, pairs):
-            if value is _FAILED:
-                continue
-            try:
-                sample = add(*decode(value, t))
-            except Exception as exc:  # text that does not parse: that reading failed
-                self._failures.append((t, name, f"{type(exc).__name__}: {exc}"))
-                continue
-            if sample is not None:
-                samples.append(sample)
-        raw.clear()
+        """The kept ticks into the series, each sensor's in read order; returns their samples
+        (the lock is held)."""
+        ticks, samples = self._ticks, list[Sample]()
+        if not ticks:
+            return samples
+        columns = list(zip(*ticks, strict=True))  # per call of the tick: its values, in order
+        ticks.clear()
+        append = samples.append
+        for name, decode, add, value_at, time_at in self._decoders:
+            for value, t in zip(columns[value_at], columns[time_at], strict=True):
+                if value is _FAILED:
+                    continue
+                try:
+                    sample = add(*decode(value, t))
+                except Exception as exc:  # text that does not parse: that reading failed
+                    self._failures.append((t, name, f"{type(exc).__name__}: {exc}"))
+                    continue
+                if sample is not None:
+                    append(sample)
         if samples and self.on_samples:
             self._pending += samples
         return samples
@@ -244,7 +294,7 @@ class Sampler:
         """Read every sensor once, now; returns the new samples (on_samples gets them too)."""
         with self._lock:
             self._decode()  # the thread's ticks first: they were read before
-            self._read_all()
+            self._tick()
             samples = self._decode()
             due = bool(samples) and time.monotonic() >= self._deliver_at
         if due:

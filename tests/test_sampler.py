@@ -115,6 +115,25 @@ def test_a_failing_sensor_does_not_stop_the_others(clock, tmp_path, monkeypatch)
     assert sampler.failures(0, math.inf)["rapl:package-0"].startswith("ValueError")
 
 
+def test_a_read_that_raises_mid_tick_fails_alone(clock):
+    """A tick is one C-level pass over every read; one that raises in the middle is marked
+    failed and the reads after it still happen, in the same tick."""
+    devices = [FakeGpu(clock=clock, power_w=watts) for watts in (100.0, 200.0, 300.0)]
+    fake_nvml.configure(gpus=devices)
+    sensors = []
+    for index in range(3):
+        fake_nvml.nvmlInit()
+        sensors.append(NvmlSensor(index, clock=clock))
+    sampler = Sampler(sensors, sample_hz=20)
+    sample_for(sampler, clock, 0.5)
+
+    devices[1].energy_counter = False  # its counter reads now raise NVMLError_NotSupported
+    power = sample_for(sampler, clock, 1.0)
+
+    assert power == {"nvml:0": pytest.approx(100.0), "nvml:2": pytest.approx(300.0)}
+    assert sampler.failures(0, math.inf) == {"nvml:1": "NVMLError_NotSupported: Not Supported"}
+
+
 def test_the_thread_passes_samples_to_the_callback(tmp_path, monkeypatch):
     build_powercap_tree(tmp_path, sockets=1)
     monkeypatch.setenv(rapl.POWERCAP_ROOT_ENV, str(tmp_path))
