@@ -126,10 +126,10 @@ def test_samples_that_cannot_be_written_end_the_session_after_the_run(tmp_path, 
     session ends with a write error naming samples.csv."""
     real = SessionWriter.append_samples
 
-    def failing(self, rows):
+    def failing(self, rows, t_offset_s=0.0):
         if "run_started" in (self.path / "events.jsonl").read_text():  # during the first run
             raise OSError(errno.EIO, os.strerror(errno.EIO))
-        real(self, rows)
+        real(self, rows, t_offset_s)
 
     monkeypatch.setattr(SessionWriter, "append_samples", failing)
     monkeypatch.setenv("ENERGY_CONSOLE_LOCK", str(tmp_path / "lock"))
