@@ -3,10 +3,12 @@
 Measures the sampler thread's own CPU time (its POSIX thread CPU clock, user + kernel) as a share of
 one core, the way the runner uses it: every sample goes to samples.csv through a real
 SessionWriter.append_samples, shifted to wall-clock time as the runner's write_samples does, in the
-batches the sampler hands on_samples (`--no-csv` leaves that out). The bare sampler thread (no
-sensors: the cost of waking a Python thread 20 times a second) is measured too, as the floor; on a
-VM it is higher when the machine is otherwise idle. Several runs, medians reported: other
-processes on the machine move single runs. Target: below 0.3 %.
+batches the sampler hands on_samples (`--no-csv` leaves that out). Beside it, interleaved run by
+run, the floors it stands on: the same sampler with its decoding and writing deferred past the
+measured span (the reads alone), the sampler with no sensor (its loop), and a Python thread that
+only sleeps at the same rate (the cost of waking a Python thread at all; on a VM it is higher
+when the machine is otherwise idle). Several runs, medians reported: other processes on the
+machine move single runs. Target: below 0.3 %.
 
 The fake RAPL zones are files in a temporary directory whose counters another process advances;
 the fake NVML calls cost less than real ones (a real call is an ioctl into the driver,
@@ -23,6 +25,7 @@ import os
 import statistics
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -35,6 +38,13 @@ from energy_console.core.sensors.nvml import NvmlSensor  # noqa: E402
 
 import tests.fakes.pynvml as fake_nvml  # noqa: E402
 from tests.fakes.powercap import advancing_counters, build_powercap_tree  # noqa: E402
+
+FLOORS = {
+    "full": "the sampler (reads, decoding, samples.csv)",
+    "reads": "its reads alone (decoding after the span)",
+    "loop": "its loop with no sensor",
+    "sleep": "a Python thread that only sleeps",
+}
 
 
 def fake_sensors(root: Path) -> list:
@@ -57,8 +67,20 @@ def fake_sensors(root: Path) -> list:
     return fake_rapl + fake_gpus
 
 
-def thread_cpu_share(sensors: list, hz: float, seconds: float, writer: SessionWriter | None):
-    """(CPU seconds / wall seconds of the sampler thread, samples produced) for one run."""
+def thread_cpu_share(thread: threading.Thread, seconds: float) -> float:
+    """CPU seconds / wall seconds of a running thread over `seconds`, after its start-up."""
+    time.sleep(0.5)
+    clock_id = time.pthread_getcpuclockid(thread.ident)
+    cpu0, wall0 = time.clock_gettime(clock_id), time.monotonic()
+    time.sleep(seconds)
+    cpu1, wall1 = time.clock_gettime(clock_id), time.monotonic()
+    return (cpu1 - cpu0) / (wall1 - wall0)
+
+
+def sampler_share(sensors: list, hz: float, seconds: float, writer: SessionWriter | None,
+                  deliver: bool = True) -> tuple[float, int]:
+    """(the sampler thread's share of a core, samples produced) for one run; `deliver` False
+    leaves decoding and writing to stop(), after the measured span."""
     produced = 0
     offset = time.time() - time.monotonic()
 
@@ -68,18 +90,32 @@ def thread_cpu_share(sensors: list, hz: float, seconds: float, writer: SessionWr
         if writer:
             writer.append_samples(samples, offset)
 
-    sampler = Sampler(sensors, sample_hz=hz, on_samples=write_samples)
+    sampler = Sampler(sensors, sample_hz=hz, on_samples=write_samples,
+                      deliver_every_s=1.0 if deliver else 2 * seconds + 10)
     sampler.start()
-    time.sleep(0.5)  # past the thread's start-up
-    clock_id = time.pthread_getcpuclockid(sampler._thread.ident)
-    cpu0, wall0 = time.clock_gettime(clock_id), time.monotonic()
-    time.sleep(seconds)
-    cpu1, wall1 = time.clock_gettime(clock_id), time.monotonic()
+    share = thread_cpu_share(sampler._thread, seconds)
     sampler.stop()
     failures = sampler.failures(0.0, math.inf)
     if failures:
         raise RuntimeError(f"sensor errors: {failures}")
-    return (cpu1 - cpu0) / (wall1 - wall0), produced
+    return share, produced
+
+
+def sleeping_share(hz: float, seconds: float) -> float:
+    """A Python thread that only sleeps, woken hz times a second: the floor of any sampler."""
+    running = [True]  # a plain flag: an Event's is_set() would add a frame per wake-up
+
+    def sleep_loop() -> None:
+        period_s, sleep = 1 / hz, time.sleep
+        while running[0]:
+            sleep(period_s)
+
+    thread = threading.Thread(target=sleep_loop, daemon=True)
+    thread.start()
+    share = thread_cpu_share(thread, seconds)
+    running[0] = False
+    thread.join()
+    return share
 
 
 def main() -> None:
@@ -98,19 +134,22 @@ def main() -> None:
         max_range_uj = int((tree.zone("intel-rapl:0") / "max_energy_range_uj").read_text())
         with advancing_counters(zones, max_range_uj, interval_s=0.1):
             sensors = machine + fake_sensors(tree.root)
-            shares, bare, produced = [], [], 0
+            shares: dict[str, list[float]] = {name: [] for name in FLOORS}
+            produced = 0
             for _ in range(args.runs):
-                share, n = thread_cpu_share(sensors, args.hz, args.seconds, writer)
-                shares.append(share)
+                share, n = sampler_share(sensors, args.hz, args.seconds, writer)
+                shares["full"].append(share)
                 produced += n
-                bare.append(thread_cpu_share([], args.hz, args.seconds, None)[0])
+                shares["reads"].append(
+                    sampler_share(sensors, args.hz, args.seconds, None, deliver=False)[0])
+                shares["loop"].append(sampler_share([], args.hz, args.seconds, None)[0])
+                shares["sleep"].append(sleeping_share(args.hz, args.seconds))
         csv_bytes = (Path(tmp) / "session" / "samples.csv").stat().st_size if writer else 0
         if writer:
             writer.close()
         for sensor in sensors:
             sensor.close()
 
-    share, floor = statistics.median(shares), statistics.median(bare)
     print(f"sensors: {len(sensors)} ({', '.join(s.name for s in sensors)})")
     print(
         f"{args.runs} runs of {args.seconds:g} s at {args.hz:g} Hz, "
@@ -121,12 +160,12 @@ def main() -> None:
             else "no samples.csv write"
         )
     )
-    print("sampler thread CPU, % of one core: " + ", ".join(f"{100 * s:.3f}" for s in shares))
-    print(
-        f"median: {100 * share:.3f} % = {share / args.hz * 1e6:.0f} µs per round "
-        f"(bare thread, no sensors: {100 * floor:.3f} % = {floor / args.hz * 1e6:.0f} µs per "
-        f"wake-up); target: < 0.3 %"
-    )
+    print("thread CPU, % of one core (median, µs per round; the runs):")
+    for name, label in FLOORS.items():
+        median = statistics.median(shares[name])
+        runs = ", ".join(f"{100 * s:.3f}" for s in shares[name])
+        print(f"  {label:<44} {100 * median:.3f} %  {median / args.hz * 1e6:4.0f} µs  ({runs})")
+    print("target: the sampler < 0.3 %")
 
 
 if __name__ == "__main__":
