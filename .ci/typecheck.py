@@ -3,7 +3,7 @@
 pyproject.toml installs the folders core/ and tui/ as energy_console.core and energy_console.tui
 (package-dir). The editable install resolves that with an import hook, which mypy does not run,
 and mypy's command line names a file's module by its folder (`core.plan`), so `from
-energy_console.core.plan import ...` would not resolve. This script names every source file's
+energy_console.core.spec.limits import ...` would not resolve. This script names every source file's
 module from the same mapping and hands the list to mypy's build; settings come from [tool.mypy]
 in pyproject.toml, extra command-line flags pass through. Run from anywhere:
 `.venv/bin/python .ci/typecheck.py`; exit status 1 when mypy reports an error.

@@ -21,8 +21,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from energy_console.core.sampler import Sampler  # noqa: E402
-from energy_console.core.sensors.base import Reading  # noqa: E402
+from energy_console.core.measure.sampler import Sampler  # noqa: E402
+from energy_console.core.measure.sensors.base import Reading  # noqa: E402
 
 
 @dataclass

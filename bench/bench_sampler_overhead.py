@@ -31,10 +31,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from energy_console.core.results import SessionWriter  # noqa: E402
-from energy_console.core.sampler import Sampler  # noqa: E402
-from energy_console.core.sensors import detect, rapl  # noqa: E402
-from energy_console.core.sensors.nvml import NvmlSensor  # noqa: E402
+from energy_console.core.measure.sampler import Sampler  # noqa: E402
+from energy_console.core.measure.sensors import detect, rapl  # noqa: E402
+from energy_console.core.measure.sensors.nvml import NvmlSensor  # noqa: E402
+from energy_console.core.store.session_dir import SessionWriter  # noqa: E402
 
 import tests.fakes.pynvml as fake_nvml  # noqa: E402
 from tests.fakes.powercap import advancing_counters, build_powercap_tree  # noqa: E402

@@ -24,8 +24,8 @@ from energy_console.core.compression import (  # noqa: E402
     apply_technique,
 )
 from energy_console.core.models import load_model  # noqa: E402
-from energy_console.core.profile import ModelEntry  # noqa: E402
-from energy_console.core.size import measure_size  # noqa: E402
+from energy_console.core.models.size import measure_size  # noqa: E402
+from energy_console.core.spec.profile import ModelEntry  # noqa: E402
 
 MODELS = {
     "demo/tiny-bert-random": 128,

@@ -21,8 +21,8 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from energy_console.core import events as ev  # noqa: E402
-from energy_console.core.results import SessionWriter  # noqa: E402
+from energy_console.core.store import events as ev  # noqa: E402
+from energy_console.core.store.session_dir import SessionWriter  # noqa: E402
 from energy_console.tui.app import EnergyConsoleApp  # noqa: E402
 from energy_console.tui.screens.live import LiveScreen  # noqa: E402
 

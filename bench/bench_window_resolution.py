@@ -24,8 +24,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from energy_console.core.sampler import Sampler  # noqa: E402
-from energy_console.core.sensors.base import Reading  # noqa: E402
+from energy_console.core.measure.sampler import Sampler  # noqa: E402
+from energy_console.core.measure.sensors.base import Reading  # noqa: E402
 
 LENGTHS_S = [0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0]
 WINDOWS = 300

@@ -12,10 +12,10 @@ import argparse
 import math
 from pathlib import Path
 
-from energy_console.core.compare import change_of
-from energy_console.core.follow import read_session
-from energy_console.core.records import RunRecord
-from energy_console.core.report import format_change
+from energy_console.core.analysis.compare import change_of
+from energy_console.core.analysis.report import format_change
+from energy_console.core.store.follow import read_session
+from energy_console.core.store.records import RunRecord
 
 
 def _number(value: float | None, ci: float | None = None, digits: int = 3) -> str:

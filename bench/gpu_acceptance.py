@@ -87,7 +87,7 @@ def cuda_problem(device: str) -> str | None:
 # ------------------------------------------------------------------ evidence while it runs
 def record_cross_check(session_dir: Path, gpu: int, seconds: float = 4.0) -> None:
     """The counter against the integrated power under a matmul on the GPU (cross_check.json)."""
-    from energy_console.core import gpu_probe
+    from energy_console.core.cli import gpu_probe
 
     load = gpu_probe.start_gpu_load(duration_s=seconds + 30)
     try:
@@ -105,7 +105,7 @@ def run_and_watch_memory(session_dir: Path, profile: Path, device: str, gpu: int
 
     A run's end event is written after its worker was stopped, so memory then should be back at
     the baseline; the next worker needs far longer than one 20 ms poll to create a CUDA context."""
-    from energy_console.core.gpu_probe import gpu_memory_used_mib
+    from energy_console.core.cli.gpu_probe import gpu_memory_used_mib
 
     rows = [("before-session", "", gpu_memory_used_mib(gpu))]
     process = subprocess.Popen([sys.executable, "-m", "energy_console", "run", str(profile),
@@ -140,7 +140,7 @@ def run_and_watch_memory(session_dir: Path, profile: Path, device: str, gpu: int
 def judge(session_dir: Path, gpu: int | None = None,
           memory_tolerance_mib: float = MEMORY_TOLERANCE_MIB) -> list[Verdict]:
     """Every check, from what the session dir holds (the runner's files and the evidence above)."""
-    from energy_console.core.results import read_runs
+    from energy_console.core.store.session_dir import read_runs
 
     verdicts: list[Verdict] = []
     info = json.loads((session_dir / "session.json").read_text())
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    from energy_console.core.energy import nvml_index
+    from energy_console.core.measure.energy import nvml_index
 
     gpu = nvml_index(args.device if args.device.startswith("cuda") else "cuda:0")
     if args.verdict:
@@ -292,7 +292,7 @@ def main(argv: list[str] | None = None) -> int:
     if problem:
         print(f"gpu_acceptance: SKIPPED: {problem}", file=sys.stderr)
         return EXIT_SKIPPED
-    from energy_console.core.results import default_results_root, session_dir_name
+    from energy_console.core.store.session_dir import default_results_root, session_dir_name
 
     session_dir = (args.results_dir or default_results_root()) / session_dir_name("gpu-acceptance")
     session_dir.mkdir(parents=True)

@@ -65,7 +65,7 @@ def test_the_install_claims_no_top_level_core_or_tui(tmp_path):
     # Run outside the checkout, so only what the install put on sys.path is importable.
     code = ("import importlib.util as u; "
             "print([n for n in ('core', 'tui') if u.find_spec(n)], "
-            "bool(u.find_spec('energy_console.core.runner')), "
+            "bool(u.find_spec('energy_console.core.session.runner')), "
             "bool(u.find_spec('energy_console.tui.app')))")
     out = subprocess.run([sys.executable, "-c", code], cwd=tmp_path, capture_output=True,
                          text=True, check=True).stdout.strip()

@@ -1,6 +1,6 @@
 import pytest
-from energy_console.core.carbon import co2e_g, intensity_table, resolve_intensity
-from energy_console.core.profile import CarbonSettings
+from energy_console.core.measure.carbon import co2e_g, intensity_table, resolve_intensity
+from energy_console.core.spec.profile import CarbonSettings
 
 
 def test_the_profiles_figure_wins_then_the_country_then_the_world_average():

@@ -7,8 +7,8 @@ import subprocess
 import sys
 
 import pytest
-from energy_console.core.records import RunRecord
-from energy_console.core.results import SessionWriter
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter
 
 from tests.session_helpers import ROOT, run_cli
 

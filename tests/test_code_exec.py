@@ -13,8 +13,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from energy_console.core.datasets import DatasetError, dataset_spec, load_code_tasks
-from energy_console.core.profile import ProfileError, parse_profile
 from energy_console.core.quality import code_exec
 from energy_console.core.quality.code_exec import (
     CodeTask,
@@ -23,8 +21,10 @@ from energy_console.core.quality.code_exec import (
     sandbox,
     truncate_completion,
 )
+from energy_console.core.quality.datasets import DatasetError, dataset_spec, load_code_tasks
 from energy_console.core.quality.generation import code_pass_at_1
-from energy_console.core.workloads import generation_settings
+from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.spec.workloads import generation_settings
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -219,7 +219,7 @@ def test_asking_for_pass_at_1_without_tests_is_a_clear_error(tmp_path):
     with pytest.raises(DatasetError, match="is not a .jsonl file"):
         load_code_tasks(dataset_spec(str(text)))
 
-    from energy_console.core.preflight import dataset_problem
+    from energy_console.core.session.preflight import dataset_problem
 
     profile = parse_profile(
         "name: p\nmodels:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"
@@ -236,7 +236,7 @@ def test_asking_for_pass_at_1_without_tests_is_a_clear_error(tmp_path):
 
 
 def test_tasks_follow_the_prompts_they_belong_to_under_max_samples():
-    from energy_console.core.datasets import load_prompts
+    from energy_console.core.quality.datasets import load_prompts
 
     spec = dataset_spec({"path": str(CODE_TASKS), "max_samples": 3})
     tasks = load_code_tasks(spec)
@@ -246,8 +246,8 @@ def test_tasks_follow_the_prompts_they_belong_to_under_max_samples():
 
 @pytest.mark.session
 def test_a_generate_session_with_pass_at_1_records_the_column(tmp_path):
-    from energy_console.core.profile import load_profile
-    from energy_console.core.runner import Runner
+    from energy_console.core.session.runner import Runner
+    from energy_console.core.spec.profile import load_profile
 
     from tests.session_helpers import write_profile
 

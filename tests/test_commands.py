@@ -6,7 +6,7 @@ import argparse
 
 import energy_console.tui.app as tui_app
 import pytest
-from energy_console.core import cli
+from energy_console.core.cli import commands as cli
 from energy_console.tui import main as console
 
 

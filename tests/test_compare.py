@@ -5,17 +5,17 @@ from __future__ import annotations
 import math
 
 import pytest
-from energy_console.core.compare import (
+from energy_console.core.analysis.compare import (
     Change,
     machine_differences,
     relative_change,
     repeats_to_resolve,
 )
-from energy_console.core.follow import read_session
-from energy_console.core.records import RunRecord
-from energy_console.core.report import format_change, format_report
-from energy_console.core.results import SessionWriter
-from energy_console.core.stats import t95
+from energy_console.core.analysis.report import format_change, format_report
+from energy_console.core.measure.stats import t95
+from energy_console.core.store.follow import read_session
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.runs import energy_changes, live_cells
 from energy_console.tui.screens.results import CHANGE_COLUMN, ResultsScreen
@@ -98,7 +98,7 @@ def test_the_report_marks_the_change_within_noise(session):
 
 
 def test_infer_and_generate_runs_of_one_model_each_compare_with_their_own_baseline():
-    from energy_console.core.compare import changes_vs_baseline
+    from energy_console.core.analysis.compare import changes_vs_baseline
 
     def run(technique, workload, energy_j, max_new=None):
         return RunRecord(run_id=f"{workload}-{technique}", model="demo/gpt2", technique=technique,

@@ -6,7 +6,10 @@ import json
 from pathlib import Path
 
 import pytest
-from energy_console.core.datasets import (
+from energy_console.core.models import load_model
+from energy_console.core.models.demo_tokenizer import DemoTokenizer
+from energy_console.core.quality import prepare_reference
+from energy_console.core.quality.datasets import (
     DatasetError,
     dataset_spec,
     evenly_spaced,
@@ -15,11 +18,8 @@ from energy_console.core.datasets import (
     read_image,
     resolve_labels,
 )
-from energy_console.core.demo_tokenizer import DemoTokenizer
-from energy_console.core.models import load_model
-from energy_console.core.plan import expand
-from energy_console.core.profile import parse_profile
-from energy_console.core.quality import prepare_reference
+from energy_console.core.session.plan import expand
+from energy_console.core.spec.profile import parse_profile
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SENTIMENT_LABELS = ["negative", "positive"]

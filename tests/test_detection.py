@@ -9,17 +9,17 @@ from types import SimpleNamespace
 
 import pytest
 import torch
-from energy_console.core.coco import check_detection_dataset, load_detection_set
-from energy_console.core.compression.base import NotApplicable
-from energy_console.core.datasets import DatasetError, dataset_spec
-from energy_console.core.detection import DetectionPipeline, box_iou, class_aware_nms
 from energy_console.core.models import load_model
-from energy_console.core.profile import ModelEntry
+from energy_console.core.models.base import NotApplicable
+from energy_console.core.quality.coco import check_detection_dataset, load_detection_set
+from energy_console.core.quality.datasets import DatasetError, dataset_spec
 from energy_console.core.quality.detection_eval import (
     DetectionImages,
     evaluate_detection,
     prepare_detection_reference,
 )
+from energy_console.core.spec.profile import ModelEntry
+from energy_console.core.worker.detect_call import DetectionPipeline, box_iou, class_aware_nms
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "shapes-detect" / "instances.json"

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import pytest
 import torch
-from energy_console.core.detection import DetectionPipeline
 from energy_console.core.models import load_model
-from energy_console.core.profile import ModelEntry, load_profile
-from energy_console.core.runner import Runner
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import ModelEntry, load_profile
+from energy_console.core.worker.detect_call import DetectionPipeline
 
 from tests.session_helpers import write_profile
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 import pytest
-from energy_console.core.devices import list_devices
+from energy_console.core.measure.devices import list_devices
 
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import NVML_ERROR_LIBRARY_NOT_FOUND, FakeGpu

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core import doctor, gpu_probe
+from energy_console.core.cli import doctor, gpu_probe
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.host import lab_host_env
@@ -172,7 +172,7 @@ def test_unwritable_results_and_an_unsafe_lock_block_the_box(fake, tmp_path, mon
 
 
 def test_a_held_lock_is_a_warning_not_a_failure(fake, places, tmp_path):
-    from energy_console.core.machine_lock import MachineLock
+    from energy_console.core.session.machine_lock import MachineLock
 
     fake.configure(gpus=[FakeGpu()])
     held = MachineLock(tmp_path / "held.lock")

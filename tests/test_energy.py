@@ -6,17 +6,17 @@ import math
 import statistics
 
 import pytest
-from energy_console.core.carbon import CarbonIntensity
-from energy_console.core.energy import (
+from energy_console.core.measure.carbon import CarbonIntensity
+from energy_console.core.measure.energy import (
     NoEnergyWindows,
     nvml_index,
     run_figures,
     sensors_for_device,
 )
-from energy_console.core.figures import WindowEnergy
-from energy_console.core.sampler import Sampler
-from energy_console.core.sensors import rapl
-from energy_console.core.sensors.base import Reading, SensorInfo
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import rapl
+from energy_console.core.measure.sensors.base import Reading, SensorInfo
+from energy_console.core.store.figures import WindowEnergy
 
 from tests.fakes.powercap import build_powercap_tree
 

@@ -7,16 +7,16 @@ import math
 from pathlib import Path
 
 import pytest
-from energy_console.core.carbon import CarbonIntensity
-from energy_console.core.datasets import DatasetError, dataset_spec, load_prompts
-from energy_console.core.energy import NoEnergyWindows, quadrature, run_figures
-from energy_console.core.figures import GenerationTimings, WindowEnergy
-from energy_console.core.plan import expand
-from energy_console.core.profile import ProfileError, parse_profile
+from energy_console.core.measure.carbon import CarbonIntensity
+from energy_console.core.measure.energy import NoEnergyWindows, quadrature, run_figures
+from energy_console.core.measure.sensors.base import SensorInfo
+from energy_console.core.measure.stats import ci95_half_width, median
+from energy_console.core.quality.datasets import DatasetError, dataset_spec, load_prompts
 from energy_console.core.quality.text_metrics import chrf, exact_match_rate, token_agreement
-from energy_console.core.records import RUN_COLUMNS
-from energy_console.core.sensors.base import SensorInfo
-from energy_console.core.stats import ci95_half_width, median
+from energy_console.core.session.plan import expand
+from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.store.figures import GenerationTimings, WindowEnergy
+from energy_console.core.store.records import RUN_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
 CPU = SensorInfo("rapl:package-0", "cpu", True, "counter", update_period_s=0.001)

@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
-from energy_console.core.profile import load_profile
-from energy_console.core.runner import Runner
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import write_profile
 
@@ -37,11 +37,11 @@ def early_eos_token() -> tuple[int, list[list[int]]]:
     """A token the demo model makes early in its greedy output for the first prompt, and every
     prompt's greedy output: made here, in this process, as the worker will make it."""
     import torch
-    from energy_console.core.generate import batches, greedy_outputs, prepare_prompts
     from energy_console.core.models import load_model
-    from energy_console.core.plan import expand
-    from energy_console.core.profile import parse_profile
-    from energy_console.core.workloads import GenerationSettings
+    from energy_console.core.quality.prompts import batches, greedy_outputs, prepare_prompts
+    from energy_console.core.session.plan import expand
+    from energy_console.core.spec.profile import parse_profile
+    from energy_console.core.spec.workloads import GenerationSettings
 
     profile = parse_profile(
         "name: eos\nmodels:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"

@@ -12,9 +12,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core import events as ev
-from energy_console.core.records import RunRecord
-from energy_console.core.results import SessionWriter, write_json
+from energy_console.core.store import events as ev
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter, write_json
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
@@ -167,8 +167,8 @@ def test_without_cuda_it_skips_with_a_clear_message(tmp_path):
 
 
 def test_the_profile_covers_every_cuda_technique_and_plans(tmp_path):
-    from energy_console.core.plan import expand
-    from energy_console.core.profile import load_profile
+    from energy_console.core.session.plan import expand
+    from energy_console.core.spec.profile import load_profile
 
     (tmp_path / "p.yaml").write_text(acceptance.profile_text("cuda:0"))
     specs = expand(load_profile(tmp_path / "p.yaml"))

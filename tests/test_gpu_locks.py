@@ -5,8 +5,8 @@ from __future__ import annotations
 import os
 
 import pytest
-from energy_console.core.machine_lock import LockRefused, MachineBusy
-from energy_console.core.session_locks import SessionLocks, gpu_lock_path
+from energy_console.core.session.locks import SessionLocks, gpu_lock_path
+from energy_console.core.session.machine_lock import LockRefused, MachineBusy
 
 
 def test_sessions_on_disjoint_gpus_hold_their_locks_at_once(tmp_path):

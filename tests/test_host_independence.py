@@ -9,7 +9,7 @@ import subprocess
 import sys
 
 import pytest
-from energy_console.core.sensors import detect
+from energy_console.core.measure.sensors import detect
 
 from tests.fakes.host import bare_host_env, lab_host_env
 from tests.session_helpers import ROOT
@@ -18,7 +18,7 @@ pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI process
 
 DETECT = """\
 import json, os
-from energy_console.core.sensors import detect
+from energy_console.core.measure.sensors import detect
 d = detect()
 print(json.dumps({"sensors": [s.name for s in d.sensors],
                   "missing": {m.name: m.reason for m in d.missing},

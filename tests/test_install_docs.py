@@ -9,7 +9,7 @@ import tomllib
 from pathlib import Path
 
 import pytest
-from energy_console.core.cli import COMMANDS
+from energy_console.core.cli.commands import COMMANDS
 
 ROOT = Path(__file__).resolve().parent.parent
 README = (ROOT / "README.md").read_text()

@@ -8,9 +8,9 @@ import sys
 import time
 from pathlib import Path
 
-from energy_console.core import events as ev
-from energy_console.core.records import RunRecord
-from energy_console.core.results import SessionWriter, write_json
+from energy_console.core.store import events as ev
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter, write_json
 
 from tests.test_cli import energy_console
 

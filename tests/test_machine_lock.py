@@ -7,9 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from energy_console.core.machine_lock import MachineBusy, MachineLock
-from energy_console.core.profile import load_profile
-from energy_console.core.runner import Runner
+from energy_console.core.session.machine_lock import MachineBusy, MachineLock
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import (
     start_cli_session,
@@ -34,7 +34,7 @@ def test_the_machine_is_free_again_when_the_holder_is_killed(tmp_path):
     holder = subprocess.Popen(
         [sys.executable, "-c", (
             "import sys, time; from pathlib import Path; "
-            "from energy_console.core.machine_lock import MachineLock; "
+            "from energy_console.core.session.machine_lock import MachineLock; "
             "MachineLock(sys.argv[1]).acquire(Path('x')); print('held', flush=True);"
             " time.sleep(60)"), str(tmp_path / "lock")],
         stdout=subprocess.PIPE, text=True,

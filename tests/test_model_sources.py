@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from energy_console.core import models
 from energy_console.core.models import load_model
-from energy_console.core.plan import expand, model_task
-from energy_console.core.profile import ProfileError, parse_profile
+from energy_console.core.session.plan import expand, model_task
+from energy_console.core.spec.profile import ProfileError, parse_profile
 
 
 @pytest.fixture

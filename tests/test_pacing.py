@@ -1,7 +1,7 @@
 """When the idle baseline is taken (core.pacing): the rule lives in one place."""
 
-from energy_console.core.pacing import IdleSchedule
-from energy_console.core.profile import ProtocolSettings
+from energy_console.core.session.rules import IdleSchedule
+from energy_console.core.spec.profile import ProtocolSettings
 
 
 def test_the_idle_baseline_is_taken_first_and_again_once_the_refresh_time_has_passed():

@@ -6,7 +6,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from energy_console.core.traces import power_traces, run_span
+from energy_console.core.analysis.traces import power_traces, run_span
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.plots import PlotsScreen
 

@@ -2,7 +2,7 @@ import re
 from pathlib import Path
 
 import pytest
-from energy_console.core.profile import ProfileError, load_profile, parse_profile
+from energy_console.core.spec.profile import ProfileError, load_profile, parse_profile
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -1,6 +1,6 @@
 import time
 
-from energy_console.core.protocol import calibrate_iterations, run_protocol
+from energy_console.core.worker.windows import calibrate_iterations, run_protocol
 
 
 class SlowStart:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.figures import RunFigures
-from energy_console.core.records import RUN_COLUMNS, RunRecord, columns_markdown
+from energy_console.core.store.figures import RunFigures
+from energy_console.core.store.records import RUN_COLUMNS, RunRecord, columns_markdown
 from energy_console.tui.runs import LIVE_COLUMNS
 
 README = Path(__file__).resolve().parents[1] / "README.md"

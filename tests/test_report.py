@@ -1,7 +1,7 @@
 import pytest
-from energy_console.core.compare import changes_vs_baseline
-from energy_console.core.records import RunRecord
-from energy_console.core.report import format_energy, format_size
+from energy_console.core.analysis.compare import changes_vs_baseline
+from energy_console.core.analysis.report import format_energy, format_size
+from energy_console.core.store.records import RunRecord
 
 
 def _row(run_id, technique, energy, size, batch=1):
@@ -43,8 +43,8 @@ def _finished(run_id, technique, energy, metric, value, model="m"):
 
 
 def test_runs_frame_types_the_numeric_columns(tmp_path):
-    from energy_console.core.report import runs_frame
-    from energy_console.core.results import SessionWriter
+    from energy_console.core.analysis.report import runs_frame
+    from energy_console.core.store.session_dir import SessionWriter
 
     writer = SessionWriter(tmp_path)
     writer.record_run(_finished("a", "baseline", 0.5, "accuracy", 0.9))
@@ -57,7 +57,7 @@ def test_runs_frame_types_the_numeric_columns(tmp_path):
 
 
 def test_the_pareto_front_keeps_runs_nothing_beats_on_energy_and_quality():
-    from energy_console.core.findings import findings, pareto_front
+    from energy_console.core.analysis.findings import findings, pareto_front
 
     runs = [
         _finished("base", "baseline", 1.0, "accuracy", 0.90),

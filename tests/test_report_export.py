@@ -8,8 +8,8 @@ import subprocess
 import sys
 
 import pytest
-from energy_console.core.profile import load_profile
-from energy_console.core.runner import Runner
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import ROOT, write_profile
 
@@ -29,7 +29,8 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
 
 
 def energy_console(*args: str) -> subprocess.CompletedProcess:
-    code = "import sys; from energy_console.core.cli import main; sys.exit(main(sys.argv[1:]))"
+    code = ("import sys; from energy_console.core.cli.commands import main; "
+            "sys.exit(main(sys.argv[1:]))")
     return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
                           text=True, timeout=120, env={"COLUMNS": "100", "PATH": "/usr/bin"})
 

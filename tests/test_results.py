@@ -1,10 +1,10 @@
 import csv
 
 import pytest
-from energy_console.core import events as ev
-from energy_console.core.control import ControlReader, send_control
-from energy_console.core.records import RunRecord
-from energy_console.core.results import SessionWriter, read_events, read_runs
+from energy_console.core.store import events as ev
+from energy_console.core.store.control import ControlReader, send_control
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter, read_events, read_runs
 
 
 def test_every_event_type_survives_the_json_round_trip(tmp_path):

@@ -8,10 +8,10 @@ import threading
 import time
 
 import pytest
-from energy_console.core.sampler import Sampler
-from energy_console.core.sensors import rapl
-from energy_console.core.sensors.base import Reading
-from energy_console.core.sensors.nvml import NvmlSensor
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import rapl
+from energy_console.core.measure.sensors.base import Reading
+from energy_console.core.measure.sensors.nvml import NvmlSensor
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.clock import ManualClock

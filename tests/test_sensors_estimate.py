@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import psutil
 import pytest
-from energy_console.core.sensors import detect, estimate
-from energy_console.core.sensors.estimate import IDLE_FRACTION, EstimatedCpuSensor
+from energy_console.core.measure.sensors import detect, estimate
+from energy_console.core.measure.sensors.estimate import IDLE_FRACTION, EstimatedCpuSensor
 
 from tests.fakes.clock import ManualClock
 

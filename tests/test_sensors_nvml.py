@@ -8,8 +8,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core.sampler import Sampler
-from energy_console.core.sensors import nvml
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import nvml
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.clock import ManualClock

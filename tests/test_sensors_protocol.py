@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import sys
 
-from energy_console.core.sensors import Sensor, describe, rapl
-from energy_console.core.sensors.estimate import EstimatedCpuSensor
-from energy_console.core.sensors.nvml import probe as nvml_probe
+from energy_console.core.measure.sensors import Sensor, describe, rapl
+from energy_console.core.measure.sensors.estimate import EstimatedCpuSensor
+from energy_console.core.measure.sensors.nvml import probe as nvml_probe
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.powercap import build_powercap_tree

@@ -10,8 +10,8 @@ import time
 from pathlib import Path
 
 import pytest
-from energy_console.core.sampler import Sampler
-from energy_console.core.sensors import detect, rapl
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import detect, rapl
 
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 

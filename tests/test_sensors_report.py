@@ -5,9 +5,9 @@ from __future__ import annotations
 import sys
 
 import pytest
-from energy_console.core.sensors import rapl
-from energy_console.core.sensors.period import median_change_interval_s
-from energy_console.core.sensors.report import format_sensors_report, sensors_report
+from energy_console.core.measure.sensors import rapl
+from energy_console.core.measure.sensors.period import median_change_interval_s
+from energy_console.core.measure.sensors.report import format_sensors_report, sensors_report
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.powercap import advancing_counters, build_powercap_tree

@@ -16,9 +16,9 @@ from pathlib import Path
 
 import psutil
 import pytest
-from energy_console.core.profile import load_profile
-from energy_console.core.runner import Runner, SessionOutcome
-from energy_console.core.sensors.estimate import IDLE_FRACTION
+from energy_console.core.measure.sensors.estimate import IDLE_FRACTION
+from energy_console.core.session.runner import Runner, SessionOutcome
+from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import (
     TEST_CPU_TDP_W,
@@ -242,7 +242,7 @@ def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
 
 
 def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_path):
-    from energy_console.core.control import send_control
+    from energy_console.core.store.control import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
@@ -260,7 +260,7 @@ def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_pat
 
 
 def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
-    from energy_console.core.control import send_control
+    from energy_console.core.store.control import send_control
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"

@@ -6,10 +6,10 @@ import json
 import sys
 
 import pytest
-from energy_console.core.profile import load_profile
-from energy_console.core.results import read_runs
-from energy_console.core.runner import Runner
-from energy_console.core.session_locks import SessionLocks
+from energy_console.core.session.locks import SessionLocks
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import load_profile
+from energy_console.core.store.session_dir import read_runs
 
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu

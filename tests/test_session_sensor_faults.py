@@ -6,9 +6,9 @@ from __future__ import annotations
 import os
 
 import pytest
-from energy_console.core.follow import read_session
-from energy_console.core.report import format_report
-from energy_console.core.results import read_runs
+from energy_console.core.analysis.report import format_report
+from energy_console.core.store.follow import read_session
+from energy_console.core.store.session_dir import read_runs
 from energy_console.tui.runs import live_cells
 
 from tests.fakes.powercap import build_powercap_tree, start_counter_writer, stop_counter_writer

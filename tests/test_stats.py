@@ -1,5 +1,5 @@
 import pytest
-from energy_console.core.stats import ci95_half_width, median, percentile, relative_spread
+from energy_console.core.measure.stats import ci95_half_width, median, percentile, relative_spread
 
 
 def test_percentiles_interpolate_between_ranks():
@@ -22,7 +22,7 @@ def test_spread_is_relative_to_the_median():
 
 
 def test_the_median_interval_spans_the_order_statistics_around_the_median():
-    from energy_console.core.stats import median_ci95_half_width
+    from energy_console.core.measure.stats import median_ci95_half_width
 
     # n = 100: ranks 50 ± 9.8 → the 41st and 60th values (0-based 40 and 59)
     assert median_ci95_half_width([float(i) for i in range(100)]) == (59 - 40) / 2

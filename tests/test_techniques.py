@@ -17,8 +17,8 @@ from energy_console.core.compression import (
 )
 from energy_console.core.compression.catalogue import format_techniques, technique_rows
 from energy_console.core.models import load_model
-from energy_console.core.profile import ModelEntry
-from energy_console.core.size import measure_size
+from energy_console.core.models.size import measure_size
+from energy_console.core.spec.profile import ModelEntry
 
 INPUT_SIZE = {
     "demo/tiny-bert-random": 16,

@@ -7,18 +7,18 @@ import dataclasses
 import math
 
 import pytest
-from energy_console.core.carbon import CarbonIntensity
-from energy_console.core.compare import break_even, training_comparisons
+from energy_console.core.analysis.compare import break_even, training_comparisons
+from energy_console.core.analysis.report import report_notes
 from energy_console.core.compression import parse_technique, untrained_variant
-from energy_console.core.energy import run_figures
-from energy_console.core.events import PhaseChanged
-from energy_console.core.figures import TrainingTimings, WindowEnergy
-from energy_console.core.follow import _phase_label
-from energy_console.core.profile import ProfileError, parse_profile
-from energy_console.core.records import RunRecord
-from energy_console.core.report import report_notes
-from energy_console.core.sensors.base import SensorInfo
-from energy_console.core.workloads import TrainingSettings, training_settings
+from energy_console.core.measure.carbon import CarbonIntensity
+from energy_console.core.measure.energy import run_figures
+from energy_console.core.measure.sensors.base import SensorInfo
+from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.spec.workloads import TrainingSettings, training_settings
+from energy_console.core.store.events import PhaseChanged
+from energy_console.core.store.figures import TrainingTimings, WindowEnergy
+from energy_console.core.store.follow import _phase_label
+from energy_console.core.store.records import RunRecord
 
 DATASET = "dataset: ../data/sentiment-mini.csv"
 
@@ -132,7 +132,7 @@ def test_the_live_view_labels_training_steps_with_their_loss():
 
 
 def test_preflight_checks_a_training_set_apart_like_the_evaluation_set(tmp_path):
-    from energy_console.core.preflight import check
+    from energy_console.core.session.preflight import check
 
     profile = parse_profile(
         "name: t\ndevice: cpu\nmodels:\n  - demo: demo/tiny-bert-random\n"
@@ -142,7 +142,7 @@ def test_preflight_checks_a_training_set_apart_like_the_evaluation_set(tmp_path)
 
 
 async def test_the_trade_offs_view_gives_the_break_even_of_a_variant_that_trained(tmp_path):
-    from energy_console.core.results import SessionWriter
+    from energy_console.core.store.session_dir import SessionWriter
     from energy_console.tui.app import EnergyConsoleApp
     from energy_console.tui.screens.tradeoff import TradeOffScreen
 

@@ -7,10 +7,10 @@ import json
 from pathlib import Path
 
 import pytest
-from energy_console.core.compare import training_comparisons
-from energy_console.core.profile import load_profile
-from energy_console.core.results import read_runs
-from energy_console.core.runner import Runner
+from energy_console.core.analysis.compare import training_comparisons
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import load_profile
+from energy_console.core.store.session_dir import read_runs
 
 from tests.session_helpers import write_profile
 from tests.trained_models import train_keyword_classifier, write_training_set
@@ -139,7 +139,7 @@ def test_every_variant_with_a_training_cost_has_a_break_even_and_a_gain(train_se
 def test_a_saved_fine_tuned_model_is_a_model_folder_a_later_profile_can_name(train_session):
     outcome, rows = train_session
     from energy_console.core.models import load_model
-    from energy_console.core.profile import parse_profile
+    from energy_console.core.spec.profile import parse_profile
 
     tuned = row(rows, "model", FINETUNE)
     folder = outcome.path / tuned.saved_model
@@ -155,7 +155,7 @@ def test_mlflow_holds_every_run_with_the_params_and_metrics_of_runs_csv(train_se
                                                                           monkeypatch):
     mlflow = pytest.importorskip("mlflow")
     monkeypatch.setenv("MLFLOW_ALLOW_FILE_STORE", "true")  # MLflow 3's switch for file stores
-    from energy_console.core.tracking import experiment_name, run_metrics, run_params
+    from energy_console.core.session.tracking import experiment_name, run_metrics, run_params
 
     outcome, rows = train_session
     mlflow.set_tracking_uri((outcome.path / "mlruns").as_uri())
@@ -175,8 +175,8 @@ def test_mlflow_holds_every_run_with_the_params_and_metrics_of_runs_csv(train_se
 
 def test_an_unreachable_mlflow_server_is_a_notice_and_logging_goes_quiet(tmp_path, monkeypatch):
     pytest.importorskip("mlflow")  # importing it takes seconds here: this tier, not the fast one
-    from energy_console.core.records import RunRecord
-    from energy_console.core.tracking import MlflowTracker
+    from energy_console.core.session.tracking import MlflowTracker
+    from energy_console.core.store.records import RunRecord
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")  # nothing listens there
     notices: list[str] = []
@@ -197,8 +197,8 @@ def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session):
         untrained_variant,
     )
     from energy_console.core.models import load_model
-    from energy_console.core.plan import expand
-    from energy_console.core.train_worker import CompressionTrainer
+    from energy_console.core.session.plan import expand
+    from energy_console.core.worker.workloads.train import CompressionTrainer
 
     outcome, _ = train_session
     folder = outcome.path.parent

@@ -1,4 +1,4 @@
-from energy_console.core.records import RunRecord
+from energy_console.core.store.records import RunRecord
 from energy_console.tui.format import quality as quality_cell
 
 

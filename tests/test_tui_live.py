@@ -7,11 +7,11 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core import events as ev
-from energy_console.core.file_tail import FileTail
-from energy_console.core.follow import SessionReader
-from energy_console.core.records import RunRecord
-from energy_console.core.results import SessionWriter, read_runs, write_json
+from energy_console.core.store import events as ev
+from energy_console.core.store.file_tail import FileTail
+from energy_console.core.store.follow import SessionReader
+from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_dir import SessionWriter, read_runs, write_json
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.live import LiveScreen, current_line
 from energy_console.tui.screens.results import ResultsScreen
@@ -229,7 +229,7 @@ def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):
 
 
 def test_a_warning_names_its_run_in_the_log():
-    from energy_console.core.follow import SessionModel
+    from energy_console.core.store.follow import SessionModel
 
     model = SessionModel(Path("."))
     model.add_event(ev.RunStarted(run_id="r1", index=0, total=1, model="demo/tiny-bert-random",

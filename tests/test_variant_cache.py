@@ -8,10 +8,10 @@ import dataclasses
 import torch
 from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
 from energy_console.core.models import load_model
-from energy_console.core.plan import expand
-from energy_console.core.profile import parse_profile
-from energy_console.core.size import measure_size
-from energy_console.core.variant_cache import VariantCache, cache_folder
+from energy_console.core.models.size import measure_size
+from energy_console.core.session.plan import expand
+from energy_console.core.spec.profile import parse_profile
+from energy_console.core.worker.variant_cache import VariantCache, cache_folder
 
 PROFILE = """\
 name: cache

@@ -14,9 +14,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core.plan import expand
-from energy_console.core.profile import load_profile
-from energy_console.core.records import RUN_COLUMNS
+from energy_console.core.session.plan import expand
+from energy_console.core.spec.profile import load_profile
+from energy_console.core.store.records import RUN_COLUMNS
 
 from tests.fakes.crashing_model import save_crashing_model
 from tests.session_helpers import ROOT, read_events, write_profile

@@ -7,7 +7,7 @@ import random
 from pathlib import Path
 
 import torch
-from energy_console.core.demo_tokenizer import DemoTokenizer
+from energy_console.core.models.demo_tokenizer import DemoTokenizer
 
 POSITIVE_WORDS = ["good", "great", "excellent", "lovely", "superb", "wonderful"]
 NEGATIVE_WORDS = ["bad", "awful", "terrible", "poor", "broken", "dreadful"]

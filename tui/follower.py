@@ -7,8 +7,8 @@ import threading
 from collections.abc import Callable
 from pathlib import Path
 
-from energy_console.core.follow import SessionReader
-from energy_console.core.snapshot import LiveSnapshot
+from energy_console.core.store.follow import SessionReader
+from energy_console.core.store.snapshot import LiveSnapshot
 
 
 class SessionFollower(threading.Thread):

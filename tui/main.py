@@ -8,8 +8,8 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from energy_console.core.cli import COMMANDS, EXIT_BAD_INPUT, build_parser
-from energy_console.core.cli import main as headless_main
+from energy_console.core.cli.commands import COMMANDS, EXIT_BAD_INPUT, build_parser
+from energy_console.core.cli.commands import main as headless_main
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -26,7 +26,7 @@ def main(argv: list[str] | None = None) -> int:
 
 def attach(argv: list[str]) -> int:
     args = build_parser().parse_args(argv)
-    from energy_console.core.results import default_results_root, newest_session
+    from energy_console.core.store.session_dir import default_results_root, newest_session
 
     root = args.results_dir or default_results_root()
     session = args.session or newest_session(root)

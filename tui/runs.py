@@ -5,9 +5,8 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from energy_console.core.compare import Change, changes_vs_baseline
-from energy_console.core.records import RunRecord
-from energy_console.core.report import (
+from energy_console.core.analysis.compare import Change, changes_vs_baseline
+from energy_console.core.analysis.report import (
     disturbed,
     format_change,
     format_co2e,
@@ -15,6 +14,7 @@ from energy_console.core.report import (
     format_latency,
     format_size,
 )
+from energy_console.core.store.records import RunRecord
 from energy_console.tui import format as fmt
 from rich.text import Text
 

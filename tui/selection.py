@@ -11,20 +11,20 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from energy_console.core.coco import check_detection_dataset
 from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
-from energy_console.core.datasets import (
+from energy_console.core.measure.devices import Device
+from energy_console.core.models import bare_string_source, source_for, sources
+from energy_console.core.quality.coco import check_detection_dataset
+from energy_console.core.quality.datasets import (
     IMAGE_EXTENSIONS,
     DatasetError,
     dataset_spec,
     load_text_corpus,
     read_csv,
 )
-from energy_console.core.devices import Device
-from energy_console.core.models import bare_string_source, source_for, sources
-from energy_console.core.plan import RunSpec
-from energy_console.core.profile import Profile, ProfileError, load_profile, parse_profile
+from energy_console.core.session.plan import RunSpec
+from energy_console.core.spec.profile import Profile, ProfileError, load_profile, parse_profile
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
 WORKER_START_S = 0.5  # forking a worker from that forkserver, measured here

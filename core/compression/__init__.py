@@ -11,7 +11,8 @@ import importlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from energy_console.core.compression.base import NotApplicable, Param, Technique, TechniqueContext
+from energy_console.core.compression.base import Param, Technique, TechniqueContext
+from energy_console.core.models.base import NotApplicable
 
 FAMILY_MODULES = (
     "energy_console.core.compression.baseline",

@@ -17,10 +17,6 @@ if TYPE_CHECKING:
     from energy_console.core.models.base import LoadedModel
 
 
-class NotApplicable(Exception):
-    """The technique cannot apply to this model or device; the run is recorded as skipped."""
-
-
 @dataclass(frozen=True)
 class Param:
     name: str

@@ -8,7 +8,8 @@ import tempfile
 import warnings
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Technique
+from energy_console.core.compression.base import Technique
+from energy_console.core.models.base import NotApplicable
 
 # Inputs whose dimension 1 varies with the run's input size (sequence length); pixels vary in 2, 3.
 _DYNAMIC_AXES = {
@@ -39,7 +40,7 @@ def _onnx_session_module(model_bytes: bytes, input_names: list[str], size_bytes:
     import numpy as np
     import onnxruntime as ort
     import torch
-    from energy_console.core.size import SizeReport
+    from energy_console.core.models.size import SizeReport
 
     session = ort.InferenceSession(model_bytes, providers=["CPUExecutionProvider"])
 

@@ -25,8 +25,9 @@ import warnings
 from typing import Any
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Technique
+from energy_console.core.compression.base import Technique
 from energy_console.core.compression.onnx_int8 import _DYNAMIC_AXES, _onnx_size_report
+from energy_console.core.models.base import NotApplicable
 
 OUTPUT_NAMES = ("logits", "pred_boxes")  # kept where the model returns them, in this order
 OPSET = 17  # 16x8 needs 21: onnxruntime's quantizer lifts the graph to it
@@ -160,7 +161,7 @@ def session_module(model_bytes: bytes, input_names: list[str], output_names: lis
     import numpy as np
     import onnxruntime as ort
     import torch
-    from energy_console.core.size import SizeReport
+    from energy_console.core.models.size import SizeReport
 
     options = ort.SessionOptions()
     # the threads torch was given (protocol.threads), so torch and onnx-* runs compare fairly

@@ -5,9 +5,10 @@ from __future__ import annotations
 import warnings
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Param, Technique
+from energy_console.core.compression.base import Param, Technique
 from energy_console.core.compression.magnitude import prune_smallest, unique_tensors
 from energy_console.core.compression.quantization import conv1d_to_linear
+from energy_console.core.models.base import NotApplicable
 
 _PRUNABLE = ("Linear", "Conv1d", "Conv2d", "Conv3d")
 

@@ -8,7 +8,8 @@ import warnings
 from contextlib import contextmanager
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Technique
+from energy_console.core.compression.base import Technique
+from energy_console.core.models.base import NotApplicable
 
 QUANTIZABLE_LAYERS = "nn.Linear (GPT-2's Conv1D converted to nn.Linear first)"
 

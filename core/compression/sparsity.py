@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Technique
+from energy_console.core.compression.base import Technique
 from energy_console.core.compression.quantization import conv1d_to_linear
+from energy_console.core.models.base import NotApplicable
 
 MIN_COMPUTE_CAPABILITY = (8, 0)
 

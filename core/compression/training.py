@@ -14,8 +14,9 @@ from __future__ import annotations
 import functools
 
 from energy_console.core.compression import register
-from energy_console.core.compression.base import NotApplicable, Param, Technique
+from energy_console.core.compression.base import Param, Technique
 from energy_console.core.compression.quantization import conv1d_to_linear, quiet_torch_ao
+from energy_console.core.models.base import NotApplicable
 
 # split over the protocol's repeats as timed windows
 STEPS = Param("steps", int, 20, "optimizer steps", minimum=1, maximum=1_000_000)

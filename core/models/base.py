@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 if TYPE_CHECKING:
     import torch
-    from energy_console.core.profile import ModelEntry
+    from energy_console.core.spec.profile import ModelEntry
 
 TASKS = ("text-classification", "causal-lm", "image-classification", "object-detection")
 TEXT_TASKS = ("text-classification", "causal-lm")
@@ -82,6 +82,10 @@ class ModelSource(Protocol):
         ...
 
     def load(self, entry: ModelEntry, device: str) -> LoadedModel: ...
+
+
+class NotApplicable(Exception):
+    """A technique or workload cannot apply to this model or device: the run is skipped."""
 
 
 class ModelLoadError(Exception):

@@ -70,7 +70,7 @@ def tiny_rtdetr():
 
 def torchvision_detection():
     """torchvision.models.detection, or NotApplicable saying why it cannot be used here."""
-    from energy_console.core.compression.base import NotApplicable
+    from energy_console.core.models.base import NotApplicable
 
     try:
         import torch

@@ -5,7 +5,7 @@ The worker calls `prepare_reference` on the uncompressed model before compressio
 on the compressed module after the energy measurement, never inside an energy window.
 """
 
-from energy_console.core.datasets import DatasetError
+from energy_console.core.quality.datasets import DatasetError
 from energy_console.core.quality.evaluate import evaluate
 from energy_console.core.quality.reference import Reference, prepare_reference
 from energy_console.core.quality.result import QUALITY_CSV_COLUMNS, QualityResult

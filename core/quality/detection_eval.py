@@ -54,8 +54,8 @@ class DetectionReference:
 
 def detection_images(loaded, spec) -> DetectionImages:
     import torch
-    from energy_console.core.coco import load_detection_set
-    from energy_console.core.datasets import dataset_spec, read_image
+    from energy_console.core.quality.coco import load_detection_set
+    from energy_console.core.quality.datasets import dataset_spec, read_image
 
     if not spec.model.dataset:
         gen = torch.Generator().manual_seed(SYNTHETIC_SEED)

@@ -9,7 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from energy_console.core.datasets import (
+from energy_console.core.models.demo_tokenizer import DemoTokenizer
+from energy_console.core.quality.datasets import (
     DatasetError,
     dataset_spec,
     evenly_spaced,
@@ -18,7 +19,6 @@ from energy_console.core.datasets import (
     load_text_corpus,
     read_image,
 )
-from energy_console.core.demo_tokenizer import DemoTokenizer
 
 SYNTHETIC_BATCHES = 4
 SYNTHETIC_SEED = 1000  # distinct from the seeds of the timed inputs

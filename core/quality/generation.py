@@ -41,7 +41,7 @@ class GenerationReference:
 def prepare_generation_reference(loaded, spec, prompt_batches, prompts,
                                  cache_dir: str | Path | None) -> GenerationReference:
     """The uncompressed model's greedy outputs; call it before compressing."""
-    from energy_console.core.generate import greedy_outputs
+    from energy_console.core.quality.prompts import greedy_outputs
 
     start = time.perf_counter()
     key = _cache_key(loaded, spec, prompts, len(prompt_batches[0].rows))
@@ -62,7 +62,7 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
                         pass_at_1_timeout_s: float = 10.0) -> QualityResult:
     """Fidelity of `module`'s greedy output to the reference, and perplexity on the prompts;
     with `code_tasks` (one per prompt, in order), pass@1 of the greedy completions."""
-    from energy_console.core.generate import greedy_outputs
+    from energy_console.core.quality.prompts import greedy_outputs
 
     start = time.perf_counter()
     outputs = greedy_outputs(module, prompt_batches, prompts, max_new_tokens)

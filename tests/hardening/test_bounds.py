@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.compression import techniques
-from energy_console.core.limits import LIMITS, Limit, limit_rows, markdown_table
-from energy_console.core.profile import ProfileError, parse_profile
+from energy_console.core.spec.limits import LIMITS, Limit, limit_rows, markdown_table
+from energy_console.core.spec.profile import ProfileError, parse_profile
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

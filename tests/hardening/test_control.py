@@ -15,8 +15,8 @@ from pathlib import Path
 
 import psutil
 import pytest
-from energy_console.core import control
-from energy_console.core.control import ControlReader, send_control
+from energy_console.core.store import control
+from energy_console.core.store.control import ControlReader, send_control
 
 from tests.session_helpers import (
     read_events,

@@ -15,8 +15,8 @@ import time
 from pathlib import Path
 
 import pytest
-from energy_console.core import machine_lock
-from energy_console.core.machine_lock import LockRefused, MachineBusy, MachineLock
+from energy_console.core.session import machine_lock
+from energy_console.core.session.machine_lock import LockRefused, MachineBusy, MachineLock
 
 from tests.session_helpers import ROOT, write_profile
 
@@ -159,7 +159,7 @@ def test_a_new_lock_file_is_created_0644_whatever_the_umask(tmp_path):
 HOLD = textwrap.dedent("""\
     import sys, time
     from pathlib import Path
-    from energy_console.core.machine_lock import MachineLock
+    from energy_console.core.session.machine_lock import MachineLock
     MachineLock(sys.argv[1]).acquire(Path(sys.argv[2]))
     print("held", flush=True)
     time.sleep(60)
@@ -168,7 +168,7 @@ HOLD = textwrap.dedent("""\
 TRY = textwrap.dedent("""\
     import os, sys
     from pathlib import Path
-    from energy_console.core.machine_lock import MachineBusy, MachineLock
+    from energy_console.core.session.machine_lock import MachineBusy, MachineLock
     if len(sys.argv) > 3:  # become another user after the imports (python lives under /root)
         os.setgroups([]); os.setgid(int(sys.argv[3])); os.setuid(int(sys.argv[3]))
     try:

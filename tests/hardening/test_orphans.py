@@ -14,8 +14,8 @@ import time
 
 import psutil
 import pytest
-from energy_console.core.control import send_control
-from energy_console.core.worker_process import stop_worker
+from energy_console.core.session.worker_process import stop_worker
+from energy_console.core.store.control import send_control
 
 from tests.session_helpers import (
     read_events,

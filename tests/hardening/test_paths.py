@@ -12,10 +12,15 @@ import os
 from pathlib import Path
 
 import pytest
-from energy_console.core.plan import expand
-from energy_console.core.profile import ModelEntry, load_profile, parse_profile
-from energy_console.core.results import MAX_NAME_BYTES, SessionWriter, safe_name, session_dir_name
-from energy_console.core.runner import Runner
+from energy_console.core.session.plan import expand
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import ModelEntry, load_profile, parse_profile
+from energy_console.core.store.session_dir import (
+    MAX_NAME_BYTES,
+    SessionWriter,
+    safe_name,
+    session_dir_name,
+)
 from hypothesis import given, settings
 from hypothesis import strategies as st
 

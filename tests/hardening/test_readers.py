@@ -14,8 +14,8 @@ import sys
 from pathlib import Path
 
 import pytest
-from energy_console.core.file_tail import MAX_LINE_BYTES
-from energy_console.core.follow import SessionReader, read_session
+from energy_console.core.store.file_tail import MAX_LINE_BYTES
+from energy_console.core.store.follow import SessionReader, read_session
 
 from tests.session_helpers import ROOT, run_cli, write_profile
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.control import send_control
-from energy_console.core.records import model_label
-from energy_console.core.snapshot import LiveSnapshot
+from energy_console.core.store.control import send_control
+from energy_console.core.store.records import model_label
+from energy_console.core.store.snapshot import LiveSnapshot
 from energy_console.tui import format as fmt
 from energy_console.tui.follower import SessionFollower
 from energy_console.tui.widgets.power_panel import PowerPanel

@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.compare import baseline_key
-from energy_console.core.findings import quality_score
-from energy_console.core.follow import read_session
-from energy_console.core.records import RunRecord
-from energy_console.core.traces import power_traces, run_span
+from energy_console.core.analysis.compare import baseline_key
+from energy_console.core.analysis.findings import quality_score
+from energy_console.core.analysis.traces import power_traces, run_span
+from energy_console.core.store.follow import read_session
+from energy_console.core.store.records import RunRecord
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.records import RUN_COLUMNS, csv_cell
-from energy_console.core.results import read_runs
+from energy_console.core.store.records import RUN_COLUMNS, csv_cell
+from energy_console.core.store.session_dir import read_runs
 from energy_console.tui.runs import change_cell, energy_changes, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding

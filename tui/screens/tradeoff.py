@@ -8,15 +8,15 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from energy_console.core.compare import changes_vs_baseline
-from energy_console.core.findings import TRADE_OFF_QUALITY_LOSS, findings
-from energy_console.core.follow import read_session
-from energy_console.core.report import (
+from energy_console.core.analysis.compare import changes_vs_baseline
+from energy_console.core.analysis.findings import TRADE_OFF_QUALITY_LOSS, findings
+from energy_console.core.analysis.report import (
     NOISE_MARK,
     TRADE_OFF_COLUMNS,
     trade_off_rows,
     training_notes,
 )
+from energy_console.core.store.follow import read_session
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from energy_console.core.snapshot import SensorView
+from energy_console.core.store.snapshot import SensorView
 from energy_console.tui import format as fmt
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from energy_console.core.records import RunRecord
+from energy_console.core.store.records import RunRecord
 from energy_console.tui.runs import LIVE_COLUMNS, energy_changes, live_cells
 from textual.widgets import DataTable
 

@@ -1,0 +1,3 @@
+"""The headless commands (run, report, list, attach, compare, doctor): views of the session
+directory and starters of sessions. May import every package of core.
+"""

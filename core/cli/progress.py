@@ -1,0 +1,79 @@
+"""The headless progress display of `energy-console run`: a rich progress bar and one line per
+ended run. Plain enough for SSH and tmux; without a terminal it prints lines only."""
+
+from __future__ import annotations
+
+from energy_console.core.analysis.report import format_energy, format_latency
+from energy_console.core.store import events as ev
+from energy_console.core.store.records import RunRecord
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeRemainingColumn,
+)
+
+
+class ProgressDisplay:
+    def __init__(self, console: Console | None = None):
+        self.console = console or Console(stderr=False)
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[phase]}"),
+            console=self.console,
+            transient=True,
+        )
+        self.task: TaskID | None = None
+
+    def __enter__(self):
+        self.progress.__enter__()
+        return self
+
+    def __exit__(self, *exc):
+        return self.progress.__exit__(*exc)
+
+    def on_event(self, event: ev.Event) -> None:
+        out = self.progress.console
+        if isinstance(event, ev.SessionStarted):
+            out.print(f"session [bold]{event.session_id}[/]: {event.total_runs} runs")
+            for sensor in event.sensors:
+                label = "measured" if sensor["measured"] else "ESTIMATED"
+                out.print(f"  sensor {sensor['name']} ({sensor['kind']}, {label})")
+            self.task = self.progress.add_task("runs", total=event.total_runs, phase="")
+        elif isinstance(event, ev.Notice):
+            out.print(f"[yellow]{event.level}:[/] {event.message}")
+        elif isinstance(event, ev.IdleBaseline):
+            watts = ", ".join(f"{k} {v:.1f} W" for k, v in event.power_w.items())
+            out.print(f"idle baseline over {event.duration_s:.1f} s: {watts}")
+        elif isinstance(event, ev.RunStarted) and self.task is not None:
+            self.progress.update(self.task, description=event.run_id, phase="starting")
+        elif isinstance(event, ev.PhaseChanged) and self.task is not None:
+            phase = event.phase
+            if event.repeat:
+                phase = f"repeat {event.repeat}/{event.repeats} ({event.iterations} it)"
+            self.progress.update(self.task, phase=phase)
+        elif isinstance(event, ev.RunFinished):
+            record = RunRecord.from_dict(event.row)
+            out.print(
+                f"[green]finished[/] {event.run_id}: "
+                f"{format_energy(record.energy_j_per_inference)}/inference "
+                f"({record.energy_source}), {record.avg_power_w or 0:.1f} W, "
+                f"p50 {format_latency(record.latency_ms_p50)}"
+            )
+            self._advance()
+        elif isinstance(event, ev.RunSkipped):
+            out.print(f"[yellow]skipped[/] {event.run_id}: {event.reason}")
+            self._advance()
+        elif isinstance(event, ev.RunFailed):
+            out.print(f"[red]failed[/] {event.run_id}: {event.reason}")
+            self._advance()
+
+    def _advance(self) -> None:
+        if self.task is not None:
+            self.progress.advance(self.task)

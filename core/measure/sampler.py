@@ -1,0 +1,336 @@
+"""Fixed-rate sampling of every sensor in a thread of the runner (never in the worker).
+
+Each sensor's readings become a cumulative energy series: counter sensors give it directly, power
+sensors are integrated by trapezoid between consecutive readings. Energy over a window is the
+difference of that series interpolated at the window's edges; the runner calls `read_now()` when an
+edge arrives so there is always a reading just after it. Memory is bounded: only the last
+`history_s` seconds are kept.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from bisect import bisect_left
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from operator import call
+from typing import Any, NamedTuple
+
+from energy_console.core.measure.sensors.base import Reading, Sensor, SplitReadSensor
+
+# A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
+STALLED_COUNTER_S = 1.0
+
+
+class Sample(NamedTuple):
+    """One sensor's reading as the sampler keeps it (a named tuple: cheaper than a dataclass)."""
+
+    t: float  # monotonic
+    sensor: str
+    power_w: float | None
+    energy_j: float  # cumulative since the sampler started
+
+
+# Sample((t, ...)) without the named tuple's Python-level __new__: made ~7 times per round
+_new_sample = partial(tuple.__new__, Sample)
+
+
+_FAILED = object()  # in Sampler._raw where a sensor's read raised
+
+
+class _WholeRead:
+    """A sensor with only read(), seen as a SplitReadSensor: its raw value is the whole Reading."""
+
+    def __init__(self, sensor: Sensor) -> None:
+        self.name = sensor.name
+        self.read_raw = sensor.read
+        self.clock = time.monotonic  # unused by decode: the Reading has its own time
+
+    @staticmethod
+    def decode(raw: Reading, t: float) -> Reading:
+        return raw
+
+
+def _split(sensor: Sensor) -> SplitReadSensor | _WholeRead:
+    """The sensor's read_raw/decode, unless its read() was replaced on the instance (wrapped, as
+    a test does to fake its clock): then that read() is what the sampler calls."""
+    if isinstance(sensor, SplitReadSensor) and "read" not in vars(sensor):
+        return sensor
+    return _WholeRead(sensor)
+
+
+@dataclass(frozen=True)
+class EnergyWindow:
+    sensor: str
+    energy_j: float
+    duration_s: float
+
+    @property
+    def avg_power_w(self) -> float:
+        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
+
+
+class _Series:
+    """One sensor's cumulative energy over time.
+
+    A counter that is read faster than it updates (NVML: every ~100 ms) repeats its value; only the
+    readings where it moved are kept, so interpolation runs between the instants the counter
+    changed rather than along a staircase, and power is the energy between two changes over their
+    interval rather than alternating between zero and double.
+    """
+
+    def __init__(self, name: str, maxlen: int):
+        self.name = name
+        self.t: deque[float] = deque(maxlen=maxlen)
+        self.energy_j: deque[float] = deque(maxlen=maxlen)
+        self.last_power_w: float | None = None
+        self._last_read_t = -math.inf
+        # the last kept reading (t[-1], energy_j[-1]) as plain attributes: add() runs at 20 Hz
+        self._kept_t: float | None = None
+        self._kept_j = 0.0
+        self._counter_origin: float | None = None
+
+    def add(self, t: float, energy_j: float | None, power_w: float | None) -> Sample | None:
+        if t <= self._last_read_t:
+            return None
+        kept_t = self._kept_t
+        if energy_j is not None:
+            if self._counter_origin is None:
+                self._counter_origin = energy_j
+            cumulative = energy_j - self._counter_origin
+            if kept_t is not None:
+                if cumulative == self._kept_j:  # the counter has not moved: not kept
+                    self._last_read_t = t
+                    if power_w is not None:
+                        self.last_power_w = power_w
+                    elif t - kept_t > STALLED_COUNTER_S:
+                        self.last_power_w = 0.0
+                    return _new_sample((t, self.name, self.last_power_w, cumulative))
+                if power_w is None:
+                    power_w = (cumulative - self._kept_j) / (t - kept_t)
+        elif power_w is not None:
+            if kept_t is None:
+                cumulative = 0.0
+            elif self.last_power_w is None:
+                cumulative = self._kept_j
+            else:
+                cumulative = self._kept_j + 0.5 * (power_w + self.last_power_w) * (t - kept_t)
+        else:
+            return None
+        self._last_read_t = self._kept_t = t
+        self._kept_j = cumulative
+        self.t.append(t)
+        self.energy_j.append(cumulative)
+        self.last_power_w = power_w
+        return _new_sample((t, self.name, power_w, cumulative))
+
+    def at(self, t: float) -> float:
+        """Cumulative energy at t, linearly interpolated between the readings around it."""
+        if not self.t:
+            raise LookupError("no readings yet")
+        i = bisect_left(self.t, t)
+        if i <= 0:
+            return self.energy_j[0]
+        if i >= len(self.t):
+            return self.energy_j[-1]
+        t0, t1 = self.t[i - 1], self.t[i]
+        e0, e1 = self.energy_j[i - 1], self.energy_j[i]
+        return e0 + (e1 - e0) * (t - t0) / (t1 - t0)
+
+
+class Sampler:
+    """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called.
+
+    A tick of the thread only reads: one list of every sensor's raw value and a time per clock
+    (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
+    series, each sensor's in read order, in batches: every `deliver_every_s`, and before anything
+    is asked of the series (read_now, energy_at, window, failures, stop). A woken thread runs
+    cold, so per tick it does as little as it can; a batch runs warm. on_samples gets every
+    sample, each sensor's in order, at the same batches (0: after each tick) and the rest at
+    stop(): one call, and one write to samples.csv, per batch. Sensor clocks must not raise.
+    """
+
+    def __init__(
+        self,
+        sensors: Sequence[Sensor],
+        sample_hz: float = 20.0,
+        on_samples: Callable[[list[Sample]], None] | None = None,
+        history_s: float = 120.0,
+        deliver_every_s: float = 1.0,
+    ):
+        self.sensors = list(sensors)
+        self.period_s = 1.0 / sample_hz
+        self.on_samples = on_samples
+        self.deliver_every_s = deliver_every_s
+        maxlen = int(history_s * sample_hz) + 64
+        self._series = {s.name: _Series(s.name, maxlen) for s in self.sensors}
+        split = [_split(s) for s in self.sensors]
+        # A tick is map(call, _tick_calls) into a list: each clock's sensors' read_raw, then the
+        # clock once (one time for the sensors read together: microseconds apart). Where the reads
+        # are C functions (a pread partial, time.monotonic) no Python frame runs between them. The
+        # raw values of a tick keep this layout until decoded.
+        by_clock: dict[Callable[[], float], list[SplitReadSensor | _WholeRead]] = {}
+        for sensor in split:
+            by_clock.setdefault(sensor.clock, []).append(sensor)
+        self._tick_calls: list[Callable[[], Any]] = []
+        self._call_names: list[str] = []  # the sensor each call reads, for its failures
+        # (name, decode, add, position of its raw value in a tick, of its time)
+        self._decoders: list[tuple[str, Callable[[Any, float], Reading],
+                                   Callable[..., Sample | None], int, int]] = []
+        for clock, group in by_clock.items():
+            time_position = len(group) + len(self._tick_calls)
+            for sensor in group:
+                self._decoders.append((sensor.name, sensor.decode, self._series[sensor.name].add,
+                                       len(self._tick_calls), time_position))
+                self._tick_calls.append(sensor.read_raw)
+                self._call_names.append(sensor.name)
+            self._tick_calls.append(clock)
+            self._call_names.append("clock")
+        self._lock = threading.Lock()  # held around each tick and each decoding
+        self._ticks: list[list[Any]] = []  # read, not decoded: in read order, in that layout
+        self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
+        self._deliver_at = 0.0
+        self._delivering = threading.Lock()  # one delivery at a time keeps batches in order
+        self._stopping = False  # a plain flag, not an Event: checked 20 times a second
+        self._thread: threading.Thread | None = None
+        self._failures: deque[tuple[float, str, str]] = deque(maxlen=maxlen)  # (t, sensor, why)
+
+    def start(self) -> None:
+        self.read_now()
+        self._thread = threading.Thread(target=self._loop, name="sampler", daemon=True)
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stop the thread and hand on_samples what it has not had yet."""
+        self._stopping = True
+        if self._thread:
+            self._thread.join(timeout=5)
+        self._deliver(wait=True)
+
+    def _loop(self) -> None:
+        """A tick every period (the deadline kept, not drifting), a delivery every
+        deliver_every_s. Everything a tick touches is bound here: the thread wakes cold, and on
+        a virtual machine each name looked up or frame entered then costs microseconds."""
+        acquire, release, tick_on = self._lock.acquire, self._lock.release, self._tick_on
+        keep, calls, deliver = self._ticks.append, self._tick_calls, self._deliver
+        period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
+        ticks_per_delivery = max(1, round(self.deliver_every_s / period_s))
+        ticks = 0
+        next_t = monotonic()
+        while not self._stopping:
+            acquire()  # from here to release(): _tick, inlined (a frame less per wake-up)
+            tick: list[Any] = []
+            try:
+                tick += map(call, calls)
+            except Exception as exc:
+                tick_on(tick, exc)
+            keep(tick)
+            release()
+            ticks += 1
+            if ticks >= ticks_per_delivery:
+                ticks = 0
+                deliver(wait=False)
+            next_t += period_s
+            delay = next_t - monotonic()
+            # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
+            if delay > 0:
+                sleep(delay)
+            else:  # fell behind (a slow sensor or a busy machine): skip, don't burst
+                next_t = monotonic()
+
+    def _tick(self) -> None:
+        """One tick outside the thread (read_now; the lock is held)."""
+        tick: list[Any] = []
+        try:
+            tick += map(call, self._tick_calls)
+        except Exception as exc:
+            self._tick_on(tick, exc)
+        self._ticks.append(tick)
+
+    def _tick_on(self, tick: list[Any], exc: Exception) -> None:
+        """A read raised (a sensor that fails must not stop the others): mark it failed and read
+        the rest of the tick (list += map keeps what was read before the exception)."""
+        calls = self._tick_calls
+        while True:
+            failed = len(tick)
+            self._failures.append((time.monotonic(), self._call_names[failed],
+                                   f"{type(exc).__name__}: {exc}"))
+            tick.append(_FAILED)
+            try:
+                tick += map(call, calls[failed + 1:])
+                return
+            except Exception as again:
+                exc = again
+
+    def _decode(self) -> list[Sample]:
+        """The kept ticks into the series, each sensor's in read order; returns their samples
+        (the lock is held)."""
+        ticks, samples = self._ticks, list[Sample]()
+        if not ticks:
+            return samples
+        columns = list(zip(*ticks, strict=True))  # per call of the tick: its values, in order
+        ticks.clear()
+        append = samples.append
+        for name, decode, add, value_at, time_at in self._decoders:
+            for value, t in zip(columns[value_at], columns[time_at], strict=True):
+                if value is _FAILED:
+                    continue
+                try:
+                    sample = add(*decode(value, t))
+                except Exception as exc:  # text that does not parse: that reading failed
+                    self._failures.append((t, name, f"{type(exc).__name__}: {exc}"))
+                    continue
+                if sample is not None:
+                    append(sample)
+        if samples and self.on_samples:
+            self._pending += samples
+        return samples
+
+    def read_now(self) -> list[Sample]:
+        """Read every sensor once, now; returns the new samples (on_samples gets them too)."""
+        with self._lock:
+            self._decode()  # the thread's ticks first: they were read before
+            self._tick()
+            samples = self._decode()
+            due = bool(samples) and time.monotonic() >= self._deliver_at
+        if due:
+            self._deliver(wait=False)
+        return samples
+
+    def _deliver(self, wait: bool) -> None:
+        if not self._delivering.acquire(blocking=wait):
+            return  # another thread is delivering: these samples go with the next batch
+        try:
+            with self._lock:
+                self._decode()
+                batch, self._pending = self._pending, []
+                self._deliver_at = time.monotonic() + self.deliver_every_s
+            if batch and self.on_samples:
+                self.on_samples(batch)
+        finally:
+            self._delivering.release()
+
+    def failures(self, t0: float, t1: float) -> dict[str, str]:
+        """Per sensor, the last error its reads raised between t0 and t1 (monotonic)."""
+        with self._lock:
+            self._decode()
+            return {name: why for t, name, why in self._failures if t0 <= t <= t1}
+
+    def energy_at(self, t: float) -> dict[str, float]:
+        """Each sensor's cumulative energy (J) at monotonic time t."""
+        with self._lock:
+            self._decode()
+            return {name: series.at(t) for name, series in self._series.items() if series.t}
+
+    def window(self, start: dict[str, float], t0: float, t1: float) -> dict[str, EnergyWindow]:
+        """Energy per sensor from edge values `start` (energy_at(t0)) to t1."""
+        end = self.energy_at(t1)
+        return {
+            name: EnergyWindow(name, end[name] - start[name], t1 - t0)
+            for name in start
+            if name in end
+        }

@@ -1,0 +1,227 @@
+"""NVIDIA GPU power through NVML (`import pynvml`, from the nvidia-ml-py package).
+
+One sensor per GPU. Volta and newer have a total-energy counter in mJ that moves about every 100 ms:
+used where supported. Older GPUs only give power, in mW: the instantaneous field
+(NVML_FI_DEV_POWER_INSTANT) where the driver has it, else nvmlDeviceGetPowerUsage (a 1 s average
+on Ampere and newer); the sampler integrates it. pynvml is imported inside functions so importing
+this module costs nothing on machines without a GPU.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+from energy_console.core.measure.sensors.base import MissingSensor, Reading, SensorKind, new_reading
+
+NOMINAL_COUNTER_PERIOD_S = 0.1
+NOMINAL_INSTANT_POWER_PERIOD_S = 0.1
+NOMINAL_AVERAGE_POWER_PERIOD_S = 1.0
+
+# Clock event (throttle) reason bits, as nvml.h defines them.
+THROTTLE_REASONS = {
+    0x1: "gpu_idle",
+    0x2: "applications_clocks_setting",
+    0x4: "sw_power_cap",
+    0x8: "hw_slowdown",
+    0x10: "sync_boost",
+    0x20: "sw_thermal_slowdown",
+    0x40: "hw_thermal_slowdown",
+    0x80: "hw_power_brake_slowdown",
+    0x100: "display_clock_setting",
+}
+
+
+def _text(value: str | bytes) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+def throttle_reason_names(mask: int) -> list[str]:
+    names = [name for bit, name in THROTTLE_REASONS.items() if mask & bit]
+    unknown = mask & ~sum(THROTTLE_REASONS)
+    return names + ([f"other(0x{unknown:x})"] if unknown else [])
+
+
+class NvmlSensor:
+    """One GPU: its energy counter where supported, else its polled power."""
+
+    kind: SensorKind = "gpu"
+    measured = True
+
+    def __init__(self, index: int, clock: Callable[[], float] = time.monotonic) -> None:
+        import pynvml
+
+        self.device_index: int | None = index
+        self.clock = clock
+        self.name = f"nvml:{index}"
+        self._nvml = pynvml
+        self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        self.device_name = _text(pynvml.nvmlDeviceGetName(self._handle))
+        self._energy_origin_mj = self._energy_mj()
+        self._instant_field = self._has_instant_power_field()
+        self.method = "counter" if self._energy_origin_mj is not None else "polled-power"
+        # Nominal until period.calibrate measures it: the counter moves every ~100 ms; the
+        # averaged power reading covers ~1 s on Ampere and newer.
+        self.update_period_s: float | None = (
+            NOMINAL_COUNTER_PERIOD_S
+            if self.method == "counter"
+            else NOMINAL_INSTANT_POWER_PERIOD_S
+            if self._instant_field
+            else NOMINAL_AVERAGE_POWER_PERIOD_S
+        )
+        source = (
+            "total-energy counter (mJ)"
+            if self.method == "counter"
+            else "instantaneous power field (mW)"
+            if self._instant_field
+            else "power usage (mW, the driver's average)"
+        )
+        self.detail = f"{self.device_name}: {source}"
+        # the one NVML call a reading needs, bound once (see SplitReadSensor)
+        self.read_raw: Callable[[], Any] = (
+            partial(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
+            if self.method == "counter"
+            else partial(
+                pynvml.nvmlDeviceGetFieldValues, self._handle, [pynvml.NVML_FI_DEV_POWER_INSTANT]
+            )
+            if self._instant_field
+            else partial(pynvml.nvmlDeviceGetPowerUsage, self._handle)
+        )
+
+    def _energy_mj(self) -> int | None:
+        try:
+            return self._nvml.nvmlDeviceGetTotalEnergyConsumption(self._handle)
+        except self._nvml.NVMLError_NotSupported:
+            return None
+
+    def _has_instant_power_field(self) -> bool:
+        field_id = getattr(self._nvml, "NVML_FI_DEV_POWER_INSTANT", None)
+        if field_id is None:
+            return False
+        try:
+            return self._instant_power_mw() is not None
+        except self._nvml.NVMLError:
+            return False
+
+    def _instant_power_mw(self) -> int | None:
+        (value,) = self._nvml.nvmlDeviceGetFieldValues(
+            self._handle, [self._nvml.NVML_FI_DEV_POWER_INSTANT]
+        )
+        return value.value.uiVal if value.nvmlReturn == self._nvml.NVML_SUCCESS else None
+
+    def read(self) -> Reading:
+        return self.decode(self.read_raw(), self.clock())
+
+    def decode(self, raw: Any, t: float) -> Reading:
+        """What read_raw returned at t: mJ of the counter, field values, or mW of average power."""
+        if self._energy_origin_mj is not None:
+            return new_reading((t, (raw - self._energy_origin_mj) / 1e3, None))
+        if self._instant_field:
+            (value,) = raw
+            if value.nvmlReturn != self._nvml.NVML_SUCCESS:
+                return new_reading((t, None, None))
+            raw = value.value.uiVal
+        return new_reading((t, None, raw / 1e3))
+
+    def close(self) -> None:
+        self._nvml.nvmlShutdown()  # each sensor holds one nvmlInit reference
+
+
+def _missing(reason: str, fix: str) -> MissingSensor:
+    return MissingSensor(name="nvml", reason=reason, fix=fix)
+
+
+def probe() -> tuple[list[NvmlSensor], list[MissingSensor], list[str]]:
+    """One sensor per NVIDIA GPU, or why there is none."""
+    try:
+        import pynvml
+    except ImportError:
+        return [], [_missing("pynvml is not installed", "pip install nvidia-ml-py")], []
+    try:
+        pynvml.nvmlInit()
+    except pynvml.NVMLError_LibraryNotFound:
+        return [], [_missing(
+            "NVML library not found (libnvidia-ml.so): no NVIDIA driver on this machine",
+            "On a machine with an NVIDIA GPU, install the NVIDIA driver (nvidia-smi must work).",
+        )], []
+    except pynvml.NVMLError_DriverNotLoaded:
+        return [], [_missing(
+            "the NVIDIA driver is installed but not loaded",
+            "sudo modprobe nvidia   # or reboot after a driver install; check with nvidia-smi",
+        )], []
+    except pynvml.NVMLError as exc:
+        return [], [_missing(f"nvmlInit failed: {exc}", "Check that nvidia-smi works.")], []
+    try:
+        count = pynvml.nvmlDeviceGetCount()
+        if count == 0:
+            return [], [_missing("NVML works but sees no GPU", "Check nvidia-smi -L.")], []
+        sensors, missing = [], []
+        for index in range(count):
+            pynvml.nvmlInit()  # a reference per sensor, released by its close()
+            try:
+                sensors.append(NvmlSensor(index))
+            except pynvml.NVMLError as exc:
+                pynvml.nvmlShutdown()
+                missing.append(_missing(f"GPU {index}: {exc}", f"Check nvidia-smi -i {index}."))
+        return sensors, missing, []
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def _query(call, *args, default: Any = None) -> Any:
+    """A reading the device refuses (not supported, no permission) becomes `default`."""
+    import pynvml
+
+    try:
+        return call(*args)
+    except pynvml.NVMLError:
+        return default
+
+
+def gpu_snapshot(index: int) -> dict[str, Any]:
+    """A GPU's state, recorded per run at start and end (None where the GPU does not say)."""
+    import pynvml
+
+    pynvml.nvmlInit()
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        name = _query(pynvml.nvmlDeviceGetName, handle)
+        driver = _query(pynvml.nvmlSystemGetDriverVersion)
+        limit_mw = _query(pynvml.nvmlDeviceGetEnforcedPowerLimit, handle)
+        reasons = (  # renamed in NVML 12.2; older bindings only have the throttle name
+            getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+            or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons
+        )
+        mask = _query(reasons, handle)
+        return {
+            "index": index,
+            "name": None if name is None else _text(name),
+            "driver": None if driver is None else _text(driver),
+            "power_limit_w": None if limit_mw is None else limit_mw / 1e3,
+            "temperature_c": _query(
+                pynvml.nvmlDeviceGetTemperature, handle, pynvml.NVML_TEMPERATURE_GPU
+            ),
+            "sm_clock_mhz": _query(pynvml.nvmlDeviceGetClockInfo, handle, pynvml.NVML_CLOCK_SM),
+            "throttle_reasons": None if mask is None else throttle_reason_names(mask),
+        }
+    finally:
+        pynvml.nvmlShutdown()
+
+
+def gpu_names() -> dict[int, str]:
+    """Each GPU's name by NVML index; empty where NVML is missing or sees none."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # ImportError, NVMLError and its kin: no GPU to name
+        return {}
+    try:
+        return {i: _text(pynvml.nvmlDeviceGetName(pynvml.nvmlDeviceGetHandleByIndex(i)))
+                for i in range(pynvml.nvmlDeviceGetCount())}
+    except pynvml.NVMLError:
+        return {}
+    finally:
+        pynvml.nvmlShutdown()

@@ -1,0 +1,415 @@
+"""The runner: one process per session. Samples sensors, runs each model variant's runs
+(core.plan.VariantBatch: loaded and compressed once, each input size its own run) in a worker of
+its own through core.unit.execute_unit, here, over this box's GPUs or over a Ray cluster.
+
+It never imports torch. Workers are forked from a forkserver that preloaded torch and transformers
+(no CUDA initialised there), so each variant starts in a clean process without paying the imports
+again. Energy per window comes from the sampler's readings at the edges the worker reports.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Set
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from energy_console.core.measure.carbon import resolve_intensity
+from energy_console.core.measure.energy import (
+    protocol_for_sensors,
+)
+from energy_console.core.measure.host import host_info
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import Detection, SensorInfo, describe, detect
+from energy_console.core.scale.ray_station import ClusterUnavailable
+from energy_console.core.session.guard import (
+    WriteFailed,
+    WriteGuard,
+    live_runner,
+    record_refusal,
+)
+from energy_console.core.session.locks import SessionLocks
+from energy_console.core.session.machine_lock import MachineBusy
+from energy_console.core.session.plan import RunSpec, VariantBatch, plan_batches
+from energy_console.core.session.recorder import RunRecording
+from energy_console.core.session.rules import IdleSchedule
+from energy_console.core.session.unit import (
+    Placement,
+    UnitSetting,
+    execute_unit,
+    this_node,
+)
+from energy_console.core.session.worker_process import forkserver_context
+from energy_console.core.spec.profile import Profile
+from energy_console.core.store import events as ev
+from energy_console.core.store.control import ControlReader
+from energy_console.core.store.session_dir import SessionWriter
+from energy_console.core.worker.variant_cache import cache_folder
+
+
+@dataclass
+class SessionOutcome:
+    path: Path
+    status: str  # completed | stopped | failed
+    finished: int
+    skipped: int
+    failed: int
+    message: str = ""
+    refused: bool = False  # never started: the machine was busy or the session still running
+
+
+class Runner(RunRecording):
+    def __init__(
+        self,
+        profile: Profile,
+        session_dir: Path,
+        device: str | None = None,
+        on_event: Callable[[ev.Event], None] | None = None,
+        done: Set[str] = frozenset(),
+        resume: bool = False,
+        changes: tuple[str, ...] = (),
+        gpus: tuple[int, ...] | None = None,
+        ray_address: str | None = None,
+    ):
+        """`gpus`: one lane per GPU of this box (core.lanes); `ray_address`: runs spread over a
+        Ray cluster (core.ray_head, "auto" or an address). Neither: one variant at a time, here."""
+        self.profile = profile
+        self.path = session_dir
+        self.device = device
+        self.on_event = on_event
+        self.batches = plan_batches(profile, device, done)
+        self.specs = [spec for batch in self.batches for spec in batch.runs]
+        self.writer: SessionWriter  # opened first thing in run()
+        self.sampler: Sampler | None = None
+        self.detection: Detection | None = None
+        self.sensor_infos: list[SensorInfo] = []
+        self.idle_power_w: dict[str, float] = {}
+        self.stop_requested = False
+        self.counts = {"finished": 0, "skipped": 0, "failed": 0}
+        self.intensity = resolve_intensity(profile.carbon)
+        self.gpus = gpus
+        self.ray_address = ray_address
+        self._lock = threading.RLock()  # lanes share the session's files and counts
+        self._control_lock = threading.Lock()
+        self._cancels: set[str] = set()  # run ids the user cancelled, until their lane sees it
+        # pinned runs, from their events: run id -> (node, start) now; (id, node, start, end)
+        self._active: dict[str, tuple[str, float]] = {}
+        self._spans: list[tuple[str, str, float, float]] = []
+        self._mono_to_wall = time.time() - time.monotonic()
+        self.resume = resume
+        self.changes = tuple(changes)  # how the profile differs from the resumed session's
+        self.guard = WriteGuard(session_dir)
+        self._samples_broken = False
+        self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
+        self.tracker: Any = None  # core.tracking.MlflowTracker when the profile asks for MLflow
+        self.variant_cache = cache_folder(profile.protocol.variant_cache, session_dir / "cache")
+
+    # ------------------------------------------------------------------ session
+    def run(self) -> SessionOutcome:
+        """The lock comes first: nothing is written into the session before it is held, so a
+        refused run leaves a running session (and every other) as it was."""
+        # on Ray, each node's task takes its own GPU's lock there, for its run
+        lock = SessionLocks(self.gpus, self.profile.exclusive) if self.ray_address is None \
+            else None
+        try:
+            if lock:
+                lock.acquire(self.path)
+        except MachineBusy as exc:
+            return self._refused(str(exc))
+        try:
+            live = live_runner(self.path)
+            if live:
+                return self._refused(
+                    f"{self.path} is still being measured by runner {live} (another lock file: "
+                    "ENERGY_CONSOLE_LOCK differs); stop it first (`energy-console attach "
+                    f"{self.path}`, then x), or start a new session")
+            try:
+                self.path.mkdir(parents=True, exist_ok=True)
+                self.writer = SessionWriter(self.path)
+                self._write_profile()
+            except OSError as exc:
+                failure = WriteFailed.from_os_error(self.path, exc)
+                print(f"error: {failure}", file=sys.stderr)
+                return self._outcome("failed", str(failure))
+            return self._run_locked()
+        finally:
+            if lock:
+                lock.release()
+
+    def _refused(self, message: str) -> SessionOutcome:
+        """End without running. A session being resumed is left untouched; an empty directory
+        made for this run is removed (views would take it for the newest session); a directory a
+        view prepared (it follows it) is told why."""
+        event = record_refusal(self.path, message)
+        if event and self.on_event:
+            self.on_event(event)
+        return self._outcome("failed", message, refused=True)
+
+    def _write_profile(self) -> None:
+        """profile.yaml as run; a resume keeps the session's unless it was resumed with
+        changes (then the earlier one is kept beside it)."""
+        if self.resume and (self.path / "profile.yaml").exists() and not self.changes:
+            return
+        self.writer.write_profile(self.profile.to_yaml(), keep_previous=self.resume)
+
+    def _run_locked(self) -> SessionOutcome:
+        self.control = ControlReader(self.path)
+        previous = {sig: signal.signal(sig, self._on_signal)
+                    for sig in (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)}
+        status, message = "completed", ""
+        try:
+            self.guard.reserve_space()
+            detection = self._start_sensors()
+            self.guard.write("session.json", lambda: self._write_info(status="running"))
+            self.guard.check()
+            self.emit(ev.SessionStarted(
+                session_id=self.path.name, profile_name=self.profile.name,
+                total_runs=len(self.specs), runner_pid=os.getpid(),
+                sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
+                missing_sensors=[dataclasses.asdict(m) for m in detection.missing],
+            ))
+            if self.changes:
+                self.emit(ev.Notice(level="warning", message="resumed with a changed profile ("
+                                    + "; ".join(self.changes) + "); the earlier one is kept as "
+                                    "profile.before-resume-N.yaml"))
+            for notice in detection.notices:
+                self.emit(ev.Notice(level="warning", message=notice))
+            if self.profile.mlflow:
+                from energy_console.core.session.tracking import MlflowTracker
+
+                self.tracker = MlflowTracker(self.path, self.profile.name, lambda text: self.emit(
+                    ev.Notice(level="warning", message=text)))
+                self.tracker.start()
+            self._dispatch()
+            self.guard.check()
+            if self.stop_requested:
+                status, message = "stopped", "stopped on request"
+        except KeyboardInterrupt:
+            status, message = "stopped", "interrupted"
+        except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
+            status, message = "failed", str(exc)
+        except ClusterUnavailable as exc:  # --ray: nothing could be sent anywhere
+            status, message = "failed", str(exc)
+        except Exception as exc:
+            status, message = "failed", f"{type(exc).__name__}: {exc}"
+            raise
+        finally:
+            if self.sampler:
+                self.sampler.stop()
+                for sensor in self.sampler.sensors:
+                    sensor.close()
+            self._finish_session(status, message)
+            for sig, handler in previous.items():
+                signal.signal(sig, handler)
+        if self.guard.error and status != "failed":
+            status, message = "failed", str(self.guard.error)
+        return self._outcome(status, message)
+
+    def _finish_session(self, status: str, message: str) -> None:
+        """The last records, written even when the disk is full: the reserve is freed first."""
+        if self.guard.error:
+            self.guard.release_reserve()
+            if status != "failed":
+                status, message = "failed", str(self.guard.error)
+        if self.tracker is not None:
+            self.tracker.finish(status)
+        self.emit(ev.SessionFinished(status=status, message=message, **self.counts))
+        self.guard.write("session.json", lambda: self._write_info(status=status))
+        try:
+            self.writer.close()
+        except OSError as exc:  # buffered samples that found no room
+            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc)}",
+                  file=sys.stderr)
+        self.guard.release_reserve()
+        if self.guard.error:
+            print(f"error: {message}", file=sys.stderr)
+
+    def _outcome(self, status: str, message: str, refused: bool = False) -> SessionOutcome:
+        return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
+                              self.counts["failed"], message, refused)
+
+    def emit(self, event: ev.Event) -> None:
+        """Append an event (from any lane); pinned runs' starts and ends are kept as spans."""
+        with self._lock:
+            if isinstance(event, ev.RunStarted) and event.node is not None:
+                self._active[event.run_id] = (event.node, event.t)
+            elif isinstance(event, ev.WorkerEnded):
+                node, start_t = self._active.pop(event.run_id, (event.node, event.t))
+                self._spans.append((event.run_id, node, start_t, event.t))
+            events = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes)
+            self.guard.write("events.jsonl", lambda: self.writer.append_event(event),
+                             retry=events.flush, keep=event.to_json)
+            if self.on_event:
+                self.on_event(event)
+
+    def _on_signal(self, signum, frame) -> None:
+        """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
+        Ctrl-C stops at once (what was written stays written)."""
+        if signum == signal.SIGINT and self.stop_requested:
+            raise KeyboardInterrupt
+        self.stop_requested = True  # only a flag: a handler must not write mid-write
+
+    def _start_sensors(self) -> Detection:
+        from energy_console.core.measure.sensors.period import calibrate
+
+        self.detection = detection = detect(self.profile.sensors.cpu_tdp_w)
+        calibrate(detection.sensors)  # measured update periods size the windows
+        self.sensor_infos = [describe(s) for s in detection.sensors]
+
+        # History covers a whole run, so both edges of any window are still there at its end.
+        self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
+                               # Samples are (monotonic t, sensor, watts, joules) rows
+                               on_samples=partial(self.write_samples,
+                                                  t_offset_s=self._mono_to_wall),
+                               history_s=self.profile.protocol.run_timeout_s + 60)
+        self.sampler.start()
+        return detection
+
+    def write_samples(self, rows: list[tuple[float, str, float | None, float]],
+                      t_offset_s: float = 0.0) -> None:
+        """Append (t, sensor, watts, joules) rows to samples.csv, t + t_offset_s as the wall
+        time: this box's sampler's (monotonic t, offset) or a Ray node's (wall t)."""
+        with self._lock:
+            if self._samples_broken:
+                return  # the figures come from the sampler's memory: the run goes on
+            try:
+                self.writer.append_samples(rows, t_offset_s)
+            except OSError as exc:
+                self._samples_broken = True
+                if self.guard.error is None:
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+
+    def _idle_baseline(self) -> None:
+        seconds = self.profile.protocol.idle_seconds
+        if seconds <= 0 or not self.sampler:
+            return
+        t0 = time.monotonic()
+        self.sampler.read_now()
+        start = self.sampler.energy_at(t0)
+        self.pause(seconds)
+        t1 = time.monotonic()
+        self.sampler.read_now()
+        windows = self.sampler.window(start, t0, t1)
+        self.idle_power_w = {name: w.avg_power_w for name, w in windows.items()}
+        self.emit(ev.IdleBaseline(duration_s=t1 - t0, power_w=self.idle_power_w))
+
+    def pause(self, seconds: float) -> None:
+        """Wait, still answering stop requests."""
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline and not self.stop_requested:
+            self.poll_control()
+            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
+
+    def _write_info(self, status: str) -> None:
+        fields: dict[str, Any] = {
+            "session_id": self.path.name,
+            "profile_name": self.profile.name,
+            "device": self.device or self.profile.device,
+            "model_refs": [m.resolved_ref for m in self.profile.models],
+            "status": status,
+            "runner_pid": os.getpid(),
+            "total_runs": len(self.specs),
+            "idle_power_w": self.idle_power_w,
+            "carbon_intensity": dataclasses.asdict(self.intensity),
+            "spread": ({"ray": self.ray_address} if self.ray_address is not None else
+                       {"gpus": list(self.gpus)} if self.gpus is not None else None),
+        }
+        if self.detection:
+            fields["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]
+            fields["missing_sensors"] = [dataclasses.asdict(m) for m in self.detection.missing]
+            fields["sensor_notices"] = self.detection.notices
+        if status != "running":
+            fields["ended_at"] = time.time()
+            fields["counts"] = self.counts
+        self.writer.update_info(fields, first=host_info)
+
+    # ------------------------------------------------------------------ runs
+    def _dispatch(self) -> None:
+        """Every batch, ended: here one at a time, over this box's GPUs, or over a Ray cluster.
+        Here, the idle baseline is taken again before a batch once it is due (core.pacing)."""
+        if self.ray_address is not None:
+            from energy_console.core.scale.ray_head import run_on_ray
+
+            self._idle_baseline()
+            run_on_ray(self)
+            return
+        context = forkserver_context()
+        if self.gpus is not None:
+            from energy_console.core.scale.lanes import run_lanes
+
+            self._idle_baseline()
+            run_lanes(self, context)
+            return
+        idle = IdleSchedule(self.profile.protocol)
+        for batch in self.batches:
+            self.guard.check()
+            if batch is not self.batches[0]:
+                self.pause(idle.cooldown_s)
+            if idle.due(time.monotonic()) and not self.stop_requested:
+                self._idle_baseline()
+                idle.taken(time.monotonic())
+            self.run_here(context, batch, this_node())
+
+    def skip_reason(self, spec: RunSpec) -> str | None:
+        """Why spec may not start now (the session was stopped, or its model could not be
+        loaded in an earlier run), or None."""
+        self.guard.check()
+        if self.stop_requested:
+            return "session stopped before this run"
+        return self._known_to_fail(spec)
+
+    def admit(self, spec: RunSpec) -> bool:
+        """Whether spec may start now; if not, its record says why."""
+        reason = self.skip_reason(spec)
+        if reason:
+            self.end_run(spec, "skipped", reason)
+        return reason is None
+
+    def worker_spec(self, spec: RunSpec, sensors: list[SensorInfo]) -> RunSpec:
+        return dataclasses.replace(
+            spec, protocol=protocol_for_sensors(self.profile.protocol, sensors))
+
+    def run_here(self, context, batch: VariantBatch, placement: Placement,
+                 pin: Callable[[RunSpec], RunSpec] = lambda spec: spec) -> None:
+        """Measure a variant's runs on this box (the session's loop or a lane; `pin` puts a
+        lane's runs on its GPU) and record each."""
+        for spec in batch.runs:
+            try:
+                self.writer.run_dir(spec.run_id)
+            except OSError as exc:
+                raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
+                                                exc) from None
+        assert self.sampler is not None, "the sensors start before the first run"
+        execute_unit(batch, UnitSetting(
+            context, self.writer.runs_path, self.path / "cache", self.variant_cache,
+            self.sampler, self.sensor_infos, placement, len(self.specs),
+            worker_spec=lambda spec: self.worker_spec(pin(spec), self.sensor_infos),
+            skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
+            conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
+                                                      self.idle_power_w)))
+
+    def poll_control(self, run_id: str | None = None) -> str | None:
+        """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.
+        Lanes poll in turn; a cancel is kept until the lane of its run (if running) sees it."""
+        with self._control_lock:
+            for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
+                if command.action == "stop":
+                    self.stop_requested = True
+                elif command.action == "cancel" and command.run_id and (
+                        command.run_id == run_id or command.run_id in self._active):
+                    self._cancels.add(command.run_id)
+                elif command.action == "ignored":
+                    self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
+            if run_id and run_id in self._cancels:
+                self._cancels.discard(run_id)
+                return "cancelled by the user"
+        if self.stop_requested and run_id:
+            return "session stopped during this run"
+        return None

@@ -1,0 +1,132 @@
+"""Following a variant's worker one run at a time: relay its phases, open and close the run's
+timed windows on the sampler, and measure each window's energy once the counters have moved past
+its edges."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from energy_console.core.measure.cpu_load import CpuLoadWindow, ps_process
+from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sensors import SensorInfo
+from energy_console.core.session.worker_process import death_reason
+from energy_console.core.store import events as ev
+from energy_console.core.store.figures import WindowEnergy, WorkerResult
+from energy_console.core.store.records import RunStatus
+
+
+@dataclass
+class WorkerOutcome:
+    status: RunStatus
+    reason: str = ""  # why it was skipped or failed
+    result: WorkerResult | None = None  # when finished
+    windows: list[WindowEnergy] = field(default_factory=list)
+    last_phase: str | None = None  # the worker's last phase ("loading": it never loaded)
+    reported_error: bool = False  # the worker said why it failed (not a death or a timeout)
+    worker_ended: bool = False  # the worker is gone or must be stopped: the rest need a new one
+    out_of_memory: bool = False  # larger sizes of the variant are not tried
+    never_loaded: bool = False  # the worker's model could not be loaded (core.unit sets it)
+    # the run whose preparation the worker was doing when it died, when not the followed one
+    # (references of a variant's later sizes are prepared before it compresses)
+    run_id: str | None = None
+
+
+def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
+               sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
+               emit: Callable[[ev.Event], None]) -> WorkerOutcome:
+    """Until the worker ends this run (or dies): its phases become events, its window edges
+    sampler reads. `cancelled()` returns a reason when the user cancelled the run or stopped the
+    session."""
+    windows: list[CpuLoadWindow] = []
+    deadline = time.monotonic() + spec.protocol.run_timeout_s
+    worker_ps = ps_process(process.pid)
+    phase: str | None = None
+    working_on = spec.run_id
+
+    def ended(status: RunStatus, reason: str, **fields: Any) -> WorkerOutcome:
+        blame = working_on if working_on != spec.run_id else None
+        return WorkerOutcome(status, reason, last_phase=phase, worker_ended=True, run_id=blame,
+                             **fields)
+
+    while True:
+        cancel = cancelled()
+        if cancel:
+            return ended("skipped", cancel)
+        if time.monotonic() > deadline:
+            return ended("failed", f"timed out after {spec.protocol.run_timeout_s:.0f} s "
+                         "(protocol.run_timeout_s); the worker was killed")
+        try:
+            message = conn.recv() if conn.poll(0.1) else None
+        except (EOFError, OSError):
+            process.join(timeout=2)
+            return ended("failed", death_reason(process.exitcode),
+                         out_of_memory=killed(process.exitcode))
+        if message is None:
+            if not process.is_alive():
+                if conn.poll(0):  # it sent its last words just before exiting
+                    continue
+                return ended("failed", death_reason(process.exitcode),
+                             out_of_memory=killed(process.exitcode))
+            continue
+        kind, run_id, payload = message
+        if kind == "phase":
+            working_on = run_id
+            phase = payload.get("phase")
+            edge = payload.pop("edge", None)
+            if edge == "start":
+                sampler.read_now()
+                windows.append(CpuLoadWindow(payload["t"], worker_ps))
+            elif edge == "end" and windows:
+                sampler.read_now()
+                windows[-1].close(payload["t"])
+                continue  # the start edge of the repeat already announced the phase
+            emit(ev.PhaseChanged(
+                run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
+                repeats=payload.get("repeats"), iterations=payload.get("iterations"),
+                step=payload.get("step"), steps=payload.get("steps"), loss=payload.get("loss"),
+            ))
+            continue
+        if run_id != spec.run_id:
+            return ended("failed", f"the worker answered for {run_id} while {spec.run_id} was "
+                         "due; see the run's worker.log")
+        if kind == "result":
+            return WorkerOutcome("finished", result=payload,
+                                 windows=window_energies(windows, sampler, sensors),
+                                 last_phase=phase)
+        if kind == "skip":
+            return WorkerOutcome("skipped", payload["reason"], last_phase=phase)
+        if kind == "error":
+            return WorkerOutcome("failed", payload["reason"], last_phase=phase,
+                                 reported_error=True, worker_ended=payload.get("ends", True),
+                                 out_of_memory=payload.get("oom", False))
+
+
+def killed(exitcode: int | None) -> bool:
+    """Died from SIGKILL: what the kernel's OOM killer sends."""
+    return exitcode == -9
+
+
+def window_energies(windows: list[CpuLoadWindow], sampler: Sampler,
+                    sensors: Sequence[SensorInfo]) -> list[WindowEnergy]:
+    """Energy of each timed window, with both edges interpolated once the counters have moved
+    past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
+    settle_s = max([s.update_period_s or 0.0 for s in sensors] + [sampler.period_s])
+    closed = [(w, w.end_t) for w in windows if w.end_t is not None]
+    last_end = max((end_t for _, end_t in closed), default=0.0)
+    while time.monotonic() < last_end + settle_s:
+        time.sleep(sampler.period_s)
+    sampler.read_now()
+    out = []
+    for w, end_t in closed:
+        energy = sampler.window(sampler.energy_at(w.start_t), w.start_t, end_t)
+        out.append(WindowEnergy(
+            duration_s=end_t - w.start_t,
+            energy_j={name: e.energy_j for name, e in energy.items()},
+            other_cpu_load_pct=w.other_cpu_load_pct,
+            worker_cpu_s=w.worker_cpu_s,
+            faults=sampler.failures(w.start_t, end_t + settle_s),
+        ))
+    return out

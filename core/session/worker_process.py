@@ -1,0 +1,138 @@
+"""Starting, stopping and reading the fate of worker processes (the runner's side).
+
+One worker measures the runs of one model variant. Workers fork from a forkserver that preloaded
+torch and transformers (no CUDA initialised there), so each variant starts in a clean process
+without paying the imports again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import multiprocessing
+import os
+import signal
+import time
+from pathlib import Path
+from typing import Any
+
+KILL_GRACE_S = 3.0
+
+
+def forkserver_context() -> Any:
+    """A forkserver context whose server has finished its preload: call it before the idle
+    baseline, so the imports neither load the idle machine nor delay the first run."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["energy_console.core.worker.preload"])
+    ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
+    ready.start()
+    ready.join()
+    return context
+
+
+def start_worker(context: Any, runs: tuple[Any, ...], runs_dir: Path, cache_dir: Path,
+                 variant_cache_dir: Path | None = None) -> tuple[Any, Any]:
+    """(process, the runner's end of its pipe) for the runs of one variant, measured in order;
+    the worker dies with this process."""
+    parent_conn, child_conn = context.Pipe()  # duplex: the runner answers ("go", run_id)
+    process = context.Process(
+        target=_worker_target,
+        args=(child_conn, tuple(runs), str(runs_dir), str(cache_dir), os.getpid(),
+              None if variant_cache_dir is None else str(variant_cache_dir)),
+        name=f"worker-{runs[0].run_id}",
+        daemon=True,
+    )
+    process.start()
+    child_conn.close()
+    return process, parent_conn
+
+
+def stop_worker(process: Any) -> None:
+    """Stop the worker and every process it started: SIGTERM to its process group (each worker
+    leads its own, see worker_entry), SIGKILL after a grace period, then SIGKILL to what is left
+    of the group (a tokenizer or thread-pool helper the worker started), and wait for it."""
+    if process is None or process.pid is None:
+        return
+    pid = process.pid
+    if process.is_alive():
+        _signal_worker(process, signal.SIGTERM)
+        process.join(KILL_GRACE_S)
+        if process.is_alive():
+            _signal_worker(process, signal.SIGKILL)
+            process.join(KILL_GRACE_S)
+    _kill_group(pid)
+
+
+def _signal_worker(process: Any, sig: int) -> None:
+    """sig to the worker's group where it leads one (it may not yet, just started), else to it."""
+    try:
+        if os.getpgid(process.pid) == process.pid:
+            os.killpg(process.pid, sig)
+            return
+    except (ProcessLookupError, PermissionError):
+        pass
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(process.pid, sig)
+
+
+def _kill_group(pgid: int) -> None:
+    """SIGKILL what is left of an ended worker's group, and wait (a little) until it is gone.
+    Once its leader is gone a group id can be reused only by a new process leading a new group:
+    where a live process holds that id, the group is not the worker's any more, and is left."""
+    if _running(pgid):
+        return
+    deadline = time.monotonic() + KILL_GRACE_S
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if not _group_members(pgid):
+            return
+        time.sleep(0.02)
+
+
+def _running(pid: int) -> bool:
+    """Whether pid names a process that is not a zombie."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
+    except (FileNotFoundError, ProcessLookupError):
+        return False
+    except OSError:
+        return True
+
+
+def _group_members(pgid: int) -> list[int]:
+    """Live (not zombie) processes in the group, from /proc."""
+    members = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat", "rb") as f:
+                fields = f.read().rpartition(b")")[2].split()
+        except OSError:
+            continue
+        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+            members.append(int(entry))
+    return members
+
+
+def death_reason(exitcode: int | None) -> str:
+    if exitcode is None:
+        return "the worker stopped answering"
+    if exitcode < 0:
+        name = signal.Signals(-exitcode).name
+        hint = " (out of memory?)" if name == "SIGKILL" else ""
+        return f"the worker died from signal {name}{hint}; see the run's worker.log"
+    return f"the worker exited with status {exitcode} without a result; see the run's worker.log"
+
+
+def _forkserver_ready() -> None:
+    """Runs in a process forked by the forkserver, which happens only once it has preloaded."""
+
+
+def _worker_target(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir):
+    from energy_console.core.worker.entry import worker_entry
+
+    worker_entry(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir)

@@ -1,0 +1,141 @@
+"""The worker: one process per model variant. Loads the model and compresses it once, then
+measures each of the variant's runs (input sizes, smallest first) as a run of its own, for every
+workload and task (core.variant: infer, generate, object detection; a train run is a variant of
+its own).
+
+It never reads a sensor. What it prints goes to the current run's worker.log. Messages to the
+runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order (the runner
+answers ("go", run_id) when it follows a run; the worker waits for it between the run's warm-up
+and its first window, so the runner's work on the previous run never overlaps a window):
+  ("phase", id, {"phase": ..., "t": monotonic, ...})   ("result", id, WorkerResult)
+  ("skip", id, {"reason": ...})
+  ("error", id, {"reason": ..., "traceback": ..., "oom": bool, "ends": bool})
+An error that may have left the process unsound (anything but bad input: out of memory, a
+kernel's exception) ends the worker after it is sent; the runner goes on with the variant's
+remaining runs in a fresh worker. The runner's forkserver preloads this module (through
+core.preload), so each worker starts from a process where torch and transformers are imported.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import signal
+import sys
+import threading
+import time
+import traceback
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+import torch  # noqa: E402
+from energy_console.core.models import ModelLoadError  # noqa: E402
+from energy_console.core.models.base import NotApplicable  # noqa: E402
+from energy_console.core.quality import DatasetError  # noqa: E402
+from energy_console.core.session.rules import pause_between_runs  # noqa: E402
+from energy_console.core.worker.variant import measure_run, prepare_variant  # noqa: E402
+from energy_console.core.worker.variant_cache import VariantCache  # noqa: E402
+
+BAD_INPUT = (ModelLoadError, DatasetError)  # the message says the fix; the worker stays sound
+
+
+def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
+                 variant_cache_dir: str | None = None) -> None:
+    """Process target. Never raises: every outcome is a message on the pipe, one per run (up to
+    the run whose error ended the worker)."""
+    with contextlib.suppress(OSError):  # its own process group: the runner stops all it starts
+        os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C in the terminal is the runner's to act on
+    _redirect_output(Path(runs_dir) / runs[0].run_id / "worker.log")
+    _die_with_runner(runner_pid)
+
+    def send(kind: str, run_id: str, payload) -> None:
+        conn.send((kind, run_id, payload))
+
+    def mark(phase: str, run_id: str, **fields) -> None:
+        if phase == "ready":  # the runner's work on the previous run overlaps warm-up only
+            _wait_for_go(conn, run_id)
+            return
+        fields.setdefault("t", time.monotonic())
+        send("phase", run_id, {"phase": phase, **fields})
+
+    try:
+        cache = VariantCache(Path(variant_cache_dir)) if variant_cache_dir else None
+        try:
+            variant = prepare_variant(runs, Path(cache_dir), mark, cache)
+        except NotApplicable as exc:  # the technique or device: no run of the variant can happen
+            for spec in runs:
+                send("skip", spec.run_id, {"reason": str(exc)})
+            return
+        except BaseException as exc:
+            send("error", runs[0].run_id, {**_error(exc), "ends": True})
+            return
+        for i, spec in enumerate(runs):
+            if i:
+                _redirect_output(Path(runs_dir) / spec.run_id / "worker.log")
+                pause_between_runs(spec.protocol)
+            try:
+                send("result", spec.run_id, measure_run(variant, spec, mark))
+            except NotApplicable as exc:
+                send("skip", spec.run_id, {"reason": str(exc)})
+            except BaseException as exc:
+                ends = not isinstance(exc, BAD_INPUT)
+                send("error", spec.run_id, {**_error(exc), "ends": ends})
+                if ends:
+                    return  # the rest go on in a fresh worker
+    finally:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        conn.close()
+
+
+def _wait_for_go(conn, run_id: str) -> None:
+    """Block until the runner says ("go", run_id): it sends that once it has recorded the
+    previous run and follows this one."""
+    while True:
+        message = conn.recv()
+        if message == ("go", run_id):
+            return
+
+
+def is_out_of_memory(exc: BaseException) -> bool:
+    return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
+
+
+def _error(exc: BaseException) -> dict:
+    if isinstance(exc, BAD_INPUT):
+        return {"reason": str(exc), "traceback": "", "oom": False}
+    tb = traceback.format_exc()
+    print(tb, file=sys.stderr)
+    return {"reason": f"{type(exc).__name__}: {exc}", "traceback": tb,
+            "oom": is_out_of_memory(exc)}
+
+
+def _redirect_output(log_path: Path) -> None:
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(log_path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(fd, 1)
+    os.dup2(fd, 2)
+    os.close(fd)
+    sys.stdout = open(1, "w", buffering=1, closefd=False)  # noqa: SIM115
+    sys.stderr = open(2, "w", buffering=1, closefd=False)  # noqa: SIM115
+
+
+def _die_with_runner(runner_pid: int) -> None:
+    """A worker must never outlive its runner, even one killed with SIGKILL."""
+    with contextlib.suppress(Exception):
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+
+    def watch() -> None:
+        while True:
+            try:
+                os.kill(runner_pid, 0)
+            except ProcessLookupError:
+                os._exit(3)
+            time.sleep(0.5)
+
+    threading.Thread(target=watch, name="runner-watch", daemon=True).start()

@@ -1,0 +1,2 @@
+"""What a run times, one module per workload (infer, generate, detect, train).
+"""
