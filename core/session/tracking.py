@@ -22,6 +22,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from energy_console.core.spec.text import without_secrets
 from energy_console.core.store.records import NUMERIC_COLUMNS, RunRecord
 
 LOCAL_STORE = "mlruns"
@@ -140,5 +141,7 @@ class MlflowTracker:
             action()
         except Exception as exc:  # noqa: BLE001 - tracking never stops a measurement
             self.client = None
-            self.notice(f"{what} failed ({type(exc).__name__}: {str(exc)[:300]}); the session "
-                        "goes on without MLflow tracking")
+            # the URI and the client's error text may hold a password or a token
+            self.notice(without_secrets(f"{what} failed ({type(exc).__name__}: "
+                                        f"{str(exc)[:300]}); the session goes on without "
+                                        "MLflow tracking"))
