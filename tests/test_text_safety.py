@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-from energy_console.core.spec.text import markup_escaped, printable, without_secrets
+from energy_console.core.spec.text import printable, without_secrets
 from hypothesis import given
 from hypothesis import strategies as st
 from rich.text import Text
@@ -46,18 +46,21 @@ def test_no_string_leaves_printable_with_an_active_character(text):
 
 
 @given(HOSTILE)
-def test_escaped_markup_renders_as_the_printable_text_and_cannot_swallow_a_tag(text):
-    rendered = Text.from_markup(markup_escaped(text) + "[bold]x[/bold]")
-    # Rich doubles a trailing backslash, so that it cannot escape the markup that follows
-    assert rendered.plain in (printable(text) + "x", printable(text) + "\\x")
-    assert [(s.start, s.end, str(s.style)) for s in rendered.spans] == [
-        (len(rendered.plain) - 1, len(rendered.plain), "bold")]
+def test_printable_text_shown_by_rich_writes_no_escape_and_no_style(text):
+    import io
+
+    from rich.console import Console
+
+    out = io.StringIO()
+    Console(file=out, width=80, force_terminal=True, color_system="truecolor").print(
+        Text(printable(text)), end="")
+    assert "\x1b" not in out.getvalue()  # no link, no style, no title: plain characters
 
 
-def test_rich_markup_in_a_label_is_literal():
-    rendered = Text.from_markup(markup_escaped("[link=https://evil.example]click[/link] [bold]x"))
-    assert rendered.plain == "[link=https://evil.example]click[/link] [bold]x"
-    assert not rendered.spans
+def test_rich_markup_in_a_label_is_literal_as_text():
+    label = "[link=https://evil.example]click[/link] [bold]x"
+    rendered = Text(printable(label))
+    assert rendered.plain == label and not rendered.spans
 
 
 def test_a_password_in_a_tracking_uri_is_removed():
@@ -96,3 +99,38 @@ def test_an_unreachable_tracking_server_is_named_without_its_password(tmp_path, 
     assert notices, "the failure is reported"
     assert all("Hunter2pw" not in n for n in notices)
     assert any("http://***@127.0.0.1:9" in n for n in notices)
+
+
+HOSTILE_REASON = "\x1b]0;FAKE: all runs passed\x07\x1b[2J[link=https://evil.example]x[/link]"
+
+
+@pytest.fixture
+def hostile_session(tmp_path):
+    """The recorded session, its skipped runs' reason replaced by a model config's hostile text
+    (as transformers quotes it in a loading error) and its name by one holding escapes."""
+    import json
+    import shutil
+    from pathlib import Path
+
+    recorded = Path(__file__).parent / "data" / "finished-session"
+    session = Path(shutil.copytree(recorded, tmp_path / "s\x1b[2Jess"))
+    plain = "sparse-2:4 runs on cuda only, not on cpu"
+    events = session / "events.jsonl"
+    events.write_text(events.read_text().replace(plain, json.dumps(HOSTILE_REASON)[1:-1]))
+    runs = session / "runs.csv"
+    runs.write_text(runs.read_text().replace(plain, HOSTILE_REASON))  # inside its quotes
+    return session
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "markdown", "json"])
+def test_a_report_in_every_format_shows_hostile_text_without_acting_on_it(hostile_session, fmt):
+    from energy_console.core.analysis.export import render
+    from energy_console.core.store.follow import read_session
+
+    text = render(read_session(hostile_session), fmt, 200)
+    assert not ACTIVE.search(text.replace("\r\n", "").replace("\n", ""))
+    if fmt != "json":  # JSON writes ESC as \\u001b, which is as inert
+        assert "\\x1b]0;FAKE: all runs passed\\x07\\x1b[2J" in text
+    if fmt == "table":
+        assert "[link=https://evil.example]x[/link]" in text  # literal, not a hyperlink
+        assert "s\\x1b[2Jess" in text

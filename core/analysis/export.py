@@ -25,6 +25,7 @@ from energy_console.core.analysis.report import (
     trade_off_rows,
 )
 from energy_console.core.analysis.traces import power_traces
+from energy_console.core.spec.text import printable
 from energy_console.core.store.records import RUN_COLUMNS, RunRecord
 
 FORMATS = ("table", "csv", "markdown", "json")
@@ -48,7 +49,8 @@ def as_csv(records: list[RunRecord]) -> str:
                                      for s in ("", "_ci95", "_within_noise"))])
     for r in records:
         extra = [cell for column in COMPARED for cell in _change_columns(changes[r.run_id][column])]
-        writer.writerow([*r.csv_cells(), *extra])
+        # a model's or reason's text came from outside: shown, never acted on, when catted
+        writer.writerow([printable(cell, one_line=False) for cell in (*r.csv_cells(), *extra)])
     return buffer.getvalue()
 
 
@@ -90,7 +92,7 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
     lines += ["## Notes"]
     for note in notes:
         lines += [f"- {note.strip()}"] if note.startswith("  ") else ["", note, ""]
-    return "\n".join(lines) + "\n"
+    return printable("\n".join(lines), one_line=False) + "\n"
 
 
 def _key_findings(group: GroupFindings, changes: dict[str, dict[str, Change | None]]
@@ -161,7 +163,7 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
                               textcoords="offset points")
             axes.set_xlabel("energy per inference (J), 95 % interval")
             axes.set_ylabel(label)
-            axes.set_title(f"{group.model_label} {group.input_size}")
+            axes.set_title(printable(f"{group.model_label} {group.input_size}"))
             figure.tight_layout()
             name = f"energy_vs_{y_name}_{slug}.png"
             figure.savefig(out_dir / name)

@@ -18,6 +18,7 @@ from energy_console.core.analysis.findings import (
     findings,
     repeats_needed,
 )
+from energy_console.core.spec.text import printable
 from energy_console.core.store.records import NUMERIC_COLUMNS, RunRecord
 
 # Other processes' CPU load above this share of all cores marks a run as disturbed (RAPL and the
@@ -147,14 +148,16 @@ def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]
     dropping them from the end but never the first `essential` ones."""
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     measure = Console(width=100_000, file=io.StringIO())  # natural widths, unclamped
     for count in range(len(headers), essential - 1, -1):
-        table = Table(title=title, expand=False)
+        # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
+        table = Table(title=Text(printable(title)), expand=False)
         for header in headers[:count]:
             table.add_column(header, no_wrap=True)
         for row in rows:
-            table.add_row(*(row.get(h, "") for h in headers[:count]))
+            table.add_row(*(Text(printable(row.get(h, ""))) for h in headers[:count]))
         if measure.measure(table).maximum <= width:
             break
     return table
@@ -172,10 +175,8 @@ def runs_table(session, width: int):
 def format_report(session, width: int = 120) -> str:
     """A session as text for a terminal `width` columns wide: one row per run with intervals and
     changes against its baseline, then the notes and the study's answers."""
-    from rich.console import Console
-
     out = io.StringIO()
-    console = Console(width=width, file=out)
+    console = _text_console(width, out)
     problems = getattr(session, "problems", ())  # what in the session's files did not read
     if problems:
         console.print("Problems reading this session (the rest is shown):",
@@ -183,8 +184,17 @@ def format_report(session, width: int = 120) -> str:
                       soft_wrap=True)
     console.print(runs_table(session, width))
     for line in report_notes(list(session.runs)):
-        console.print(line, markup=False, highlight=False)
-    return out.getvalue()
+        console.print(printable(line), markup=False, highlight=False)
+    return printable(out.getvalue(), one_line=False)
+
+
+def _text_console(width: int, out: io.StringIO):
+    """A rich Console that writes plain text (no colour codes) into `out`. Rich drops some
+    control characters silently: outside text is made printable before it is printed (so they
+    show), and the whole output again after."""
+    from rich.console import Console
+
+    return Console(width=width, file=out, color_system=None, force_terminal=False)
 
 
 def report_notes(records: list[RunRecord]) -> list[str]:
@@ -277,7 +287,6 @@ def format_comparison(a, b, width: int = 120) -> str:
     """Two sessions side by side (two machines, two dates): each run measured in both, with B's
     change against A and its interval; `~` where the difference is within noise."""
     from energy_console.core.analysis.compare import machine_differences, match_sessions
-    from rich.console import Console
 
     matched, only_a, only_b = match_sessions(list(a.runs), list(b.runs))
     rows = [{
@@ -291,7 +300,7 @@ def format_comparison(a, b, width: int = 120) -> str:
     } for m in matched]
     table = fitted_table(f"A {a.name}  vs  B {b.name}", COMPARISON_COLUMNS, rows, 6, width)
     out = io.StringIO()
-    console = Console(width=width, file=out)
+    console = _text_console(width, out)
     console.print(table)
     console.print(f"{len(matched)} runs in both; changes are B against A with 95 % intervals, "
                   f"{NOISE_MARK} within noise.", markup=False)
@@ -302,7 +311,7 @@ def format_comparison(a, b, width: int = 120) -> str:
     if differ:
         console.print("the machines differ (figures may differ for that reason): "
                       + "; ".join(differ), markup=False)
-    return out.getvalue()
+    return printable(out.getvalue(), one_line=False)
 
 
 TRADE_OFF_COLUMNS = ("technique", "energy/inference", "ΔE", "p50", "Δlatency", "size",

@@ -4,8 +4,10 @@ On a shared box much of what energy-console shows was written by someone else: m
 the errors that quote them, dataset labels, folder and file names, a co-user's session folder.
 Such text is never sent to a terminal as it is: `printable` writes every control character,
 escape sequence introducer and bidi override as a visible escape (`\\x1b`, `\\u202e`), so it can
-neither move the cursor, set the title, clear the screen nor reorder what is read, and
-`markup_escaped` makes it literal for Rich markup. `without_secrets` removes credentials from URIs
+neither move the cursor, set the title, clear the screen nor reorder what is read. Such text is
+never markup either: views hand it to Rich and Textual as Text / Content or with markup off (an
+escaping function cannot be exact: Rich reads a backslash before "[" by what follows it).
+`without_secrets` removes credentials from URIs
 (user:password@, tokens in query strings) before a text is printed, logged or stored.
 """
 
@@ -39,13 +41,6 @@ def printable(text: object, *, one_line: bool = True, max_chars: int | None = No
     if max_chars is not None and len(out) > max_chars:
         out = out[:max(0, max_chars - 1)] + "…"
     return out
-
-
-def markup_escaped(text: object, *, one_line: bool = True) -> str:
-    """`printable(text)` made literal for Rich markup: `[bold]` shows as typed."""
-    from rich.markup import escape
-
-    return escape(printable(text, one_line=one_line))
 
 
 def without_secrets(text: object) -> str:
