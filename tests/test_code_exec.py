@@ -272,3 +272,57 @@ inputs: {{batch_sizes: [1], sequence_lengths: [32], max_new_tokens: [4]}}
     assert float(with_tests["quality_pass_at_1"]) == 0.0  # random weights write no valid code
     assert with_tests["quality_pass_at_1_tasks"] == "3"
     assert without["quality_pass_at_1"] == "" and without["quality_pass_at_1_tasks"] == ""
+
+
+def test_the_program_gets_private_temporary_folders_that_leave_nothing_behind():
+    box = sandbox()
+    if not box.private_tmp:
+        pytest.skip(f"no mount namespace on this machine: {box.how}")
+    names = {folder: f"energy-console-probe-{os.getpid()}-{i}"
+             for i, folder in enumerate(("/tmp", "/var/tmp", "/dev/shm"))}
+    fill = "".join(f"    open('{folder}/{name}', 'wb').write(b'x' * (10 << 20))\n"
+                   for folder, name in names.items())
+    probe = ("    import os\n" + fill +
+             # its own /tmp holds only what it wrote and its own folder
+             f"    assert sorted(os.listdir('/tmp')) == sorted(['{names['/tmp']}', "
+             "os.path.basename(os.path.dirname(os.getcwd()))]), os.listdir('/tmp')\n"
+             "    return a + b\n")
+    result = run_completion(ADD, probe)
+    assert result.passed, result.stderr
+    left = [f"{folder}/{name}" for folder, name in names.items()
+            if os.path.exists(f"{folder}/{name}")]
+    assert left == []
+
+
+def test_a_completion_cannot_reach_a_local_socket_in_a_folder_anyone_can_enter(tmp_path):
+    box = sandbox()
+    if not box.local_sockets_refused:
+        pytest.skip(f"no seccomp filter for local sockets on this machine: {box.how}")
+    folder = Path("/run") if os.access("/run", os.W_OK) else tmp_path
+    shared = Path(folder) / f"energy-console-shared-{os.getpid()}"
+    shared.mkdir(mode=0o777)
+    shared.chmod(0o777)
+    path = shared / "service.sock"
+    server = socket.socket(socket.AF_UNIX)
+    try:
+        server.bind(str(path))
+        path.chmod(0o777)
+        server.listen(4)
+        connect = ("    import socket\n    s = socket.socket(socket.AF_UNIX)\n"
+                   f"    s.connect({str(path)!r})\n    s.close()\n    return a + b\n")
+        # without the sandbox the same program reaches it: the failure is the sandbox's
+        assert run_completion(ADD, connect, isolate_network=False).passed
+        refused = run_completion(ADD, connect)
+        assert refused.status == "failed" and "PermissionError" in refused.detail, refused
+    finally:
+        server.close()
+        path.unlink(missing_ok=True)
+        shared.rmdir()
+
+
+def test_the_socket_filter_is_known_for_the_usual_machines_only():
+    from energy_console.core.quality.seccomp import unix_socket_filter
+
+    assert len(unix_socket_filter("x86_64") or b"") == 8 * 8  # 8 instructions of 8 bytes
+    assert unix_socket_filter("x86_64") != unix_socket_filter("aarch64")
+    assert unix_socket_filter("sparc64") is None

@@ -21,16 +21,22 @@ The sandbox, and its limits:
   that left the process group), through util-linux `unshare` — as root `unshare --net --pid`,
   dropping to uid/gid 65534 (nobody) with `setpriv` where that works; otherwise in a user
   namespace (`unshare --user --map-root-user --net`). When none of these starts, the program runs
-  without network isolation and every result says so (`network_isolated: False`).
-Not isolated: the file system (the program can read what the worker's user can read, and write
-where that user can write), the CPU and memory of the machine within the limits above. It is a
-guard against accidents of generated code (loops, crashes, stray sockets), not a jail for hostile
-code; run untrusted models in a container or VM.
+  without network isolation and every result says so (`network_isolated: False`);
+- private temporary folders: in the same namespaces a new mount namespace gives it an empty
+  tmpfs of its own (64 MiB each) on /tmp, /var/tmp and /dev/shm, gone with the program; its
+  own folder (program and cwd) is bound back in and deleted afterwards;
+- no local sockets: a seccomp filter refuses socket(AF_UNIX, ...) (EACCES), so it cannot reach a
+  filesystem or abstract socket of another program (x86-64 and aarch64; elsewhere it says so).
+Not isolated: the rest of the file system (the program can read what the sandbox user can read,
+and write where that user can write), the CPU and memory of the machine within the limits above.
+It is a guard against accidents of generated code (loops, crashes, stray sockets and files), not
+a jail for hostile code; run untrusted models in a container or VM.
 """
 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import functools
 import os
 import resource
@@ -46,6 +52,7 @@ from pathlib import Path
 from typing import Literal
 
 import psutil
+from energy_console.core.quality import seccomp
 
 DEFAULT_TIMEOUT_S = 10.0
 OUTPUT_LIMIT = 4096  # characters of stdout / stderr kept per run
@@ -93,6 +100,14 @@ class Sandbox:
     network_isolated: bool
     as_nobody: bool
     how: str  # a phrase for the README / warnings
+    private_tmp: bool = False  # its own /tmp, /var/tmp and /dev/shm
+    inner: tuple[str, ...] = ()  # after the program's folder, with private_tmp
+    local_sockets_refused: bool = False  # socket(AF_UNIX) fails in it (seccomp)
+
+    def command(self, folder: Path, python: str, *args: str) -> list[str]:
+        """How `python args` starts in this sandbox; `folder` holds work/, its cwd."""
+        around = (*self.prefix, str(folder), *self.inner) if self.private_tmp else self.prefix
+        return [*around, python, *args]
 
 
 def program_text(task: CodeTask, completion: str) -> str:
@@ -111,41 +126,83 @@ def truncate_completion(completion: str) -> str:
     return completion[:cut]
 
 
+# Run inside the new mount namespace, as its root: an empty tmpfs on /dev/shm, /tmp and /var/tmp;
+# the program's own folder ($1, under the old /tmp) is bound into the new /tmp at the same path.
+PRIVATE_TMP = (
+    'set -e; folder=$1; shift; o=size=64m,mode=1777,nosuid,nodev; '
+    'mount -t tmpfs -o $o tmpfs /dev/shm; mkdir /dev/shm/.folder; '
+    'mount --bind "$folder" /dev/shm/.folder; mount -t tmpfs -o $o tmpfs /tmp; '
+    'mkdir -p "$folder"; mount --move /dev/shm/.folder "$folder"; rmdir /dev/shm/.folder; '
+    'mount -t tmpfs -o $o tmpfs /var/tmp; cd "$folder/work"; exec "$@"')
+
+
 @functools.lru_cache(maxsize=4)
 def sandbox(python: str = sys.executable) -> Sandbox:
     """The most isolated way to start `python` that works on this machine (probed once)."""
-    unshare, setpriv = shutil.which("unshare"), shutil.which("setpriv")
+    unshare, setpriv, sh = shutil.which("unshare"), shutil.which("setpriv"), shutil.which("sh")
     candidates: list[Sandbox] = []
     if unshare:
         ns = (unshare, "--net", "--pid", "--fork", "--kill-child")
+        private = (unshare, "--mount", "--net", "--pid", "--fork", "--kill-child", "--", sh or "sh",
+                   "-c", PRIVATE_TMP, "sandbox")
+        nobody = (setpriv or "setpriv", f"--reuid={NOBODY}", f"--regid={NOBODY}",
+                  "--clear-groups", "--")
         if os.geteuid() == 0:
+            if setpriv and sh:
+                candidates.append(Sandbox(private, True, True, "unshare --mount --net --pid, "
+                                          "private /tmp, as nobody (setpriv)", True, nobody))
             if setpriv:
-                candidates.append(Sandbox(
-                    (*ns, "--", setpriv, f"--reuid={NOBODY}", f"--regid={NOBODY}",
-                     "--clear-groups", "--"), True, True,
-                    "unshare --net --pid, as nobody (setpriv)"))
+                candidates.append(Sandbox((*ns, "--", *nobody), True, True,
+                                          "unshare --net --pid, as nobody (setpriv)"))
             candidates.append(Sandbox((*ns, "--"), True, False, "unshare --net --pid, as root"))
             candidates.append(Sandbox((unshare, "--net", "--"), True, False,
                                       "unshare --net, as root"))
         user = (unshare, "--user", "--map-root-user")
+        if sh:
+            candidates.append(Sandbox(
+                (*user, "--mount", "--net", "--pid", "--fork", "--kill-child", "--", sh, "-c",
+                 PRIVATE_TMP, "sandbox"), True, False,
+                "unshare --user --mount --net --pid, private /tmp", private_tmp=True))
         candidates.append(Sandbox((*user, "--net", "--pid", "--fork", "--kill-child", "--"),
                                   True, False, "unshare --user --net --pid"))
         candidates.append(Sandbox((*user, "--net", "--"), True, False, "unshare --user --net"))
+    refused = _local_sockets_refusable(python)
     for candidate in candidates:
         if _starts(candidate, python):
-            return candidate
+            if not refused:
+                return candidate
+            return dataclasses.replace(candidate, local_sockets_refused=True,
+                                       how=candidate.how + ", no local sockets (seccomp)")
     return Sandbox((), False, False, "no network isolation: util-linux `unshare` is missing or "
-                   "namespaces are not allowed here")
+                   "namespaces are not allowed here", local_sockets_refused=refused)
+
+
+def _local_sockets_refusable(python: str) -> bool:
+    """Whether the seccomp filter loads here and refuses an AF_UNIX socket (probed once)."""
+    if seccomp.unix_socket_filter() is None:
+        return False
+    probe = ("import socket\ntry:\n    socket.socket(socket.AF_UNIX)\nexcept PermissionError:\n"
+             "    raise SystemExit(0)\nraise SystemExit(3)\n")
+    try:
+        done = subprocess.run([python, "-I", "-c", probe], capture_output=True, timeout=20,
+                              preexec_fn=_limits(20, None, local_sockets=True))  # noqa: PLW1509
+    except (OSError, subprocess.SubprocessError):
+        return False
+    return done.returncode == 0
 
 
 def _starts(candidate: Sandbox, python: str) -> bool:
     # probe from a folder the sandbox user can enter; the interpreter must be reachable for it
-    try:
-        done = subprocess.run([*candidate.prefix, python, "-I", "-c", "pass"], cwd="/",
-                              env=_environment("/tmp"), capture_output=True, timeout=20,
-                              start_new_session=True)
-    except (OSError, subprocess.SubprocessError):
-        return False
+    with tempfile.TemporaryDirectory(prefix="energy-console-probe-") as folder:
+        (Path(folder) / "work").mkdir()
+        Path(folder).chmod(0o755)
+        try:
+            done = subprocess.run(candidate.command(Path(folder), python, "-I", "-c", "pass"),
+                                  cwd="/", env=_environment("/tmp"), capture_output=True,
+                                  timeout=20, start_new_session=True,
+                                  preexec_fn=_limits(20, None))  # noqa: PLW1509
+        except (OSError, subprocess.SubprocessError):
+            return False
     return done.returncode == 0
 
 
@@ -154,13 +211,17 @@ def _environment(home: str) -> dict[str, str]:
             "HOME": home, "TMPDIR": home}
 
 
-def _limits(timeout_s: float, nproc: int | None):
+def _limits(timeout_s: float, nproc: int | None, local_sockets: bool = False):
+    """What the child applies between fork and exec: dying with the worker, the resource
+    limits, and with `local_sockets` the seccomp filter refusing AF_UNIX sockets."""
     cpu = int(timeout_s) + 1
     prctl = None
     with contextlib.suppress(OSError, AttributeError):
         import ctypes
 
         prctl = ctypes.CDLL("libc.so.6", use_errno=True).prctl
+    program = seccomp.unix_socket_filter() if local_sockets else None
+    filter_call = seccomp.installer(program) if program else None
 
     def apply() -> None:  # runs in the child between fork and exec
         if prctl is not None:  # dies with the worker, even a worker killed by its timeout
@@ -173,6 +234,8 @@ def _limits(timeout_s: float, nproc: int | None):
             resource.setrlimit(limit, (soft, soft if hard == resource.RLIM_INFINITY else hard))
         if nproc is not None:
             resource.setrlimit(resource.RLIMIT_NPROC, (nproc, nproc))
+        if filter_call is not None and not seccomp.install(*filter_call):
+            raise OSError("the seccomp filter could not be installed")
 
     return apply
 
@@ -228,10 +291,11 @@ def run_completion(task: CodeTask, completion: str, *, timeout_s: float = DEFAUL
             work.chmod(0o777)
         try:
             proc = subprocess.Popen(
-                [*box.prefix, sys.executable, "-I", str(program)], cwd=work,
+                box.command(root, sys.executable, "-I", str(program)), cwd=work,
                 env=_environment(str(work)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True,
-                preexec_fn=_limits(timeout_s, _process_cap(box)),  # noqa: PLW1509
+                preexec_fn=_limits(timeout_s, _process_cap(box),  # noqa: PLW1509
+                                   local_sockets=box.local_sockets_refused),
             )
         except OSError as exc:
             return ExecResult(False, "error", time.monotonic() - start,
