@@ -229,3 +229,62 @@ def test_ticks_of_the_thread_are_decoded_before_any_question(tmp_path, monkeypat
     assert why["rapl:package-0"].startswith("ValueError")
     assert len(batches) == 2  # start()'s first reading, then everything else at stop()
     assert len(batches[1]) >= 5  # the thread's ticks, read before the counter broke
+
+
+# A sampler in a process of its own, which the test stops with SIGSTOP (as a starved or
+# suspended runner would be) while a window is open; the window's failures are printed at the end.
+STOPPABLE_SAMPLER = """
+import json, os, sys, time
+from pathlib import Path
+from tests.fakes.powercap import build_powercap_tree
+from energy_console.core.measure.sensors import rapl
+from energy_console.core.measure.sampler import Sampler
+build_powercap_tree(Path(sys.argv[1]), sockets=1)
+os.environ[rapl.POWERCAP_ROOT_ENV] = sys.argv[1]
+sampler = Sampler(rapl.probe()[0], sample_hz=20)
+sampler.start()
+t0 = time.monotonic()
+print("window open", flush=True)
+sys.stdin.readline()
+t1 = time.monotonic()
+sampler.stop()
+print(json.dumps(sampler.failures(t0, t1)), flush=True)
+"""
+
+
+def _window_failures(tmp_path, stop_s: float) -> dict[str, str]:
+    import json
+    import os
+    import signal
+    import subprocess
+    from pathlib import Path
+
+    child = subprocess.Popen([sys.executable, "-c", STOPPABLE_SAMPLER, str(tmp_path)],
+                             cwd=Path(__file__).resolve().parents[1], stdin=subprocess.PIPE,
+                             stdout=subprocess.PIPE, text=True)
+    try:
+        assert child.stdout.readline().strip() == "window open"
+        time.sleep(0.3)
+        if stop_s:
+            os.kill(child.pid, signal.SIGSTOP)
+            time.sleep(stop_s)
+            os.kill(child.pid, signal.SIGCONT)
+        time.sleep(0.3)
+        out, _ = child.communicate("\n", timeout=30)
+    finally:
+        child.kill()
+    return json.loads(out)
+
+
+@pytest.mark.session  # a process of its own, stopped for seconds
+def test_a_sampler_stopped_inside_a_window_fails_it_naming_the_gap(tmp_path):
+    failures = _window_failures(tmp_path, stop_s=1.5)
+    assert set(failures) == {"rapl:package-0", "rapl:dram-0"}  # every sensor of the window
+    gap_s = float(failures["rapl:package-0"].split("no readings for ")[1].split(" s")[0])
+    assert 1.4 <= gap_s <= 3.0
+    assert "stopped or starved" in failures["rapl:package-0"]
+
+
+@pytest.mark.session
+def test_a_sampler_never_stopped_reports_no_gap(tmp_path):
+    assert _window_failures(tmp_path, stop_s=0) == {}

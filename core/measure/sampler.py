@@ -24,6 +24,10 @@ from energy_console.core.measure.sensors.base import Reading, Sensor, SplitReadS
 
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0
+# Readings missing for this many periods (and at least GAP_MIN_S) are a gap: a window that
+# overlaps one is faulty, its edges and its power-only integration having no readings to stand on.
+GAP_PERIODS = 5
+GAP_MIN_S = 0.5
 
 
 class Sample(NamedTuple):
@@ -198,6 +202,8 @@ class Sampler:
         self._stopping = False  # a plain flag, not an Event: checked 20 times a second
         self._thread: threading.Thread | None = None
         self._failures: deque[tuple[float, str, str]] = deque(maxlen=maxlen)  # (t, sensor, why)
+        self.gap_s = max(GAP_PERIODS * self.period_s, GAP_MIN_S)
+        self._gaps: deque[tuple[float, float]] = deque(maxlen=256)  # (from, to), monotonic
 
     def start(self) -> None:
         self.read_now()
@@ -239,8 +245,12 @@ class Sampler:
             # time.sleep, not Event.wait: a third cheaper per wake-up; stop() waits one period
             if delay > 0:
                 sleep(delay)
-            else:  # fell behind (a slow sensor or a busy machine): skip, don't burst
-                next_t = monotonic()
+            else:  # fell behind (a slow sensor, a busy machine, a stopped process): skip
+                now = monotonic()
+                # this tick's deadline was next_t - period, the one before next_t - 2 periods
+                if now - next_t + 2 * period_s > self.gap_s:
+                    self._gaps.append((next_t - 2 * period_s, now))
+                next_t = now
 
     def _tick(self) -> None:
         """One tick outside the thread (read_now; the lock is held)."""
@@ -315,10 +325,18 @@ class Sampler:
             self._delivering.release()
 
     def failures(self, t0: float, t1: float) -> dict[str, str]:
-        """Per sensor, the last error its reads raised between t0 and t1 (monotonic)."""
+        """Per sensor, the last error its reads raised between t0 and t1 (monotonic); a gap in
+        the readings that overlaps them fails every sensor."""
         with self._lock:
             self._decode()
-            return {name: why for t, name, why in self._failures if t0 <= t <= t1}
+            found = {name: why for t, name, why in self._failures if t0 <= t <= t1}
+            gaps = [(a, b) for a, b in self._gaps if a < t1 and b > t0]
+        if gaps:
+            longest = max(b - a for a, b in gaps)
+            why = (f"no readings for {longest:.1f} s (over {self.gap_s:.2g} s): the runner "
+                   "was stopped or starved of CPU")
+            found.update({sensor.name: why for sensor in self.sensors})
+        return found
 
     def energy_at(self, t: float) -> dict[str, float]:
         """Each sensor's cumulative energy (J) at monotonic time t."""
