@@ -6,9 +6,18 @@ it serialises the module: seconds for a large model) and what the technique left
 (input dtype, grad mode, details, warnings). Its key covers the uncompressed model
 (quality.reference.model_identity: source, ref, task, device, dtype, a local folder's files), the
 technique chain with its parameters, the calibration inputs' shape (static quantization
-calibrates on them) and the versions of the libraries that compress. Loading unpickles: keep the
-cache folder writable by you alone (it is yours: the session's cache/ or ~/.cache/energy-console).
-A module that cannot be pickled (an ONNX Runtime session) is compressed every time, with a warning.
+calibrates on them) and the versions of the libraries that compress. A module that cannot be
+pickled (an ONNX Runtime session) is compressed every time, with a warning.
+
+Loading unpickles, which runs code: the cache trusts nobody else. Its folder must belong to the
+user running the session and be writable by nobody else (nor its parent, unless sticky), and each
+entry must be a regular file of that user, opened without following a link, whose SHA-256 matches
+the one its sidecar recorded when it was written; otherwise it is not read (the variant is
+compressed again, with a warning that says why). Entries are written through a temporary file of
+an unpredictable name created exclusively in the folder, then renamed: a link planted anywhere is
+never written through. A compressed module (quantized layers, pruning's reshaped ones) has no
+architecture to load a state dict into without compressing again, so pickle stays, behind these
+checks.
 A technique that trains (finetune, qat) is never cached (core.variant.compressed): its training and
 the energy it costs are measured every time.
 """
@@ -19,6 +28,8 @@ import dataclasses
 import hashlib
 import json
 import os
+import stat
+import tempfile
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -80,22 +91,43 @@ class VariantCache:
 
     def load(self, key: str, ctx) -> tuple[Any, SizeReport] | None:
         """The cached compressed module and its size (ctx restored as the technique left it),
-        or None."""
+        or None: absent, or not trusted (then a warning says why)."""
         import torch
 
         path = self.path(key)
-        if not path.is_file():
+        if not path.exists() and not path.is_symlink():
+            return None
+        problem = folder_problem(self.folder)
+        if problem:
+            ctx.warnings.append(f"variant cache not used: {problem}; compressed again")
             return None
         try:
-            data = torch.load(path, weights_only=False, map_location=ctx.device)
-        except Exception as exc:  # a torn or foreign file: compress again
-            ctx.warnings.append(f"variant cache {path.name} unreadable ({exc}); compressed again")
+            fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+        except OSError as exc:  # a link (ELOOP) or gone
+            ctx.warnings.append(f"variant cache {path.name} not read ({exc.strerror}); "
+                                "compressed again")
             return None
+        with os.fdopen(fd, "rb") as handle:
+            problem = (_owner_problem(os.fstat(fd), path.name)
+                       or _digest_problem(handle, self.digest_path(key)))
+            if problem:
+                ctx.warnings.append(f"variant cache not used: {problem}; compressed again")
+                return None
+            handle.seek(0)
+            try:
+                data = torch.load(handle, weights_only=False, map_location=ctx.device)
+            except Exception as exc:  # a torn file: compress again
+                ctx.warnings.append(f"variant cache {path.name} unreadable ({exc}); "
+                                    "compressed again")
+                return None
         if data.get("format") != CACHE_FORMAT or data.get("key") != key:
             return None
         for name, value in data["ctx"].items():
             setattr(ctx, name, value)
         return data["module"], SizeReport(**data["size"])
+
+    def digest_path(self, key: str) -> Path:
+        return self.path(key).with_suffix(".sha256")
 
     def save(self, key: str, module, ctx, size: SizeReport) -> None:
         import torch
@@ -103,13 +135,88 @@ class VariantCache:
         path = self.path(key)
         state = {name: getattr(ctx, name) for name in
                  ("input_dtype", "needs_no_grad", "extra_result", "warnings")}
-        self.folder.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
         try:
-            torch.save({"format": CACHE_FORMAT, "key": key, "module": module,
-                        "size": dataclasses.asdict(size),
-                        "ctx": {**state, "warnings": list(ctx.warnings)}}, tmp)
+            self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            ctx.warnings.append(f"compressed variant not cached ({exc})")
+            return
+        problem = folder_problem(self.folder)
+        if problem:
+            ctx.warnings.append(f"compressed variant not cached: {problem}")
+            return
+        written: list[str] = []
+        try:
+            fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=self.folder)
+            written.append(tmp)
+            with os.fdopen(fd, "w+b") as handle:
+                torch.save({"format": CACHE_FORMAT, "key": key, "module": module,
+                            "size": dataclasses.asdict(size),
+                            "ctx": {**state, "warnings": list(ctx.warnings)}}, handle)
+                handle.flush()
+                handle.seek(0)
+                digest = _sha256(handle)
+            fd, tmp_digest = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".sha256.tmp",
+                                              dir=self.folder)
+            written.append(tmp_digest)
+            with os.fdopen(fd, "w") as handle:
+                handle.write(digest + "\n")
+            os.replace(tmp_digest, self.digest_path(key))
             os.replace(tmp, path)
         except Exception as exc:  # not picklable, or no room: the run goes on uncached
-            tmp.unlink(missing_ok=True)
+            for name in written:
+                Path(name).unlink(missing_ok=True)
             ctx.warnings.append(f"compressed variant not cached ({type(exc).__name__}: {exc})")
+
+
+def folder_problem(folder: Path) -> str | None:
+    """Why the cache folder cannot be trusted, or None: it must be a real folder of this user
+    that nobody else can write, in a parent nobody else can write unless it is sticky."""
+    try:
+        info = os.lstat(folder)
+        parent = os.stat(folder.parent)
+    except OSError as exc:
+        return f"{folder}: {exc.strerror}"
+    if stat.S_ISLNK(info.st_mode) or not stat.S_ISDIR(info.st_mode):
+        return f"{folder} is not a folder (a link, or a file)"
+    problem = _owner_problem(info, str(folder))
+    if problem:
+        return problem
+    if parent.st_mode & stat.S_IWOTH and not parent.st_mode & stat.S_ISVTX:
+        return (f"its parent {folder.parent} is writable by every user (mode "
+                f"{stat.S_IMODE(parent.st_mode):o}) without the sticky bit")
+    return None
+
+
+def _owner_problem(info: os.stat_result, what: str) -> str | None:
+    if info.st_uid != os.geteuid():
+        return (f"{what} belongs to uid {info.st_uid}, not to the user running the session "
+                f"(uid {os.geteuid()})")
+    if info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+        return (f"{what} is writable by other users (mode {stat.S_IMODE(info.st_mode):o}); "
+                f"make it yours alone: chmod go-w")
+    if not stat.S_ISREG(info.st_mode) and not stat.S_ISDIR(info.st_mode):
+        return f"{what} is not a regular file"
+    return None
+
+
+def _sha256(handle) -> str:
+    digest = hashlib.sha256()
+    while chunk := handle.read(1 << 20):
+        digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _digest_problem(handle, digest_path: Path) -> str | None:
+    """Whether the entry read through `handle` matches the digest recorded beside it."""
+    try:
+        fd = os.open(digest_path, os.O_RDONLY | os.O_NOFOLLOW | os.O_CLOEXEC)
+    except OSError as exc:
+        return f"{digest_path.name}: {exc.strerror}"
+    with os.fdopen(fd) as recorded:
+        problem = _owner_problem(os.fstat(fd), digest_path.name)
+        expected = recorded.read(100).strip()
+    if problem:
+        return problem
+    if _sha256(handle) != expected:
+        return f"{digest_path.stem}.pt does not match its recorded SHA-256 (torn or replaced)"
+    return None
