@@ -4,6 +4,7 @@ marked when within noise, and the study's answers (Pareto front, repeats needed)
 from __future__ import annotations
 
 import io
+from pathlib import Path
 
 from energy_console.core.analysis.compare import (
     BreakEven,
@@ -177,6 +178,10 @@ def format_report(session, width: int = 120) -> str:
     changes against its baseline, then the notes and the study's answers."""
     out = io.StringIO()
     console = _text_console(width, out)
+    if getattr(session, "is_running", False):
+        console.print(f"{session.name} is still running: {session.ended_runs} of "
+                      f"{session.total_runs} runs ended so far; the figures below are those runs "
+                      "(`energy-console attach` follows it live)", markup=False, highlight=False)
     problems = getattr(session, "problems", ())  # what in the session's files did not read
     if problems:
         console.print("Problems reading this session (the rest is shown):",
@@ -301,6 +306,9 @@ def format_comparison(a, b, width: int = 120) -> str:
     table = fitted_table(f"A {a.name}  vs  B {b.name}", COMPARISON_COLUMNS, rows, 6, width)
     out = io.StringIO()
     console = _text_console(width, out)
+    same = _same_session(a, b)
+    if same:
+        console.print(same, markup=False, highlight=False)
     console.print(table)
     console.print(f"{len(matched)} runs in both; changes are B against A with 95 % intervals, "
                   f"{NOISE_MARK} within noise.", markup=False)
@@ -312,6 +320,18 @@ def format_comparison(a, b, width: int = 120) -> str:
         console.print("the machines differ (figures may differ for that reason): "
                       + "; ".join(differ), markup=False)
     return printable(out.getvalue(), one_line=False)
+
+
+def _same_session(a, b) -> str:
+    """A warning when A and B are one session (or copies of one), so that no change can be."""
+    if Path(a.path).resolve() == Path(b.path).resolve():
+        return (f"A and B are the same session ({a.name}): every change below is zero by "
+                "construction; compare two different sessions")
+    a_id, b_id = a.info.get("session_id"), b.info.get("session_id")
+    if a_id and a_id == b_id and a.info.get("started_at") == b.info.get("started_at"):
+        return (f"A and B are copies of one session ({a_id}): every change below is zero by "
+                "construction; compare two different sessions")
+    return ""
 
 
 TRADE_OFF_COLUMNS = ("technique", "energy/inference", "ΔE", "p50", "Δlatency", "size",
