@@ -1,4 +1,4 @@
-"""The run record is the one source of runs.csv's columns, the README's table and the views."""
+"""The run record is the one source of runs.csv's columns, the manual's table and the views."""
 
 from __future__ import annotations
 
@@ -8,11 +8,11 @@ from energy_console.core.store.figures import RunFigures
 from energy_console.core.store.records import RUN_COLUMNS, RunRecord, columns_markdown
 from energy_console.tui.runs import LIVE_COLUMNS
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+RESULTS_DOC = Path(__file__).resolve().parents[1] / "docs" / "results.md"
 
 
-def test_the_readme_column_table_is_the_records():
-    text = README.read_text(encoding="utf-8")
+def test_the_manuals_column_table_is_the_records():
+    text = RESULTS_DOC.read_text(encoding="utf-8")
     table = text.split("<!-- columns:start -->")[1].split("<!-- columns:end -->")[0]
     assert table.strip() == columns_markdown()
 

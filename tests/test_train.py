@@ -17,8 +17,8 @@ from energy_console.core.spec.profile import ProfileError, parse_profile
 from energy_console.core.spec.workloads import TrainingSettings, training_settings
 from energy_console.core.store.events import PhaseChanged
 from energy_console.core.store.figures import TrainingTimings, WindowEnergy
-from energy_console.core.store.follow import _phase_label
 from energy_console.core.store.records import RunRecord
+from energy_console.core.store.session_model import _phase_label
 
 DATASET = "dataset: ../data/sentiment-mini.csv"
 

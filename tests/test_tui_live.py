@@ -229,7 +229,7 @@ def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):
 
 
 def test_a_warning_names_its_run_in_the_log():
-    from energy_console.core.store.follow import SessionModel
+    from energy_console.core.store.session_model import SessionModel
 
     model = SessionModel(Path("."))
     model.add_event(ev.RunStarted(run_id="r1", index=0, total=1, model="demo/tiny-bert-random",

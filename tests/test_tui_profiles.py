@@ -48,21 +48,20 @@ sensors:
 """
 
 
-def readme_profiles() -> list[str]:
-    """The YAML blocks of the README's Profiles section."""
-    text = (ROOT / "README.md").read_text(encoding="utf-8")
-    section = text.split("\n## Profiles\n", 1)[1].split("\n## ", 1)[0]
-    blocks = re.findall(r"```yaml\n(.*?)```", section, flags=re.S)
-    assert blocks, "the README's Profiles section has no YAML example"
+def manual_profiles() -> list[str]:
+    """The YAML blocks of docs/profiles.md."""
+    text = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    blocks = re.findall(r"```yaml\n(.*?)```", text, flags=re.S)
+    assert blocks, "docs/profiles.md has no YAML example"
     return blocks
 
 
 def documented_profiles() -> list[tuple[str, Path | str]]:
-    """(name, file or YAML text): profiles/*.yaml, tests/profiles/*.yaml, the README's examples
-    and TRICKY."""
+    """(name, file or YAML text): profiles/*.yaml, tests/profiles/*.yaml, the examples of
+    docs/profiles.md and TRICKY."""
     files = sorted((ROOT / "profiles").glob("*.yaml")) + sorted(
         (ROOT / "tests" / "profiles").glob("*.yaml"))
-    texts = [(f"README example {i + 1}", block) for i, block in enumerate(readme_profiles())]
+    texts = [(f"docs example {i + 1}", block) for i, block in enumerate(manual_profiles())]
     return ([(str(p.relative_to(ROOT)), p) for p in files] + texts + [("tricky", TRICKY)])
 
 
@@ -131,7 +130,7 @@ async def edit_setting(pilot, key: str, text: str) -> None:
 
 def test_every_shipped_and_documented_profile_is_collected(tmp_path):
     names = [name for name, _ in DOCUMENTED]
-    assert {"profiles/default.yaml", "tests/profiles/tiny.yaml", "README example 1"} <= set(names)
+    assert {"profiles/default.yaml", "tests/profiles/tiny.yaml", "docs example 1"} <= set(names)
     for i, (_, source) in enumerate(DOCUMENTED):
         load_profile(profile_file(source, tmp_path / str(i)))  # each one `run` accepts
 
@@ -248,7 +247,7 @@ async def set_dataset(pilot, row: str, path: str) -> None:
 
 async def test_a_dataset_set_in_the_console_is_saved_as_the_profile_format_has_it(tmp_path):
     """Set on a demo model and a hub model, saved, reopened from the file and saved again:
-    `dataset: {path: ...}` under each model, as the README's Profiles section writes it."""
+    `dataset: {path: ...}` under each model, as docs/profiles.md writes it."""
     (tmp_path / "written").mkdir()
     source = tmp_path / "written" / "tricky.yaml"
     source.write_text(TRICKY, encoding="utf-8")

@@ -1,6 +1,6 @@
-"""Every number a profile holds has a range (core/limits.py, the one table); values outside it --
-NaN, infinity, true/false, negatives, huge -- are refused at load time with file, line, key, the
-value and the range. The README's Safety table is that table."""
+"""Every number a profile holds has a range (core/spec/limits.py, the one table); values outside
+it -- NaN, infinity, true/false, negatives, huge -- are refused at load time with file, line, key,
+the value and the range. docs/safety.md's Ranges table is that table."""
 
 from __future__ import annotations
 
@@ -127,12 +127,11 @@ def test_every_numeric_technique_parameter_has_a_range():
                 assert param.minimum is not None and param.maximum is not None, (name, param)
 
 
-def test_the_readme_safety_table_is_the_code_table():
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert "\n## Safety\n" in readme
-    safety = readme.split("\n## Safety\n", 1)[1].split("\n## ", 1)[0]
-    tables = re.findall(r"(?m)^\|.*\|$(?:\n^\|.*\|$)*", safety)
-    assert tables == [markdown_table()], "regenerate with core.limits.markdown_table()"
-    profiles_at = readme.index("\n## Profiles\n")
-    after_profiles = readme[profiles_at + 1:].split("\n## ", 1)[1]
-    assert after_profiles.startswith("Safety\n")  # right after Profiles
+def test_the_manuals_range_table_is_the_code_table():
+    safety = (ROOT / "docs" / "safety.md").read_text(encoding="utf-8")
+    assert "\n## Ranges\n" in safety
+    ranges = safety.split("\n## Ranges\n", 1)[1].split("\n## ", 1)[0]
+    tables = re.findall(r"(?m)^\|.*\|$(?:\n^\|.*\|$)*", ranges)
+    assert tables == [markdown_table()], "regenerate with core.spec.limits.markdown_table()"
+    profiles = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
+    assert "(safety.md#ranges)" in profiles  # a profile's reader finds the ranges

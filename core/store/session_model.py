@@ -1,0 +1,228 @@
+"""What a session's views show, folded from its events and samples as they arrive.
+
+`SessionModel` is the reader's state: `SessionReader` (follow.py) feeds it the lines it reads,
+and it gives the frozen `LiveSnapshot` every view draws (sensor traces, runs in progress and
+ended, counts, ETA, the log). It reads no file itself.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import deque
+from pathlib import Path
+
+from energy_console.core.store.events import (
+    Event,
+    IdleBaseline,
+    Notice,
+    PhaseChanged,
+    RunFailed,
+    RunFinished,
+    RunSkipped,
+    RunStarted,
+    SessionFinished,
+    SessionStarted,
+)
+from energy_console.core.store.records import RunRecord, input_label, model_label
+from energy_console.core.store.snapshot import (
+    CurrentRun,
+    LiveSnapshot,
+    SensorTrace,
+    SensorView,
+)
+
+LOG_LINES = 200
+
+
+PHASE_LABELS = {"warmup": "warm-up", "reference": "reference outputs"}
+
+
+class SessionModel:
+    """Everything the live view shows, folded from events and samples as they arrive."""
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.info: dict = {}
+        self.traces: dict[str, SensorTrace] = {}
+        self.idle_w: dict[str, float] = {}
+        self.total_runs = 0
+        self.started_t: float | None = None
+        self.last_t: float | None = None
+        self.current: CurrentRun | None = None
+        self.run_started_t: float | None = None
+        self.running: dict[str, tuple[CurrentRun, float]] = {}  # run id -> (run, start t)
+        self.lanes = 1  # most runs seen in progress at once
+        self.run_durations_s: list[float] = []
+        self.counts = {"finished": 0, "skipped": 0, "failed": 0}
+        self.finished_status: str | None = None
+        self.message = ""
+        self.event_records: dict[str, RunRecord] = {}
+        self.csv_records: list[RunRecord] = []
+        self.log: deque[str] = deque(maxlen=LOG_LINES)
+        self.log_total = 0
+        self.run_names: dict[str, str] = {}  # run id -> "tiny-bert-random · bf16 · b1-s64"
+        self.problems: dict[str, str] = {}  # by file: what could not be read
+
+    def set_problem(self, key: str, message: str | None) -> None:
+        """Record (or, with None, clear) what is wrong with one file; new ones go to the log too,
+        so the live view shows them."""
+        if message is None:
+            self.problems.pop(key, None)
+        elif self.problems.get(key) != message:
+            self.problems[key] = message
+            self._log(f"problem: {message}")
+
+    # ---------------------------------------------------------------- input
+    def add_event(self, event: Event) -> None:
+        self.last_t = event.t
+        if isinstance(event, SessionStarted):
+            self.started_t = event.t
+            self.total_runs = event.total_runs
+            self.info.setdefault("sensors", event.sensors)
+            self.info.setdefault("runner_pid", event.runner_pid)
+        elif isinstance(event, IdleBaseline):
+            self.idle_w.update(event.power_w)
+        elif isinstance(event, RunStarted):
+            self.total_runs = max(self.total_runs, event.total)
+            where = "" if event.gpu_index is None else f"{event.node}/gpu{event.gpu_index}"
+            self.current = CurrentRun(
+                event.run_id, event.index, event.total, event.model, event.technique,
+                input_label(event.batch_size, event.seq_len, event.resolution), "starting",
+                where)
+            self.running[event.run_id] = (self.current, event.t)
+            self.lanes = max(self.lanes, len(self.running))
+            self.run_started_t = event.t
+            self.run_names[event.run_id] = " · ".join(
+                (model_label(event.model), event.technique, self.current.input_size))
+        elif isinstance(event, PhaseChanged):
+            if event.run_id in self.running:
+                going, started_t = self.running[event.run_id]
+                self.running[event.run_id] = (_with_phase(going, _phase_label(event)), started_t)
+            if self.current is not None and self.current.run_id == event.run_id:
+                self.current = _with_phase(self.current, _phase_label(event))
+        elif isinstance(event, (RunFinished, RunSkipped, RunFailed)):
+            self._run_ended(event)
+        elif isinstance(event, Notice):
+            if event.level != "info":
+                run = f"{self.run_names.get(event.run_id, event.run_id)}: " if event.run_id else ""
+                self._log(f"{event.level}: {run}{event.message}")
+        elif isinstance(event, SessionFinished):
+            self.finished_status = event.status
+            self.message = event.message
+            self.current = None
+            self.running.clear()
+
+    def _run_ended(self, event: RunFinished | RunSkipped | RunFailed) -> None:
+        if isinstance(event, RunFinished):
+            self.counts["finished"] += 1
+            self.event_records[event.run_id] = RunRecord.from_dict(event.row)
+        elif isinstance(event, RunSkipped):
+            self.counts["skipped"] += 1
+            self._log(f"skipped {event.run_id}: {event.reason}")
+        else:
+            self.counts["failed"] += 1
+            self._log(f"FAILED {event.run_id}: {event.reason}")
+        ended = self.running.pop(event.run_id, None)
+        if ended is not None:
+            self.run_durations_s.append(event.t - ended[1])
+        if self.current is not None and self.current.run_id == event.run_id:
+            # another run still in progress (lanes) becomes the one shown
+            last = list(self.running.values())[-1] if self.running else None
+            self.current = last[0] if last else None
+            self.run_started_t = last[1] if last else None
+
+    def _log(self, line: str) -> None:
+        self.log.append(line)
+        self.log_total += 1
+
+    def add_sample_line(self, line: str) -> bool:
+        """Fold one samples.csv row in; False when it does not read (it is left out)."""
+        parts = line.split(",")
+        if parts[0] == "t" or not line.strip():
+            return True
+        if len(parts) != 4:
+            return False
+        try:
+            t = float(parts[0])
+            watts = float(parts[2]) if parts[2] else None
+            joules = float(parts[3]) if parts[3] else None
+        except ValueError:
+            return False
+        trace = self.traces.get(parts[1])
+        if trace is None:
+            trace = self.traces[parts[1]] = SensorTrace(parts[1])
+        trace.add(t, watts, joules)
+        return True
+
+    # ---------------------------------------------------------------- output
+    def snapshot(self, now: float, runner_alive: bool | None) -> LiveSnapshot:
+        status = self._status(runner_alive)
+        end = now if status in ("waiting", "running") else (self.last_t or now)
+        elapsed = end - self.started_t if self.started_t is not None else 0.0
+        ended = sum(self.counts.values())
+        eta = None
+        if status == "running" and self.run_durations_s and self.total_runs:
+            mean_s = sum(self.run_durations_s) / len(self.run_durations_s)
+            running_s = now - self.run_started_t if self.current and self.run_started_t else 0.0
+            eta = max(0.0, mean_s * (self.total_runs - ended) / self.lanes - running_s)
+        return LiveSnapshot(
+            path=self.path,
+            status=status,
+            sensors=self._sensor_views(),
+            total_runs=self.total_runs,
+            finished=self.counts["finished"],
+            skipped=self.counts["skipped"],
+            failed=self.counts["failed"],
+            elapsed_s=elapsed,
+            eta_s=eta,
+            current=self.current,
+            runs=tuple(self._records()),
+            log=tuple(self.log),
+            log_total=self.log_total,
+            message=self.message,
+            info=dict(self.info),
+            problems=tuple(self.problems.values()),
+            running=tuple(run for run, _ in self.running.values()),
+        )
+
+    def _status(self, runner_alive: bool | None) -> str:
+        if self.finished_status:
+            return self.finished_status
+        if runner_alive is False:
+            return "runner gone"
+        return "running" if self.started_t is not None else "waiting"
+
+    def _sensor_views(self) -> tuple[SensorView, ...]:
+        described = {s.get("name"): s for s in self.info.get("sensors", [])}
+        names = list(described) + [n for n in self.traces if n not in described]
+        views = []
+        for name in names:
+            about = described.get(name, {})
+            trace = self.traces.get(name) or SensorTrace(name)
+            idle = self.idle_w.get(name)
+            if idle is None:
+                idle = (self.info.get("idle_power_w") or {}).get(name)
+            views.append(trace.view(about.get("kind", "?"), bool(about.get("measured")), idle))
+        return tuple(views)
+
+    def _records(self) -> list[RunRecord]:
+        """runs.csv's records, and finished runs whose row it does not hold yet."""
+        records = {r.run_id: r for r in self.csv_records}
+        for run_id, record in self.event_records.items():
+            records.setdefault(run_id, record)
+        return list(records.values())
+
+
+def _phase_label(event: PhaseChanged) -> str:
+    if event.phase == "repeat" and event.repeat is not None:
+        return f"repeat {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train" and event.repeat is not None:
+        return f"training window {event.repeat} of {event.repeats or '?'}"
+    if event.phase == "train-step" and event.step is not None:
+        loss = f" · loss {event.loss:.4g}" if event.loss is not None else ""
+        return f"training step {event.step} of {event.steps or '?'}{loss}"
+    return PHASE_LABELS.get(event.phase, event.phase)
+
+
+def _with_phase(run: CurrentRun, phase: str) -> CurrentRun:
+    return dataclasses.replace(run, phase=phase)
