@@ -9,8 +9,8 @@ technique chain with its parameters, the calibration inputs' shape (static quant
 calibrates on them) and the versions of the libraries that compress. Loading unpickles: keep the
 cache folder writable by you alone (it is yours: the session's cache/ or ~/.cache/energy-console).
 A module that cannot be pickled (an ONNX Runtime session) is compressed every time, with a warning.
-A technique that trains (finetune, qat) is never cached (core.variant.compressed): its training and
-the energy it costs are measured every time.
+A technique that trains (finetune, qat) is never cached (core.worker.variant.compressed): its
+training and the energy it costs are measured every time.
 """
 
 from __future__ import annotations
