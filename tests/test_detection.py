@@ -19,7 +19,11 @@ from energy_console.core.quality.detection_eval import (
     prepare_detection_reference,
 )
 from energy_console.core.spec.profile import ModelEntry
-from energy_console.core.worker.detect_call import DetectionPipeline, box_iou, class_aware_nms
+from energy_console.core.worker.workloads.detection_pipeline import (
+    DetectionPipeline,
+    box_iou,
+    class_aware_nms,
+)
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = ROOT / "data" / "shapes-detect" / "instances.json"

@@ -12,7 +12,7 @@ import torch
 from energy_console.core.models import load_model
 from energy_console.core.session.runner import Runner
 from energy_console.core.spec.profile import ModelEntry, load_profile
-from energy_console.core.worker.detect_call import DetectionPipeline
+from energy_console.core.worker.workloads.detection_pipeline import DetectionPipeline
 
 from tests.session_helpers import write_profile
 

@@ -1,6 +1,7 @@
 import time
 
-from energy_console.core.worker.windows import calibrate_iterations, run_protocol
+from energy_console.core.spec.profile import ProtocolSettings
+from energy_console.core.worker.windows import Iteration, calibrate_iterations, measure_windows
 
 
 class SlowStart:
@@ -16,23 +17,45 @@ class SlowStart:
 
 def test_windows_last_min_window_even_when_the_warm_up_was_slow():
     marks = []
-    result = run_protocol(SlowStart(slow_calls=3), lambda: None, warmup=3, repeats=2,
-                          min_window_s=0.2, iterations=None,
-                          mark=lambda phase, **f: marks.append((phase, f)))
-    for start, end in result.windows:
-        assert end - start >= 0.2
+    result = measure_windows([Iteration(SlowStart(slow_calls=3))],
+                             ProtocolSettings(warmup=3, repeats=2, min_window_s=0.2), "cpu",
+                             mark=lambda phase, **f: marks.append((phase, f)))
+    for window in result.windows:
+        assert window.end_t - window.start_t >= 0.2
     # the warm-up suggested 10 iterations; the fast calls needed many more to fill 0.2 s
-    assert all(n > 10 for n in result.iterations)
-    assert [len(r) for r in result.latencies_ms] == result.iterations
+    assert all(w.iterations > 10 for w in result.windows)
     edges = [f for phase, f in marks if phase == "repeat"]
     assert [e["edge"] for e in edges] == ["start", "end", "start", "end"]
-    assert [e["t"] for e in edges] == [t for w in result.windows for t in w]
+    assert [e["t"] for e in edges] == [t for w in result.windows for t in (w.start_t, w.end_t)]
+    assert [e["iterations"] for e in edges[1::2]] == [w.iterations for w in result.windows]
 
 
 def test_fixed_iterations_are_exactly_that_many():
-    result = run_protocol(SlowStart(slow_calls=0), lambda: None, warmup=1, repeats=3,
-                          min_window_s=10.0, iterations=4, mark=lambda *a, **k: None)
-    assert result.iterations == [4, 4, 4]
+    result = measure_windows([Iteration(SlowStart(slow_calls=0))],
+                             ProtocolSettings(warmup=1, repeats=3, min_window_s=10.0,
+                                              iterations=4), "cpu", mark=lambda *a, **k: None)
+    assert [w.iterations for w in result.windows] == [4, 4, 4]
+
+
+def test_kinds_of_window_alternate_each_repeat_and_count_only_their_timed_calls():
+    counted: dict[str, int] = {"prefill": 0, "repeat": 0}
+    starts: list[tuple[str, int]] = []
+
+    def iteration(phase: str) -> Iteration:
+        return Iteration(lambda: phase, phase,
+                         counted=lambda result, t0, t1: counted.__setitem__(result,
+                                                                           counted[result] + 1),
+                         window_starts=lambda planned: starts.append((phase, planned)))
+
+    marks: list[str] = []
+    result = measure_windows([iteration("prefill"), iteration("repeat")],
+                             ProtocolSettings(warmup=2, repeats=2, iterations=3), "cpu",
+                             mark=lambda phase, **f: marks.append(phase))
+    assert [w.phase for w in result.windows] == ["prefill", "repeat"] * 2
+    assert starts == [("prefill", 3), ("repeat", 3)] * 2
+    assert counted == {"prefill": 6, "repeat": 6}  # the warm-up calls are not counted
+    assert marks[:2] == ["warmup", "ready"] and len(marks) == 2 + 4 * 2
+    assert len(result.of("repeat")) == 2
 
 
 def test_calibration_asks_for_enough_iterations_to_fill_the_window():

@@ -198,7 +198,7 @@ def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session):
     )
     from energy_console.core.models import load_model
     from energy_console.core.session.plan import expand
-    from energy_console.core.worker.workloads.train import CompressionTrainer
+    from energy_console.core.worker.workloads.training import CompressionTrainer
 
     outcome, _ = train_session
     folder = outcome.path.parent

@@ -12,8 +12,6 @@ these rules live.
 
 from __future__ import annotations
 
-import time
-
 
 class IdleSchedule:
     """Whether the idle baseline is due before the next variant (see the module's rules)."""
@@ -33,9 +31,3 @@ class IdleSchedule:
 
     def taken(self, now: float) -> None:
         self._last_t = now
-
-
-def pause_between_runs(protocol) -> None:
-    """The worker's rest before each input size of a variant but the first."""
-    if protocol.cooldown_s > 0:
-        time.sleep(protocol.cooldown_s)

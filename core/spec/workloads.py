@@ -37,9 +37,18 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
 
 WORKLOADS = ("infer", "generate", "train")
+
+
+class Workload(StrEnum):
+    INFER = "infer"
+    GENERATE = "generate"
+    TRAIN = "train"
+
+
 GENERATE_TASKS = ("causal-lm",)
 DEFAULT_MAX_NEW_TOKENS = (32,)
 

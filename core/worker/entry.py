@@ -1,7 +1,8 @@
 """The worker: one process per model variant. Loads the model and compresses it once, then
-measures each of the variant's runs (input sizes, smallest first) as a run of its own, for every
-workload and task (core.variant: infer, generate, object detection; a train run is a variant of
-its own).
+measures each of the variant's runs (input sizes, smallest first) as a run of its own, with the
+workload the registry picks for the run's workload and the model's task (core.worker.workloads:
+infer, detect, generate, train; a train run is a variant of its own), resting protocol.cooldown_s
+before each input size but the first.
 
 It never reads a sensor. What it prints goes to the current run's worker.log. Messages to the
 runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order (the runner
@@ -13,7 +14,8 @@ and its first window, so the runner's work on the previous run never overlaps a 
 An error that may have left the process unsound (anything but bad input: out of memory, a
 kernel's exception) ends the worker after it is sent; the runner goes on with the variant's
 remaining runs in a fresh worker. The runner's forkserver preloads this module (through
-core.preload), so each worker starts from a process where torch and transformers are imported.
+core.worker.preload), so each worker starts from a process where torch and transformers are
+imported.
 """
 
 from __future__ import annotations
@@ -34,9 +36,10 @@ import torch  # noqa: E402
 from energy_console.core.models import ModelLoadError  # noqa: E402
 from energy_console.core.models.base import NotApplicable  # noqa: E402
 from energy_console.core.quality import DatasetError  # noqa: E402
-from energy_console.core.session.rules import pause_between_runs  # noqa: E402
-from energy_console.core.worker.variant import measure_run, prepare_variant  # noqa: E402
+from energy_console.core.spec.workloads import Workload  # noqa: E402
+from energy_console.core.worker.variant import load_variant  # noqa: E402
 from energy_console.core.worker.variant_cache import VariantCache  # noqa: E402
+from energy_console.core.worker.workloads import workload_for  # noqa: E402
 
 BAD_INPUT = (ModelLoadError, DatasetError)  # the message says the fix; the worker stays sound
 
@@ -64,7 +67,9 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
     try:
         cache = VariantCache(Path(variant_cache_dir)) if variant_cache_dir else None
         try:
-            variant = prepare_variant(runs, Path(cache_dir), mark, cache)
+            start = load_variant(runs, Path(cache_dir), mark, cache)
+            workload = workload_for(Workload(start.first.workload), start.loaded.task)
+            variant = workload.prepare(start, mark)
         except NotApplicable as exc:  # the technique or device: no run of the variant can happen
             for spec in runs:
                 send("skip", spec.run_id, {"reason": str(exc)})
@@ -75,9 +80,9 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
         for i, spec in enumerate(runs):
             if i:
                 _redirect_output(Path(runs_dir) / spec.run_id / "worker.log")
-                pause_between_runs(spec.protocol)
+                rest_between_runs(spec.protocol)
             try:
-                send("result", spec.run_id, measure_run(variant, spec, mark))
+                send("result", spec.run_id, workload.measure(variant, spec, mark))
             except NotApplicable as exc:
                 send("skip", spec.run_id, {"reason": str(exc)})
             except BaseException as exc:
@@ -89,6 +94,13 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
         sys.stdout.flush()
         sys.stderr.flush()
         conn.close()
+
+
+def rest_between_runs(protocol) -> None:
+    """The rest before each input size of a variant but the first, so heat from one run does not
+    throttle the next (the runner rests between variants)."""
+    if protocol.cooldown_s > 0:
+        time.sleep(protocol.cooldown_s)
 
 
 def _wait_for_go(conn, run_id: str) -> None:

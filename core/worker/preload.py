@@ -14,6 +14,7 @@ import PIL.Image  # noqa: F401
 import torch  # noqa: F401
 import torch.ao.quantization  # noqa: F401
 from energy_console.core.compression import techniques
+from energy_console.core.worker.workloads import workloads
 from transformers import (  # noqa: F401
     AutoConfig,
     AutoModelForCausalLM,
@@ -27,3 +28,4 @@ from transformers import (  # noqa: F401
 )
 
 techniques()  # registers every technique family module
+workloads()  # imports every workload module

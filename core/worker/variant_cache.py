@@ -18,8 +18,8 @@ an unpredictable name created exclusively in the folder, then renamed: a link pl
 never written through. A compressed module (quantized layers, pruning's reshaped ones) has no
 architecture to load a state dict into without compressing again, so pickle stays, behind these
 checks.
-A technique that trains (finetune, qat) is never cached (core.variant.compressed): its training and
-the energy it costs are measured every time.
+A technique that trains (finetune, qat) is never cached (core.worker.variant.compressed): its
+training and the energy it costs are measured every time.
 """
 
 from __future__ import annotations

@@ -1,10 +1,12 @@
-"""Training, worker side: labelled batches, optimizer steps, timed windows of steps, held-out loss.
+"""Training, worker side: labelled batches, optimizer steps, held-out loss; the fine-tune a
+technique asks for.
 
-Used by the `train` workload (core.train_worker.run_train) and by the techniques that train
-(`finetune`, `qat`) through TechniqueContext.train. A timed window is a number of optimizer steps,
-marked with start/end edges the runner measures like any other window, so energy per step has a
-Student-t interval over the windows. Between windows nothing else runs: the held-out evaluation
-comes before the first window and after the last.
+Used by the `train` workload (core.worker.workloads.train) and by the techniques that train
+(`finetune`, `qat`) through TechniqueContext.train (CompressionTrainer). A timed window is a
+number of optimizer steps (core.worker.windows), marked with start/end edges the runner measures
+like any other window, so energy per step has a Student-t interval over the windows. Between
+windows nothing else runs: the held-out evaluation comes before the first window and after the
+last.
 
 The data: the model entry's `training.dataset`, or its `dataset` split by batches (every
 1/holdout-th batch held out and never trained on). Loss is cross-entropy on the model's logits
@@ -15,18 +17,19 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from energy_console.core.compression import NotApplicable, TechniqueContext
 from energy_console.core.quality.datasets import DatasetError
-from energy_console.core.spec.workloads import TrainingSettings
+from energy_console.core.spec.workloads import TrainingSettings, training_settings
 from energy_console.core.store.figures import TrainingTimings
-from energy_console.core.worker.windows import calibrate_iterations
+from energy_console.core.worker.windows import Iteration, RunMark, device_sync, timed_window
 
 PROGRESS_EVERY_S = 0.5  # a progress mark (step, loss) at most this often: the live view's pace
 IGNORE_INDEX = -100
+TRAIN_PHASE = "train"  # the phase of a window of optimizer steps
 
 
 @dataclass
@@ -151,15 +154,13 @@ class Trainer:
     """Optimizer steps over the training batches, cycling; AMP on CUDA when asked."""
 
     def __init__(self, module, data: TrainData, settings: TrainingSettings, device: str,
-                 sync: Callable[[], None], keep_zeros: bool = False):
+                 keep_zeros: bool = False):
         import torch
 
-        self.module, self.data, self.sync = module, data, sync
+        self.module, self.data = module, data
         torch.manual_seed(settings.seed)
         params = [p for p in module.parameters() if p.requires_grad and p.is_floating_point()]
         if not params:
-            from energy_console.core.models.base import NotApplicable
-
             raise NotApplicable("the model has no trainable floating-point parameters (a "
                                 "quantized module cannot be trained); train before quantizing")
         self.optimizer = _optimizer(params, settings)
@@ -185,8 +186,6 @@ class Trainer:
                             enabled=self.amp_dtype is not None):
             loss = batch_loss(self.module, batch, self.data.task)
         if not loss.requires_grad:
-            from energy_console.core.models.base import NotApplicable
-
             raise NotApplicable("the model's output does not depend on any trainable parameter "
                                 "(its layers are quantized); train before quantizing")
         if self.scaler is not None:
@@ -223,88 +222,82 @@ def _amp_dtype(device: str, enabled: bool):
     return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
 
 
-@dataclass
-class TrainMeasured:
-    iterations: list[int]  # optimizer steps per window
-    latencies_ms: list[list[float]]  # per window, per step
-    first_warmup_t: float | None
-    timings: TrainingTimings
+class StepWindows:
+    """Optimizer steps as the iteration of timed windows (phase `train`): the samples each
+    window trained on, and a progress mark (step, loss) at most every PROGRESS_EVERY_S."""
+
+    def __init__(self, trainer: Trainer, mark: RunMark, total_steps: Callable[[int], int]):
+        self.trainer, self.mark = trainer, mark
+        self.total_steps = total_steps  # of the planned steps of a window
+        self.samples: list[int] = []  # per window
+        self.iteration = Iteration(trainer.step, TRAIN_PHASE, self._counted, self._window_starts)
+        self._steps: int | None = None
+        self._last_progress = 0.0
+
+    def _window_starts(self, planned: int) -> None:
+        self.samples.append(0)
+        self._steps = self.total_steps(planned)
+
+    def _counted(self, result: tuple[float, int], t0: float, t1: float) -> None:
+        loss, rows = result
+        self.samples[-1] += rows
+        if t1 - self._last_progress >= PROGRESS_EVERY_S:
+            self._last_progress = t1
+            self.mark("train-step", step=len(self.trainer.losses), steps=self._steps,
+                      loss=round(loss, 5))
 
 
-def timed_steps(trainer: Trainer, windows: list[int], mark: Callable[..., None], *,
-                min_window_s: float = 0.0, total_steps: int | None = None
-                ) -> tuple[list[list[float]], list[int]]:
-    """Windows of optimizer steps, each marked (phase `train`): at least its steps, and on until
-    it lasts min_window_s; progress marks carry the step and its loss."""
-    latencies: list[list[float]] = []
-    samples: list[int] = []
-    last_progress = 0.0
-    done = len(trainer.losses)
-    for repeat, n in enumerate(windows, 1):
-        trainer.sync()
-        start = time.monotonic()
-        mark("train", repeat=repeat, repeats=len(windows), iterations=n, edge="start", t=start)
-        steps: list[float] = []
-        fed = 0
-        t1 = start
-        while len(steps) < n or t1 - start < min_window_s:
-            t0 = time.monotonic()
-            loss, rows = trainer.step()
-            trainer.sync()
-            t1 = time.monotonic()
-            steps.append((t1 - t0) * 1000.0)
-            fed += rows
-            done += 1
-            if t1 - last_progress >= PROGRESS_EVERY_S:
-                last_progress = t1
-                mark("train-step", step=done, steps=total_steps, loss=round(loss, 5))
-        mark("train", repeat=repeat, repeats=len(windows), iterations=len(steps), edge="end",
-             t=t1)
-        latencies.append(steps)
-        samples.append(fed)
-    return latencies, samples
-
-
-def run_train_protocol(trainer: Trainer, *, warmup: int, repeats: int, min_window_s: float,
-                       iterations: int | None, mark: Callable[..., None]) -> TrainMeasured:
-    """The train workload: held-out loss, warm-up steps, `repeats` timed windows of steps (as
-    many as the protocol's iterations, or enough to last min_window_s), held-out loss again."""
-    start_loss = evaluate_held_out(trainer.module, trainer.data).loss
-    mark("warmup")
-    first_warmup_t = time.monotonic()
-    warmup_s = []
-    for _ in range(max(1, warmup)):
-        t0 = time.monotonic()
-        trainer.step()
-        trainer.sync()
-        warmup_s.append(time.monotonic() - t0)
-    steady = warmup_s[1:] or warmup_s
-    n = iterations or calibrate_iterations(sorted(steady)[len(steady) // 2], min_window_s)
-    mark("ready")  # the runner has finished the previous run: no window overlaps its work
-    latencies, samples = timed_steps(
-        trainer, [n] * repeats, mark, min_window_s=0.0 if iterations else min_window_s,
-        total_steps=len(warmup_s) + n * repeats)
-    timings = TrainingTimings(
-        windows=repeats, steps=tuple(len(w) for w in latencies), samples=tuple(samples),
-        total_steps=len(trainer.losses), loss_start=start_loss,
-        loss_end=evaluate_held_out(trainer.module, trainer.data).loss,
-        losses=tuple(trainer.losses))
-    return TrainMeasured([len(w) for w in latencies], latencies, first_warmup_t, timings)
-
-
-def train_in_windows(trainer: Trainer, steps: int, windows: int,
-                     mark: Callable[..., None]) -> TrainingTimings:
+def train_in_windows(trainer: Trainer, steps: int, windows: int, device: str,
+                     mark: RunMark) -> TrainingTimings:
     """A technique's fine-tune: `steps` optimizer steps split over `windows` timed windows (at
     least two where the steps allow, so energy per step has an interval)."""
     count = max(1, min(windows, steps))
     split = [steps // count + (1 if i < steps % count else 0) for i in range(count)]
     start_loss = evaluate_held_out(trainer.module, trainer.data).loss
-    latencies, samples = timed_steps(trainer, list(split), mark, total_steps=steps)
+    step_windows = StepWindows(trainer, mark, lambda planned: steps)
+    sync = device_sync(device)
+    timed = [timed_window(step_windows.iteration, n, sync, mark, repeat=repeat, repeats=count,
+                          min_window_s=0.0) for repeat, n in enumerate(split, 1)]
     end_loss = evaluate_held_out(trainer.module, trainer.data).loss
     return TrainingTimings(
-        windows=count, steps=tuple(len(w) for w in latencies), samples=tuple(samples),
-        total_steps=steps, loss_start=start_loss, loss_end=end_loss,
-        losses=tuple(trainer.losses), in_compression=True)
+        windows=count, steps=tuple(w.iterations for w in timed),
+        samples=tuple(step_windows.samples), total_steps=steps, loss_start=start_loss,
+        loss_end=end_loss, losses=tuple(trainer.losses), in_compression=True)
+
+
+class CompressionTrainer:
+    """TechniqueContext.train of infer runs: the fine-tune a technique asks for, in timed
+    windows of optimizer steps (split over the protocol's repeats), its timings kept."""
+
+    def __init__(self, loaded, spec, device: str, mark: RunMark):
+        self.loaded, self.spec, self.device, self.mark = loaded, spec, device, mark
+        self.timings: TrainingTimings | None = None
+
+    def __call__(self, module, ctx: TechniqueContext, steps: int, keep_zeros: bool = False):
+        if self.timings is not None:
+            raise NotApplicable("a chain may train once (one finetune or qat step)")
+        settings = training_settings(self.spec.model.training)
+        try:
+            data = training_data(self.loaded, self.spec, settings, self.device)
+        except Exception as exc:  # no dataset: the run cannot train, so it is skipped
+            raise NotApplicable(f"training needs labelled data: {exc}") from None
+        if settings.dataset is None:
+            ctx.warnings.append(
+                "trained on the model's own dataset (its held-out quarter apart): the run's "
+                "quality covers the whole dataset, trained samples included; add `training: "
+                "{dataset: ...}` to train on a set apart")
+        ctx.warnings.extend(data.warnings)
+        trainer = Trainer(module, data, settings, self.device, keep_zeros=keep_zeros)
+        self.timings = train_in_windows(trainer, steps, self.spec.protocol.repeats,
+                                        self.device, self.mark)
+        ctx.extra_result["training"] = {
+            "steps": steps, "optimizer": settings.optimizer, "lr": settings.lr,
+            "amp": str(trainer.amp_dtype) if trainer.amp_dtype else None,
+            "held_out_loss_before": self.timings.loss_start,
+            "held_out_loss_after": self.timings.loss_end,
+        }
+        module.eval()
+        return module
 
 
 def perplexity(loss: float) -> float:
