@@ -37,7 +37,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from enum import StrEnum
 from typing import Any
+
+
+class Workload(StrEnum):
+    """What a run times: forward passes, text generation, or optimizer steps."""
+
+    INFER = "infer"
+    GENERATE = "generate"
+    TRAIN = "train"
+
 
 WORKLOADS = ("infer", "generate", "train")
 GENERATE_TASKS = ("causal-lm",)
