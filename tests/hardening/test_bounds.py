@@ -1,6 +1,6 @@
-"""Every number a profile holds has a range (core/limits.py, the one table); values outside it --
-NaN, infinity, true/false, negatives, huge -- are refused at load time with file, line, key, the
-value and the range. The README's Safety table is that table."""
+"""Every number a profile holds has a range (core/spec/limits.py, the one table); values outside
+it -- NaN, infinity, true/false, negatives, huge -- are refused at load time with file, line, key,
+the value and the range. The README's Safety table is that table."""
 
 from __future__ import annotations
 
@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.compression import techniques
-from energy_console.core.spec.limits import LIMITS, Limit, limit_rows, markdown_table
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import limit_rows, parse_profile
+from energy_console.core.spec.limits import LIMITS, Limit, markdown_table
+from energy_console.core.spec.profile import ProfileError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "name: b\ndevice: cpu\n"
 MODEL = "models: [demo/tiny-bert-random]\n"
+GENERATE_MODEL = ("models:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"
+                  "    dataset: d.jsonl\n")
+# the keys a generation setting needs beside it to apply at all
+GENERATION_NEEDS = {"temperature": "do_sample: true, ", "top_k": "do_sample: true, ",
+                    "top_p": "do_sample: true, ", "pass_at_1_timeout_s": "pass_at_1: true, "}
 
 
 def document(row: Limit, value_text: str) -> tuple[str, int]:
@@ -28,6 +34,14 @@ def document(row: Limit, value_text: str) -> tuple[str, int]:
     if row.key == "models[].dataset.max_samples":
         return HEAD + "models:\n  - demo: demo/tiny-bert-random\n" \
             f"    dataset: {{path: d.csv, max_samples: {value_text}}}\n", 5
+    if row.key.startswith("models[].generation."):
+        name = row.key.rsplit(".", 1)[1]
+        return HEAD + GENERATE_MODEL + \
+            f"    generation: {{{GENERATION_NEEDS.get(name, '')}{name}: {value_text}}}\n", 7
+    if row.key.startswith("models[].training."):
+        name = row.key.rsplit(".", 1)[1]
+        return HEAD + "models:\n  - demo: demo/tiny-bert-random\n" \
+            f"    training: {{{name}: {value_text}}}\n", 5
     section, name = row.key.removesuffix("[]").split(".")
     value = f"[{value_text}]" if row.key.endswith("[]") else value_text
     return HEAD + MODEL + f"{section}:\n  {name}: {value}\n", 5
@@ -132,7 +146,8 @@ def test_the_readme_safety_table_is_the_code_table():
     assert "\n## Safety\n" in readme
     safety = readme.split("\n## Safety\n", 1)[1].split("\n## ", 1)[0]
     tables = re.findall(r"(?m)^\|.*\|$(?:\n^\|.*\|$)*", safety)
-    assert tables == [markdown_table()], "regenerate with core.limits.markdown_table()"
+    assert tables == [markdown_table(limit_rows())], \
+        "regenerate with core.spec.limits.markdown_table(core.session.profile_check.limit_rows())"
     profiles_at = readme.index("\n## Profiles\n")
     after_profiles = readme[profiles_at + 1:].split("\n## ", 1)[1]
     assert after_profiles.startswith("Safety\n")  # right after Profiles

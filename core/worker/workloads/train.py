@@ -23,7 +23,7 @@ from energy_console.core.compression import (
 )
 from energy_console.core.models.size import measure_size
 from energy_console.core.quality.result import QualityResult
-from energy_console.core.spec.workloads import training_settings
+from energy_console.core.spec.workloads import TrainingSettings
 from energy_console.core.store.figures import TrainingTimings, WorkerResult
 from energy_console.core.worker.train_loop import (
     Trainer,
@@ -64,7 +64,7 @@ def run_train(spec, variant, mark) -> WorkerResult:
     if any(step.name in TRAINING_STEPS for step in spec.technique.steps):
         raise NotApplicable(f"{spec.technique.slug} trains already; a train run fine-tunes the "
                             "model itself: use baseline or a compression without training")
-    settings = training_settings(spec.model.training)
+    settings = spec.model.training or TrainingSettings()
     data = training_data(loaded, spec, settings, device)
     mark("compressing")
     t0 = time.monotonic()
@@ -113,7 +113,7 @@ class CompressionTrainer:
     def __call__(self, module, ctx: TechniqueContext, steps: int, keep_zeros: bool = False):
         if self.timings is not None:
             raise NotApplicable("a chain may train once (one finetune or qat step)")
-        settings = training_settings(self.spec.model.training)
+        settings = self.spec.model.training or TrainingSettings()
         try:
             data = training_data(self.loaded, self.spec, settings, self.device)
         except Exception as exc:  # no dataset: the run cannot train, so it is skipped
