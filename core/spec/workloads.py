@@ -1,6 +1,6 @@
 """Workloads: what a run times. `infer` (one forward pass per iteration, the default),
 `generate` (causal LMs: text generation from a prompt set, prefill and decode measured apart) and
-`train` (optimizer steps of fine-tuning on the model's dataset; core.train).
+`train` (optimizer steps of fine-tuning on the model's dataset; core.worker.train_loop).
 
 A model entry picks its workload in the profile:
 
