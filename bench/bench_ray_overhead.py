@@ -42,8 +42,8 @@ sys.path.insert(0, str(FAKES))  # this process's `import pynvml` is the fake too
 
 import ray  # noqa: E402
 from energy_console.core.scale.ray_station import RAY_SLOT  # noqa: E402
+from energy_console.core.session.profile_check import parse_profile  # noqa: E402
 from energy_console.core.session.runner import Runner  # noqa: E402
-from energy_console.core.spec.profile import parse_profile  # noqa: E402
 
 PROFILE = """\
 name: ray-bench

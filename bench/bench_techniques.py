@@ -18,14 +18,13 @@ os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 import torch  # noqa: E402
 from energy_console.core.compression import (  # noqa: E402
     NotApplicable,
-    Step,
     TechniqueContext,
-    TechniqueSpec,
     apply_technique,
 )
 from energy_console.core.models import load_model  # noqa: E402
 from energy_console.core.models.size import measure_size  # noqa: E402
 from energy_console.core.spec.profile import ModelEntry  # noqa: E402
+from energy_console.core.spec.technique import Step, TechniqueSpec  # noqa: E402
 
 MODELS = {
     "demo/tiny-bert-random": 128,

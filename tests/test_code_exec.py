@@ -23,7 +23,8 @@ from energy_console.core.quality.code_exec import (
 )
 from energy_console.core.quality.datasets import DatasetError, dataset_spec, load_code_tasks
 from energy_console.core.quality.generation import code_pass_at_1
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import parse_profile
+from energy_console.core.spec.profile import ProfileError
 from energy_console.core.spec.workloads import generation_settings
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
@@ -246,8 +247,8 @@ def test_tasks_follow_the_prompts_they_belong_to_under_max_samples():
 
 @pytest.mark.session
 def test_a_generate_session_with_pass_at_1_records_the_column(tmp_path):
+    from energy_console.core.session.profile_check import load_profile
     from energy_console.core.session.runner import Runner
-    from energy_console.core.spec.profile import load_profile
 
     from tests.session_helpers import write_profile
 

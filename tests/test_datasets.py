@@ -19,7 +19,7 @@ from energy_console.core.quality.datasets import (
     resolve_labels,
 )
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import parse_profile
+from energy_console.core.session.profile_check import parse_profile
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 SENTIMENT_LABELS = ["negative", "positive"]

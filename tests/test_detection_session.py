@@ -10,8 +10,9 @@ from pathlib import Path
 import pytest
 import torch
 from energy_console.core.models import load_model
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import ModelEntry, load_profile
+from energy_console.core.spec.profile import ModelEntry
 from energy_console.core.worker.workloads.detection_pipeline import DetectionPipeline
 
 from tests.session_helpers import write_profile

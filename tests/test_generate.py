@@ -14,7 +14,9 @@ from energy_console.core.measure.stats import ci95_half_width, median
 from energy_console.core.quality.datasets import DatasetError, dataset_spec, load_prompts
 from energy_console.core.quality.text_metrics import chrf, exact_match_rate, token_agreement
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import parse_profile
+from energy_console.core.spec.profile import ProfileError
+from energy_console.core.spec.workloads import GenerationSettings
 from energy_console.core.store.figures import GenerationTimings, WindowEnergy
 from energy_console.core.store.records import RUN_COLUMNS
 
@@ -56,7 +58,7 @@ def test_a_generate_profile_saves_back_to_the_same_profile():
         "workload: generate", "workload: generate\n    generation: {do_sample: true, top_p: 0.9}"))
     again = parse_profile(profile.to_yaml())
     assert again == profile
-    assert again.models[0].generation == {"do_sample": True, "top_p": 0.9}
+    assert again.models[0].generation == GenerationSettings(do_sample=True, top_p=0.9)
     assert again.inputs.max_new_tokens == (8, 16)
 
 
@@ -66,8 +68,8 @@ def test_a_generate_profile_saves_back_to_the_same_profile():
      "add `do_sample: true`"),
     ("workload: generate\n    generation: {beams: 4}", "models[0].generation",
      "allowed: do_sample"),
-    ("workload: generate\n    generation: {do_sample: true, top_p: 2}", "models[0].generation",
-     "from 1e-06 to 1"),
+    ("workload: generate\n    generation: {do_sample: true, top_p: 2}",
+     "models[0].generation.top_p", ">= 1e-06 and <= 1"),
 ])
 def test_bad_generation_settings_name_the_key_and_the_fix(edit, key, fix):
     text = GENERATE_PROFILE.replace("workload: generate", edit)

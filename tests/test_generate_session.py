@@ -8,8 +8,8 @@ import json
 from pathlib import Path
 
 import pytest
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import write_profile
 
@@ -40,7 +40,7 @@ def early_eos_token() -> tuple[int, list[list[int]]]:
     from energy_console.core.models import load_model
     from energy_console.core.quality.prompts import batches, greedy_outputs, prepare_prompts
     from energy_console.core.session.plan import expand
-    from energy_console.core.spec.profile import parse_profile
+    from energy_console.core.session.profile_check import parse_profile
     from energy_console.core.spec.workloads import GenerationSettings
 
     profile = parse_profile(

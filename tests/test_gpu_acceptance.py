@@ -168,7 +168,7 @@ def test_without_cuda_it_skips_with_a_clear_message(tmp_path):
 
 def test_the_profile_covers_every_cuda_technique_and_plans(tmp_path):
     from energy_console.core.session.plan import expand
-    from energy_console.core.spec.profile import load_profile
+    from energy_console.core.session.profile_check import load_profile
 
     (tmp_path / "p.yaml").write_text(acceptance.profile_text("cuda:0"))
     specs = expand(load_profile(tmp_path / "p.yaml"))

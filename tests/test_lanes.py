@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 from energy_console.core.scale.lanes import resolve_gpus, torch_index
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import parse_profile
+from energy_console.core.spec.profile import ProfileError
 
 NAMES = {0: "NVIDIA H100 80GB HBM3", 1: "NVIDIA H100 80GB HBM3", 2: "NVIDIA A100-SXM4-80GB"}
 BASE = "name: sweep\nmodels: [demo/tiny-bert-random]\n"

@@ -8,8 +8,8 @@ import sys
 
 import pytest
 from energy_console.core.session.machine_lock import MachineBusy, MachineLock
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import (
     start_cli_session,

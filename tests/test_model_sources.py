@@ -6,7 +6,8 @@ import pytest
 from energy_console.core import models
 from energy_console.core.models import load_model
 from energy_console.core.session.plan import expand, model_task
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import parse_profile
+from energy_console.core.spec.profile import ProfileError
 
 
 @pytest.fixture

@@ -1,5 +1,5 @@
 from energy_console.core.session.plan import dominates, expand, plan_batches
-from energy_console.core.spec.profile import parse_profile
+from energy_console.core.session.profile_check import parse_profile
 
 PROFILE = """\
 name: plan

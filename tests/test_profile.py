@@ -2,7 +2,8 @@ import re
 from pathlib import Path
 
 import pytest
-from energy_console.core.spec.profile import ProfileError, load_profile, parse_profile
+from energy_console.core.session.profile_check import load_profile, parse_profile
+from energy_console.core.spec.profile import ProfileError
 
 ROOT = Path(__file__).resolve().parent.parent
 

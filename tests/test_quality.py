@@ -12,7 +12,7 @@ from energy_console.core.models import load_model
 from energy_console.core.models.demo_tokenizer import DemoTokenizer
 from energy_console.core.quality import QUALITY_CSV_COLUMNS, evaluate, prepare_reference
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import parse_profile
+from energy_console.core.session.profile_check import parse_profile
 
 from tests.trained_models import SEQ_LEN, train_keyword_classifier
 

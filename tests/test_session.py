@@ -17,8 +17,8 @@ from pathlib import Path
 import psutil
 import pytest
 from energy_console.core.measure.sensors.estimate import IDLE_FRACTION
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner, SessionOutcome
-from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import (
     TEST_CPU_TDP_W,

@@ -7,8 +7,8 @@ import json
 import sys
 
 import pytest
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 from energy_console.core.session.locks import SessionLocks
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 from energy_console.core.store.session_dir import read_runs
 
 from tests.fakes import pynvml as fake_nvml

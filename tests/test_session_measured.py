@@ -6,8 +6,8 @@ import csv
 import json
 
 import pytest
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
 from tests.session_helpers import write_profile

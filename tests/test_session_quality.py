@@ -5,8 +5,8 @@ from __future__ import annotations
 import csv
 
 import pytest
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 
 from tests.session_helpers import write_profile
 from tests.trained_models import train_keyword_classifier

@@ -17,8 +17,8 @@ import pytest
 ray = pytest.importorskip("ray", reason="ray is not installed: the `ray` extra (in `dev`) has it")
 
 from energy_console.core.scale.ray_station import RAY_SLOT  # noqa: E402
+from energy_console.core.session.profile_check import load_profile  # noqa: E402
 from energy_console.core.session.runner import Runner  # noqa: E402
-from energy_console.core.spec.profile import load_profile  # noqa: E402
 from energy_console.core.store.session_dir import read_runs  # noqa: E402
 from energy_console.tui.app import EnergyConsoleApp  # noqa: E402
 from energy_console.tui.screens.live import LiveScreen  # noqa: E402

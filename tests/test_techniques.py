@@ -9,9 +9,7 @@ import pytest
 import torch
 from energy_console.core.compression import (
     NotApplicable,
-    Step,
     TechniqueContext,
-    TechniqueSpec,
     apply_technique,
     get,
 )
@@ -19,6 +17,7 @@ from energy_console.core.compression.catalogue import format_techniques, techniq
 from energy_console.core.models import load_model
 from energy_console.core.models.size import measure_size
 from energy_console.core.spec.profile import ModelEntry
+from energy_console.core.spec.technique import Step, TechniqueSpec
 
 INPUT_SIZE = {
     "demo/tiny-bert-random": 16,

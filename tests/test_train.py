@@ -13,7 +13,8 @@ from energy_console.core.compression import parse_technique, untrained_variant
 from energy_console.core.measure.carbon import CarbonIntensity
 from energy_console.core.measure.energy import run_figures
 from energy_console.core.measure.sensors.base import SensorInfo
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import parse_profile
+from energy_console.core.spec.profile import ProfileError
 from energy_console.core.spec.workloads import TrainingSettings, training_settings
 from energy_console.core.store.events import PhaseChanged
 from energy_console.core.store.figures import TrainingTimings, WindowEnergy
@@ -41,7 +42,7 @@ def test_a_train_model_entry_needs_a_dataset_and_round_trips_its_training():
             f"\n    workload: train\n    {DATASET}\n    training: {{lr: 0.002, amp: false}}\n")
     profile = parse_profile(text)
     assert profile.save_models and profile.mlflow
-    assert profile.models[0].training == {"lr": 0.002, "amp": False}
+    assert profile.models[0].training == TrainingSettings(lr=0.002, amp=False)
     again = parse_profile(profile.to_yaml())
     assert again.models[0].training == profile.models[0].training and again.save_models
     with pytest.raises(ProfileError, match="save_models: 'yes' is not allowed; expected true"):

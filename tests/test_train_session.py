@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.analysis.compare import training_comparisons
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 from energy_console.core.store.session_dir import read_runs
 
 from tests.session_helpers import write_profile
@@ -139,7 +139,7 @@ def test_every_variant_with_a_training_cost_has_a_break_even_and_a_gain(train_se
 def test_a_saved_fine_tuned_model_is_a_model_folder_a_later_profile_can_name(train_session):
     outcome, rows = train_session
     from energy_console.core.models import load_model
-    from energy_console.core.spec.profile import parse_profile
+    from energy_console.core.session.profile_check import parse_profile
 
     tuned = row(rows, "model", FINETUNE)
     folder = outcome.path / tuned.saved_model

@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 import yaml
-from energy_console.core.spec.profile import Profile, load_profile
+from energy_console.core.session.profile_check import load_profile
+from energy_console.core.spec.profile import Profile
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.setup import SetupScreen
 from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, Static

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.models.demo import DEMO_MODELS
-from energy_console.core.spec.profile import load_profile
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.store.session_dir import read_events, read_runs
 from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.main import main as console_main

@@ -10,7 +10,7 @@ from energy_console.core.compression import TechniqueContext, apply_technique, p
 from energy_console.core.models import load_model
 from energy_console.core.models.size import measure_size
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import parse_profile
+from energy_console.core.session.profile_check import parse_profile
 from energy_console.core.worker.variant_cache import VariantCache, cache_folder
 
 PROFILE = """\

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import load_profile
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.store.records import RUN_COLUMNS
 
 from tests.fakes.crashing_model import save_crashing_model

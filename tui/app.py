@@ -12,7 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
-from energy_console.core.spec.profile import Profile, ProfileError, load_profile
+from energy_console.core.session.profile_check import load_profile
+from energy_console.core.spec.profile import Profile, ProfileError
 from energy_console.core.store.control import send_control
 from energy_console.core.store.session_dir import default_results_root, list_sessions
 from energy_console.tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen

@@ -24,7 +24,8 @@ from energy_console.core.quality.datasets import (
     read_csv,
 )
 from energy_console.core.session.plan import RunSpec
-from energy_console.core.spec.profile import Profile, ProfileError, load_profile, parse_profile
+from energy_console.core.session.profile_check import load_profile, parse_profile
+from energy_console.core.spec.profile import Profile, ProfileError
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
 WORKER_START_S = 0.5  # forking a worker from that forkserver, measured here

@@ -137,8 +137,9 @@ def cmd_run(args) -> int:
     writes into the session."""
     from energy_console.core.session.guard import record_refusal
     from energy_console.core.session.preflight import check, resume_differences
+    from energy_console.core.session.profile_check import load_profile
     from energy_console.core.session.runner import Runner
-    from energy_console.core.spec.profile import ProfileError, load_profile
+    from energy_console.core.spec.profile import ProfileError
     from energy_console.core.store.session_dir import read_runs
 
     try:

@@ -8,11 +8,11 @@ A profile names a technique as a string (`bf16`), a mapping with parameters
 from __future__ import annotations
 
 import importlib
-from dataclasses import dataclass, field
 from typing import Any
 
 from energy_console.core.compression.base import Param, Technique, TechniqueContext
 from energy_console.core.models.base import NotApplicable
+from energy_console.core.spec.technique import Step, TechniqueSpec
 
 FAMILY_MODULES = (
     "energy_console.core.compression.baseline",
@@ -48,43 +48,6 @@ def get(name: str) -> Technique:
     if name not in known:
         raise KeyError(f"unknown technique {name!r}; known: {', '.join(known)}, chain")
     return known[name]
-
-
-@dataclass(frozen=True)
-class Step:
-    name: str
-    params: dict[str, Any] = field(default_factory=dict)  # as given in the profile
-
-    @property
-    def slug(self) -> str:
-        # Run ids name folders: no ':' (sparse-2:4), which other systems refuse in file names.
-        parts = [self.name.replace(":", "-")]
-        parts += [f"{k}{_slug_value(v)}" for k, v in self.params.items()]
-        return "-".join(parts)
-
-    def to_yaml(self) -> Any:
-        return {self.name: dict(self.params)} if self.params else self.name
-
-
-@dataclass(frozen=True)
-class TechniqueSpec:
-    """One technique or a chain of them, applied in order, measured as one run."""
-
-    steps: tuple[Step, ...]
-    is_chain: bool = False
-
-    @property
-    def slug(self) -> str:
-        return "+".join(step.slug for step in self.steps)
-
-    @property
-    def is_baseline(self) -> bool:
-        return all(step.name == "baseline" for step in self.steps)
-
-    def to_yaml(self) -> Any:
-        if self.is_chain:
-            return {"chain": [step.to_yaml() for step in self.steps]}
-        return self.steps[0].to_yaml()
 
 
 TRAINING_STEPS = ("finetune", "qat", "weight-int8-qat")  # core.compression.training
@@ -147,17 +110,11 @@ def parse_technique(raw: Any) -> TechniqueSpec:
     return TechniqueSpec((Step(name, dict(params)),))
 
 
-def _slug_value(value: Any) -> str:
-    return str(value).lower().replace(" ", "").replace("/", "_")
-
-
 __all__ = [
     "NotApplicable",
     "Param",
-    "Step",
     "Technique",
     "TechniqueContext",
-    "TechniqueSpec",
     "apply_technique",
     "get",
     "parse_technique",

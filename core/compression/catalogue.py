@@ -1,4 +1,5 @@
-"""The technique catalogue as rows and text, for `energy-console list techniques` (no torch)."""
+"""The technique catalogue as rows and text, for `energy-console list techniques`, and the ranges
+of its numeric parameters as rows of the profile's limits table (no torch)."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import os
 from dataclasses import dataclass
 
 from energy_console.core.compression import techniques
+from energy_console.core.spec.limits import Limit
 
 NVIDIA_DRIVER_FILE = "/proc/driver/nvidia/version"
 
@@ -40,6 +42,19 @@ def technique_rows() -> list[TechniqueRow]:
             )
         )
     return rows
+
+
+def technique_limits() -> tuple[Limit, ...]:
+    """Every numeric technique parameter's range, from its Param, as a row of the limits table
+    (README's Safety section)."""
+    out = []
+    for name, technique in techniques().items():
+        for param in technique.params:
+            if (param.type in (int, float) and param.minimum is not None
+                    and param.maximum is not None):
+                out.append(Limit(f"techniques: {name}.{param.name}", param.type,
+                                 param.minimum, param.maximum, unit=param.help))
+    return tuple(out)
 
 
 def _device_missing(devices: tuple[str, ...]) -> str | None:

@@ -11,19 +11,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+from energy_console.core.spec.tasks import input_family
+
 if TYPE_CHECKING:
     import torch
     from energy_console.core.spec.profile import ModelEntry
-
-TASKS = ("text-classification", "causal-lm", "image-classification", "object-detection")
-TEXT_TASKS = ("text-classification", "causal-lm")
-IMAGE_TASKS = ("image-classification", "object-detection")
-
-
-def input_family(task: str) -> str:
-    """'text' (sized by sequence length) or 'image' (sized by resolution)."""
-    return "image" if task in IMAGE_TASKS else "text"
-
 
 @dataclass
 class LoadedModel:

@@ -5,7 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from energy_console.core.models.base import TASKS, LoadedModel, ModelLoadError
+from energy_console.core.models.base import LoadedModel, ModelLoadError
+from energy_console.core.spec.tasks import TASKS
 
 AUTO_CLASSES = {
     "text-classification": "AutoModelForSequenceClassification",

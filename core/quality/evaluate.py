@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 
-from energy_console.core.quality import metrics
+import energy_console.core.quality.metrics as metrics
 from energy_console.core.quality.reference import Reference, run_batches
 from energy_console.core.quality.result import QualityResult
 

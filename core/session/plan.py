@@ -17,10 +17,10 @@ from collections import Counter
 from collections.abc import Set
 from dataclasses import dataclass
 
-from energy_console.core.compression import TechniqueSpec
 from energy_console.core.models import source_for
-from energy_console.core.models.base import input_family
 from energy_console.core.spec.profile import ModelEntry, Profile, ProtocolSettings
+from energy_console.core.spec.tasks import input_family
+from energy_console.core.spec.technique import TechniqueSpec
 from energy_console.core.store.records import input_label
 from energy_console.core.store.session_dir import safe_name
 

@@ -28,6 +28,7 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.spec.profile import DEVICE_PATTERN, Profile
+from energy_console.core.spec.workloads import Workload
 
 CUDA_PROBE = (
     "import json, torch; available = torch.cuda.is_available(); "
@@ -120,10 +121,11 @@ def _check_model(subject: str, entry) -> list[Problem]:
         reason = dataset_problem(entry, task)
         if reason:
             problems.append(Problem(f"{subject}.dataset", reason))
-    apart = (entry.training or {}).get("dataset")
+    apart = entry.training.dataset if entry.training is not None else None
     if apart:  # a training set apart from the evaluation data: the same shape
         task = entry.task or source.known_task(entry.ref) or source.config_task(entry)
-        reason = dataset_problem(dataclasses.replace(entry, dataset=apart, workload="infer"),
+        reason = dataset_problem(dataclasses.replace(entry, dataset=apart,
+                                                     workload=Workload.INFER),
                                  task)
         if reason:
             problems.append(Problem(f"{subject}.training.dataset", reason))
@@ -181,8 +183,7 @@ def dataset_problem(entry, task: str | None) -> str | None:
 
 
 def _wants_pass_at_1(entry) -> bool:
-    generation = getattr(entry, "generation", None)
-    return isinstance(generation, dict) and generation.get("pass_at_1") is True
+    return entry.generation is not None and entry.generation.pass_at_1
 
 
 # ------------------------------------------------------------------------------------ techniques
@@ -217,7 +218,8 @@ def resume_differences(session_dir: Path, profile: Profile, device: str | None) 
     """How `profile` (run on `device`) differs from the one `session_dir` was started with:
     one line per differing field, naming both values. Raises ValueError when the session's
     profile cannot be read."""
-    from energy_console.core.spec.profile import ProfileError, load_profile
+    from energy_console.core.session.profile_check import load_profile
+    from energy_console.core.spec.profile import ProfileError
 
     try:
         old = load_profile(session_dir / "profile.yaml")

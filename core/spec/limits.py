@@ -3,12 +3,13 @@ and printed in the README's Safety section (tests/hardening/test_bounds.py compa
 
 A profile is text anyone may hand you; these bounds keep a typo or a hostile file from asking for
 1e20 repeats, a 1000 s sensor period or an endless timeout. Technique parameters keep their ranges
-on their `Param` (core/compression); `limit_rows` lists both.
+on their `Param` (core/compression, whose catalogue gives them as rows of this table too).
 """
 
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,6 +66,17 @@ class Limit:
 LIMITS: tuple[Limit, ...] = (
     Limit("models", int, 1, 100, unit="entries", length=True),
     Limit("models[].dataset.max_samples", int, 1, 1_000_000, unit="samples"),
+    Limit("models[].generation.temperature", float, 1e-6, 100, unit="softmax temperature"),
+    Limit("models[].generation.top_k", int, 1, 1_000_000, unit="tokens kept"),
+    Limit("models[].generation.top_p", float, 1e-6, 1, unit="probability mass kept"),
+    Limit("models[].generation.seed", int, 0, 2**31 - 1, unit="sampling seed"),
+    Limit("models[].generation.eos_token_id", int, 0, 10_000_000, unit="token id"),
+    Limit("models[].generation.pass_at_1_timeout_s", float, 0.1, 600, unit="seconds per task"),
+    Limit("models[].training.lr", float, 1e-9, 10, unit="learning rate"),
+    Limit("models[].training.weight_decay", float, 0, 10, unit="decay factor"),
+    Limit("models[].training.holdout", float, 0.01, 0.9,
+          unit="share of the dataset held out, 0.25 = 25 %"),
+    Limit("models[].training.seed", int, 0, 2**31 - 1, unit="torch seed"),
     Limit("techniques", int, 1, 100, unit="entries", length=True),
     Limit("inputs.batch_sizes", int, 1, 64, unit="entries", length=True),
     Limit("inputs.batch_sizes[]", int, 1, 4096, unit="inputs per batch"),
@@ -96,28 +108,11 @@ def limit(key: str) -> Limit:
     return BY_KEY[key]
 
 
-def technique_limits() -> tuple[Limit, ...]:
-    """Every numeric technique parameter's range, from its Param (core/compression)."""
-    from energy_console.core.compression import techniques
-
-    out = []
-    for name, technique in techniques().items():
-        for param in technique.params:
-            if (param.type in (int, float) and param.minimum is not None
-                    and param.maximum is not None):
-                out.append(Limit(f"techniques: {name}.{param.name}", param.type,
-                                 param.minimum, param.maximum, unit=param.help))
-    return tuple(out)
-
-
-def limit_rows() -> tuple[Limit, ...]:
-    return LIMITS + technique_limits()
-
-
-def markdown_table() -> str:
-    """The README's table of ranges (tests/hardening/test_bounds.py checks README against it)."""
+def markdown_table(rows: Iterable[Limit]) -> str:
+    """The rows as the README's table of ranges (tests/hardening/test_bounds.py checks README
+    against this table's rows and the techniques' parameters)."""
     lines = ["| Field | Kind | Allowed | Unit |", "|---|---|---|---|"]
-    for row in limit_rows():
+    for row in rows:
         kind = "list" if row.length else ("integer" if row.kind is int else "number")
         allowed = (f"{_show(row.minimum)} to {_show(row.maximum)} entries" if row.length
                    else row.allowed)

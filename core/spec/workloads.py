@@ -1,6 +1,6 @@
 """Workloads: what a run times. `infer` (one forward pass per iteration, the default),
 `generate` (causal LMs: text generation from a prompt set, prefill and decode measured apart) and
-`train` (optimizer steps of fine-tuning on the model's dataset; core.train).
+`train` (optimizer steps of fine-tuning on the model's dataset; core.worker.workloads.train).
 
 A model entry picks its workload in the profile:
 
@@ -35,15 +35,17 @@ checker and the UI import it.
 
 from __future__ import annotations
 
-import math
+import dataclasses
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-WORKLOADS = ("infer", "generate", "train")
+from energy_console.core.spec.limits import limit
 
 
 class Workload(StrEnum):
+    """What a run times: forward passes, text generation, or optimizer steps."""
+
     INFER = "infer"
     GENERATE = "generate"
     TRAIN = "train"
@@ -55,6 +57,15 @@ DEFAULT_MAX_NEW_TOKENS = (32,)
 GENERATION_KEYS = ("do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id",
                    "pass_at_1", "pass_at_1_timeout_s")
 DEFAULT_PASS_AT_1_TIMEOUT_S = 10.0
+
+
+class SettingError(ValueError):
+    """A `generation:` or `training:` mapping that cannot run: `key` names the bad key inside it
+    (None: the mapping as a whole), `problem` what is wrong and the fix."""
+
+    def __init__(self, key: str | None, problem: str):
+        self.key, self.problem = key, problem
+        super().__init__(f"{key}: {problem}" if key else problem)
 
 
 @dataclass(frozen=True)
@@ -80,58 +91,70 @@ class GenerationSettings:
                     out[name] = value
         return out
 
+    def to_yaml(self) -> dict[str, Any]:
+        return _changed_fields(self)
+
 
 def generation_settings(raw: Any) -> GenerationSettings:
-    """A model entry's `generation:` mapping, checked; ValueError names the key and the fix."""
+    """A model entry's `generation:` mapping, checked (numbers against core.spec.limits);
+    SettingError names the key and the fix."""
     if raw is None:
         return GenerationSettings()
     _check_keys(raw, GENERATION_KEYS)
     do_sample = _flag(raw, "do_sample", False)
-    temperature = _number(raw, "temperature", float, 1e-6, 100.0)
-    top_p = _number(raw, "top_p", float, 1e-6, 1.0)
-    top_k = _number(raw, "top_k", int, 1, 1_000_000)
-    seed = _number(raw, "seed", int, 0, 2**31 - 1)
-    eos = _number(raw, "eos_token_id", int, 0, 10_000_000)
+    temperature = _number(raw, "temperature", "generation")
+    top_p = _number(raw, "top_p", "generation")
+    top_k = _number(raw, "top_k", "generation")
+    seed = _number(raw, "seed", "generation")
+    eos = _number(raw, "eos_token_id", "generation")
     if not do_sample and any(v is not None for v in (temperature, top_p, top_k)):
-        raise ValueError("temperature, top_k and top_p apply only when sampling; add "
-                         "`do_sample: true` or remove them (greedy decoding is the default)")
+        raise SettingError(None, "temperature, top_k and top_p apply only when sampling; add "
+                           "`do_sample: true` or remove them (greedy decoding is the default)")
     pass_at_1 = _flag(raw, "pass_at_1", False)
-    timeout = _number(raw, "pass_at_1_timeout_s", float, 0.1, 600.0)
+    timeout = _number(raw, "pass_at_1_timeout_s", "generation")
     if timeout is not None and not pass_at_1:
-        raise ValueError("pass_at_1_timeout_s applies only with `pass_at_1: true`; add it or "
-                         "remove the timeout")
+        raise SettingError("pass_at_1_timeout_s", "applies only with `pass_at_1: true`; add it "
+                           "or remove the timeout")
     return GenerationSettings(do_sample, temperature, top_k, top_p,
                               0 if seed is None else seed, eos, pass_at_1,
                               DEFAULT_PASS_AT_1_TIMEOUT_S if timeout is None else timeout)
 
 
 def _check_keys(raw: Any, keys: tuple[str, ...]) -> None:
-    """A mapping of known keys only, or ValueError naming the allowed ones."""
+    """A mapping of known keys only, or SettingError naming the allowed ones."""
     if not isinstance(raw, dict):
-        raise ValueError("expected a mapping with keys " + ", ".join(keys))
+        raise SettingError(None, "expected a mapping with keys " + ", ".join(keys))
     unknown = sorted(set(raw) - set(keys))
     if unknown:
-        raise ValueError(f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
-                         + ", ".join(keys))
+        raise SettingError(None, f"unknown key(s) {', '.join(map(str, unknown))}; allowed: "
+                           + ", ".join(keys))
 
 
 def _flag(raw: dict, key: str, default: bool) -> bool:
     value = raw.get(key, default)
     if not isinstance(value, bool):
-        raise ValueError(f"{key}: {value!r} is not allowed; expected true or false")
+        raise SettingError(key, f"{value!r} is not allowed; expected true or false")
     return value
 
 
-def _number(raw: dict, key: str, kind: type, low: float, high: float) -> Any:
+def _number(raw: dict, key: str, section: str) -> Any:
+    """raw[key] checked against its row `models[].{section}.{key}` of the limits table, as that
+    row's kind; None when not given."""
     value = raw.get(key)
     if value is None:
         return None
-    ok = not isinstance(value, bool) and isinstance(value, (int, float) if kind is float else int)
-    if not ok or not math.isfinite(value) or not low <= value <= high:
-        what = "a whole number" if kind is int else "a number"
-        raise ValueError(f"{key}: {value!r} is not allowed; expected {what} from {low:g} to "
-                         f"{high:g}")
-    return kind(value)
+    rule = limit(f"models[].{section}.{key}")
+    problem = rule.problem(value)
+    if problem:
+        raise SettingError(key, problem)
+    return rule.kind(value)
+
+
+def _changed_fields(settings: Any) -> dict[str, Any]:
+    """The fields that differ from their defaults: what a profile writes back."""
+    default = type(settings)()
+    return {f.name: getattr(settings, f.name) for f in dataclasses.fields(settings)
+            if getattr(settings, f.name) != getattr(default, f.name)}
 
 
 TRAINING_KEYS = ("dataset", "optimizer", "lr", "weight_decay", "amp", "holdout", "seed")
@@ -153,25 +176,29 @@ class TrainingSettings:
     holdout: float = 0.25  # share of the model's dataset held out when no training set is given
     seed: int = 0
 
+    def to_yaml(self) -> dict[str, Any]:
+        return _changed_fields(self)
+
 
 def training_settings(raw: Any) -> TrainingSettings:
-    """A model entry's `training:` mapping, checked; ValueError names the key and the fix."""
+    """A model entry's `training:` mapping, checked (numbers against core.spec.limits);
+    SettingError names the key and the fix."""
     if raw is None:
         return TrainingSettings()
     _check_keys(raw, TRAINING_KEYS)
     optimizer = raw.get("optimizer", "adamw")
     if optimizer not in OPTIMIZERS:
-        raise ValueError(f"optimizer: {optimizer!r} is not allowed; expected one of "
-                         + ", ".join(OPTIMIZERS))
+        raise SettingError("optimizer", f"{optimizer!r} is not allowed; expected one of "
+                           + ", ".join(OPTIMIZERS))
     amp = _flag(raw, "amp", True)
     dataset = raw.get("dataset")
     if dataset is not None and not (isinstance(dataset, str) or (isinstance(dataset, dict)
                                                                  and "path" in dataset)):
-        raise ValueError("dataset: expected a file or folder path, or a mapping with path:")
-    lr = _number(raw, "lr", float, 1e-9, 10.0)
-    decay = _number(raw, "weight_decay", float, 0.0, 10.0)
-    holdout = _number(raw, "holdout", float, 0.01, 0.9)
-    seed = _number(raw, "seed", int, 0, 2**31 - 1)
+        raise SettingError("dataset", "expected a file or folder path, or a mapping with path:")
+    lr = _number(raw, "lr", "training")
+    decay = _number(raw, "weight_decay", "training")
+    holdout = _number(raw, "holdout", "training")
+    seed = _number(raw, "seed", "training")
     d = TrainingSettings()
     return TrainingSettings(dataset, optimizer, d.lr if lr is None else lr,
                             d.weight_decay if decay is None else decay, amp,

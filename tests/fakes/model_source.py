@@ -3,7 +3,8 @@ line). Its models are named `zoo/<task>`, and their task is known before loading
 
 from __future__ import annotations
 
-from energy_console.core.models.base import TASKS, LoadedModel
+from energy_console.core.models.base import LoadedModel
+from energy_console.core.spec.tasks import TASKS
 
 PREFIX = "zoo/"
 

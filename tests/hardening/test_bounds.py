@@ -10,14 +10,20 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.compression import techniques
-from energy_console.core.spec.limits import LIMITS, Limit, limit_rows, markdown_table
-from energy_console.core.spec.profile import ProfileError, parse_profile
+from energy_console.core.session.profile_check import limit_rows, parse_profile
+from energy_console.core.spec.limits import LIMITS, Limit, markdown_table
+from energy_console.core.spec.profile import ProfileError
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parents[2]
 HEAD = "name: b\ndevice: cpu\n"
 MODEL = "models: [demo/tiny-bert-random]\n"
+GENERATE_MODEL = ("models:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"
+                  "    dataset: d.jsonl\n")
+# the keys a generation setting needs beside it to apply at all
+GENERATION_NEEDS = {"temperature": "do_sample: true, ", "top_k": "do_sample: true, ",
+                    "top_p": "do_sample: true, ", "pass_at_1_timeout_s": "pass_at_1: true, "}
 
 
 def document(row: Limit, value_text: str) -> tuple[str, int]:
@@ -28,6 +34,14 @@ def document(row: Limit, value_text: str) -> tuple[str, int]:
     if row.key == "models[].dataset.max_samples":
         return HEAD + "models:\n  - demo: demo/tiny-bert-random\n" \
             f"    dataset: {{path: d.csv, max_samples: {value_text}}}\n", 5
+    if row.key.startswith("models[].generation."):
+        name = row.key.rsplit(".", 1)[1]
+        return HEAD + GENERATE_MODEL + \
+            f"    generation: {{{GENERATION_NEEDS.get(name, '')}{name}: {value_text}}}\n", 7
+    if row.key.startswith("models[].training."):
+        name = row.key.rsplit(".", 1)[1]
+        return HEAD + "models:\n  - demo: demo/tiny-bert-random\n" \
+            f"    training: {{{name}: {value_text}}}\n", 5
     section, name = row.key.removesuffix("[]").split(".")
     value = f"[{value_text}]" if row.key.endswith("[]") else value_text
     return HEAD + MODEL + f"{section}:\n  {name}: {value}\n", 5
@@ -132,6 +146,7 @@ def test_the_manuals_range_table_is_the_code_table():
     assert "\n## Ranges\n" in safety
     ranges = safety.split("\n## Ranges\n", 1)[1].split("\n## ", 1)[0]
     tables = re.findall(r"(?m)^\|.*\|$(?:\n^\|.*\|$)*", ranges)
-    assert tables == [markdown_table()], "regenerate with core.spec.limits.markdown_table()"
+    assert tables == [markdown_table(limit_rows())], \
+        "regenerate with core.spec.limits.markdown_table(core.session.profile_check.limit_rows())"
     profiles = (ROOT / "docs" / "profiles.md").read_text(encoding="utf-8")
     assert "(safety.md#ranges)" in profiles  # a profile's reader finds the ranges

@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.session import guard as session_guard
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import load_profile
 from energy_console.core.store.session_dir import SessionWriter
 
 from tests.session_helpers import ROOT, read_events, wait_for_event, write_profile

@@ -13,8 +13,9 @@ from pathlib import Path
 
 import pytest
 from energy_console.core.session.plan import expand
+from energy_console.core.session.profile_check import load_profile, parse_profile
 from energy_console.core.session.runner import Runner
-from energy_console.core.spec.profile import ModelEntry, load_profile, parse_profile
+from energy_console.core.spec.profile import ModelEntry
 from energy_console.core.store.session_dir import (
     MAX_NAME_BYTES,
     SessionWriter,

@@ -128,7 +128,7 @@ def test_a_session_prepared_by_a_view_is_told_why_it_did_not_start(tmp_path):
 def test_a_valid_profile_passes_preflight_without_importing_torch(tmp_path):
     """Pre-flight of a cpu profile stays light: no torch in the process that runs it."""
     from energy_console.core.session.preflight import check
-    from energy_console.core.spec.profile import load_profile
+    from energy_console.core.session.profile_check import load_profile
 
     data = tmp_path / "d.csv"
     data.write_text("text,label\ngood day,positive\nbad day,negative\n")
@@ -139,7 +139,7 @@ models:
 techniques: [baseline, dynamic-int8]
 {TINY}""")
     code = ("import sys; from energy_console.core.session.preflight import check; "
-            "from energy_console.core.spec.profile import load_profile; "
+            "from energy_console.core.session.profile_check import load_profile; "
             f"print(check(load_profile({str(profile)!r}))); print('torch' in sys.modules)")
     done = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True,
                           text=True, timeout=120)

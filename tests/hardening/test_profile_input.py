@@ -11,7 +11,8 @@ import time
 from pathlib import Path
 
 import pytest
-from energy_console.core.spec.profile import ProfileError, load_profile, parse_profile
+from energy_console.core.session.profile_check import load_profile, parse_profile
+from energy_console.core.spec.profile import ProfileError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -37,7 +38,8 @@ def refused(text: str, source: str = "p.yaml") -> ProfileError:
 def test_an_alias_bomb_is_refused_in_well_under_a_second_in_a_real_process(tmp_path):
     (tmp_path / "bomb.yaml").write_text(alias_bomb(9))  # 9**9 = 387 million nodes if expanded
     code = ("import sys, time\n"
-            "from energy_console.core.spec.profile import load_profile, ProfileError\n"
+            "from energy_console.core.session.profile_check import load_profile\n"
+            "from energy_console.core.spec.profile import ProfileError\n"
             "t = time.monotonic()\ntry:\n    load_profile(sys.argv[1])\n"
             "except ProfileError as e:\n    print(round(time.monotonic() - t, 3), e)\n")
     result = subprocess.run([sys.executable, "-c", code, str(tmp_path / "bomb.yaml")],

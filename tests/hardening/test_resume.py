@@ -140,7 +140,7 @@ def test_a_resume_with_another_profile_is_refused_unless_asked_and_then_keeps_bo
 def test_relative_model_folders_that_now_point_elsewhere_are_a_change(tmp_path):
     """Same text, other folder: `path: model` read from another profile's folder."""
     from energy_console.core.session.preflight import resume_differences
-    from energy_console.core.spec.profile import load_profile
+    from energy_console.core.session.profile_check import load_profile
 
     from tests.hardening.test_lying_models import tiny_bert
 

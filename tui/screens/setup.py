@@ -14,11 +14,12 @@ from typing import Any
 
 from energy_console.core.compression import Param, Technique, parse_technique, techniques
 from energy_console.core.measure.devices import list_devices
-from energy_console.core.models.base import TASKS
 from energy_console.core.models.demo import DEMO_MODELS
 from energy_console.core.session.launch import start_runner
 from energy_console.core.session.plan import expand
-from energy_console.core.spec.profile import Profile, ProfileError, load_profile, save_profile
+from energy_console.core.session.profile_check import load_profile, save_profile
+from energy_console.core.spec.profile import Profile, ProfileError
+from energy_console.core.spec.tasks import TASKS
 from energy_console.core.store.session_dir import session_dir_name
 from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys

@@ -146,14 +146,14 @@ class GenerateWorkload:
     def prepare(self, start: VariantStart, mark: Mark) -> Variant:
         from energy_console.core.quality.generation import prepare_generation_reference
         from energy_console.core.quality.prompts import batches, prepare_prompts
-        from energy_console.core.spec.workloads import GENERATE_TASKS, generation_settings
+        from energy_console.core.spec.workloads import GENERATE_TASKS, GenerationSettings
 
         first, loaded = start.first, start.loaded
         if loaded.task not in GENERATE_TASKS or not hasattr(loaded.module, "generate"):
             raise NotApplicable(f"{first.model.ref} is a {loaded.task} model: generate runs "
                                 "need a causal LM; remove `workload: generate` from this model "
                                 "entry")
-        settings = generation_settings(first.model.generation)
+        settings = first.model.generation or GenerationSettings()
         code_tasks = None
         if settings.pass_at_1:  # checked before any window: a dataset without tests fails fast
             from energy_console.core.quality.datasets import dataset_spec, load_code_tasks

@@ -19,7 +19,7 @@ from energy_console.core.compression import (
 )
 from energy_console.core.models.size import measure_size
 from energy_console.core.quality.result import QualityResult
-from energy_console.core.spec.workloads import Workload, training_settings
+from energy_console.core.spec.workloads import TrainingSettings, Workload
 from energy_console.core.store.figures import TrainingTimings, WorkerResult
 from energy_console.core.worker.variant import Mark, Variant, VariantStart, run_marks, worker_result
 from energy_console.core.worker.windows import Autograd, measure_windows
@@ -61,7 +61,7 @@ class TrainWorkload:
             raise NotApplicable(f"{spec.technique.slug} trains already; a train run fine-tunes "
                                 "the model itself: use baseline or a compression without "
                                 "training")
-        settings = training_settings(spec.model.training)
+        settings = spec.model.training or TrainingSettings()
         data = training_data(loaded, spec, settings, device)
         run_mark("compressing")
         t0 = time.monotonic()

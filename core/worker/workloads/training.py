@@ -23,7 +23,7 @@ from typing import Any
 
 from energy_console.core.compression import NotApplicable, TechniqueContext
 from energy_console.core.quality.datasets import DatasetError
-from energy_console.core.spec.workloads import TrainingSettings, training_settings
+from energy_console.core.spec.workloads import TrainingSettings
 from energy_console.core.store.figures import TrainingTimings
 from energy_console.core.worker.windows import Iteration, RunMark, device_sync, timed_window
 
@@ -276,7 +276,7 @@ class CompressionTrainer:
     def __call__(self, module, ctx: TechniqueContext, steps: int, keep_zeros: bool = False):
         if self.timings is not None:
             raise NotApplicable("a chain may train once (one finetune or qat step)")
-        settings = training_settings(self.spec.model.training)
+        settings = self.spec.model.training or TrainingSettings()
         try:
             data = training_data(self.loaded, self.spec, settings, self.device)
         except Exception as exc:  # no dataset: the run cannot train, so it is skipped
