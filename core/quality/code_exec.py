@@ -51,8 +51,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+import energy_console.core.quality.seccomp as seccomp
 import psutil
-from energy_console.core.quality import seccomp
 
 DEFAULT_TIMEOUT_S = 10.0
 OUTPUT_LIMIT = 4096  # characters of stdout / stderr kept per run
