@@ -16,6 +16,7 @@ from energy_console.core.compression import Param, Technique, parse_technique, t
 from energy_console.core.measure.devices import list_devices
 from energy_console.core.models.base import TASKS
 from energy_console.core.models.demo import DEMO_MODELS
+from energy_console.core.quality.dataset_check import DATASET_FORMATS
 from energy_console.core.session.launch import start_runner
 from energy_console.core.session.plan import expand
 from energy_console.core.spec.profile import Profile, ProfileError, load_profile, save_profile
@@ -24,7 +25,6 @@ from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys
 from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
 from energy_console.tui.selection import (
-    DATASET_FORMATS,
     PROTOCOL_FIELDS,
     FormValues,
     build_profile,
