@@ -41,11 +41,9 @@ from energy_console.tui.selection import (
 from energy_console.tui.setup_choices import (
     chain_problem,
     dataset_dialog_text,
-    param_problem,
     problem_line,
     run_summary,
     shown_path,
-    typed_value,
 )
 from energy_console.tui.widgets.model_picker import ModelPicker
 from energy_console.tui.widgets.param_panel import ParamPanel
@@ -246,38 +244,9 @@ class SetupScreen(Screen):
         self.app.push_screen(ChooseScreen("Device: where the runs execute", choices, current),
                              chosen)
 
-    @on(DataTable.RowSelected, "#param-table")
-    def _edit_param(self, event: DataTable.RowSelected) -> None:
-        technique = self.query_one(ParamPanel).technique or ""
-        param = next(p for p in techniques()[technique].params if p.name == event.row_key.value)
-        values = self.query_one(TechniquePicker).params.get(technique, {})
-        hint = f"default {param.default}"
-        if param.choices:
-            hint += f"; one of {', '.join(map(str, param.choices))}"
-
-        def edited(text: str | None) -> None:
-            if text is not None:
-                self.set_param(technique, param.name, text)
-
-        self.app.push_screen(AskScreen(
-            f"{technique} · {param.name}: {param.help}", str(values.get(param.name, "")),
-            f"{hint}; blank for the default. Enter saves, escape cancels",
-            check=lambda text: param_problem(param, text)), edited)
-
-    def set_param(self, technique: str, name: str, text: str) -> None:
-        """Set (or with a blank text, reset to its default) one parameter of a technique."""
-        param = next(p for p in techniques()[technique].params if p.name == name)
-        problem = param_problem(param, text)
-        if problem:
-            raise ValueError(problem)
-        values = self.query_one(TechniquePicker).params.setdefault(technique, {})
-        if text:
-            values[name] = param.validate(typed_value(param.type, text))
-        else:
-            values.pop(name, None)
-        panel = self.query_one(ParamPanel)
-        if panel.technique == technique:
-            panel.set_text(name, text)
+    @on(ParamPanel.Changed)
+    def _param_changed(self, event: ParamPanel.Changed) -> None:
+        self.query_one(TechniquePicker).set_param(event.technique, event.param, event.value)
         self.refresh_summary()
 
     # ------------------------------------------------------------------ actions

@@ -88,3 +88,11 @@ class TechniquePicker(TickList):
             self.remove_option(replacing)
             del self.entries[replacing]
         self.select(key)
+
+    def set_param(self, technique: str, name: str, value: Any) -> None:
+        """Set a catalogue technique's parameter (checked already); None resets it."""
+        values = self.params.setdefault(technique, {})
+        if value is None:
+            values.pop(name, None)
+        else:
+            values[name] = value
