@@ -90,7 +90,7 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
         assert app.screen is screen
         assert screen.query_one("#techniques", SelectionList).selected == [
             "baseline", "dynamic-int8"]
-        assert screen.fields["repeats"] == "2"
+        assert screen.settings["repeats"] == "2"
         assert screen.query_one("#settings", DataTable).get_cell("repeats", "value") == "2"
         assert screen.profile.to_dict() == saved.to_dict()
 
@@ -346,7 +346,7 @@ async def test_the_device_picker_lists_this_machines_gpus_and_rechecks_technique
         assert choices.highlighted == 0  # the current one: auto
         await pilot.press("down", "down", "down", "enter")
         await _until(pilot, lambda: app.screen is screen, "the picker to close")
-        assert screen.fields["device"] == "cuda:1" and screen.profile.device == "cuda:1"
+        assert screen.settings["device"] == "cuda:1" and screen.profile.device == "cuda:1"
         techniques = screen.query_one("#techniques", SelectionList)
         assert not techniques.get_option("sparse-2:4").disabled
         assert techniques.get_option("static-int8").disabled

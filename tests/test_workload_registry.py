@@ -1,7 +1,7 @@
 """The worker's workload registry: one module per workload, picked by (workload, task)."""
 
 import pytest
-from energy_console.core.models.base import TASKS
+from energy_console.core.spec.tasks import TASKS
 from energy_console.core.spec.workloads import Workload
 from energy_console.core.worker.workloads import workload_for, workloads
 

@@ -15,14 +15,7 @@ from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
 from energy_console.core.measure.devices import Device
 from energy_console.core.models import bare_string_source, source_for, sources
-from energy_console.core.quality.coco import check_detection_dataset
-from energy_console.core.quality.datasets import (
-    IMAGE_EXTENSIONS,
-    DatasetError,
-    dataset_spec,
-    load_text_corpus,
-    read_csv,
-)
+from energy_console.core.quality.dataset_check import dataset_shape_problem, scored_by_pass_at_1
 from energy_console.core.session.plan import RunSpec
 from energy_console.core.session.profile_check import load_profile, parse_profile
 from energy_console.core.spec.profile import Profile, ProfileError
@@ -312,60 +305,16 @@ def with_dataset(entry: Any, path: str) -> Any:
     return out
 
 
-DATASET_FORMATS = {  # what core.datasets reads for each task
-    "text-classification": "a CSV with text,label columns",
-    "image-classification": "a folder of class sub-folders of images, or a CSV with path,label "
-                            "columns",
-    "causal-lm": "a plain text file, or a CSV with a text column",
-    "object-detection": "a COCO instances JSON (its images in images/ beside it)",
-}
-
-
 def dataset_problem(text: str, task: str, entry: Any = None) -> str | None:
-    """What is wrong with `text` as the dataset of a model with `task` (its format checked the
-    way core.datasets reads it, without loading the model), or None; blank removes it.
-
-    Labels are checked when the run starts: that needs the model's label names."""
+    """What is wrong with `text` as the dataset of the model `entry` with `task`, checked as
+    pre-flight checks it (core.quality.dataset_check), or None; blank removes it."""
     if not text.strip():
         return None
-    kept = entry.get("dataset") if isinstance(entry, dict) else None
+    fields = entry if isinstance(entry, dict) else {}
+    kept = fields.get("dataset")
     raw = {**(kept if isinstance(kept, dict) else {}), "path": text.strip()}
-    try:
-        spec = dataset_spec(raw, Path.cwd())
-        path = spec.path
-        if task == "text-classification":
-            if path.suffix.lower() != ".csv":
-                raise DatasetError(f"{path}: text-classification needs "
-                                   f"{DATASET_FORMATS[task]}")
-            read_csv(path, ("text", "label"), task)
-        elif task == "image-classification":
-            if path.is_dir():
-                _image_folder_problem(path)
-            elif path.suffix.lower() == ".csv":
-                read_csv(path, ("path", "label"), task)
-            else:
-                raise DatasetError(f"{path}: image-classification needs "
-                                   f"{DATASET_FORMATS[task]}")
-        elif task == "causal-lm":
-            load_text_corpus(spec)
-        elif task == "object-detection":
-            check_detection_dataset(spec)
-    except DatasetError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"cannot read {text}: {exc.strerror or exc}; check the path and its permissions"
-    return None
-
-
-def _image_folder_problem(folder: Path) -> None:
-    """Raise DatasetError unless `folder` holds <class>/<image> (what core.datasets reads)."""
-    for sub in folder.iterdir():
-        if sub.is_dir() and not sub.name.startswith(".") and any(
-                f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS for f in sub.iterdir()):
-            return
-    raise DatasetError(f"{folder} holds no images in class sub-folders; image-classification "
-                       "needs <folder>/<class>/<image> (extensions: "
-                       + " ".join(IMAGE_EXTENSIONS) + ")")
+    return dataset_shape_problem(raw, Path.cwd(), task, scored_by_pass_at_1(
+        fields.get("workload"), fields.get("generation")))
 
 
 @dataclass(frozen=True)

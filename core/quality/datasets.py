@@ -315,7 +315,7 @@ def _prompt_items(spec: DatasetSpec) -> list[tuple[int, dict[str, Any]]]:
 def load_labelled_images(spec: DatasetSpec, label_names: list[str] | None,
                          num_labels: int) -> LabelledImages:
     if spec.path.is_dir():
-        pairs = _image_folder(spec.path)
+        pairs = image_folder(spec.path)
     elif spec.path.suffix.lower() == ".csv":
         rows = read_csv(spec.path, ("path", "label"), "image-classification")
         pairs = [(spec.path.parent / r["path"].strip(), r["label"].strip()) for r in rows]
@@ -333,7 +333,9 @@ def load_labelled_images(spec: DatasetSpec, label_names: list[str] | None,
     return LabelledImages([p for p, _ in pairs], labels, warnings)
 
 
-def _image_folder(folder: Path) -> list[tuple[Path, str]]:
+def image_folder(folder: Path) -> list[tuple[Path, str]]:
+    """(image, class) of every image in <folder>/<class>/; dot-folders (.ipynb_checkpoints)
+    are not classes."""
     classes = sorted(p for p in folder.iterdir() if p.is_dir() and not p.name.startswith("."))
     pairs = [
         (f, c.name)

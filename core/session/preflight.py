@@ -134,56 +134,10 @@ def _check_model(subject: str, entry) -> list[Problem]:
 
 def dataset_problem(entry, task: str | None) -> str | None:
     """Why the entry's dataset cannot be read for `task` (its shape only), or None."""
-    from energy_console.core.quality.datasets import (
-        IMAGE_EXTENSIONS,
-        DatasetError,
-        dataset_spec,
-        load_code_tasks,
-        load_text_corpus,
-        read_csv,
-    )
+    from energy_console.core.quality.dataset_check import dataset_shape_problem, scored_by_pass_at_1
 
-    try:
-        spec = dataset_spec(entry.dataset, entry.base_dir)
-        if task == "text-classification":
-            if spec.path.suffix.lower() != ".csv":
-                raise DatasetError(f"{spec.path}: text-classification needs a CSV file with "
-                                   "text,label columns")
-            read_csv(spec.path, ("text", "label"), task)
-        elif task == "causal-lm":
-            load_text_corpus(spec)
-            if getattr(entry, "workload", "infer") == "generate" and _wants_pass_at_1(entry):
-                load_code_tasks(spec)
-        elif task == "image-classification":
-            if spec.path.is_dir():
-                if not any(f.suffix.lower() in IMAGE_EXTENSIONS
-                           for c in spec.path.iterdir() if c.is_dir()
-                           for f in c.iterdir() if f.is_file()):
-                    raise DatasetError(f"{spec.path} holds no images in class sub-folders; "
-                                       "image-classification needs <folder>/<class>/<image>")
-            elif spec.path.suffix.lower() == ".csv":
-                for row in read_csv(spec.path, ("path", "label"), task):
-                    image = spec.path.parent / row["path"].strip()
-                    if not image.is_file():
-                        raise DatasetError(f"image {image} listed in {spec.path} does not "
-                                           "exist; fix the path (relative to the CSV's folder) "
-                                           "or remove the row")
-            else:
-                raise DatasetError(f"{spec.path}: image-classification needs a folder with one "
-                                   "sub-folder per class, or a CSV with path,label columns")
-        elif task == "object-detection":
-            from energy_console.core.quality.coco import check_detection_dataset
-
-            check_detection_dataset(spec)
-    except DatasetError as exc:
-        return str(exc)
-    except OSError as exc:
-        return f"cannot read {exc.filename or entry.dataset}: {exc.strerror or exc}"
-    return None
-
-
-def _wants_pass_at_1(entry) -> bool:
-    return entry.generation is not None and entry.generation.pass_at_1
+    return dataset_shape_problem(entry.dataset, entry.base_dir, task,
+                                 scored_by_pass_at_1(entry.workload, entry.generation))
 
 
 # ------------------------------------------------------------------------------------ techniques
