@@ -21,7 +21,6 @@ from energy_console.core.store import events as ev
 RESERVE_NAME = ".space-reserve"
 RESERVE_BYTES = 1 << 20  # freed when the disk fills, so the last records still fit
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
-DISK_FULL_TEXTS = ("No space left on device", "Disk quota exceeded", "[Errno 28]", "[Errno 122]")
 
 
 class WriteFailed(Exception):

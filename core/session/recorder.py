@@ -20,7 +20,7 @@ from energy_console.core.measure.energy import (
 )
 from energy_console.core.measure.sensors import SensorInfo
 from energy_console.core.measure.stats import median
-from energy_console.core.session.guard import DISK_FULL_TEXTS, WriteFailed, WriteGuard
+from energy_console.core.session.guard import DISK_FULL_ERRNOS, WriteFailed, WriteGuard
 from energy_console.core.session.plan import RunSpec
 from energy_console.core.session.unit import Placement, UnitOutcome, charged_sensors, gpu_facts
 from energy_console.core.session.worker_follow import WorkerOutcome
@@ -68,7 +68,7 @@ class RunRecording:
         hub id costs its retries once); a worker that found the disk full ends the session.
         Deaths and timeouts are not remembered: the next run may well get through."""
         reason = outcome.reason
-        if any(text in reason for text in DISK_FULL_TEXTS) and self.guard.error is None:
+        if outcome.errno in DISK_FULL_ERRNOS and self.guard.error is None:
             self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
         if outcome.never_loaded:
             self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")

@@ -15,7 +15,6 @@ of the variant is given the same windows, so each record carries the variant's t
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import socket
 import time
@@ -144,8 +143,6 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 node=placement.node if placement.gpu_index is not None else None,
                 gpu_index=placement.gpu_index,
             ))
-            with contextlib.suppress(OSError):  # a dead worker: follow_run says why
-                conn.send(("go", spec.run_id))
             outcome = follow_run(worker_spec, process, conn, setting.sampler, sensors,
                                  functools.partial(setting.cancelled, spec.run_id),
                                  setting.emit)

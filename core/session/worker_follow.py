@@ -4,6 +4,7 @@ its edges."""
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -16,6 +17,14 @@ from energy_console.core.session.worker_process import death_reason
 from energy_console.core.store import events as ev
 from energy_console.core.store.figures import WindowEnergy, WorkerResult
 from energy_console.core.store.records import RunStatus
+from energy_console.core.worker.messages import (
+    PhaseMark,
+    RunError,
+    RunMeasured,
+    RunnerReady,
+    RunNotApplicable,
+    WorkerMessage,
+)
 
 
 @dataclass
@@ -28,6 +37,7 @@ class WorkerOutcome:
     reported_error: bool = False  # the worker said why it failed (not a death or a timeout)
     worker_ended: bool = False  # the worker is gone or must be stopped: the rest need a new one
     out_of_memory: bool = False  # larger sizes of the variant are not tried
+    errno: int | None = None  # of the OSError behind an error the worker reported
     never_loaded: bool = False  # the worker's model could not be loaded (core.unit sets it)
     # the run whose preparation the worker was doing when it died, when not the followed one
     # (references of a variant's later sizes are prepared before it compresses)
@@ -37,9 +47,11 @@ class WorkerOutcome:
 def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
                emit: Callable[[ev.Event], None]) -> WorkerOutcome:
-    """Until the worker ends this run (or dies): its phases become events, its window edges
-    sampler reads. `cancelled()` returns a reason when the user cancelled the run or stopped the
-    session."""
+    """Tell the worker the runner follows this run, then, until the worker ends it (or dies):
+    its phases become events, its window edges sampler reads. `cancelled()` returns a reason
+    when the user cancelled the run or stopped the session."""
+    with contextlib.suppress(OSError):  # a dead worker: the loop below says why
+        conn.send(RunnerReady(spec.run_id))
     windows: list[CpuLoadWindow] = []
     deadline = time.monotonic() + spec.protocol.run_timeout_s
     worker_ps = ps_process(process.pid)
@@ -59,7 +71,7 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
             return ended("failed", f"timed out after {spec.protocol.run_timeout_s:.0f} s "
                          "(protocol.run_timeout_s); the worker was killed")
         try:
-            message = conn.recv() if conn.poll(0.1) else None
+            message: WorkerMessage | None = conn.recv() if conn.poll(0.1) else None
         except (EOFError, OSError):
             process.join(timeout=2)
             return ended("failed", death_reason(process.exitcode),
@@ -71,37 +83,35 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                 return ended("failed", death_reason(process.exitcode),
                              out_of_memory=killed(process.exitcode))
             continue
-        kind, run_id, payload = message
-        if kind == "phase":
-            working_on = run_id
-            phase = payload.get("phase")
-            edge = payload.pop("edge", None)
-            if edge == "start":
+        match message:
+            case PhaseMark(edge="end") if windows:
+                working_on, phase = message.run_id, message.phase
                 sampler.read_now()
-                windows.append(CpuLoadWindow(payload["t"], worker_ps))
-            elif edge == "end" and windows:
-                sampler.read_now()
-                windows[-1].close(payload["t"])
-                continue  # the start edge of the repeat already announced the phase
-            emit(ev.PhaseChanged(
-                run_id=spec.run_id, phase=payload["phase"], repeat=payload.get("repeat"),
-                repeats=payload.get("repeats"), iterations=payload.get("iterations"),
-                step=payload.get("step"), steps=payload.get("steps"), loss=payload.get("loss"),
-            ))
-            continue
-        if run_id != spec.run_id:
-            return ended("failed", f"the worker answered for {run_id} while {spec.run_id} was "
-                         "due; see the run's worker.log")
-        if kind == "result":
-            return WorkerOutcome("finished", result=payload,
-                                 windows=window_energies(windows, sampler, sensors),
-                                 last_phase=phase)
-        if kind == "skip":
-            return WorkerOutcome("skipped", payload["reason"], last_phase=phase)
-        if kind == "error":
-            return WorkerOutcome("failed", payload["reason"], last_phase=phase,
-                                 reported_error=True, worker_ended=payload.get("ends", True),
-                                 out_of_memory=payload.get("oom", False))
+                windows[-1].close(message.t)
+                # the start edge of the repeat already announced the phase
+            case PhaseMark():
+                working_on, phase = message.run_id, message.phase
+                if message.edge == "start":
+                    sampler.read_now()
+                    windows.append(CpuLoadWindow(message.t, worker_ps))
+                emit(ev.PhaseChanged(
+                    run_id=spec.run_id, phase=message.phase, repeat=message.repeat,
+                    repeats=message.repeats, iterations=message.iterations, step=message.step,
+                    steps=message.steps, loss=message.loss,
+                ))
+            case _ if message.run_id != spec.run_id:
+                return ended("failed", f"the worker answered for {message.run_id} while "
+                             f"{spec.run_id} was due; see the run's worker.log")
+            case RunMeasured():
+                return WorkerOutcome("finished", result=message.result,
+                                     windows=window_energies(windows, sampler, sensors),
+                                     last_phase=phase)
+            case RunNotApplicable():
+                return WorkerOutcome("skipped", message.reason, last_phase=phase)
+            case RunError():
+                return WorkerOutcome("failed", message.reason, last_phase=phase,
+                                     reported_error=True, worker_ended=message.ends_worker,
+                                     out_of_memory=message.out_of_memory, errno=message.errno)
 
 
 def killed(exitcode: int | None) -> bool:

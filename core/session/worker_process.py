@@ -15,6 +15,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from energy_console.core.store.follow import process_alive
+
 KILL_GRACE_S = 3.0
 
 
@@ -33,7 +35,7 @@ def start_worker(context: Any, runs: tuple[Any, ...], runs_dir: Path, cache_dir:
                  variant_cache_dir: Path | None = None) -> tuple[Any, Any]:
     """(process, the runner's end of its pipe) for the runs of one variant, measured in order;
     the worker dies with this process."""
-    parent_conn, child_conn = context.Pipe()  # duplex: the runner answers ("go", run_id)
+    parent_conn, child_conn = context.Pipe()  # duplex: the runner answers RunnerReady
     process = context.Process(
         target=_worker_target,
         args=(child_conn, tuple(runs), str(runs_dir), str(cache_dir), os.getpid(),
@@ -78,7 +80,7 @@ def _kill_group(pgid: int) -> None:
     """SIGKILL what is left of an ended worker's group, and wait (a little) until it is gone.
     Once its leader is gone a group id can be reused only by a new process leading a new group:
     where a live process holds that id, the group is not the worker's any more, and is left."""
-    if _running(pgid):
+    if process_alive(pgid):
         return
     deadline = time.monotonic() + KILL_GRACE_S
     while time.monotonic() < deadline:
@@ -91,17 +93,6 @@ def _kill_group(pgid: int) -> None:
         time.sleep(0.02)
 
 
-def _running(pid: int) -> bool:
-    """Whether pid names a process that is not a zombie."""
-    try:
-        with open(f"/proc/{pid}/stat", "rb") as f:
-            return f.read().rpartition(b")")[2].split()[0] not in (b"Z", b"X")
-    except (FileNotFoundError, ProcessLookupError):
-        return False
-    except OSError:
-        return True
-
-
 def _group_members(pgid: int) -> list[int]:
     """Live (not zombie) processes in the group, from /proc."""
     members = []
@@ -109,11 +100,10 @@ def _group_members(pgid: int) -> list[int]:
         if not entry.isdigit():
             continue
         try:
-            with open(f"/proc/{entry}/stat", "rb") as f:
-                fields = f.read().rpartition(b")")[2].split()
-        except OSError:
+            in_group = os.getpgid(int(entry)) == pgid
+        except OSError:  # gone since the listing
             continue
-        if len(fields) > 2 and fields[0] not in (b"Z", b"X") and int(fields[2]) == pgid:
+        if in_group and process_alive(int(entry)):
             members.append(int(entry))
     return members
 

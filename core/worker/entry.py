@@ -4,18 +4,12 @@ workload the registry picks for the run's workload and the model's task (core.wo
 infer, detect, generate, train; a train run is a variant of its own), resting protocol.cooldown_s
 before each input size but the first.
 
-It never reads a sensor. What it prints goes to the current run's worker.log. Messages to the
-runner travel over a pipe as (kind, run_id, payload) tuples, each run's in order (the runner
-answers ("go", run_id) when it follows a run; the worker waits for it between the run's warm-up
-and its first window, so the runner's work on the previous run never overlaps a window):
-  ("phase", id, {"phase": ..., "t": monotonic, ...})   ("result", id, WorkerResult)
-  ("skip", id, {"reason": ...})
-  ("error", id, {"reason": ..., "traceback": ..., "oom": bool, "ends": bool})
-An error that may have left the process unsound (anything but bad input: out of memory, a
-kernel's exception) ends the worker after it is sent; the runner goes on with the variant's
-remaining runs in a fresh worker. The runner's forkserver preloads this module (through
-core.worker.preload), so each worker starts from a process where torch and transformers are
-imported.
+It never reads a sensor. What it prints goes to the current run's worker.log. It talks to the
+runner over a pipe in the messages of core.worker.messages, each run's in order. An error that
+may have left the process unsound (anything but bad input: out of memory, a kernel's exception)
+ends the worker after it is sent; the runner goes on with the variant's remaining runs in a fresh
+worker. The runner's forkserver preloads this module (through core.worker.preload), so each worker
+starts from a process where torch and transformers are imported.
 """
 
 from __future__ import annotations
@@ -37,6 +31,14 @@ from energy_console.core.models import ModelLoadError  # noqa: E402
 from energy_console.core.models.base import NotApplicable  # noqa: E402
 from energy_console.core.quality import DatasetError  # noqa: E402
 from energy_console.core.spec.workloads import Workload  # noqa: E402
+from energy_console.core.worker.messages import (  # noqa: E402
+    PhaseMark,
+    RunError,
+    RunMeasured,
+    RunnerReady,
+    RunNotApplicable,
+    WorkerMessage,
+)
 from energy_console.core.worker.variant import load_variant  # noqa: E402
 from energy_console.core.worker.variant_cache import VariantCache  # noqa: E402
 from energy_console.core.worker.workloads import workload_for  # noqa: E402
@@ -54,15 +56,15 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
     _redirect_output(Path(runs_dir) / runs[0].run_id / "worker.log")
     _die_with_runner(runner_pid)
 
-    def send(kind: str, run_id: str, payload) -> None:
-        conn.send((kind, run_id, payload))
+    def send(message: WorkerMessage) -> None:
+        conn.send(message)
 
     def mark(phase: str, run_id: str, **fields) -> None:
         if phase == "ready":  # the runner's work on the previous run overlaps warm-up only
-            _wait_for_go(conn, run_id)
+            _wait_for_runner(conn, run_id)
             return
-        fields.setdefault("t", time.monotonic())
-        send("phase", run_id, {"phase": phase, **fields})
+        t = fields.pop("t", None)
+        send(PhaseMark(run_id, phase, time.monotonic() if t is None else t, **fields))
 
     try:
         cache = VariantCache(Path(variant_cache_dir)) if variant_cache_dir else None
@@ -72,22 +74,22 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
             variant = workload.prepare(start, mark)
         except NotApplicable as exc:  # the technique or device: no run of the variant can happen
             for spec in runs:
-                send("skip", spec.run_id, {"reason": str(exc)})
+                send(RunNotApplicable(spec.run_id, str(exc)))
             return
         except BaseException as exc:
-            send("error", runs[0].run_id, {**_error(exc), "ends": True})
+            send(run_error(runs[0].run_id, exc, ends_worker=True))
             return
         for i, spec in enumerate(runs):
             if i:
                 _redirect_output(Path(runs_dir) / spec.run_id / "worker.log")
                 rest_between_runs(spec.protocol)
             try:
-                send("result", spec.run_id, workload.measure(variant, spec, mark))
+                send(RunMeasured(spec.run_id, workload.measure(variant, spec, mark)))
             except NotApplicable as exc:
-                send("skip", spec.run_id, {"reason": str(exc)})
+                send(RunNotApplicable(spec.run_id, str(exc)))
             except BaseException as exc:
                 ends = not isinstance(exc, BAD_INPUT)
-                send("error", spec.run_id, {**_error(exc), "ends": ends})
+                send(run_error(spec.run_id, exc, ends_worker=ends))
                 if ends:
                     return  # the rest go on in a fresh worker
     finally:
@@ -103,26 +105,37 @@ def rest_between_runs(protocol) -> None:
         time.sleep(protocol.cooldown_s)
 
 
-def _wait_for_go(conn, run_id: str) -> None:
-    """Block until the runner says ("go", run_id): it sends that once it has recorded the
-    previous run and follows this one."""
-    while True:
-        message = conn.recv()
-        if message == ("go", run_id):
-            return
+def _wait_for_runner(conn, run_id: str) -> None:
+    """Block until the runner says it follows this run (once it has recorded the previous one)."""
+    while conn.recv() != RunnerReady(run_id):
+        pass
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 
-def _error(exc: BaseException) -> dict:
+def run_error(run_id: str, exc: BaseException, ends_worker: bool) -> RunError:
+    """The message for a run that raised exc; anything but bad input prints its traceback."""
     if isinstance(exc, BAD_INPUT):
-        return {"reason": str(exc), "traceback": "", "oom": False}
-    tb = traceback.format_exc()
-    print(tb, file=sys.stderr)
-    return {"reason": f"{type(exc).__name__}: {exc}", "traceback": tb,
-            "oom": is_out_of_memory(exc)}
+        return RunError(run_id, str(exc), out_of_memory=False, ends_worker=ends_worker,
+                        errno=_os_errno(exc))
+    traceback.print_exc()  # to the run's worker.log
+    return RunError(run_id, f"{type(exc).__name__}: {exc}", out_of_memory=is_out_of_memory(exc),
+                    ends_worker=ends_worker, errno=_os_errno(exc))
+
+
+def _os_errno(exc: BaseException) -> int | None:
+    """The errno of the first OSError in the exception's chain (what it was raised from or
+    while handling): a library that wraps a full disk in its own exception still says so."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        if isinstance(current, OSError) and current.errno is not None:
+            return current.errno
+        seen.add(id(current))
+        current = current.__cause__ or current.__context__
+    return None
 
 
 def _redirect_output(log_path: Path) -> None:

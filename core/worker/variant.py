@@ -102,7 +102,7 @@ def load_variant(runs, cache_dir: Path, mark: Mark,
     device = resolve_device(first.device)
     if first.protocol.threads:
         torch.set_num_threads(first.protocol.threads)
-    mark("loading", first.run_id, device=device)
+    mark("loading", first.run_id)
     t0 = time.monotonic()
     loaded = load_model(first.model, device)
     return VariantStart(tuple(runs), loaded, device, time.monotonic() - t0, cache_dir,

@@ -1,0 +1,71 @@
+"""What the worker and the runner say to each other over the worker's pipe: frozen dataclasses,
+pickled whole between the project's own processes and matched by type on the other end.
+
+The worker sends, for each of its runs in order, any number of `PhaseMark`s, then one of
+`RunMeasured`, `RunNotApplicable` or `RunError`. The runner sends `RunnerReady` when it follows a
+run; the worker waits for it between the run's warm-up and its first window, so the runner's work
+on the previous run never overlaps a window. Light on imports: the runner's side reads them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from energy_console.core.store.figures import WorkerResult
+
+WindowEdge = Literal["start", "end"]
+
+
+@dataclass(frozen=True)
+class PhaseMark:
+    """The worker entered a phase of a run. A timed window's edges carry `edge` and the moment
+    (time.monotonic(), the same clock in both processes) the runner reads the sensors at."""
+
+    run_id: str
+    phase: str
+    t: float
+    edge: WindowEdge | None = None
+    repeat: int | None = None
+    repeats: int | None = None
+    iterations: int | None = None
+    step: int | None = None  # training steps done, of `steps`
+    steps: int | None = None
+    loss: float | None = None
+
+
+@dataclass(frozen=True)
+class RunMeasured:
+    run_id: str
+    result: WorkerResult
+
+
+@dataclass(frozen=True)
+class RunNotApplicable:
+    """The technique or the device rules the run out (core.models.base.NotApplicable)."""
+
+    run_id: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunError:
+    """The run failed in the worker. `errno` is that of the OSError behind the failure, if one
+    is (a full disk ends the session); `ends_worker`: the worker exits after sending this, and
+    the variant's remaining runs go on in a fresh one."""
+
+    run_id: str
+    reason: str  # the traceback, if any, is in the run's worker.log
+    out_of_memory: bool
+    ends_worker: bool
+    errno: int | None = None
+
+
+WorkerMessage = PhaseMark | RunMeasured | RunNotApplicable | RunError
+
+
+@dataclass(frozen=True)
+class RunnerReady:
+    """The runner has recorded the previous run and follows this one: its windows may open."""
+
+    run_id: str
