@@ -6,7 +6,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from energy_console.core.session.preflight import check
-from energy_console.core.spec.profile import parse_profile
+from energy_console.core.session.profile_check import parse_profile
 from energy_console.tui.selection import dataset_problem
 
 RESNET = "demo/tiny-resnet-random"  # an image-classification demo model
