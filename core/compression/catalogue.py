@@ -46,7 +46,7 @@ def technique_rows() -> list[TechniqueRow]:
 
 def technique_limits() -> tuple[Limit, ...]:
     """Every numeric technique parameter's range, from its Param, as a row of the limits table
-    (README's Safety section)."""
+    (docs/safety.md, Ranges)."""
     out = []
     for name, technique in techniques().items():
         for param in technique.params:

@@ -37,7 +37,7 @@ MAX_PROFILE_BYTES = profile_yaml.MAX_PROFILE_CHARS
 
 def limit_rows() -> tuple[Limit, ...]:
     """Every range a profile's numbers are held to: the spec's table, then each technique
-    parameter's (the README's Safety table is `markdown_table(limit_rows())`)."""
+    parameter's (docs/safety.md's Ranges table is `markdown_table(limit_rows())`)."""
     return LIMITS + technique_limits()
 
 

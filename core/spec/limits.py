@@ -1,5 +1,5 @@
 """The allowed range of every number a profile can hold: one table, read by the profile checker
-and printed in the README's Safety section (tests/hardening/test_bounds.py compares the two).
+and printed in docs/safety.md's Ranges (tests/hardening/test_bounds.py compares the two).
 
 A profile is text anyone may hand you; these bounds keep a typo or a hostile file from asking for
 1e20 repeats, a 1000 s sensor period or an endless timeout. Technique parameters keep their ranges
@@ -26,7 +26,7 @@ class Limit:
 
     @property
     def allowed(self) -> str:
-        """The range in words, as error messages and the README write it."""
+        """The range in words, as error messages and docs/safety.md write it."""
         low = f"> {_show(self.minimum)}" if self.min_exclusive else f">= {_show(self.minimum)}"
         return f"{low} and <= {_show(self.maximum)}"
 
@@ -109,7 +109,7 @@ def limit(key: str) -> Limit:
 
 
 def markdown_table(rows: Iterable[Limit]) -> str:
-    """The rows as the README's table of ranges (tests/hardening/test_bounds.py checks README
+    """The rows as docs/safety.md's table of ranges (tests/hardening/test_bounds.py checks it
     against this table's rows and the techniques' parameters)."""
     lines = ["| Field | Kind | Allowed | Unit |", "|---|---|---|---|"]
     for row in rows:

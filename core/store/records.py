@@ -4,7 +4,7 @@
     RunFigures     what the runner computes from the sensors' samples: core/figures.py
     RunRecord      one row of runs.csv (here): its fields ARE the columns, units in the names
 
-The live table, `report`, the results screen and the README's column table all read RunRecord's
+The live table, `report`, the results screen and docs/results.md's column table all read RunRecord's
 fields, so a column is added in one place. A misspelt field is a TypeError, never a silent drop.
 Lightweight on purpose: the UI imports this module.
 """
@@ -146,7 +146,7 @@ class RunRecord:
         "with save_models: the folder the run's model was saved in (relative to the session)", "")
     saved_model_bytes: int | None = column("bytes of the saved model's files")
     flops_per_inference: float | None = column(
-        "floating-point operations per input item (torch flop counter; see README)")
+        "floating-point operations per input item (torch flop counter)")
     size_bytes: int | None = column("bytes of the serialised state dict (or ONNX file)")
     params: int | None = column("parameters, quantized ones included")
     nonzero_params: int | None = column("parameters that are not zero (pruning)")
@@ -251,7 +251,7 @@ NUMERIC_COLUMNS: tuple[str, ...] = tuple(
 
 
 def columns_markdown() -> str:
-    """The README's runs.csv column table (tests/test_records.py keeps the README equal to it)."""
+    """docs/results.md's runs.csv column table (tests/test_records.py keeps the two equal)."""
     lines = ["| column | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {doc} |" for name, doc in COLUMN_DOCS.items()]
     return "\n".join(lines)
