@@ -135,6 +135,7 @@ def cmd_run(args) -> int:
     """Load, pre-flight, then run. Nothing is created and no lock taken until the profile, its
     models, datasets, techniques and device have passed; the runner takes the lock before it
     writes into the session."""
+    from energy_console.core.scale.placement import dispatch_for, runs_go_to
     from energy_console.core.session.guard import record_refusal
     from energy_console.core.session.preflight import check, resume_differences
     from energy_console.core.session.runner import Runner
@@ -211,8 +212,8 @@ def cmd_run(args) -> int:
     display = None if args.quiet else _progress_display()
     runner = Runner(profile, session_dir, device=args.device,
                     on_event=display.on_event if display else None, done=done,
-                    resume=args.resume is not None, changes=tuple(changes), gpus=gpus,
-                    ray_address=args.ray)
+                    resume=args.resume is not None, changes=tuple(changes),
+                    dispatch=dispatch_for(runs_go_to(gpus, args.ray)))
     try:
         if display:
             with display:
