@@ -41,6 +41,7 @@ os.environ.pop("CUDA_VISIBLE_DEVICES", None)
 sys.path.insert(0, str(FAKES))  # this process's `import pynvml` is the fake too
 
 import ray  # noqa: E402
+from energy_console.core.scale.placement import GpuLanes, RayCluster, dispatch_for  # noqa: E402
 from energy_console.core.scale.ray_station import RAY_SLOT  # noqa: E402
 from energy_console.core.session.profile_check import parse_profile  # noqa: E402
 from energy_console.core.session.runner import Runner  # noqa: E402
@@ -78,8 +79,8 @@ def session_figures(folder: Path, runs: int, ray_mode: bool) -> tuple[float, flo
     """(median gap between runs on the GPU, start-up to the first run), seconds."""
     profile = parse_profile(PROFILE.format(batches=", ".join(str(b + 1) for b in range(runs))))
     session = folder / ("ray" if ray_mode else "lane")
-    outcome = Runner(profile, session, gpus=None if ray_mode else (0,),
-                     ray_address="auto" if ray_mode else None).run()
+    where = RayCluster("auto") if ray_mode else GpuLanes((0,))
+    outcome = Runner(profile, session, dispatch=dispatch_for(where)).run()
     assert outcome.finished == runs, outcome
     events = [json.loads(line) for line in (session / "events.jsonl").read_text().splitlines()]
     starts = sorted(e["t"] for e in events if e["kind"] == "run_started")

@@ -11,7 +11,6 @@ from energy_console.core.measure.energy import (
     NoEnergyWindows,
     nvml_index,
     run_figures,
-    sensors_for_device,
 )
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import rapl
@@ -23,7 +22,6 @@ from tests.fakes.powercap import build_powercap_tree
 CPU = SensorInfo("rapl:package-0", "cpu", True, "counter", update_period_s=0.001)
 DRAM = SensorInfo("rapl:dram-0", "dram", True, "counter", update_period_s=0.001)
 GPU0 = SensorInfo("nvml:0", "gpu", True, "counter", update_period_s=0.1, device_index=0)
-GPU1 = SensorInfo("nvml:1", "gpu", True, "counter", update_period_s=0.1, device_index=1)
 ESTIMATE = SensorInfo("cpu-estimate", "cpu", False, "estimate")
 GRID = CarbonIntensity(500.0, "profile")
 
@@ -127,12 +125,6 @@ def test_energy_of_sensors_not_charged_to_the_run_is_ignored():
 def test_no_windows_is_an_error_not_zero_joules():
     with pytest.raises(NoEnergyWindows):
         figures([], iterations=(100,))
-
-
-def test_a_run_is_charged_with_its_own_gpu_and_the_host_only():
-    sensors = [CPU, DRAM, GPU0, GPU1]
-    assert sensors_for_device(sensors, "cuda:1") == [CPU, DRAM, GPU1]
-    assert sensors_for_device(sensors, "cpu") == [CPU, DRAM]
 
 
 def test_cuda_visible_devices_maps_torch_indexes_to_nvml_indexes():

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import pytest
 from energy_console.core.scale.lanes import resolve_gpus, torch_index
+from energy_console.core.scale.placement import Here, dispatch_for, runs_go_to
+from energy_console.core.session.port import HERE
 from energy_console.core.session.profile_check import parse_profile
 from energy_console.core.spec.profile import ProfileError
 
@@ -57,3 +59,11 @@ def test_bad_sweep_keys_are_named(line, words):
     with pytest.raises(ProfileError) as info:
         parse_profile(BASE + line + "\n")
     assert words in str(info.value)
+
+
+def test_each_choice_of_where_runs_go_gives_the_runner_its_locks_and_record():
+    assert dispatch_for(Here()) is HERE and runs_go_to(None, None) == Here()
+    lanes = dispatch_for(runs_go_to((0, 2), None))
+    assert (lanes.gpus, lanes.locks_here, lanes.spread) == ((0, 2), True, {"gpus": [0, 2]})
+    ray = dispatch_for(runs_go_to(None, "auto"))
+    assert (ray.gpus, ray.locks_here, ray.spread) == (None, False, {"ray": "auto"})

@@ -16,6 +16,7 @@ import pytest
 
 ray = pytest.importorskip("ray", reason="ray is not installed: the `ray` extra (in `dev`) has it")
 
+from energy_console.core.scale.placement import RayCluster, dispatch_for  # noqa: E402
 from energy_console.core.scale.ray_station import RAY_SLOT  # noqa: E402
 from energy_console.core.session.profile_check import load_profile  # noqa: E402
 from energy_console.core.session.runner import Runner  # noqa: E402
@@ -26,13 +27,19 @@ from energy_console.tui.widgets.runs_table import RunsTable  # noqa: E402
 
 from tests.fakes.pynvml import FAKE_PYNVML_ENV  # noqa: E402
 from tests.session_helpers import (  # noqa: E402
+    FAST_PROTOCOL,
     ROOT,
     cli_run_command,
     read_events,
     wait_for_event,
     write_profile,
 )
-from tests.spans import gpu_spans, overlapping  # noqa: E402
+from tests.spans import (  # noqa: E402
+    baselines_marked_wrongly,
+    gpu_spans,
+    lanes_variants_and_baselines,
+    overlapping,
+)
 
 pytestmark = pytest.mark.session
 
@@ -41,6 +48,7 @@ models: [demo/tiny-bert-random]
 techniques: [baseline, dynamic-int8]
 inputs: {batch_sizes: [1], sequence_lengths: [8, 16]}
 """
+ON_RAY = dispatch_for(RayCluster("auto"))
 LONGER_RUNS = """\
 protocol:
   idle_seconds: 0.2
@@ -82,7 +90,7 @@ def cluster():
 def lab_session(cluster, tmp_path_factory):
     folder = tmp_path_factory.mktemp("ray")
     profile = load_profile(write_profile(folder, SWEEP))
-    return Runner(profile, folder / "session", ray_address="auto").run()
+    return Runner(profile, folder / "session", dispatch=ON_RAY).run()
 
 
 def test_every_run_ends_once_on_a_gpu_of_the_cluster(lab_session):
@@ -136,6 +144,25 @@ async def test_the_merged_session_opens_in_attach(lab_session):
         assert any("/gpu" in v.name for v in screen.snapshot.sensors)  # nodes' sparklines
 
 
+def test_a_station_takes_its_idle_baseline_again_when_it_is_due(cluster, tmp_path):
+    """An idle refresh shorter than a variant: a station takes its baseline before each of its
+    variants (one variant at a time: `exclusive`), named as its node's sensors are."""
+    protocol = FAST_PROTOCOL + "  idle_refresh_s: 0.5\n"
+    profile = load_profile(write_profile(tmp_path, SWEEP.replace("[8, 16]", "[8]")
+                                         + "exclusive: true\n", protocol=protocol))
+    outcome = Runner(profile, tmp_path / "session", dispatch=ON_RAY).run()
+    assert outcome.status == "completed" and outcome.finished == 2
+    events = read_events(outcome.path)
+    stations = lanes_variants_and_baselines(events)
+    assert all(ran == taken for ran, taken in stations.values()), stations
+    assert sum(ran for ran, _ in stations.values()) == 2
+    for event in (e for e in events if e["kind"] == "idle_baseline"):
+        prefix = f"{event['node']}/gpu{event['gpu_index']}/"
+        assert f"{prefix}nvml:{event['gpu_index']}" in event["power_w"]
+        assert all(name.startswith(prefix) for name in event["power_w"])
+    assert baselines_marked_wrongly(events) == []
+
+
 def _kill_ray_worker_of_first_run(session_dir, killed: list) -> None:
     """When a run is timing, SIGKILL the Ray worker running its task (the worker's forkserver's
     parent), as a node or worker lost mid-run."""
@@ -154,7 +181,7 @@ def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it
     killed: list = []
     killer = threading.Thread(target=_kill_ray_worker_of_first_run, args=(session, killed))
     killer.start()
-    outcome = Runner(profile, session, ray_address="auto").run()
+    outcome = Runner(profile, session, dispatch=ON_RAY).run()
     killer.join(5)
     (run_id, _), = killed
     assert outcome.status == "completed" and (outcome.finished, outcome.failed) == (3, 1)
@@ -163,7 +190,7 @@ def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it
     assert lost.gpu_index is not None and lost.node  # where it was lost
 
     done = {r.run_id for r in read_runs(session) if r.finished}
-    resumed = Runner(profile, session, done=done, resume=True, ray_address="auto").run()
+    resumed = Runner(profile, session, done=done, resume=True, dispatch=ON_RAY).run()
     assert (resumed.finished, resumed.failed) == (1, 0)
     finished = [r for r in read_runs(session) if r.finished]
     assert sorted(r.run_id for r in finished) == sorted({r.run_id for r in finished})

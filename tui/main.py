@@ -8,8 +8,9 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from energy_console.core.cli.commands import COMMANDS, EXIT_BAD_INPUT, build_parser
+from energy_console.core.cli.commands import COMMANDS, build_parser
 from energy_console.core.cli.commands import main as headless_main
+from energy_console.core.cli.conventions import EXIT_BAD_INPUT
 
 
 def main(argv: list[str] | None = None) -> int:

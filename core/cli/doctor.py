@@ -18,6 +18,7 @@ No textual import; heavy imports stay inside functions.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -28,6 +29,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Literal
 
+from energy_console.core.cli.conventions import results_root
 from energy_console.core.cli.gpu_probe import (
     CROSS_CHECK_BOUND_PCT,
     CROSS_CHECK_S,
@@ -338,3 +340,9 @@ def format_report(report: DoctorReport) -> str:
         lines.append(f"Verdict: sensors work ({', '.join(report.moved)}) but a session cannot "
                      f"run here until these are fixed: {', '.join(blockers)}.")
     return "\n".join(lines) + "\n"
+
+
+def cmd_doctor(args: argparse.Namespace) -> int:
+    report = run_doctor(results_root(args), gpu_load=not args.no_gpu_load)
+    print(format_report(report), end="")
+    return report.exit_status

@@ -50,7 +50,9 @@ class ProgressDisplay:
             out.print(f"[yellow]{event.level}:[/] {event.message}")
         elif isinstance(event, ev.IdleBaseline):
             watts = ", ".join(f"{k} {v:.1f} W" for k, v in event.power_w.items())
-            out.print(f"idle baseline over {event.duration_s:.1f} s: {watts}")
+            lane = "" if event.gpu_index is None else f" of {event.node}/gpu{event.gpu_index}"
+            shared = " (CPU/DRAM shared with other lanes' runs)" if event.cpu_shared else ""
+            out.print(f"idle baseline{lane} over {event.duration_s:.1f} s: {watts}{shared}")
         elif isinstance(event, ev.RunStarted) and self.task is not None:
             self.progress.update(self.task, description=event.run_id, phase="starting")
         elif isinstance(event, ev.PhaseChanged) and self.task is not None:

@@ -58,7 +58,7 @@ def run_figures(
 ) -> RunFigures:
     """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency.
 
-    `sensors` are those charged to the run (see `sensors_for_device`); window energies of any
+    `sensors` are those charged to the run (session.rules.charged_sensors); window energies of any
     other sensor are ignored. `iterations[i]` forward passes of `batch_size` ran in window i.
     A generate run (`generation` given) has prefill and full-generation windows in the order of
     `generation.window_kinds`: the per-inference figures come from the full generations (one
@@ -314,13 +314,6 @@ def protocol_for_sensors(protocol: ProtocolSettings,
     if protocol.iterations is None and protocol.min_window_s < shortest_s:
         return dataclasses.replace(protocol, min_window_s=shortest_s)
     return protocol
-
-
-def sensors_for_device(sensors: Sequence[SensorInfo], device: str) -> list[SensorInfo]:
-    """The sensors a run on `device` is charged with: the host's (CPU, DRAM, system) always, and
-    the GPU it ran on; other GPUs idle beside it and are not its cost (samples.csv has them)."""
-    gpu = nvml_index(device)
-    return [s for s in sensors if s.kind != "gpu" or s.device_index == gpu]
 
 
 def nvml_index(device: str, visible_devices: str | None = None) -> int | None:

@@ -3,7 +3,8 @@
 One lane per GPU: a thread of the runner that takes the next model variant (its batch of runs)
 from the plan, pins its runs to its GPU and measures them through the session's one sampler
 (each GPU's own NVML counter is charged), so a GPU never runs two runs at once and every GPU of
-the box works. The session stays one
+the box works. Each lane rests and takes its idle baseline as the session's own loop does
+(session.rules, through the session port), on its own schedule. The session stays one
 directory: one events.jsonl, one runs.csv, one samples.csv. CPU/DRAM energy cannot be split
 between runs that overlap: their records say `cpu_energy_shared`; a profile with
 `exclusive: true` runs one variant at a time over all lanes (still pinned, still one per GPU).
@@ -17,13 +18,10 @@ import functools
 import os
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
 
+from energy_console.core.session.plan import RunSpec, VariantBatch
+from energy_console.core.session.port import SessionPort
 from energy_console.core.session.unit import this_node
-
-if TYPE_CHECKING:
-    from energy_console.core.session.plan import RunSpec, VariantBatch
-    from energy_console.core.session.runner import Runner
 
 JOIN_POLL_S = 0.2  # the main thread wakes this often, so signals reach the runner
 
@@ -70,33 +68,28 @@ def torch_index(nvml_index: int, visible_devices: str | None) -> int:
     return visible.index(str(nvml_index)) if str(nvml_index) in visible else nvml_index
 
 
-def run_lanes(runner: Runner, context: Any) -> None:
-    """Every batch of the runner, ended, over one lane per GPU in runner.gpus: a lane's GPU is
-    busy with one variant's runs at a time."""
-    pending: deque[VariantBatch] = deque(runner.batches)
-    take = threading.Lock()
-    one_at_a_time = threading.Lock() if runner.profile.exclusive else None
+def run_lanes(port: SessionPort, gpus: tuple[int, ...]) -> None:
+    """Every batch of the session, ended, over one lane per GPU in `gpus`: a lane's GPU is busy
+    with one variant's runs at a time; each lane keeps its own cool-down and idle baseline
+    (session.rules), whose CPU/DRAM share overlaps other lanes' runs."""
+    pending: deque[VariantBatch] = deque(port.batches)
+    take_lock = threading.Lock()
+    one_at_a_time = threading.Lock() if port.profile.exclusive else contextlib.nullcontext()
     failures: list[BaseException] = []
     visible = os.environ.get("CUDA_VISIBLE_DEVICES")
 
+    def take() -> VariantBatch | None:
+        with take_lock:
+            return pending.popleft() if pending and not failures else None
+
     def lane(gpu: int) -> None:
-        first = True
         pin = functools.partial(pinned_spec, torch_index=torch_index(gpu, visible))
         try:
-            while not failures:
-                with take:
-                    if not pending:
-                        return
-                    batch = pending.popleft()
-                if not first:
-                    runner.pause(runner.profile.protocol.cooldown_s)
-                first = False
-                with one_at_a_time or contextlib.nullcontext():
-                    runner.run_here(context, batch, this_node(gpu), pin)
+            port.run_lane(take, this_node(gpu), pin, one_at_a_time)
         except BaseException as exc:  # a full disk: the other lanes stop taking runs
             failures.append(exc)
     threads = [threading.Thread(target=lane, args=(gpu,), name=f"lane-gpu{gpu}", daemon=True)
-               for gpu in runner.gpus or ()]
+               for gpu in gpus]
     for thread in threads:
         thread.start()
     try:
@@ -104,7 +97,7 @@ def run_lanes(runner: Runner, context: Any) -> None:
             while thread.is_alive():
                 thread.join(JOIN_POLL_S)
     except KeyboardInterrupt:  # a second Ctrl-C: every lane cancels its run, then we go
-        runner.stop_requested = True
+        port.request_stop()
         for thread in threads:
             thread.join(10)
         raise

@@ -1,5 +1,5 @@
 """The head of a Ray session (`--ray`): joins the cluster, starts a GPU station
-(core.ray_lab.GpuStation) per slot, sends each free station the next model variant's batch,
+(scale.ray_station.GpuStation) per slot, sends each free station the next model variant's batch,
 drains the stations' queue (events, samples, each run's outcome) into the session directory, and
 turns a lost station into a failed run, its batch's runs not yet started queued again."""
 
@@ -9,7 +9,7 @@ import contextlib
 import dataclasses
 import time
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from energy_console.core.scale.ray_station import (
     RAY_SLOT,
@@ -17,13 +17,11 @@ from energy_console.core.scale.ray_station import (
     GpuStation,
     RemoteUnit,
 )
+from energy_console.core.session.plan import VariantBatch
+from energy_console.core.session.port import SessionPort
 from energy_console.core.session.unit import Placement
 from energy_console.core.store import events as ev
 from energy_console.core.store.session_dir import is_safe_name
-
-if TYPE_CHECKING:
-    from energy_console.core.session.plan import VariantBatch
-    from energy_console.core.session.runner import Runner
 
 WAIT_S = 0.2  # how often the head drains the queue and reads stop/cancel commands
 STATION_START_S = 300.0  # runs fail when no GPU station could start for this long
@@ -47,13 +45,12 @@ def connect(address: str) -> bool:
     return True
 
 
-def run_on_ray(runner: Runner) -> None:
-    """Every spec of the runner, ended, over the Ray cluster's GPU slots."""
+def run_on_ray(port: SessionPort, address: str) -> None:
+    """Every spec of the session, ended, over the GPU slots of the Ray cluster at `address`."""
     import ray
     from ray.util.queue import Queue
 
-    assert runner.ray_address is not None
-    connected = connect(runner.ray_address)
+    connected = connect(address)
     try:
         slots = int(ray.cluster_resources().get(RAY_SLOT, 0))
         if slots <= 0:
@@ -62,7 +59,7 @@ def run_on_ray(runner: Runner) -> None:
                 f"`ray start ... --num-gpus=N --resources='{{\"{RAY_SLOT}\": N}}'` (N: its "
                 "GPUs), see README, Sweeps over many GPUs")
         queue = Queue(actor_options={"num_cpus": 0})
-        head = _RayHead(runner, queue, slots)
+        head = _RayHead(port, queue, slots)
         try:
             head.run()
         finally:
@@ -77,11 +74,11 @@ class _RayHead:
     """The head's loop: start a station per slot, send each free station the next variant's
     batch, drain the queue into the session, and record each run as its outcome comes back."""
 
-    def __init__(self, runner: Runner, queue: Any, slots: int):
+    def __init__(self, session: SessionPort, queue: Any, slots: int):
         import ray
 
-        self.runner, self.queue = runner, queue
-        self.limit = 1 if runner.profile.exclusive else slots
+        self.session, self.queue = session, queue
+        self.limit = 1 if session.profile.exclusive else slots
         self.station_class = ray.remote(GpuStation).options(
             num_gpus=1, num_cpus=0, resources={RAY_SLOT: 1}, max_restarts=0,
             max_task_retries=0, max_concurrency=2)
@@ -97,27 +94,27 @@ class _RayHead:
             self.start_station()
 
     def start_station(self) -> None:
-        station: Any = self.station_class.remote(self.runner.profile, self.runner.path.name,
-                                            self.queue)
+        station: Any = self.station_class.remote(self.session.profile, self.session.session_name,
+                                                 self.queue)
         self.starting[station.ready.remote()] = station
 
     def run(self) -> None:
         import ray
 
-        pending: deque[VariantBatch] = deque(self.runner.batches)
+        pending: deque[VariantBatch] = deque(self.session.batches)
         while pending or self.in_flight:
             while pending and self.free and len(self.in_flight) < self.limit:
                 batch = pending.popleft()
-                runs = tuple(spec for spec in batch.runs if self.runner.admit(spec))
+                runs = tuple(spec for spec in batch.runs if self.session.admit(spec))
                 if runs:
                     station = self.free.pop()
                     batch = dataclasses.replace(batch, runs=runs)
-                    ref = station.measure.remote(batch, len(self.runner.specs))
+                    ref = station.measure.remote(batch, self.session.total_runs)
                     self.in_flight[ref] = (batch, station)
-            if self.runner.stop_requested and not self.in_flight:
+            if self.session.stop_requested and not self.in_flight:
                 while pending:  # each recorded as skipped
                     for spec in pending.popleft().runs:
-                        self.runner.admit(spec)
+                        self.session.admit(spec)
                 break
             if pending and not self.in_flight and not self.free:
                 self.no_station(pending)
@@ -140,7 +137,7 @@ class _RayHead:
                   "`--resume SESSION_DIR` runs it when the cluster has GPUs again")
         while pending:
             for spec in pending.popleft().runs:
-                self.runner.end_run(spec, "failed", reason)
+                self.session.end_run(spec, "failed", reason)
 
     def station_started(self, ref: Any, station: Any) -> None:
         import ray
@@ -149,7 +146,7 @@ class _RayHead:
             ray.get(ref)
         except ray.exceptions.RayError as exc:
             cause = exc.cause if isinstance(exc, ray.exceptions.RayTaskError) else exc
-            self.runner.emit(ev.Notice(level="warning", message="a Ray GPU station could not "
+            self.session.emit(ev.Notice(level="warning", message="a Ray GPU station could not "
                                        f"start: {_first_line(cause or exc)}"))
             return
         self.free.append(station)
@@ -169,9 +166,9 @@ class _RayHead:
                     self.started[payload.run_id] = payload
                 elif isinstance(payload, ev.WorkerEnded):
                     self.started.pop(payload.run_id, None)
-                self.runner.emit(payload)
+                self.session.emit(payload)
             else:
-                self.runner.write_samples(payload[0])
+                self.session.write_samples(payload[0])
 
     def control(self) -> None:
         """Stop and cancel commands reach the station of the run in progress; its worker is
@@ -179,18 +176,18 @@ class _RayHead:
         for batch, station in self.in_flight.values():
             for spec in batch.runs:
                 if spec.run_id in self.started:
-                    reason = self.runner.poll_control(spec.run_id)
+                    reason = self.session.poll_control(spec.run_id)
                     if reason and spec.run_id not in self.cancelled:
                         self.cancelled.add(spec.run_id)
-                        station.cancel.remote(spec.run_id, reason, self.runner.stop_requested)
+                        station.cancel.remote(spec.run_id, reason, self.session.stop_requested)
 
     def run_ended(self, run_id: str, remote: RemoteUnit) -> None:
         spec = next(s for b, _ in self.in_flight.values() for s in b.runs if s.run_id == run_id)
         self.ended.add(run_id)
         for name, data in remote.files.items():
             if is_safe_name(name):
-                self.write_file(run_id, name, data)
-        self.runner.conclude(spec, remote.unit, remote.sensors, remote.idle_power_w)
+                self.session.write_run_file(run_id, name, data)
+        self.session.conclude(spec, remote.unit, remote.sensors, remote.idle_power_w)
 
     def finish(self, ref: Any, batch: VariantBatch, station: Any,
                pending: deque[VariantBatch]) -> None:
@@ -216,12 +213,6 @@ class _RayHead:
             self.free.append(station)
         del self.in_flight[ref]
 
-    def write_file(self, run_id: str, name: str, data: bytes) -> None:
-        def write() -> None:
-            (self.runner.writer.run_dir(run_id) / name).write_bytes(data)
-
-        self.runner.guard.write(f"runs/{run_id}/{name}", write)
-
     def lost(self, batch: VariantBatch, reason: str, pending: deque[VariantBatch]) -> None:
         """A batch whose station brought no more back: the run in progress (or, none started,
         the first left) failed with the cause; the others go back to the queue."""
@@ -232,12 +223,12 @@ class _RayHead:
         failed = next((spec for spec in left if spec.run_id in self.started), left[0])
         started = self.started.pop(failed.run_id, None)
         if started is not None and started.node is not None and started.gpu_index is not None:
-            self.runner.emit(ev.WorkerEnded(run_id=failed.run_id, node=started.node,
+            self.session.emit(ev.WorkerEnded(run_id=failed.run_id, node=started.node,
                                             gpu_index=started.gpu_index))
-            self.runner.end_run(failed, "failed", reason, Placement(started.node,
+            self.session.end_run(failed, "failed", reason, Placement(started.node,
                                                                     started.gpu_index))
         else:
-            self.runner.end_run(failed, "failed", reason)
+            self.session.end_run(failed, "failed", reason)
         rest = tuple(spec for spec in left if spec is not failed)
         if rest:
             pending.appendleft(dataclasses.replace(batch, runs=rest))

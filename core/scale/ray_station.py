@@ -5,8 +5,9 @@ The head (the runner, where the session directory lives) starts one *GPU station
 (`num_gpus=1` and one slot, a custom resource each node offers once per GPU it lends to
 measuring, so a node measures at most one run per GPU). A station does on its node what a lane
 does on one box: it holds that GPU's lock, samples that GPU's NVML counter and the node's
-CPU/DRAM with its own sampler, measures its idle baseline once, and runs each model variant the
-head sends it (a batch of runs) in its worker through `execute_unit`. Events, samples and each
+CPU/DRAM with its own sampler, and runs each model variant the head sends it (a batch of runs) in
+its worker through `execute_unit`, after the cool-down and, when due, its own idle baseline, as
+the session's own loop does (session.rules). Events, samples and each
 run's outcome (its windows, its sensors and its run folder's files) stream to the head through a
 Ray queue while the batch goes, so the live view and `attach` follow the one session directory as
 for a local session, and each run is recorded as it ends; samples of a node's sensors are named
@@ -15,7 +16,7 @@ for a local session, and each run is recorded as it ends; samples of a node's se
 When a station (its Ray worker, or its node) is lost, the run it was measuring becomes a failed
 run naming the cause, the batch's runs not yet started go back to the head's queue, a new station
 is started in its place, and the session goes on; `--resume` runs only what is missing. Ray
-itself is imported only here and in core.ray_head (the head's loop), lazily.
+itself is imported only here and in scale.ray_head (the head's loop), lazily.
 """
 
 from __future__ import annotations
@@ -30,7 +31,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from energy_console.core.measure.sensors import SensorInfo
+from energy_console.core.session.port import DispatchFailed
+from energy_console.core.session.rules import IdleSchedule, before_variant, charged_sensors
 from energy_console.core.session.unit import Placement, UnitOutcome, UnitSetting
+from energy_console.core.store import events as ev
 
 if TYPE_CHECKING:
     from energy_console.core.session.plan import RunSpec, VariantBatch
@@ -40,7 +44,7 @@ RAY_SLOT = "energy_console_gpu"  # custom resource: one per GPU a node lends to 
 MAX_FILE_BYTES = 8 << 20  # a run folder's file brought back whole up to this size
 
 
-class ClusterUnavailable(RuntimeError):
+class ClusterUnavailable(DispatchFailed):
     """The Ray cluster cannot be joined or lends no GPU to measuring; str() says the fix."""
 
 
@@ -70,9 +74,10 @@ class GpuStation:
     """One GPU of one node lent to the session: a Ray actor holding that GPU (`num_gpus=1`) and
     one slot for the session's life. At its start it takes the GPU's lock, detects and calibrates
     the node's sensors (that GPU's NVML counter and the node's CPU/DRAM), starts a sampler whose
-    samples stream to the head, and measures its idle baseline; then it measures the runs the head
-    sends it, one variant at a time, each in a worker of its own (`execute_unit`). Its second
-    thread only takes cancellations and stops (max_concurrency=2)."""
+    samples stream to the head; then it measures the runs the head sends it, one variant at a
+    time, each in a worker of its own (`execute_unit`), resting and refreshing its idle baseline
+    before each as the session rules say. Its second thread only takes cancellations and stops
+    (max_concurrency=2)."""
 
     def __init__(self, profile: Profile, session_name: str, queue: Any):
         import ray
@@ -102,8 +107,7 @@ class GpuStation:
 
         profile, gpu = self.profile, self.placement.gpu_index
         detection = detect(profile.sensors.cpu_tdp_w)
-        self.sensors = [s for s in detection.sensors
-                        if s.kind != "gpu" or describe(s).device_index == gpu]
+        self.sensors = charged_sensors(detection.sensors, gpu)
         for other in detection.sensors:
             if other not in self.sensors:
                 other.close()
@@ -123,8 +127,10 @@ class GpuStation:
         self.sampler = Sampler(self.sensors, profile.protocol.sample_hz, on_samples=forward,
                                history_s=profile.protocol.run_timeout_s + 60)
         self.sampler.start()
-        self.context = forkserver_context()
-        self.idle_power_w = _idle_baseline(self.sampler, profile.protocol.idle_seconds)
+        self.context = forkserver_context()  # before the idle baseline: its imports load the box
+        self.idle_schedule = IdleSchedule(profile.protocol)
+        self.idle_power_w: dict[str, float] = {}  # its latest baseline, its sensors' names
+        self.first_variant = True
 
     def ready(self) -> str:
         """The station's label, once it can measure."""
@@ -146,6 +152,7 @@ class GpuStation:
         pin = torch_index(self.placement.gpu_index or 0, os.environ.get("CUDA_VISIBLE_DEVICES"))
         protocol = protocol_for_sensors(self.profile.protocol, self.infos)
         prefix, runs_dir = self.prefix, self.folder / "runs"
+        self._before_variant()
         for spec in batch.runs:
             (runs_dir / spec.run_id).mkdir(parents=True, exist_ok=True)
 
@@ -168,6 +175,25 @@ class GpuStation:
             cancelled=lambda run_id: self._cancel.pop(run_id, None),
             emit=lambda event: self.queue.put_nowait(("event", event)), conclude=conclude))
 
+    def _before_variant(self) -> None:
+        """The cool-down and, when due, the station's idle baseline, sent to the head."""
+        reading = before_variant(self.profile.protocol, self.idle_schedule, self.sampler,
+                                 self.first_variant, wait=self._wait,
+                                 stopped=lambda: self._stopped)
+        self.first_variant = False
+        if reading is not None:
+            self.idle_power_w = reading.power_w
+            self.queue.put_nowait(("event", ev.IdleBaseline(
+                duration_s=reading.duration_s,
+                power_w={self.prefix + k: v for k, v in reading.power_w.items()},
+                node=self.placement.node, gpu_index=self.placement.gpu_index)))
+
+    def _wait(self, seconds: float) -> None:
+        """Sleep, ending early when the session stops."""
+        deadline = time.monotonic() + seconds
+        while not self._stopped and (left := deadline - time.monotonic()) > 0:
+            time.sleep(min(0.1, left))
+
     def close(self) -> None:
         sampler = getattr(self, "sampler", None)
         if sampler is not None:
@@ -175,18 +201,6 @@ class GpuStation:
         for sensor in getattr(self, "sensors", []):
             sensor.close()
         self.locks.release()
-
-
-def _idle_baseline(sampler: Any, seconds: float) -> dict[str, float]:
-    if seconds <= 0:
-        return {}
-    t0 = time.monotonic()
-    sampler.read_now()
-    start = sampler.energy_at(t0)
-    time.sleep(seconds)
-    t1 = time.monotonic()
-    sampler.read_now()
-    return {name: w.avg_power_w for name, w in sampler.window(start, t0, t1).items()}
 
 
 def _renamed(unit: UnitOutcome, prefix: str) -> UnitOutcome:

@@ -1,6 +1,7 @@
 """The runner's half that turns an ended run into its record: the runs.csv row, result.json,
-latency.csv and the run's last events; and what a failed run teaches about the runs left. Lanes
-end runs at once, so writes hold the runner's lock.
+latency.csv and the run's last events; what a failed run teaches about the runs left; and the
+samples and files that come from elsewhere (a Ray node). Lanes end runs at once, so writes hold
+the runner's lock.
 """
 
 from __future__ import annotations
@@ -8,6 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import threading
+from pathlib import Path
 from typing import Any
 
 from energy_console.core.compression import untrained_variant
@@ -16,13 +18,13 @@ from energy_console.core.measure.energy import (
     NoEnergyWindows,
     nvml_index,
     run_figures,
-    sensors_for_device,
 )
 from energy_console.core.measure.sensors import SensorInfo
 from energy_console.core.measure.stats import median
 from energy_console.core.session.guard import DISK_FULL_ERRNOS, WriteFailed, WriteGuard
 from energy_console.core.session.plan import RunSpec
-from energy_console.core.session.unit import Placement, UnitOutcome, charged_sensors, gpu_facts
+from energy_console.core.session.rules import UnloadableModels, charged_sensors
+from energy_console.core.session.unit import Placement, UnitOutcome, gpu_facts
 from energy_console.core.session.worker_follow import WorkerOutcome
 from energy_console.core.store import events as ev
 from energy_console.core.store.figures import WindowEnergy, WorkerResult
@@ -30,15 +32,10 @@ from energy_console.core.store.records import RunRecord, RunStatus
 from energy_console.core.store.session_dir import SessionWriter, write_json
 
 
-def model_key(spec: RunSpec) -> tuple:
-    """What identifies a model across its runs (run ids stay opaque)."""
-    entry = spec.model
-    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
-
-
 class RunRecording:
     """Mixed into the Runner, which sets these attributes."""
 
+    path: Path
     writer: SessionWriter
     guard: WriteGuard
     counts: dict[str, int]
@@ -47,7 +44,8 @@ class RunRecording:
     _active: dict[str, tuple[str, float]]
     _spans: list[tuple[str, str, float, float]]
     tracker: Any  # core.tracking.MlflowTracker when the profile asks for MLflow
-    _unloadable: dict[tuple, str]  # model key -> why it could not be loaded
+    unloadable: UnloadableModels
+    _samples_broken: bool
 
     def emit(self, event: ev.Event) -> None:
         raise NotImplementedError
@@ -64,26 +62,17 @@ class RunRecording:
                 self._remember_failure(spec, outcome)
 
     def _remember_failure(self, spec: RunSpec, outcome: WorkerOutcome) -> None:
-        """A model that could not load is not tried again for every variant (an unreachable
-        hub id costs its retries once); a worker that found the disk full ends the session.
-        Deaths and timeouts are not remembered: the next run may well get through."""
+        """A model that could not load is not tried again (rules.UnloadableModels); a worker
+        that found the disk full ends the session."""
         reason = outcome.reason
         if outcome.errno in DISK_FULL_ERRNOS and self.guard.error is None:
             self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
         if outcome.never_loaded:
-            self._unloadable.setdefault(model_key(spec), f"{spec.run_id}: {reason}")
+            self.unloadable.remember(spec, reason)
 
-    def _known_to_fail(self, spec: RunSpec) -> str | None:
-        """Why this run is skipped without starting it, after an earlier run of its model."""
-        loading = self._unloadable.get(model_key(spec))
-        if loading:
-            return (f"not run: {spec.model.ref} could not be loaded in an earlier run of this "
-                    f"session ({loading})")
-        return None
-
-    def _overlapped(self, run_id: str, unit: UnitOutcome) -> bool:
-        """Whether another pinned run on the same box was measured during this one."""
-        node, start, end = unit.placement.node, unit.started_t, unit.ended_t
+    def _others_ran(self, node: str, start: float, end: float, run_id: str = "") -> bool:
+        """Whether a pinned run on box `node` (but `run_id`) was measured between the wall
+        times `start` and `end`."""
         with self._lock:
             ended = any(other != run_id and n == node and s < end and e > start
                         for other, n, s, e in self._spans)
@@ -130,8 +119,7 @@ class RunRecording:
         placement = unit.placement
         gpu = placement.gpu_index if placement.gpu_index is not None else nvml_index(
             result.device)
-        charged = (charged_sensors(sensors, gpu) if placement.gpu_index is not None
-                   else sensors_for_device(sensors, result.device))
+        charged = charged_sensors(sensors, gpu)
         try:
             figures = run_figures(
                 windows=windows, iterations=result.iterations, batch_size=spec.batch_size,
@@ -142,7 +130,7 @@ class RunRecording:
         except NoEnergyWindows as exc:
             self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
             return
-        shared = self._overlapped(spec.run_id, unit)
+        shared = self._others_ran(placement.node, unit.started_t, unit.ended_t, spec.run_id)
         shared_note = ("CPU/DRAM energy is the box's, shared with runs that overlapped this "
                        "one (profile `exclusive: true` runs one at a time)",) if shared else ()
         record = dataclasses.replace(
@@ -188,3 +176,24 @@ class RunRecording:
         for warning in figures.warnings:
             self.emit(ev.Notice(level="warning", message=warning, run_id=spec.run_id))
         self.emit(ev.RunFinished(run_id=spec.run_id, row=record.as_dict()))
+
+    def write_samples(self, rows: list[tuple[float, str, float | None, float]],
+                      t_offset_s: float = 0.0) -> None:
+        """Append (t, sensor, watts, joules) rows to samples.csv, t + t_offset_s as the wall
+        time: this box's sampler's (monotonic t, offset) or a Ray node's (wall t)."""
+        with self._lock:
+            if self._samples_broken:
+                return  # the figures come from the sampler's memory: the run goes on
+            try:
+                self.writer.append_samples(rows, t_offset_s)
+            except OSError as exc:
+                self._samples_broken = True
+                if self.guard.error is None:
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+
+    def write_run_file(self, run_id: str, name: str, data: bytes) -> None:
+        """A file of a run measured elsewhere (a Ray node's worker.log), into its folder."""
+        def write() -> None:
+            (self.writer.run_dir(run_id) / name).write_bytes(data)
+
+        self.guard.write(f"runs/{run_id}/{name}", write)

@@ -1,6 +1,7 @@
 """The runner: one process per session. Samples sensors, runs each model variant's runs
-(core.plan.VariantBatch: loaded and compressed once, each input size its own run) in a worker of
-its own through core.unit.execute_unit, here, over this box's GPUs or over a Ray cluster.
+(session.plan.VariantBatch: loaded and compressed once, each input size its own run) in a worker
+of its own through session.unit.execute_unit, where its dispatch sends them: here, one variant at
+a time (port.HERE), or as scale/ spreads them over this box's GPUs or a Ray cluster.
 
 It never imports torch. Workers are forked from a forkserver that preloaded torch and transformers
 (no CUDA initialised there), so each variant starts in a clean process without paying the imports
@@ -16,36 +17,30 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Set
+from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
 from pathlib import Path
 from typing import Any
 
 from energy_console.core.measure.carbon import resolve_intensity
-from energy_console.core.measure.energy import (
-    protocol_for_sensors,
-)
+from energy_console.core.measure.energy import protocol_for_sensors
 from energy_console.core.measure.host import host_info
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import Detection, SensorInfo, describe, detect
-from energy_console.core.scale.ray_station import ClusterUnavailable
-from energy_console.core.session.guard import (
-    WriteFailed,
-    WriteGuard,
-    live_runner,
-    record_refusal,
-)
+from energy_console.core.session.guard import WriteFailed, WriteGuard, live_runner, record_refusal
 from energy_console.core.session.locks import SessionLocks
 from energy_console.core.session.machine_lock import MachineBusy
 from energy_console.core.session.plan import RunSpec, VariantBatch, plan_batches
+from energy_console.core.session.port import HERE, NO_TURN, Dispatch, DispatchFailed, unpinned
 from energy_console.core.session.recorder import RunRecording
-from energy_console.core.session.rules import IdleSchedule
-from energy_console.core.session.unit import (
-    Placement,
-    UnitSetting,
-    execute_unit,
-    this_node,
+from energy_console.core.session.rules import (
+    IdleSchedule,
+    UnloadableModels,
+    before_variant,
+    charged_sensors,
 )
+from energy_console.core.session.unit import Placement, UnitSetting, execute_unit
 from energy_console.core.session.worker_process import forkserver_context
 from energy_console.core.spec.profile import Profile
 from energy_console.core.store import events as ev
@@ -75,17 +70,16 @@ class Runner(RunRecording):
         done: Set[str] = frozenset(),
         resume: bool = False,
         changes: tuple[str, ...] = (),
-        gpus: tuple[int, ...] | None = None,
-        ray_address: str | None = None,
+        dispatch: Dispatch = HERE,
     ):
-        """`gpus`: one lane per GPU of this box (core.lanes); `ray_address`: runs spread over a
-        Ray cluster (core.ray_head, "auto" or an address). Neither: one variant at a time, here."""
+        """`dispatch`: where the runs go (scale.placement builds one for --gpus and --ray)."""
         self.profile = profile
         self.path = session_dir
         self.device = device
         self.on_event = on_event
         self.batches = plan_batches(profile, device, done)
         self.specs = [spec for batch in self.batches for spec in batch.runs]
+        self.session_name, self.total_runs = session_dir.name, len(self.specs)
         self.writer: SessionWriter  # opened first thing in run()
         self.sampler: Sampler | None = None
         self.detection: Detection | None = None
@@ -94,8 +88,8 @@ class Runner(RunRecording):
         self.stop_requested = False
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.intensity = resolve_intensity(profile.carbon)
-        self.gpus = gpus
-        self.ray_address = ray_address
+        self.dispatch = dispatch
+        self._worker_context: Any = None  # the forkserver, started before the first baseline
         self._lock = threading.RLock()  # lanes share the session's files and counts
         self._control_lock = threading.Lock()
         self._cancels: set[str] = set()  # run ids the user cancelled, until their lane sees it
@@ -107,7 +101,7 @@ class Runner(RunRecording):
         self.changes = tuple(changes)  # how the profile differs from the resumed session's
         self.guard = WriteGuard(session_dir)
         self._samples_broken = False
-        self._unloadable: dict[tuple, str] = {}  # model key -> why it could not be loaded
+        self.unloadable = UnloadableModels()
         self.tracker: Any = None  # core.tracking.MlflowTracker when the profile asks for MLflow
         self.variant_cache = cache_folder(profile.protocol.variant_cache, session_dir / "cache")
 
@@ -115,9 +109,8 @@ class Runner(RunRecording):
     def run(self) -> SessionOutcome:
         """The lock comes first: nothing is written into the session before it is held, so a
         refused run leaves a running session (and every other) as it was."""
-        # on Ray, each node's task takes its own GPU's lock there, for its run
-        lock = SessionLocks(self.gpus, self.profile.exclusive) if self.ray_address is None \
-            else None
+        lock = SessionLocks(self.dispatch.gpus, self.profile.exclusive) \
+            if self.dispatch.locks_here else None
         try:
             if lock:
                 lock.acquire(self.path)
@@ -171,7 +164,7 @@ class Runner(RunRecording):
             self.guard.check()
             self.emit(ev.SessionStarted(
                 session_id=self.path.name, profile_name=self.profile.name,
-                total_runs=len(self.specs), runner_pid=os.getpid(),
+                total_runs=self.total_runs, runner_pid=os.getpid(),
                 sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
                 missing_sensors=[dataclasses.asdict(m) for m in detection.missing],
             ))
@@ -187,7 +180,7 @@ class Runner(RunRecording):
                 self.tracker = MlflowTracker(self.path, self.profile.name, lambda text: self.emit(
                     ev.Notice(level="warning", message=text)))
                 self.tracker.start()
-            self._dispatch()
+            self.dispatch.run_batches(self)
             self.guard.check()
             if self.stop_requested:
                 status, message = "stopped", "stopped on request"
@@ -195,7 +188,7 @@ class Runner(RunRecording):
             status, message = "stopped", "interrupted"
         except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
             status, message = "failed", str(exc)
-        except ClusterUnavailable as exc:  # --ray: nothing could be sent anywhere
+        except DispatchFailed as exc:  # --ray: nothing could be sent anywhere
             status, message = "failed", str(exc)
         except Exception as exc:
             status, message = "failed", f"{type(exc).__name__}: {exc}"
@@ -235,10 +228,19 @@ class Runner(RunRecording):
         return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
                               self.counts["failed"], message, refused)
 
+    def request_stop(self) -> None:
+        self.stop_requested = True
+
     def emit(self, event: ev.Event) -> None:
-        """Append an event (from any lane); pinned runs' starts and ends are kept as spans."""
+        """Append an event (from any lane); pinned runs' starts and ends are kept as spans; a
+        pinned lane's idle baseline says whether other runs of its box overlapped it."""
         with self._lock:
-            if isinstance(event, ev.RunStarted) and event.node is not None:
+            if isinstance(event, ev.IdleBaseline):
+                if event.node is not None:
+                    event = dataclasses.replace(event, cpu_shared=self._others_ran(
+                        event.node, event.t - event.duration_s, event.t))
+                self.idle_power_w.update(event.power_w)
+            elif isinstance(event, ev.RunStarted) and event.node is not None:
                 self._active[event.run_id] = (event.node, event.t)
             elif isinstance(event, ev.WorkerEnded):
                 node, start_t = self._active.pop(event.run_id, (event.node, event.t))
@@ -272,34 +274,6 @@ class Runner(RunRecording):
         self.sampler.start()
         return detection
 
-    def write_samples(self, rows: list[tuple[float, str, float | None, float]],
-                      t_offset_s: float = 0.0) -> None:
-        """Append (t, sensor, watts, joules) rows to samples.csv, t + t_offset_s as the wall
-        time: this box's sampler's (monotonic t, offset) or a Ray node's (wall t)."""
-        with self._lock:
-            if self._samples_broken:
-                return  # the figures come from the sampler's memory: the run goes on
-            try:
-                self.writer.append_samples(rows, t_offset_s)
-            except OSError as exc:
-                self._samples_broken = True
-                if self.guard.error is None:
-                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
-
-    def _idle_baseline(self) -> None:
-        seconds = self.profile.protocol.idle_seconds
-        if seconds <= 0 or not self.sampler:
-            return
-        t0 = time.monotonic()
-        self.sampler.read_now()
-        start = self.sampler.energy_at(t0)
-        self.pause(seconds)
-        t1 = time.monotonic()
-        self.sampler.read_now()
-        windows = self.sampler.window(start, t0, t1)
-        self.idle_power_w = {name: w.avg_power_w for name, w in windows.items()}
-        self.emit(ev.IdleBaseline(duration_s=t1 - t0, power_w=self.idle_power_w))
-
     def pause(self, seconds: float) -> None:
         """Wait, still answering stop requests."""
         deadline = time.monotonic() + seconds
@@ -315,11 +289,10 @@ class Runner(RunRecording):
             "model_refs": [m.resolved_ref for m in self.profile.models],
             "status": status,
             "runner_pid": os.getpid(),
-            "total_runs": len(self.specs),
+            "total_runs": self.total_runs,
             "idle_power_w": self.idle_power_w,
             "carbon_intensity": dataclasses.asdict(self.intensity),
-            "spread": ({"ray": self.ray_address} if self.ray_address is not None else
-                       {"gpus": list(self.gpus)} if self.gpus is not None else None),
+            "spread": self.dispatch.spread,
         }
         if self.detection:
             fields["sensors"] = [dataclasses.asdict(s) for s in self.sensor_infos]
@@ -331,31 +304,38 @@ class Runner(RunRecording):
         self.writer.update_info(fields, first=host_info)
 
     # ------------------------------------------------------------------ runs
-    def _dispatch(self) -> None:
-        """Every batch, ended: here one at a time, over this box's GPUs, or over a Ray cluster.
-        Here, the idle baseline is taken again before a batch once it is due (core.pacing)."""
-        if self.ray_address is not None:
-            from energy_console.core.scale.ray_head import run_on_ray
-
-            self._idle_baseline()
-            run_on_ray(self)
-            return
-        context = forkserver_context()
-        if self.gpus is not None:
-            from energy_console.core.scale.lanes import run_lanes
-
-            self._idle_baseline()
-            run_lanes(self, context)
-            return
-        idle = IdleSchedule(self.profile.protocol)
-        for batch in self.batches:
+    def run_lane(self, take: Callable[[], VariantBatch | None], placement: Placement,
+                 pin: Callable[[RunSpec], RunSpec] = unpinned,
+                 turn: AbstractContextManager[Any] = NO_TURN) -> None:
+        """Variants one after another on one lane (the session's own, or one GPU's: `pin` puts
+        its runs on its GPU), each taken from `take` and measured holding `turn`, after the
+        cool-down and, when due, the lane's own idle baseline (session.rules)."""
+        if self._worker_context is None:  # its imports neither load the idle box nor a run
+            self._worker_context = forkserver_context()
+        schedule, first = IdleSchedule(self.profile.protocol), True
+        idle_power_w: dict[str, float] = {}
+        while (batch := take()) is not None:
             self.guard.check()
-            if batch is not self.batches[0]:
-                self.pause(idle.cooldown_s)
-            if idle.due(time.monotonic()) and not self.stop_requested:
-                self._idle_baseline()
-                idle.taken(time.monotonic())
-            self.run_here(context, batch, this_node())
+            with turn:
+                idle_power_w = self._before_variant(schedule, placement, first) or idle_power_w
+                first = False
+                self.run_here(batch, placement, pin, idle_power_w)
+
+    def _before_variant(self, schedule: IdleSchedule, placement: Placement,
+                        first: bool) -> dict[str, float] | None:
+        """The lane's rest and, when due, its idle baseline: the charged sensors' watts."""
+        assert self.sampler is not None, "the sensors start before the first run"
+        reading = before_variant(self.profile.protocol, schedule, self.sampler, first,
+                                 wait=self.pause, stopped=lambda: self.stop_requested)
+        if reading is None:
+            return None
+        pinned = placement.gpu_index is not None
+        charged = {s.name for s in charged_sensors(self.sensor_infos, placement.gpu_index)}
+        power_w = {k: v for k, v in reading.power_w.items() if not pinned or k in charged}
+        self.emit(ev.IdleBaseline(duration_s=reading.duration_s, power_w=power_w,
+                                  node=placement.node if pinned else None,
+                                  gpu_index=placement.gpu_index))
+        return power_w
 
     def skip_reason(self, spec: RunSpec) -> str | None:
         """Why spec may not start now (the session was stopped, or its model could not be
@@ -363,7 +343,7 @@ class Runner(RunRecording):
         self.guard.check()
         if self.stop_requested:
             return "session stopped before this run"
-        return self._known_to_fail(spec)
+        return self.unloadable.skip_reason(spec)
 
     def admit(self, spec: RunSpec) -> bool:
         """Whether spec may start now; if not, its record says why."""
@@ -372,14 +352,10 @@ class Runner(RunRecording):
             self.end_run(spec, "skipped", reason)
         return reason is None
 
-    def worker_spec(self, spec: RunSpec, sensors: list[SensorInfo]) -> RunSpec:
-        return dataclasses.replace(
-            spec, protocol=protocol_for_sensors(self.profile.protocol, sensors))
-
-    def run_here(self, context, batch: VariantBatch, placement: Placement,
-                 pin: Callable[[RunSpec], RunSpec] = lambda spec: spec) -> None:
-        """Measure a variant's runs on this box (the session's loop or a lane; `pin` puts a
-        lane's runs on its GPU) and record each."""
+    def run_here(self, batch: VariantBatch, placement: Placement,
+                 pin: Callable[[RunSpec], RunSpec], idle_power_w: dict[str, float]) -> None:
+        """Measure a variant's runs on this box and record each, charged with its lane's idle
+        baseline."""
         for spec in batch.runs:
             try:
                 self.writer.run_dir(spec.run_id)
@@ -387,13 +363,14 @@ class Runner(RunRecording):
                 raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
                                                 exc) from None
         assert self.sampler is not None, "the sensors start before the first run"
+        protocol = protocol_for_sensors(self.profile.protocol, self.sensor_infos)
         execute_unit(batch, UnitSetting(
-            context, self.writer.runs_path, self.path / "cache", self.variant_cache,
-            self.sampler, self.sensor_infos, placement, len(self.specs),
-            worker_spec=lambda spec: self.worker_spec(pin(spec), self.sensor_infos),
+            self._worker_context, self.writer.runs_path, self.path / "cache", self.variant_cache,
+            self.sampler, self.sensor_infos, placement, self.total_runs,
+            worker_spec=lambda spec: dataclasses.replace(pin(spec), protocol=protocol),
             skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
             conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
-                                                      self.idle_power_w)))
+                                                      idle_power_w)))
 
     def poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.

@@ -27,6 +27,7 @@ from energy_console.core.measure.host import gpu_record, gpu_snapshots
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import SensorInfo
 from energy_console.core.session.plan import RunSpec, VariantBatch, dominates
+from energy_console.core.session.rules import charged_sensors, not_loaded_reason
 from energy_console.core.session.worker_follow import WorkerOutcome, follow_run
 from energy_console.core.session.worker_process import start_worker, stop_worker
 from energy_console.core.store import events as ev
@@ -125,8 +126,9 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 training: list[WindowEnergy]) -> list[RunSpec]:
     """One worker for these runs of a variant; returns the runs it left unmeasured."""
     placement, sensors = setting.placement, setting.sensors
-    pinned = [s for s in sensors if s.kind != "gpu" or placement.gpu_index in
-              (None, s.device_index)]
+    # the GPU state recorded: the pinned GPU's, or every GPU's for a run not pinned
+    pinned = (list(sensors) if placement.gpu_index is None
+              else charged_sensors(sensors, placement.gpu_index))
     runs = [(spec, setting.worker_spec(spec)) for spec in specs]
     spawn_t = time.monotonic()
     process, conn = start_worker(setting.context, tuple(w for _, w in runs), setting.runs_dir,
@@ -164,8 +166,7 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                                             gpu_index=placement.gpu_index, t=unit.ended_t))
             setting.conclude(spec, unit)
             if outcome.never_loaded:
-                reason = (f"not run: {spec.model.ref} could not be loaded in an earlier run of "
-                          f"this session ({spec.run_id}: {outcome.reason})")
+                reason = not_loaded_reason(spec, f"{spec.run_id}: {outcome.reason}")
                 for other, _ in rest:
                     setting.conclude(other, ended(setting, "skipped", reason))
                 return []
@@ -217,7 +218,3 @@ def gpu_facts(gpus: dict[str, Any], index: int | None) -> dict[str, Any]:
             "gpu_sm_clock_mhz": snap.get("sm_clock_mhz"),
             "gpu_temperature_c": snap.get("temperature_c")}
 
-
-def charged_sensors(sensors: Sequence[SensorInfo], gpu_index: int | None) -> list[SensorInfo]:
-    """A pinned run is charged with its GPU and the box's CPU/DRAM (shared while runs overlap)."""
-    return [s for s in sensors if s.kind != "gpu" or s.device_index == gpu_index]

@@ -49,6 +49,10 @@ class IdleBaseline(Event):
     KIND: ClassVar[str] = "idle_baseline"
     duration_s: float
     power_w: dict[str, float]  # per sensor name
+    # a GPU lane's or Ray station's own baseline (its GPU and the box's CPU/DRAM): where it ran
+    node: str | None = None
+    gpu_index: int | None = None
+    cpu_shared: bool = False  # other lanes' runs loaded the box's CPU/DRAM while it was taken
 
 
 @dataclass(frozen=True)
