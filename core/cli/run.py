@@ -48,6 +48,9 @@ def cmd_run(args: argparse.Namespace) -> int:
     except BadInput as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    from energy_console.core.session.guard import keep_files_private
+
+    keep_files_private(request.session_dir)
     try:
         created = _make_dirs(request.session_dir)
     except OSError as exc:

@@ -1,5 +1,6 @@
-"""What keeps a session's record safe when the machine is not: refusals that leave no empty
-session behind, a runner still measuring into a directory, and writes on a disk that fills up.
+"""What keeps a session's record safe when the machine is not: files private to the user who
+measures, refusals that leave no empty session behind, a runner still measuring into a directory,
+and writes on a disk that fills up.
 
 A runner holds a small reserve file in its session; the first write that fails frees it and is
 retried, so the run that just finished and the session's end still fit. A record that still
@@ -12,6 +13,7 @@ import contextlib
 import errno
 import json
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -21,6 +23,26 @@ from energy_console.core.store import events as ev
 RESERVE_NAME = ".space-reserve"
 RESERVE_BYTES = 1 << 20  # freed when the disk fills, so the last records still fit
 DISK_FULL_ERRNOS = (errno.ENOSPC, errno.EDQUOT)
+
+
+PRIVATE_UMASK = 0o077  # the session's files: yours alone (0600, folders 0700)
+GROUP_UMASK = 0o027  # in a results folder shared on purpose (setgid): the group reads them too
+
+
+def keep_files_private(session_dir: Path) -> int:
+    """From now on, what this process and its workers create is private to the user measuring
+    (a session's notices, errors and profile are not for every user of a shared box); in a
+    results folder shared on purpose, a setgid folder of a lab's group, the group may read it.
+    The session folder, if already there (a view prepared it), gets the same mode. Returns the
+    umask set."""
+    parent = next((p for p in session_dir.parents if p.exists()), Path("/"))
+    shared = bool(parent.stat().st_mode & stat.S_ISGID)
+    mask = GROUP_UMASK if shared else PRIVATE_UMASK
+    os.umask(mask)
+    with contextlib.suppress(OSError):  # not ours, or gone: its files are still private
+        if session_dir.is_dir() and session_dir.stat().st_uid == os.geteuid():
+            session_dir.chmod(0o777 & ~mask)
+    return mask
 
 
 class WriteFailed(Exception):
