@@ -134,3 +134,29 @@ def test_a_report_in_every_format_shows_hostile_text_without_acting_on_it(hostil
     if fmt == "table":
         assert "[link=https://evil.example]x[/link]" in text  # literal, not a hyperlink
         assert "s\\x1b[2Jess" in text
+
+
+def test_list_sessions_shows_a_hostile_folder_name_without_acting_on_it(hostile_session):
+    from energy_console.core.cli.listing import session_line
+
+    line = session_line(hostile_session)
+    assert not ACTIVE.search(line)
+    assert "s\\x1b[2Jess" in line and "completed" in line
+
+
+def test_run_progress_shows_reasons_and_notices_as_text():
+    import io
+
+    from energy_console.core.cli.progress import ProgressDisplay
+    from energy_console.core.store import events as ev
+    from rich.console import Console
+
+    out = io.StringIO()
+    display = ProgressDisplay(Console(file=out, force_terminal=True, width=200))
+    display.on_event(ev.Notice(level="warning", message="[link=https://evil.example]x[/link]"))
+    display.on_event(ev.RunSkipped(run_id="r1", reason=HOSTILE_REASON))
+    text = out.getvalue()
+    assert "\x1b]8;" not in text  # no OSC 8 hyperlink was written
+    assert "\x1b]0;" not in text and "\x07" not in text  # nor a title, nor a bell
+    assert "[link=https://evil.example]x[/link]" in text
+    assert "\\x1b]0;FAKE: all runs passed\\x07" in text

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from energy_console.core.cli.conventions import EXIT_OK, results_root
+from energy_console.core.spec.text import printable
 
 
 def cmd_list(args: argparse.Namespace) -> int:
@@ -40,14 +41,15 @@ def session_line(path: Path) -> str:
     try:
         session = read_session(path)
     except (OSError, ValueError) as exc:
-        return f"{path}  unreadable: {exc}"
+        return printable(f"{path}  unreadable: {exc}")
     total = session.total_runs
     runs = (f"{total} run{'' if total == 1 else 's'}: {session.finished} finished, "
             f"{session.skipped} skipped, {session.failed} failed")
     started = session.info.get("started_at")
     when = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime(started)) \
         if isinstance(started, (int, float)) else "start unknown"
-    return f"{path}  {session.status:<11}  {runs:<42}  {when}"
+    # a folder in a shared results dir may be named by anyone: its name is shown, never run
+    return printable(f"{path}  {session.status:<11}  {runs:<42}  {when}")
 
 
 def cmd_sensors() -> int:

@@ -4,9 +4,11 @@ ended run. Plain enough for SSH and tmux; without a terminal it prints lines onl
 from __future__ import annotations
 
 from energy_console.core.analysis.report import format_energy, format_latency
+from energy_console.core.spec.text import printable
 from energy_console.core.store import events as ev
 from energy_console.core.store.records import RunRecord
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import (
     BarColumn,
     MofNCompleteColumn,
@@ -15,6 +17,7 @@ from rich.progress import (
     TextColumn,
     TimeRemainingColumn,
 )
+from rich.text import Text
 
 
 class ProgressDisplay:
@@ -40,21 +43,27 @@ class ProgressDisplay:
 
     def on_event(self, event: ev.Event) -> None:
         out = self.progress.console
+
+        def say(label: str, style: str, text: str) -> None:
+            """A line whose text (names, reasons, notices: from outside) is never markup."""
+            out.print(Text.assemble((label, style), " ", printable(text)))
+
         if isinstance(event, ev.SessionStarted):
-            out.print(f"session [bold]{event.session_id}[/]: {event.total_runs} runs")
+            say("session", "bold", f"{event.session_id}: {event.total_runs} runs")
             for sensor in event.sensors:
                 label = "measured" if sensor["measured"] else "ESTIMATED"
-                out.print(f"  sensor {sensor['name']} ({sensor['kind']}, {label})")
+                say("  sensor", "", f"{sensor['name']} ({sensor['kind']}, {label})")
             self.task = self.progress.add_task("runs", total=event.total_runs, phase="")
         elif isinstance(event, ev.Notice):
-            out.print(f"[yellow]{event.level}:[/] {event.message}")
+            say(f"{event.level}:", "yellow", event.message)
         elif isinstance(event, ev.IdleBaseline):
             watts = ", ".join(f"{k} {v:.1f} W" for k, v in event.power_w.items())
-            lane = "" if event.gpu_index is None else f" of {event.node}/gpu{event.gpu_index}"
+            lane = "" if event.gpu_index is None else f"of {event.node}/gpu{event.gpu_index} "
             shared = " (CPU/DRAM shared with other lanes' runs)" if event.cpu_shared else ""
-            out.print(f"idle baseline{lane} over {event.duration_s:.1f} s: {watts}{shared}")
+            say("idle baseline", "", f"{lane}over {event.duration_s:.1f} s: {watts}{shared}")
         elif isinstance(event, ev.RunStarted) and self.task is not None:
-            self.progress.update(self.task, description=event.run_id, phase="starting")
+            self.progress.update(self.task, description=escape(printable(event.run_id)),
+                                 phase="starting")
         elif isinstance(event, ev.PhaseChanged) and self.task is not None:
             phase = event.phase
             if event.repeat:
@@ -62,18 +71,16 @@ class ProgressDisplay:
             self.progress.update(self.task, phase=phase)
         elif isinstance(event, ev.RunFinished):
             record = RunRecord.from_dict(event.row)
-            out.print(
-                f"[green]finished[/] {event.run_id}: "
-                f"{format_energy(record.energy_j_per_inference)}/inference "
+            say("finished", "green",
+                f"{event.run_id}: {format_energy(record.energy_j_per_inference)}/inference "
                 f"({record.energy_source}), {record.avg_power_w or 0:.1f} W, "
-                f"p50 {format_latency(record.latency_ms_p50)}"
-            )
+                f"p50 {format_latency(record.latency_ms_p50)}")
             self._advance()
         elif isinstance(event, ev.RunSkipped):
-            out.print(f"[yellow]skipped[/] {event.run_id}: {event.reason}")
+            say("skipped", "yellow", f"{event.run_id}: {event.reason}")
             self._advance()
         elif isinstance(event, ev.RunFailed):
-            out.print(f"[red]failed[/] {event.run_id}: {event.reason}")
+            say("failed", "red", f"{event.run_id}: {event.reason}")
             self._advance()
 
     def _advance(self) -> None:
