@@ -68,7 +68,7 @@ def test_the_suite_sees_a_bare_host_when_run_on_a_lab_machine(tmp_path):
     env = lab_host_env(os.environ, tmp_path / "powercap")
     node = f"{__file__}::test_this_process_and_its_children_see_a_bare_host"
     done = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
-                           "-p", "no:xdist", node], cwd=ROOT, env=env, capture_output=True,
+                           "-n", "0", node], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=120)
     assert done.returncode == 0, done.stdout + done.stderr
     assert "1 passed" in done.stdout

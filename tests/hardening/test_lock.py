@@ -10,6 +10,7 @@ import os
 import stat
 import subprocess
 import sys
+import tempfile
 import textwrap
 import time
 from pathlib import Path
@@ -206,9 +207,13 @@ def test_root_and_another_user_exclude_each_other_through_roots_lock(tmp_path):
     shared = tmp_path / "shared"
     shared.mkdir()
     shared.chmod(0o1777)  # like /run/lock and /tmp
-    tmp_path.chmod(0o755)
-    tmp_path.parent.chmod(0o755)  # pytest's folders are private; the other user must reach it
-    tmp_path.parent.parent.chmod(0o755)
+    # pytest's folders are private (one level deeper per xdist worker); the other user must
+    # reach the lock through each of them, up to the temp dir
+    temp_root = Path(tempfile.gettempdir()).resolve()
+    for folder in (tmp_path, *tmp_path.parents):
+        if temp_root not in folder.parents:
+            break
+        folder.chmod(0o755)
     lock = shared / "lock"
     holder = hold(lock, "/results/root-session")
     try:
