@@ -119,10 +119,10 @@ async def test_results_screen_sorts_by_any_column(tmp_path):
         assert isinstance(screen, ResultsScreen)
         table = screen.query_one(DataTable)
         screen.sort_by("energy_j_per_inference")
-        order = [table.get_row_at(i)[table.get_column_index("technique")] for i in range(3)]
+        order = [str(table.get_row_at(i)[table.get_column_index("technique")]) for i in range(3)]
         assert order == ["dynamic-int8", "baseline", "fp16"]  # empty cells sort last
         screen.sort_by("technique", reverse=True)
-        assert table.get_row_at(0)[table.get_column_index("technique")] == "fp16"
+        assert str(table.get_row_at(0)[table.get_column_index("technique")]) == "fp16"
 
 
 async def test_quit_on_a_running_session_asks_and_can_stop_it(tmp_path):

@@ -91,7 +91,7 @@ async def test_saved_profile_loads_back_into_the_form(tmp_path):
         assert screen.query_one("#techniques", SelectionList).selected == [
             "baseline", "dynamic-int8"]
         assert screen.settings["repeats"] == "2"
-        assert screen.query_one("#settings", DataTable).get_cell("repeats", "value") == "2"
+        assert str(screen.query_one("#settings", DataTable).get_cell("repeats", "value")) == "2"
         assert screen.profile.to_dict() == saved.to_dict()
 
 
@@ -187,7 +187,7 @@ async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopp
         await pilot.press("c")
         await _until(pilot, lambda: _in_window(live, 1), "the second run's window", 120)
         baseline = "tiny-bert-random__baseline__b1-s16"
-        assert table.get_cell(baseline, "status") == "skipped"  # the table follows the session
+        assert str(table.get_cell(baseline, "status")) == "skipped"  # the table follows the session
         await pilot.press("x")
         await _until(pilot, lambda: not live.snapshot.is_running, "the session's end", 60)
         assert live.snapshot.status == "stopped"

@@ -1,10 +1,27 @@
-"""Numbers as the console shows them: short, with units, and a dash where a figure is missing."""
+"""Numbers as the console shows them: short, with units, and a dash where a figure is missing;
+text from outside (names, reasons, folder names) as text, never as markup or terminal controls."""
 
 from __future__ import annotations
 
+from energy_console.core.spec.text import printable
 from energy_console.core.store.records import RunRecord
+from rich.text import Text
+from textual.content import Content
 
 DASH = "—"
+
+
+def shown(text: object, *, one_line: bool = True, style: str = "") -> Text:
+    """`text` as a widget shows it: control characters, escape introducers and bidi controls as
+    visible escapes (core.spec.text.printable), and every `[` as itself, never markup. For
+    DataTable cells, RichLog lines, Static and Label updates, and plot labels."""
+    return Text(printable(text, one_line=one_line), style=style, end="")
+
+
+def shown_content(text: object, *, one_line: bool = True) -> Content:
+    """`shown` as Textual Content, for the widgets that take Content (option and button
+    prompts)."""
+    return Content(printable(text, one_line=one_line))
 
 
 def watts(value: float | None) -> str:

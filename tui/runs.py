@@ -30,7 +30,7 @@ def change_cell(change: Change | None) -> Text:
     if change is None:
         return Text(fmt.DASH)
     style = "dim" if change.within_noise else ("green" if change.fraction < 0 else "red")
-    return Text(format_change(change), style=style)
+    return fmt.shown(format_change(change), style=style)
 
 
 @dataclass(frozen=True)
@@ -58,14 +58,14 @@ LIVE_COLUMNS = (  # model and technique pinned; ΔE and status within 80 columns
 SOURCE_MARKS = {"estimated": " est", "mixed": " mix", "faulty": " FAULT"}
 
 
-def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, str | Text]:
-    """One runs-table row of the live view, by LIVE_COLUMNS key."""
+def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, Text]:
+    """One runs-table row of the live view, by LIVE_COLUMNS key (text as shown: never markup)."""
     energy = format_energy(record.energy_j_per_inference, fmt.DASH,
                            record.energy_j_per_inference_ci95)
     if energy != fmt.DASH:
         energy += SOURCE_MARKS.get(record.energy_source or "", "")
     status = record.status + (" busy" if record.finished and disturbed(record) else "")
-    return {
+    cells: dict[str, str | Text] = {
         "model": record.model_label,
         "technique": record.technique,
         "input": record.input_size,
@@ -78,6 +78,8 @@ def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, str
         "quality": fmt.quality(record),
         "co2e": format_co2e(record.co2e_g_per_1k_inferences, fmt.DASH),
     }
+    return {key: cell if isinstance(cell, Text) else fmt.shown(cell)
+            for key, cell in cells.items()}
 
 
 LEADING_NUMBER = re.compile(r"^~?([+-]?\d+(?:\.\d*)?(?:[eE][+-]?\d+)?)")

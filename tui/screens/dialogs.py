@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
+from energy_console.tui.format import shown, shown_content
 from energy_console.tui.keys import ScreenKeys, key_lines, screen_keys
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -49,7 +50,7 @@ class HelpScreen(ModalScreen[None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog help"):
-            yield Static(self.help_text(), markup=False)
+            yield Static(shown(self.help_text(), one_line=False))
             yield Label("escape closes", classes="hint")
 
 
@@ -99,16 +100,17 @@ class AskScreen(ModalScreen[str | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog ask"):
-            yield Label(self.prompt, markup=False)  # a technique's help may hold [brackets]
+            # a technique's help may hold [brackets]
+            yield Label(shown(self.prompt, one_line=False))
             yield Input(self.value, id="answer")
             yield Label("", id="problem", markup=False)
-            yield Label(self.hint, classes="hint", markup=False)
+            yield Label(shown(self.hint, one_line=False), classes="hint")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         answer = event.value.strip()
         problem = self.check(answer) if self.check else None
         if problem:
-            self.query_one("#problem", Label).update(f"✗ {problem}")
+            self.query_one("#problem", Label).update(shown(f"✗ {problem}"))
             return
         self.dismiss(answer)
 
@@ -134,7 +136,7 @@ class AddModelScreen(ModalScreen[bool]):
         task = self.query_one("#model-task", Select)
         problem = self.add(event.value, None if task.is_blank() else str(task.value))
         if problem:
-            self.query_one("#problem", Label).update(f"✗ {problem}")
+            self.query_one("#problem", Label).update(shown(f"✗ {problem}"))
             return
         self.dismiss(True)
 
@@ -153,20 +155,20 @@ class PickScreen(ModalScreen[Path | None]):
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog pick"):
-            yield Label(self.title_text, markup=False)
+            yield Label(shown(self.title_text))
             if self.paths:
                 yield OptionList(*[self._option(i, p) for i, p in enumerate(self.paths)])
             else:
-                yield Label(self.empty, classes="hint", markup=False)
+                yield Label(shown(self.empty), classes="hint")
             yield Label("Enter opens, escape cancels", classes="hint")
 
     def _option(self, index: int, path: Path) -> Option:
         problem = self.problems.get(path)
         if problem is None:
-            return Option(Content(path.name), id=str(index))
+            return Option(shown_content(path.name), id=str(index))
         # ProfileError's text starts with the file: the list names it already
         where = problem.removeprefix(str(path)).lstrip(", :")
-        return Option(Content(f"{path.name}  ✗ {where}"), id=str(index), disabled=True)
+        return Option(shown_content(f"{path.name}  ✗ {where}"), id=str(index), disabled=True)
 
     def on_option_list_option_selected(self, event: OptionList.OptionSelected) -> None:
         self.dismiss(self.paths[int(event.option.id or 0)])
@@ -186,10 +188,10 @@ class ChooseScreen(ModalScreen[str | None]):
     def compose(self) -> ComposeResult:
         width = max(len(value) for value, _ in self.choices)
         with Vertical(classes="dialog pick"):
-            yield Label(self.title_text, markup=False)
-            yield OptionList(*[Option(Content(f"{value:<{width}}  {what}"), id=value)
+            yield Label(shown(self.title_text))
+            yield OptionList(*[Option(shown_content(f"{value:<{width}}  {what}"), id=value)
                                for value, what in self.choices], id="choices")
-            yield Label(self.hint, classes="hint", markup=False)
+            yield Label(shown(self.hint, one_line=False), classes="hint")
 
     def on_mount(self) -> None:
         options = self.query_one(OptionList)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from energy_console.core.spec.text import printable
 from energy_console.core.store.control import send_control
 from energy_console.core.store.records import model_label
 from energy_console.core.store.snapshot import LiveSnapshot
@@ -85,7 +86,7 @@ class LiveScreen(Screen):
         self._log_shown = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(f"energy-console · {self.session_dir.name}", id="title")
+        yield Static(fmt.shown(f"energy-console · {self.session_dir.name}"), id="title")
         yield Static("reading the session…", id="progress")
         yield Static("", id="current")
         yield PowerPanel(id="power")
@@ -107,14 +108,14 @@ class LiveScreen(Screen):
         s = message.snapshot
         self.snapshot = s
         with self.app.batch_update():
-            self.query_one("#title", Static).update(title_line(self.session_dir, s))
-            self.query_one("#progress", Static).update(progress_line(s))
-            self.query_one("#current", Static).update(current_line(s))
+            self.query_one("#title", Static).update(fmt.shown(title_line(self.session_dir, s)))
+            self.query_one("#progress", Static).update(fmt.shown(progress_line(s)))
+            self.query_one("#current", Static).update(fmt.shown(current_line(s)))
             self.query_one(PowerPanel).show(s.sensors)
             self.query_one(RunsTable).show(s.runs)
             log = self.query_one(RichLog)
             for line in s.new_log_lines(self._log_shown):
-                log.write(line)
+                log.write(fmt.shown(line, one_line=False))
             self._log_shown = s.log_total
 
     @property
@@ -134,7 +135,7 @@ class LiveScreen(Screen):
             self.notify("no run is in progress", severity="warning")
             return
         send_control(self.session_dir, f"cancel {run.run_id}")
-        self.notify(f"asked the runner to cancel {run.run_id}")
+        self.notify(f"asked the runner to cancel {printable(run.run_id)}", markup=False)
 
     def action_trade_offs(self) -> None:
         from energy_console.tui.screens.tradeoff import TradeOffScreen

@@ -9,8 +9,10 @@ from pathlib import Path
 from energy_console.core.analysis.compare import baseline_key
 from energy_console.core.analysis.findings import quality_score
 from energy_console.core.analysis.traces import power_traces, run_span
+from energy_console.core.spec.text import printable
 from energy_console.core.store.follow import read_session
 from energy_console.core.store.records import RunRecord
+from energy_console.tui import format as fmt
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
@@ -33,7 +35,7 @@ class PlotsScreen(Screen):
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
 
-        yield Static(f"plots · {self.run_id}", id="title")
+        yield Static(fmt.shown(f"plots · {self.run_id}"), id="title")
         with TabbedContent():
             with TabPane("energy vs quality", id="quality"):
                 yield PlotextPlot(id="plot-quality")
@@ -49,11 +51,13 @@ class PlotsScreen(Screen):
         records = list(read_session(self.session_dir).runs)
         run = next((r for r in records if r.run_id == self.run_id), None)
         if run is None:
-            self.notify(f"{self.run_id} is not in this session", severity="error")
+            self.notify(f"{printable(self.run_id)} is not in this session", severity="error",
+                        markup=False)
             return
         group = [r for r in records if r.finished and baseline_key(r) == baseline_key(run)]
         self._scatter(self.query_one("#plot-quality", PlotextPlot).plt, group, run,
-                      quality_score, f"quality ({run.quality_metric or '—'}, higher is better)")
+                      quality_score,
+                      f"quality ({printable(run.quality_metric or '—')}, higher is better)")
         self._scatter(self.query_one("#plot-size", PlotextPlot).plt, group, run,
                       lambda r: None if r.size_bytes is None else r.size_bytes / 1e6, "size (MB)")
         self._power(self.query_one("#plot-power", PlotextPlot).plt)
@@ -68,8 +72,9 @@ class PlotsScreen(Screen):
             plt.plot([x - ci, x + ci], [y, y], color="gray")  # the 95 % interval
             plt.scatter([x], [y], marker="●" if r is run else "o",
                         color="red" if r is run else "blue")
-            plt.text(r.technique, x, y, alignment="left")
-        plt.title(f"{run.model_label} {run.input_size}: energy per inference vs {y_label}")
+            plt.text(printable(r.technique), x, y, alignment="left")
+        plt.title(printable(f"{run.model_label} {run.input_size}: energy per inference vs "
+                            f"{y_label}"))
         plt.xlabel("mJ per inference")
 
     def _power(self, plt) -> None:
@@ -79,7 +84,7 @@ class PlotsScreen(Screen):
             plt.title("no power samples for this run")
             return
         for trace in traces.values():
-            plt.plot([t - span[0] for t in trace.t], trace.watts, label=trace.sensor)
-        plt.title(f"power during {self.run_id}")
+            plt.plot([t - span[0] for t in trace.t], trace.watts, label=printable(trace.sensor))
+        plt.title(printable(f"power during {self.run_id}"))
         plt.xlabel("seconds since the run started")
         plt.ylabel("W")

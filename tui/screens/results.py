@@ -6,6 +6,7 @@ from pathlib import Path
 
 from energy_console.core.store.records import RUN_COLUMNS, csv_cell
 from energy_console.core.store.session_dir import read_runs
+from energy_console.tui import format as fmt
 from energy_console.tui.runs import change_cell, energy_changes, sort_key
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -43,7 +44,7 @@ class ResultsScreen(Screen):
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
-        yield Static(f"results · {self.session_dir.name}", id="title")
+        yield Static(fmt.shown(f"results · {self.session_dir.name}"), id="title")
         yield DataTable(id="results", cursor_type="cell", zebra_stripes=True)
         yield Input(placeholder="filter: part of a model or technique name (esc clears)",
                     id="results-filter", classes="hidden")
@@ -68,14 +69,14 @@ class ResultsScreen(Screen):
                  if wanted in r.model.lower() or wanted in r.technique.lower()]
         for record in shown:
             change = changes.get(record.run_id)
-            cells = {CHANGE_COLUMN: change_cell(change), "model": record.model_label}
-            table.add_row(*(cells[c] if c in cells else csv_cell(getattr(record, c))
+            cells = {CHANGE_COLUMN: change_cell(change), "model": fmt.shown(record.model_label)}
+            table.add_row(*(cells[c] if c in cells else fmt.shown(csv_cell(getattr(record, c)))
                             for c in columns), key=record.run_id)
         note = f"{len(records)} runs · s sorts by the cursor's column · / filters"
         if wanted:
             note = f"{len(shown)} of {len(records)} runs match {self.filter_text!r} · {note}"
         self.query_one("#results-note", Static).update(
-            note if records else "no runs in this session")
+            fmt.shown(note if records else "no runs in this session"))
         if self.sorted_by:
             table.sort(self.sorted_by[0], key=sort_key, reverse=self.sorted_by[1])
 

@@ -20,6 +20,7 @@ from energy_console.core.session.plan import expand
 from energy_console.core.session.profile_check import load_profile, save_profile
 from energy_console.core.spec.profile import Profile, ProfileError
 from energy_console.core.spec.tasks import TASKS
+from energy_console.core.spec.text import printable
 from energy_console.core.store.session_dir import session_dir_name
 from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys
@@ -101,7 +102,7 @@ class SetupScreen(Screen):
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         form = self.initial
-        yield Static(self._title(), id="title", markup=False)
+        yield Static(fmt.shown(self._title()), id="title")
         with Horizontal(id="columns"):
             with VerticalScroll(id="left", can_focus=False):
                 yield Label("Models (space ticks · d dataset)", classes="section")
@@ -112,7 +113,7 @@ class SetupScreen(Screen):
             with VerticalScroll(id="right", can_focus=False):
                 yield Label("Inputs, protocol, device (⏎ edits)", classes="section")
                 yield SettingsTable(form, id="settings")
-        yield Static("counting runs…", id="summary", markup=False)
+        yield Static(fmt.shown("counting runs…"), id="summary")
         yield Static(id="actions")
         yield Footer()
 
@@ -120,7 +121,8 @@ class SetupScreen(Screen):
         self.query_one("#actions", Static).update(action_links(screen_keys(self).here))
         self.query_one(SettingsTable).show()
         if self.problem_at_start:
-            self.notify(self.problem_at_start, severity="error", timeout=10, markup=False)
+            self.notify(printable(self.problem_at_start), severity="error", timeout=10,
+                        markup=False)
         self.call_after_refresh(self._after_first_paint)
 
     def _title(self) -> str:
@@ -130,7 +132,7 @@ class SetupScreen(Screen):
 
     def _show_loaded(self, loaded: str | None) -> None:
         self.loaded = loaded
-        self.query_one("#title", Static).update(self._title())
+        self.query_one("#title", Static).update(fmt.shown(self._title()))
 
     def _after_first_paint(self) -> None:
         """Models named in saved profiles (reads every profile) and the run count."""
@@ -140,7 +142,7 @@ class SetupScreen(Screen):
             models.add_option(selection)
         if saved.problems:
             names = ", ".join(path.name for path in saved.problems)
-            self.notify(f"cannot open {names} from {self.profiles_dir}/: ^o lists why",
+            self.notify(printable(f"cannot open {names} from {self.profiles_dir}/: ^o lists why"),
                         severity="warning", timeout=10, markup=False)
         self.refresh_summary()
 
@@ -188,13 +190,13 @@ class SetupScreen(Screen):
         try:
             profile = build_profile(self.current_form())
         except ProfileError as exc:
-            summary.update(problem_line(exc))
+            summary.update(fmt.shown(problem_line(exc)))
             return
         specs = expand(profile)
         estimate = estimate_duration_s(specs, profile.protocol.idle_seconds)
         self.profile = profile
-        summary.update(run_summary(len(specs), fmt.duration(estimate), len(profile.models),
-                                   len(profile.techniques)))
+        summary.update(fmt.shown(run_summary(len(specs), fmt.duration(estimate),
+                                             len(profile.models), len(profile.techniques))))
 
     # ------------------------------------------------------------------ events
     @on(SelectionList.SelectedChanged)
@@ -335,7 +337,7 @@ class SetupScreen(Screen):
                 return
             path = save_profile(self.profile, self.profiles_dir / f"{self.profile.name}.yaml")
             self._show_loaded(shown_path(path))
-            self.notify(f"saved {path}", markup=False)
+            self.notify(printable(f"saved {path}"), markup=False)
 
         self.app.push_screen(AskScreen("Save the profile as profiles/<name>.yaml; name:",
                                        self.settings["name"]), save)
@@ -355,11 +357,12 @@ class SetupScreen(Screen):
         try:
             form = form_from_profile(load_profile(path))
         except ProfileError as exc:
-            self.notify(str(exc), severity="error", timeout=10, markup=False)
+            self.notify(printable(exc), severity="error", timeout=10, markup=False)
             return
         except (ValueError, TypeError, KeyError) as exc:
-            self.notify(f"cannot show {path}: {exc}", severity="error", timeout=10, markup=False)
+            self.notify(printable(f"cannot show {path}: {exc}"), severity="error", timeout=10,
+                        markup=False)
             return
         self.apply_form(form)
         self._show_loaded(shown_path(path))
-        self.notify(f"opened {path}", markup=False)
+        self.notify(printable(f"opened {path}"), markup=False)

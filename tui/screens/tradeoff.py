@@ -17,6 +17,7 @@ from energy_console.core.analysis.report import (
     training_notes,
 )
 from energy_console.core.store.follow import read_session
+from energy_console.tui import format as fmt
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -28,10 +29,10 @@ from textual.widgets import DataTable, Footer, Static
 def styled(cell: str) -> Text:
     """Changes coloured as in the live table: dim within noise, green saving, red cost."""
     if cell.startswith(NOISE_MARK):
-        return Text(cell, style="dim")
+        return fmt.shown(cell, style="dim")
     if cell[:1] in "+-" and cell[1:2].isdigit():
-        return Text(cell, style="red" if cell.startswith("+") else "green")
-    return Text(cell)
+        return fmt.shown(cell, style="red" if cell.startswith("+") else "green")
+    return fmt.shown(cell)
 
 
 class TradeOffScreen(Screen):
@@ -54,7 +55,7 @@ class TradeOffScreen(Screen):
         self.session_dir = Path(session_dir)
 
     def compose(self) -> ComposeResult:
-        yield Static(f"trade-offs · {self.session_dir.name}", id="title")
+        yield Static(fmt.shown(f"trade-offs · {self.session_dir.name}"), id="title")
         yield VerticalScroll(id="groups")
         yield Footer()
 
@@ -72,7 +73,7 @@ class TradeOffScreen(Screen):
         for group in groups:
             table: DataTable = DataTable(cursor_type="row", zebra_stripes=True, classes="trade-off")
             table.fixed_columns = 1
-            await box.mount(Static(f"{group.model_label} · {group.input_size}",
+            await box.mount(Static(fmt.shown(f"{group.model_label} · {group.input_size}"),
                                    classes="group-title"), table)
             for column in TRADE_OFF_COLUMNS:
                 table.add_column(column, key=column)
@@ -81,8 +82,9 @@ class TradeOffScreen(Screen):
             best = group.best_trade_off.technique if group.best_trade_off else "—"
             least = group.least_energy.technique if group.least_energy else "—"
             front = ", ".join(r.technique for r in group.pareto) or "—"
-            await box.mount(Static(f"least energy: {least} · best trade-off: {best} · "
-                                   f"Pareto front: {front}", classes="findings"))
+            await box.mount(Static(fmt.shown(f"least energy: {least} · best trade-off: {best} · "
+                                           f"Pareto front: {front}"), classes="findings"))
             trained = training_notes(list(group.runs))  # break-even of variants that trained
             if trained:
-                await box.mount(Static("\n".join(trained), classes="findings", markup=False))
+                await box.mount(Static(fmt.shown("\n".join(trained), one_line=False),
+                                       classes="findings"))

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from energy_console.tui.format import shown
 from rich.text import Text
 from textual.widgets import DataTable
 
@@ -24,12 +25,12 @@ class FieldTable(DataTable):
         self.defaults = {}
         for key, label, text, default in rows:
             self.defaults[key] = default
-            self.add_row(label, self._shown(key, text), key=key)
+            self.add_row(shown(label), self._shown(key, text), key=key)
 
     def set_text(self, key: str, text: str) -> None:
         self.update_cell(key, "value", self._shown(key, text))
 
-    def _shown(self, key: str, text: str) -> Text | str:
+    def _shown(self, key: str, text: str) -> Text:
         if text.strip():
-            return text
-        return Text(f"default {self.defaults[key]}".rstrip(), style="dim")
+            return shown(text)
+        return shown(f"default {self.defaults[key]}".rstrip(), style="dim")

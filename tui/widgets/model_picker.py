@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from energy_console.tui.format import shown_content
 from energy_console.tui.selection import known_task, model_label, with_dataset
 from energy_console.tui.setup_choices import in_order, numbered_key, replaced
 from energy_console.tui.widgets.tick_list import TickList
@@ -40,7 +41,7 @@ class ModelPicker(TickList):
         return options
 
     def _prompt(self, key: str) -> Content:
-        return Content(f"{key}  {known_task(self.entries[key])}".rstrip())
+        return shown_content(f"{key}  {known_task(self.entries[key])}".rstrip())
 
     def show(self, models: list[Any]) -> None:
         """Tick exactly `models` (listing those new to the list), in the order given."""

@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from energy_console.core.compression import Param
+from energy_console.tui import format as fmt
 from energy_console.tui.screens.dialogs import AskScreen
 from energy_console.tui.setup_choices import param_problem, param_rows, params_title, typed_value
 from energy_console.tui.widgets.field_table import FieldTable
@@ -47,7 +48,7 @@ class ParamPanel(Vertical):
                        FieldTable(id="param-table"))
         table = self.query_one(FieldTable)
         table.display = bool(params)
-        self.query_one("#params-title", Static).update(params_title(key, entry))
+        self.query_one("#params-title", Static).update(fmt.shown(params_title(key, entry)))
         if entry is None:
             table.show_rows(param_rows(params, values))
 

@@ -24,7 +24,7 @@ class SensorRow(Horizontal):
         super().__init__(classes="sensor-row")
         self.sensor_name = view.name
         # Built here, not in compose, so show() works before the row has finished mounting.
-        self._name_label = Label(sensor_label(view), classes="sensor-name")
+        self._name_label = Label(fmt.shown(sensor_label(view)), classes="sensor-name")
         self._spark = Sparkline(list(view.recent_w), classes="sensor-spark")
         self._figures = Label(sensor_figures(view), classes="sensor-figures")
 
@@ -36,7 +36,7 @@ class SensorRow(Horizontal):
     def show(self, view: SensorView) -> None:
         # Sparkline redraws on assignment of a new sequence, not on in-place change.
         self._spark.data = list(view.recent_w)
-        self._name_label.update(sensor_label(view))
+        self._name_label.update(fmt.shown(sensor_label(view)))
         self._figures.update(sensor_figures(view))
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from energy_console.core.compression import techniques
+from energy_console.tui.format import shown_content
 from energy_console.tui.selection import technique_entry, unavailable_reason
 from energy_console.tui.setup_choices import (
     entry_key,
@@ -15,7 +16,6 @@ from energy_console.tui.setup_choices import (
     technique_rows,
 )
 from energy_console.tui.widgets.tick_list import TickList
-from textual.content import Content
 from textual.widgets.selection_list import Selection
 
 
@@ -31,7 +31,7 @@ class TechniquePicker(TickList):
         for name, technique in techniques().items():
             ticked = name in self.order
             reason = unavailable_reason(technique, device)
-            options.append(Selection(Content(technique_prompt(name, technique, reason)), name,
+            options.append(Selection(shown_content(technique_prompt(name, technique, reason)), name,
                                      ticked, id=name, disabled=bool(reason) and not ticked))
         super().__init__(*options, *self._entry_options(new), id=id)
 
@@ -44,7 +44,7 @@ class TechniquePicker(TickList):
         return new
 
     def _entry_options(self, keys: list[str]) -> list[Selection[str]]:
-        return [Selection(Content(entry_prompt(self.entries[key])), key, key in self.order,
+        return [Selection(shown_content(entry_prompt(self.entries[key])), key, key in self.order,
                           id=key) for key in keys]
 
     def show(self, chosen: list[Any], device: str) -> None:
@@ -62,7 +62,8 @@ class TechniquePicker(TickList):
         ticked = set(self.selected) | set(self.order)
         for name, technique in techniques().items():
             reason = unavailable_reason(technique, device)
-            self.replace_option_prompt(name, Content(technique_prompt(name, technique, reason)))
+            self.replace_option_prompt(name, shown_content(technique_prompt(name, technique,
+                                                                            reason)))
             if reason and name not in ticked:
                 self.disable_option(name)
             else:
