@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
@@ -47,6 +47,11 @@ from energy_console.core.store import events as ev
 from energy_console.core.store.control import ControlReader
 from energy_console.core.store.session_dir import SessionWriter
 from energy_console.core.worker.variant_cache import cache_folder
+
+STOPPED_BEFORE = "session stopped before this run"
+INTERRUPTED = "session interrupted (a second Ctrl-C) before this run ended"
+STOPPING = ("stopping: the run in progress is being cancelled and the runs not started are "
+            "recorded as skipped; a second Ctrl-C (where the runner runs) ends it at once")
 
 
 @dataclass
@@ -86,11 +91,14 @@ class Runner(RunRecording):
         self.sensor_infos: list[SensorInfo] = []
         self.idle_power_w: dict[str, float] = {}
         self.stop_requested = False
+        self._stop_told = False  # the STOPPING notice was emitted
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.intensity = resolve_intensity(profile.carbon)
         self.dispatch = dispatch
         self._worker_context: Any = None  # the forkserver, started before the first baseline
         self._lock = threading.RLock()  # lanes share the session's files and counts
+        self._ended_ids: set[str] = set()
+        self._main_records, self._interrupt_pending = 0, False
         self._control_lock = threading.Lock()
         self._cancels: set[str] = set()  # run ids the user cancelled, until their lane sees it
         # pinned runs, from their events: run id -> (node, start) now; (id, node, start, end)
@@ -186,6 +194,7 @@ class Runner(RunRecording):
                 status, message = "stopped", "stopped on request"
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted"
+            self._skip_interrupted()
         except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
             status, message = "failed", str(exc)
         except DispatchFailed as exc:  # --ray: nothing could be sent anywhere
@@ -204,6 +213,12 @@ class Runner(RunRecording):
         if self.guard.error and status != "failed":
             status, message = "failed", str(self.guard.error)
         return self._outcome(status, message)
+
+    def _skip_interrupted(self) -> None:
+        """After a second Ctrl-C: the runs that never got a record (the one cancelled midway,
+        those not started) are recorded as skipped, so runs.csv holds every run of the plan."""
+        self.skip_unstarted([s for s in self.specs if s.run_id not in self._ended_ids],
+                            INTERRUPTED)
 
     def _finish_session(self, status: str, message: str) -> None:
         """The last records, written even when the disk is full: the reserve is freed first."""
@@ -251,10 +266,25 @@ class Runner(RunRecording):
             if self.on_event:
                 self.on_event(event)
 
+    def emit_all(self, events: Sequence[ev.Event]) -> None:
+        """Append events that carry no run's span or baseline (RunSkipped) in one flush."""
+        with self._lock:
+            lines = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes)
+            self.guard.write("events.jsonl", lambda: self.writer.append_events(events),
+                             retry=lines.flush,
+                             keep=lambda: "\n".join(event.to_json() for event in events))
+            if self.on_event:
+                for event in events:
+                    self.on_event(event)
+
     def _on_signal(self, signum, frame) -> None:
         """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
-        Ctrl-C stops at once (what was written stays written)."""
+        Ctrl-C stops at once (what was written stays written; a record being written is
+        finished first)."""
         if signum == signal.SIGINT and self.stop_requested:
+            if self._main_records:
+                self._interrupt_pending = True
+                return
             raise KeyboardInterrupt
         self.stop_requested = True  # only a flag: a handler must not write mid-write
 
@@ -317,8 +347,14 @@ class Runner(RunRecording):
         while (batch := take()) is not None:
             self.guard.check()
             with turn:
-                idle_power_w = self._before_variant(schedule, placement, first) or idle_power_w
-                first = False
+                if not self.stop_requested:
+                    idle_power_w = self._before_variant(schedule, placement, first) \
+                        or idle_power_w
+                    first = False
+                if self.stop_requested:  # every batch left, at once: one write, one flush
+                    left = [batch, *iter(take, None)]
+                    self.skip_unstarted([pin(s) for b in left for s in b.runs], STOPPED_BEFORE)
+                    return
                 self.run_here(batch, placement, pin, idle_power_w)
 
     def _before_variant(self, schedule: IdleSchedule, placement: Placement,
@@ -342,7 +378,7 @@ class Runner(RunRecording):
         loaded in an earlier run), or None."""
         self.guard.check()
         if self.stop_requested:
-            return "session stopped before this run"
+            return STOPPED_BEFORE
         return self.unloadable.skip_reason(spec)
 
     def admit(self, spec: RunSpec) -> bool:
@@ -370,7 +406,9 @@ class Runner(RunRecording):
             worker_spec=lambda spec: dataclasses.replace(pin(spec), protocol=protocol),
             skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
             conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
-                                                      idle_power_w)))
+                                                      idle_power_w),
+            skip_unstarted=lambda specs, reason: self.skip_unstarted(
+                [pin(spec) for spec in specs], reason)))
 
     def poll_control(self, run_id: str | None = None) -> str | None:
         """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.
@@ -384,6 +422,9 @@ class Runner(RunRecording):
                     self._cancels.add(command.run_id)
                 elif command.action == "ignored":
                     self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
+            if self.stop_requested and not self._stop_told:
+                self._stop_told = True
+                self.emit(ev.Notice(level="warning", message=STOPPING, run_id=run_id))
             if run_id and run_id in self._cancels:
                 self._cancels.discard(run_id)
                 return "cancelled by the user"
