@@ -89,7 +89,8 @@ class RunRecording:
         that found the disk full ends the session."""
         reason = outcome.reason
         if outcome.errno in DISK_FULL_ERRNOS and self.guard.error is None:
-            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
+            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True,
+                                           self.path)
         if outcome.never_loaded:
             self.unloadable.remember(spec, reason)
 
@@ -233,7 +234,8 @@ class RunRecording:
             except OSError as exc:
                 self._samples_broken = True
                 if self.guard.error is None:
-                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc,
+                                                                 self.path)
 
     def write_run_file(self, run_id: str, name: str, data: bytes) -> None:
         """A file of a run measured elsewhere (a Ray node's worker.log), into its folder."""

@@ -28,7 +28,13 @@ from energy_console.core.measure.energy import protocol_for_sensors
 from energy_console.core.measure.host import host_info
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import Detection, SensorInfo, describe, detect
-from energy_console.core.session.guard import WriteFailed, WriteGuard, live_runner, record_refusal
+from energy_console.core.session.guard import (
+    WriteFailed,
+    WriteGuard,
+    live_runner,
+    record_refusal,
+    undo_start,
+)
 from energy_console.core.session.locks import SessionLocks
 from energy_console.core.session.machine_lock import MachineBusy
 from energy_console.core.session.plan import RunSpec, VariantBatch, plan_batches
@@ -131,15 +137,20 @@ class Runner(RunRecording):
                     f"{self.path} is still being measured by runner {live} (another lock file: "
                     "ENERGY_CONSOLE_LOCK differs); stop it first (`energy-console attach "
                     f"{self.path}`, then x), or start a new session")
+            before = set(os.listdir(self.path)) if self.path.is_dir() else None
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
                 self.writer = SessionWriter(self.path)
                 self._write_profile()
             except OSError as exc:
-                failure = WriteFailed.from_os_error(self.path, exc)
+                failure = WriteFailed.from_os_error(self.path, exc, self.path)
+                undo_start(self.path, before, str(failure))
                 print(f"error: {failure}", file=sys.stderr)
                 return self._outcome("failed", str(failure))
-            return self._run_locked()
+            outcome = self._run_locked()
+            if outcome.status == "failed":  # a start that could not write its first event
+                undo_start(self.path, before, outcome.message)
+            return outcome
         finally:
             if lock:
                 lock.release()
@@ -233,7 +244,7 @@ class Runner(RunRecording):
         try:
             self.writer.close()
         except OSError as exc:  # buffered samples that found no room
-            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc)}",
+            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc, self.path)}",
                   file=sys.stderr)
         self.guard.release_reserve()
         if self.guard.error:
@@ -397,7 +408,7 @@ class Runner(RunRecording):
                 self.writer.run_dir(spec.run_id)
             except OSError as exc:
                 raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
-                                                exc) from None
+                                                exc, self.path) from None
         assert self.sampler is not None, "the sensors start before the first run"
         protocol = protocol_for_sensors(self.profile.protocol, self.sensor_infos)
         execute_unit(batch, UnitSetting(
