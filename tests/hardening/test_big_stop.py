@@ -62,3 +62,27 @@ def test_ctrl_c_on_thousands_of_runs_ends_in_seconds_and_the_counts_agree(tmp_pa
     assert folders <= started, f"{len(folders - started)} folders of runs never started"
     # the run in progress was being cancelled: the console was told a second Ctrl-C ends it
     assert any(e["kind"] == "notice" and e["message"] == STOPPING for e in events)
+
+
+def test_a_second_ctrl_c_still_leaves_counts_that_agree_and_every_run_recorded(tmp_path: Path):
+    profile = write_profile(tmp_path, MANY_RUNS)
+    planned = [spec.run_id for batch in plan_batches(load_profile(profile), None, frozenset())
+               for spec in batch.runs]
+    session = tmp_path / "session"
+    runner = start_cli_session(profile, session)
+    try:
+        wait_for_event(session, lambda e: e["kind"] == "run_finished", timeout_s=180)
+        os.killpg(runner.pid, signal.SIGINT)
+        os.killpg(runner.pid, signal.SIGINT)  # at once: ends it without waiting for the cancel
+        runner.wait(timeout=60)
+    finally:
+        runner.kill()
+    assert runner.returncode == 130
+    finished = read_events(session)[-1]
+    assert finished["kind"] == "session_finished" and finished["status"] == "stopped"
+    with (session / "runs.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["run_id"] for r in rows) == sorted(planned)
+    statuses = Counter(r["status"] for r in rows)
+    assert {k: finished[k] for k in ("finished", "skipped", "failed")} == {
+        k: statuses[k] for k in ("finished", "skipped", "failed")}
