@@ -6,7 +6,7 @@ import io
 import time
 
 from energy_console.core.cli.progress import SKIP_LINES, ProgressDisplay
-from energy_console.core.session.runner import STOPPED_BEFORE
+from energy_console.core.session.stopping import STOPPED_BEFORE
 from energy_console.core.store import events as ev
 from rich.console import Console
 

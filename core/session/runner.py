@@ -46,6 +46,7 @@ from energy_console.core.session.rules import (
     before_variant,
     charged_sensors,
 )
+from energy_console.core.session.stopping import INTERRUPTED, STOPPED_BEFORE, StopControl
 from energy_console.core.session.unit import Placement, UnitSetting, execute_unit
 from energy_console.core.session.worker_process import forkserver_context
 from energy_console.core.spec.profile import Profile
@@ -53,11 +54,6 @@ from energy_console.core.store import events as ev
 from energy_console.core.store.control import ControlReader
 from energy_console.core.store.session_dir import SessionWriter
 from energy_console.core.worker.variant_cache import cache_folder
-
-STOPPED_BEFORE = "session stopped before this run"
-INTERRUPTED = "session interrupted (a second Ctrl-C) before this run ended"
-STOPPING = ("stopping: the run in progress is being cancelled and the runs not started are "
-            "recorded as skipped; a second Ctrl-C (where the runner runs) ends it at once")
 
 
 @dataclass
@@ -71,7 +67,7 @@ class SessionOutcome:
     refused: bool = False  # never started: the machine was busy or the session still running
 
 
-class Runner(RunRecording):
+class Runner(RunRecording, StopControl):
     def __init__(
         self,
         profile: Profile,
@@ -254,9 +250,6 @@ class Runner(RunRecording):
         return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
                               self.counts["failed"], message, refused)
 
-    def request_stop(self) -> None:
-        self.stop_requested = True
-
     def emit(self, event: ev.Event) -> None:
         """Append an event (from any lane); pinned runs' starts and ends are kept as spans; a
         pinned lane's idle baseline says whether other runs of its box overlapped it."""
@@ -288,17 +281,6 @@ class Runner(RunRecording):
                 for event in events:
                     self.on_event(event)
 
-    def _on_signal(self, signum, frame) -> None:
-        """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
-        Ctrl-C stops at once (what was written stays written; a record being written is
-        finished first)."""
-        if signum == signal.SIGINT and self.stop_requested:
-            if self._main_records:
-                self._interrupt_pending = True
-                return
-            raise KeyboardInterrupt
-        self.stop_requested = True  # only a flag: a handler must not write mid-write
-
     def _start_sensors(self) -> Detection:
         from energy_console.core.measure.sensors.period import calibrate
 
@@ -314,13 +296,6 @@ class Runner(RunRecording):
                                history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
         return detection
-
-    def pause(self, seconds: float) -> None:
-        """Wait, still answering stop requests."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.stop_requested:
-            self.poll_control()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _write_info(self, status: str) -> None:
         fields: dict[str, Any] = {
@@ -420,25 +395,3 @@ class Runner(RunRecording):
                                                       idle_power_w),
             skip_unstarted=lambda specs, reason: self.skip_unstarted(
                 [pin(spec) for spec in specs], reason)))
-
-    def poll_control(self, run_id: str | None = None) -> str | None:
-        """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.
-        Lanes poll in turn; a cancel is kept until the lane of its run (if running) sees it."""
-        with self._control_lock:
-            for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
-                if command.action == "stop":
-                    self.stop_requested = True
-                elif command.action == "cancel" and command.run_id and (
-                        command.run_id == run_id or command.run_id in self._active):
-                    self._cancels.add(command.run_id)
-                elif command.action == "ignored":
-                    self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
-            if self.stop_requested and not self._stop_told:
-                self._stop_told = True
-                self.emit(ev.Notice(level="warning", message=STOPPING, run_id=run_id))
-            if run_id and run_id in self._cancels:
-                self._cancels.discard(run_id)
-                return "cancelled by the user"
-        if self.stop_requested and run_id:
-            return "session stopped during this run"
-        return None

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from energy_console.core.session.plan import plan_batches
 from energy_console.core.session.profile_check import load_profile
-from energy_console.core.session.runner import STOPPING
+from energy_console.core.session.stopping import STOPPING
 
 from tests.session_helpers import read_events, start_cli_session, wait_for_event, write_profile
 
