@@ -3,6 +3,8 @@ ended run. Plain enough for SSH and tmux; without a terminal it prints lines onl
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from energy_console.core.analysis.report import format_energy, format_latency
 from energy_console.core.spec.text import printable
 from energy_console.core.store import events as ev
@@ -19,6 +21,9 @@ from rich.progress import (
 )
 from rich.text import Text
 
+SKIP_LINES = 3  # skipped runs in a row with one reason, one line each; the rest: one line
+
+
 
 class ProgressDisplay:
     def __init__(self, console: Console | None = None):
@@ -33,6 +38,8 @@ class ProgressDisplay:
             transient=True,
         )
         self.task: TaskID | None = None
+        self._skip_reason: str | None = None  # the reason of the skipped runs in a row
+        self._skips_in_row = 0
 
     def __enter__(self):
         self.progress.__enter__()
@@ -48,6 +55,8 @@ class ProgressDisplay:
             """A line whose text (names, reasons, notices: from outside) is never markup."""
             out.print(Text.assemble((label, style), " ", printable(text)))
 
+        if not isinstance(event, ev.RunSkipped) or event.reason != self._skip_reason:
+            self._end_skips(say)
         if isinstance(event, ev.SessionStarted):
             say("session", "bold", f"{event.session_id}: {event.total_runs} runs")
             for sensor in event.sensors:
@@ -77,11 +86,21 @@ class ProgressDisplay:
                 f"p50 {format_latency(record.latency_ms_p50)}")
             self._advance()
         elif isinstance(event, ev.RunSkipped):
-            say("skipped", "yellow", f"{event.run_id}: {event.reason}")
+            self._skip_reason = event.reason
+            self._skips_in_row += 1
+            if self._skips_in_row <= SKIP_LINES:  # a stop skips thousands: not a line each
+                say("skipped", "yellow", f"{event.run_id}: {event.reason}")
             self._advance()
         elif isinstance(event, ev.RunFailed):
             say("failed", "red", f"{event.run_id}: {event.reason}")
             self._advance()
+
+    def _end_skips(self, say: Callable[[str, str, str], None]) -> None:
+        """The skipped runs in a row not given a line of their own, in one."""
+        more = self._skips_in_row - SKIP_LINES
+        if more > 0 and self._skip_reason is not None:
+            say("skipped", "yellow", f"{more} more run(s): {self._skip_reason}")
+        self._skip_reason, self._skips_in_row = None, 0
 
     def _advance(self) -> None:
         if self.task is not None:

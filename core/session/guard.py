@@ -48,17 +48,52 @@ def keep_files_private(session_dir: Path) -> int:
 class WriteFailed(Exception):
     """A session file could not be written (the disk is full, read-only, failing)."""
 
-    def __init__(self, path: Path, why: str, disk_full: bool):
+    def __init__(self, path: Path, why: str, disk_full: bool, session: Path | None = None):
+        """`session`: the session folder (by default the folder of `path`, or of its run)."""
         self.path, self.disk_full = path, disk_full
         what = "disk full" if disk_full else "write error"
+        if session is None:
+            session = path.parent if path.parent.name != "runs" else path.parent.parent
         super().__init__(f"{what}: cannot write {path} ({why}); free space there (or fix the "
-                         f"file system), then continue with `energy-console run PROFILE --resume "
-                         f"{path.parent if path.parent.name != 'runs' else path.parent.parent}`")
+                         f"file system), then {next_step(session)}")
 
     @classmethod
-    def from_os_error(cls, path: Path, exc: OSError) -> WriteFailed:
+    def from_os_error(cls, path: Path, exc: OSError, session: Path | None = None
+                      ) -> WriteFailed:
         where = Path(exc.filename) if isinstance(exc.filename, str) else path
-        return cls(where, exc.strerror or str(exc), exc.errno in DISK_FULL_ERRNOS)
+        return cls(where, exc.strerror or str(exc), exc.errno in DISK_FULL_ERRNOS, session)
+
+
+def next_step(session: Path) -> str:
+    """What works after a failed write: resuming a session that started (its events hold its
+    start), else starting again (a folder with nothing measured, or gone, cannot be resumed)."""
+    try:
+        started = (session / "events.jsonl").stat().st_size > 0
+    except OSError:
+        started = False
+    if started:
+        return f"continue with `energy-console run PROFILE --resume {session}`"
+    return "start the session again: `energy-console run PROFILE`"
+
+
+def undo_start(path: Path, before: set[str] | None, message: str) -> None:
+    """A session that could write nothing of its start (a full disk): what this start made is
+    removed (kept where not empty), so no empty session is left to be listed as waiting; a
+    folder a view prepared is told why (record_refusal). `before`: the folder's entries before
+    the start, None where it did not exist. A session that started (events written) is kept."""
+    with contextlib.suppress(OSError):
+        if (path / "events.jsonl").stat().st_size > 0:
+            return
+    with contextlib.suppress(OSError):
+        for entry in path.iterdir():
+            if before is not None and entry.name in before:
+                continue
+            with contextlib.suppress(OSError):
+                if entry.is_dir() and not entry.is_symlink():
+                    entry.rmdir()
+                else:
+                    entry.unlink()
+    record_refusal(path, message)
 
 
 def record_refusal(path: Path, message: str) -> ev.SessionFinished | None:
@@ -115,7 +150,7 @@ class WriteGuard:
             write()
             return True
         except OSError as exc:
-            failure = WriteFailed.from_os_error(self.path / name, exc)
+            failure = WriteFailed.from_os_error(self.path / name, exc, self.path)
         if self.error is None:
             self.error = failure
         self.release_reserve()
@@ -148,7 +183,7 @@ class WriteGuard:
             finally:
                 os.close(fd)
         except OSError as exc:
-            self.error = WriteFailed.from_os_error(path, exc)
+            self.error = WriteFailed.from_os_error(path, exc, self.path)
             self.release_reserve()
             raise self.error from None
 

@@ -6,9 +6,11 @@ the runner's lock.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import threading
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +48,30 @@ class RunRecording:
     tracker: Any  # core.tracking.MlflowTracker when the profile asks for MLflow
     unloadable: UnloadableModels
     _samples_broken: bool
+    _ended_ids: set[str]  # runs this session recorded
+    _main_records: int  # record writes under way in the main thread (a second Ctrl-C waits)
+    _interrupt_pending: bool  # a second Ctrl-C came during one: raised once it is written
 
     def emit(self, event: ev.Event) -> None:
         raise NotImplementedError
+
+    def emit_all(self, events: Sequence[ev.Event]) -> None:
+        raise NotImplementedError
+
+    @contextlib.contextmanager
+    def _recording(self) -> Iterator[None]:
+        """A record's writes and its count, under the lock; a second Ctrl-C that comes in the
+        middle is raised after them, so the counts and runs.csv always agree."""
+        main = threading.current_thread() is threading.main_thread()
+        with self._lock:
+            self._main_records += main
+            try:
+                yield
+            finally:
+                self._main_records -= main
+        if main and self._interrupt_pending and not self._main_records:
+            self._interrupt_pending = False
+            raise KeyboardInterrupt
 
     def conclude(self, spec: RunSpec, unit: UnitOutcome, sensors: list[SensorInfo],
                  idle_power_w: dict[str, float]) -> None:
@@ -66,7 +89,8 @@ class RunRecording:
         that found the disk full ends the session."""
         reason = outcome.reason
         if outcome.errno in DISK_FULL_ERRNOS and self.guard.error is None:
-            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True)
+            self.guard.error = WriteFailed(self.writer.runs_path / spec.run_id, reason, True,
+                                           self.path)
         if outcome.never_loaded:
             self.unloadable.remember(spec, reason)
 
@@ -96,22 +120,43 @@ class RunRecording:
 
     def end_run(self, spec: RunSpec, status: RunStatus, reason: str,
                  placement: Placement | None = None) -> None:
-        with self._lock:
+        with self._recording():
             record = self._record(spec, placement, status=status, reason=reason)
-            self.counts[status] += 1
             self._keep_record(record)
+            self.counts[status] += 1
             self.guard.write(f"runs/{spec.run_id}/result.json", lambda: write_json(
                 self.writer.run_dir(spec.run_id) / "result.json", record.as_dict()))
             event = ev.RunSkipped if status == "skipped" else ev.RunFailed
             self.emit(event(run_id=spec.run_id, reason=reason))
 
+    def skip_unstarted(self, specs: Sequence[RunSpec], reason: str) -> None:
+        """Runs a stop left unstarted, recorded as skipped in one go: one rewrite of runs.csv,
+        their RunSkipped events in one flush, and no run folder (one made for a worker that
+        never reached the run, still empty, is removed)."""
+        if not specs:
+            return
+        for spec in specs:
+            with contextlib.suppress(OSError):  # not there (most), or not empty: kept
+                (self.writer.runs_path / spec.run_id).rmdir()
+        with self._recording():
+            records = [self._record(spec, status="skipped", reason=reason) for spec in specs]
+            self._keep_records(records)
+            self.counts["skipped"] += len(records)
+            self.emit_all([ev.RunSkipped(run_id=spec.run_id, reason=reason) for spec in specs])
+
     def _keep_record(self, record: RunRecord) -> None:
         """The run's row in runs.csv: written first, retried with the reserve freed, and
         printed whole to stderr (runner.log) when even that finds no room."""
-        self.guard.write("runs.csv", lambda: self.writer.record_run(record),
-                    keep=lambda: json.dumps(record.as_dict(), default=str))
+        self._keep_records([record])
+
+    def _keep_records(self, records: Sequence[RunRecord]) -> None:
+        self.guard.write("runs.csv", lambda: self.writer.record_runs(records),
+                         keep=lambda: "\n".join(json.dumps(record.as_dict(), default=str)
+                                                for record in records))
+        self._ended_ids.update(record.run_id for record in records)
         if self.tracker is not None:  # after the run ended, outside every window
-            self.tracker.log(record, self.writer.runs_path / record.run_id)
+            for record in records:
+                self.tracker.log(record, self.writer.runs_path / record.run_id)
 
     def _finish_run(self, spec: RunSpec, result: WorkerResult, windows: list[WindowEnergy],
                     unit: UnitOutcome, sensors: list[SensorInfo],
@@ -147,7 +192,7 @@ class RunRecording:
             cpu_energy_shared=shared,
             warnings=result.warnings + figures.warnings + shared_note,
         )
-        with self._lock:
+        with self._recording():
             self._write_finished(spec, record, figures, result, unit)
 
     def _write_finished(self, spec: RunSpec, record: RunRecord, figures: Any,
@@ -167,8 +212,8 @@ class RunRecording:
                 "placement": dataclasses.asdict(unit.placement),
                 **({"training": dataclasses.asdict(result.training)} if result.training else {}),
             }))
-        self.counts["finished"] += 1
         self._keep_record(record)
+        self.counts["finished"] += 1
         if figures.energy_fault:
             self.emit(ev.Notice(level="error", run_id=spec.run_id,
                                 message=f"{spec.run_id}: energy not trustworthy: "
@@ -189,7 +234,8 @@ class RunRecording:
             except OSError as exc:
                 self._samples_broken = True
                 if self.guard.error is None:
-                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc)
+                    self.guard.error = WriteFailed.from_os_error(self.path / "samples.csv", exc,
+                                                                 self.path)
 
     def write_run_file(self, run_id: str, name: str, data: bytes) -> None:
         """A file of a run measured elsewhere (a Ray node's worker.log), into its folder."""

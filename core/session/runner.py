@@ -16,7 +16,7 @@ import signal
 import sys
 import threading
 import time
-from collections.abc import Callable, Set
+from collections.abc import Callable, Sequence, Set
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from functools import partial
@@ -28,7 +28,13 @@ from energy_console.core.measure.energy import protocol_for_sensors
 from energy_console.core.measure.host import host_info
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import Detection, SensorInfo, describe, detect
-from energy_console.core.session.guard import WriteFailed, WriteGuard, live_runner, record_refusal
+from energy_console.core.session.guard import (
+    WriteFailed,
+    WriteGuard,
+    live_runner,
+    record_refusal,
+    undo_start,
+)
 from energy_console.core.session.locks import SessionLocks
 from energy_console.core.session.machine_lock import MachineBusy
 from energy_console.core.session.plan import RunSpec, VariantBatch, plan_batches
@@ -40,6 +46,7 @@ from energy_console.core.session.rules import (
     before_variant,
     charged_sensors,
 )
+from energy_console.core.session.stopping import INTERRUPTED, STOPPED_BEFORE, StopControl
 from energy_console.core.session.unit import Placement, UnitSetting, execute_unit
 from energy_console.core.session.worker_process import forkserver_context
 from energy_console.core.spec.profile import Profile
@@ -60,7 +67,7 @@ class SessionOutcome:
     refused: bool = False  # never started: the machine was busy or the session still running
 
 
-class Runner(RunRecording):
+class Runner(RunRecording, StopControl):
     def __init__(
         self,
         profile: Profile,
@@ -86,11 +93,14 @@ class Runner(RunRecording):
         self.sensor_infos: list[SensorInfo] = []
         self.idle_power_w: dict[str, float] = {}
         self.stop_requested = False
+        self._stop_told = False  # the STOPPING notice was emitted
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.intensity = resolve_intensity(profile.carbon)
         self.dispatch = dispatch
         self._worker_context: Any = None  # the forkserver, started before the first baseline
         self._lock = threading.RLock()  # lanes share the session's files and counts
+        self._ended_ids: set[str] = set()
+        self._main_records, self._interrupt_pending = 0, False
         self._control_lock = threading.Lock()
         self._cancels: set[str] = set()  # run ids the user cancelled, until their lane sees it
         # pinned runs, from their events: run id -> (node, start) now; (id, node, start, end)
@@ -123,15 +133,20 @@ class Runner(RunRecording):
                     f"{self.path} is still being measured by runner {live} (another lock file: "
                     "ENERGY_CONSOLE_LOCK differs); stop it first (`energy-console attach "
                     f"{self.path}`, then x), or start a new session")
+            before = set(os.listdir(self.path)) if self.path.is_dir() else None
             try:
                 self.path.mkdir(parents=True, exist_ok=True)
                 self.writer = SessionWriter(self.path)
                 self._write_profile()
             except OSError as exc:
-                failure = WriteFailed.from_os_error(self.path, exc)
+                failure = WriteFailed.from_os_error(self.path, exc, self.path)
+                undo_start(self.path, before, str(failure))
                 print(f"error: {failure}", file=sys.stderr)
                 return self._outcome("failed", str(failure))
-            return self._run_locked()
+            outcome = self._run_locked()
+            if outcome.status == "failed":  # a start that could not write its first event
+                undo_start(self.path, before, outcome.message)
+            return outcome
         finally:
             if lock:
                 lock.release()
@@ -186,6 +201,7 @@ class Runner(RunRecording):
                 status, message = "stopped", "stopped on request"
         except KeyboardInterrupt:
             status, message = "stopped", "interrupted"
+            self._skip_interrupted()
         except WriteFailed as exc:  # the session ends; what was measured is kept (or printed)
             status, message = "failed", str(exc)
         except DispatchFailed as exc:  # --ray: nothing could be sent anywhere
@@ -205,6 +221,12 @@ class Runner(RunRecording):
             status, message = "failed", str(self.guard.error)
         return self._outcome(status, message)
 
+    def _skip_interrupted(self) -> None:
+        """After a second Ctrl-C: the runs that never got a record (the one cancelled midway,
+        those not started) are recorded as skipped, so runs.csv holds every run of the plan."""
+        self.skip_unstarted([s for s in self.specs if s.run_id not in self._ended_ids],
+                            INTERRUPTED)
+
     def _finish_session(self, status: str, message: str) -> None:
         """The last records, written even when the disk is full: the reserve is freed first."""
         if self.guard.error:
@@ -218,7 +240,7 @@ class Runner(RunRecording):
         try:
             self.writer.close()
         except OSError as exc:  # buffered samples that found no room
-            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc)}",
+            print(f"error: {WriteFailed.from_os_error(self.path / 'samples.csv', exc, self.path)}",
                   file=sys.stderr)
         self.guard.release_reserve()
         if self.guard.error:
@@ -227,9 +249,6 @@ class Runner(RunRecording):
     def _outcome(self, status: str, message: str, refused: bool = False) -> SessionOutcome:
         return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
                               self.counts["failed"], message, refused)
-
-    def request_stop(self) -> None:
-        self.stop_requested = True
 
     def emit(self, event: ev.Event) -> None:
         """Append an event (from any lane); pinned runs' starts and ends are kept as spans; a
@@ -251,12 +270,16 @@ class Runner(RunRecording):
             if self.on_event:
                 self.on_event(event)
 
-    def _on_signal(self, signum, frame) -> None:
-        """Stop cleanly: the current run is cancelled, the rest recorded as skipped. A second
-        Ctrl-C stops at once (what was written stays written)."""
-        if signum == signal.SIGINT and self.stop_requested:
-            raise KeyboardInterrupt
-        self.stop_requested = True  # only a flag: a handler must not write mid-write
+    def emit_all(self, events: Sequence[ev.Event]) -> None:
+        """Append events that carry no run's span or baseline (RunSkipped) in one flush."""
+        with self._lock:
+            lines = self.writer._events  # noqa: SLF001 (a failed flush keeps its bytes)
+            self.guard.write("events.jsonl", lambda: self.writer.append_events(events),
+                             retry=lines.flush,
+                             keep=lambda: "\n".join(event.to_json() for event in events))
+            if self.on_event:
+                for event in events:
+                    self.on_event(event)
 
     def _start_sensors(self) -> Detection:
         from energy_console.core.measure.sensors.period import calibrate
@@ -273,13 +296,6 @@ class Runner(RunRecording):
                                history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
         return detection
-
-    def pause(self, seconds: float) -> None:
-        """Wait, still answering stop requests."""
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline and not self.stop_requested:
-            self.poll_control()
-            time.sleep(min(0.1, max(0.0, deadline - time.monotonic())))
 
     def _write_info(self, status: str) -> None:
         fields: dict[str, Any] = {
@@ -317,8 +333,14 @@ class Runner(RunRecording):
         while (batch := take()) is not None:
             self.guard.check()
             with turn:
-                idle_power_w = self._before_variant(schedule, placement, first) or idle_power_w
-                first = False
+                if not self.stop_requested:
+                    idle_power_w = self._before_variant(schedule, placement, first) \
+                        or idle_power_w
+                    first = False
+                if self.stop_requested:  # every batch left, at once: one write, one flush
+                    left = [batch, *iter(take, None)]
+                    self.skip_unstarted([pin(s) for b in left for s in b.runs], STOPPED_BEFORE)
+                    return
                 self.run_here(batch, placement, pin, idle_power_w)
 
     def _before_variant(self, schedule: IdleSchedule, placement: Placement,
@@ -342,7 +364,7 @@ class Runner(RunRecording):
         loaded in an earlier run), or None."""
         self.guard.check()
         if self.stop_requested:
-            return "session stopped before this run"
+            return STOPPED_BEFORE
         return self.unloadable.skip_reason(spec)
 
     def admit(self, spec: RunSpec) -> bool:
@@ -361,7 +383,7 @@ class Runner(RunRecording):
                 self.writer.run_dir(spec.run_id)
             except OSError as exc:
                 raise WriteFailed.from_os_error(self.writer.runs_path / spec.run_id,
-                                                exc) from None
+                                                exc, self.path) from None
         assert self.sampler is not None, "the sensors start before the first run"
         protocol = protocol_for_sensors(self.profile.protocol, self.sensor_infos)
         execute_unit(batch, UnitSetting(
@@ -370,23 +392,6 @@ class Runner(RunRecording):
             worker_spec=lambda spec: dataclasses.replace(pin(spec), protocol=protocol),
             skip_reason=self.skip_reason, cancelled=self.poll_control, emit=self.emit,
             conclude=lambda spec, unit: self.conclude(pin(spec), unit, self.sensor_infos,
-                                                      idle_power_w)))
-
-    def poll_control(self, run_id: str | None = None) -> str | None:
-        """Apply stop/cancel commands; returns a reason when the run `run_id` is cancelled.
-        Lanes poll in turn; a cancel is kept until the lane of its run (if running) sees it."""
-        with self._control_lock:
-            for command in self.control.poll():  # checked commands: exact `stop`, `cancel ID`
-                if command.action == "stop":
-                    self.stop_requested = True
-                elif command.action == "cancel" and command.run_id and (
-                        command.run_id == run_id or command.run_id in self._active):
-                    self._cancels.add(command.run_id)
-                elif command.action == "ignored":
-                    self.emit(ev.Notice(level="warning", message=command.reason, run_id=run_id))
-            if run_id and run_id in self._cancels:
-                self._cancels.discard(run_id)
-                return "cancelled by the user"
-        if self.stop_requested and run_id:
-            return "session stopped during this run"
-        return None
+                                                      idle_power_w),
+            skip_unstarted=lambda specs, reason: self.skip_unstarted(
+                [pin(spec) for spec in specs], reason)))

@@ -82,6 +82,8 @@ class UnitSetting:
     cancelled: Callable[[str], str | None]  # run id -> why it is cancelled now, or None
     emit: Callable[[ev.Event], None]
     conclude: Callable[[RunSpec, UnitOutcome], None]  # each run, as it ends
+    # runs not started, with one reason, recorded at once (None: each through conclude)
+    skip_unstarted: Callable[[list[RunSpec], str], None] | None = None
 
 
 def run_timings(result: WorkerResult, spawn_t: float | None) -> dict[str, float]:
@@ -104,13 +106,18 @@ def execute_unit(batch: VariantBatch, setting: UnitSetting) -> None:
     pending = list(batch.runs)
     training: list[WindowEnergy] = []  # the variant's training windows, once measured
     while pending:
-        runnable = []
+        runnable, skipped = [], dict[str, list[RunSpec]]()
         for spec in pending:
             reason = setting.skip_reason(spec)
-            if reason:
+            if not reason:
+                runnable.append(spec)
+            elif setting.skip_unstarted is None:
                 setting.conclude(spec, ended(setting, "skipped", reason))
             else:
-                runnable.append(spec)
+                skipped.setdefault(reason, []).append(spec)
+        for reason, specs in skipped.items():
+            assert setting.skip_unstarted is not None
+            setting.skip_unstarted(specs, reason)
         if not runnable:
             return
         pending = _run_worker(runnable, setting, training)

@@ -5,7 +5,8 @@ results/<UTC timestamp>_<profile name>/
   session.json        host, library versions, sensors found and missing, runner pid, start/end
   events.jsonl        append-only, one event per line, flushed per event
   samples.csv         t (unix s), sensor, watts, joules (cumulative since session start)
-  runs.csv            one row per ended run, rewritten atomically after each
+  runs.csv            one row per ended run, rewritten atomically after each (the runs a stop
+                      left unstarted: in one rewrite)
   control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line;
                       anything else is ignored with a notice, and so is a control that is no
                       regular file)
@@ -117,7 +118,11 @@ class SessionWriter:
         self._quoted_names: dict[str, str] = {}  # sensor name -> its csv field
 
     def append_event(self, event: Event) -> None:
-        self._events.write(event.to_json() + "\n")
+        self.append_events((event,))
+
+    def append_events(self, events: Sequence[Event]) -> None:
+        """Events in one write and one flush (a stopped session's unstarted runs, thousands)."""
+        self._events.write("".join(event.to_json() + "\n" for event in events))
         self._events.flush()
 
     def append_samples(
@@ -158,12 +163,18 @@ class SessionWriter:
 
     def record_run(self, record: RunRecord) -> None:
         """Add or replace the run's row and rewrite runs.csv atomically."""
-        self._records[record.run_id] = record
+        self.record_runs((record,))
+
+    def record_runs(self, records: Sequence[RunRecord]) -> None:
+        """Add or replace these runs' rows in one atomic rewrite of runs.csv; the rows are kept
+        in memory only once the file holds them."""
+        rows = {**self._records, **{r.run_id: r for r in records}}
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(RUN_COLUMNS)
-        writer.writerows(r.csv_cells() for r in self._records.values())
+        writer.writerows(r.csv_cells() for r in rows.values())
         atomic_write_text(self.path / "runs.csv", buffer.getvalue())
+        self._records = rows
 
     def write_result(self, record: RunRecord, figures: RunFigures, result: WorkerResult,
                      extra: dict[str, Any]) -> None:

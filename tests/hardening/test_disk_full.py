@@ -99,10 +99,10 @@ def test_a_row_that_never_fits_is_printed_whole_and_the_session_still_ends(
     """runs.csv refuses every write (the reserve freed, still no room): the finished run's row
     goes to stderr as JSON, session.json and the last event still say failed: disk full."""
 
-    def no_room(self, record):
+    def no_room(self, records):
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC))
 
-    monkeypatch.setattr(SessionWriter, "record_run", no_room)
+    monkeypatch.setattr(SessionWriter, "record_runs", no_room)
     monkeypatch.setenv("ENERGY_CONSOLE_LOCK", str(tmp_path / "lock"))
     profile = load_profile(write_profile(tmp_path, TWO_RUNS))
     outcome = Runner(profile, tmp_path / "session").run()
@@ -139,3 +139,45 @@ def test_samples_that_cannot_be_written_end_the_session_after_the_run(tmp_path, 
     assert "samples.csv" in outcome.message
     with (tmp_path / "session" / "runs.csv").open() as f:
         assert [r["status"] for r in csv.DictReader(f)][0] == "finished"
+
+
+def test_a_disk_full_from_the_start_leaves_no_session_and_suggests_starting_again(
+        tmp_path, small_disk):
+    """Nothing could be written: no session folder is left to be listed as waiting forever, and
+    the command says to start again (a resume of nothing cannot work)."""
+    from energy_console.core.store.session_dir import list_sessions
+
+    profile = write_profile(tmp_path, TWO_RUNS)
+    fill(small_disk)
+    session = small_disk / "session"
+    done = subprocess.run(
+        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
+         "--session-dir", str(session)], cwd=ROOT, capture_output=True, text=True, timeout=300,
+        env=dict(os.environ, ENERGY_CONSOLE_LOCK=str(tmp_path / "lock")))
+    print(done.stderr)
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert "disk full" in done.stderr
+    assert "--resume" not in done.stderr
+    assert "start the session again: `energy-console run PROFILE`" in done.stderr
+    assert not session.exists() or read_events(session)[-1]["status"] == "failed"
+    assert list_sessions(small_disk) == [] or read_events(session)[-1]["status"] == "failed"
+
+
+def test_a_session_folder_deleted_mid_run_suggests_starting_again(tmp_path):
+    """The runner stops cleanly and does not suggest resuming a folder that is gone."""
+    import shutil
+
+    from tests.session_helpers import start_cli_session, wait_for_first_warmup
+
+    session = tmp_path / "session"
+    process = start_cli_session(write_profile(tmp_path, TWO_RUNS), session)
+    try:
+        wait_for_first_warmup(session)
+        shutil.rmtree(session)
+        stdout, stderr = process.communicate(timeout=300)
+    finally:
+        process.kill()
+    print(stderr)
+    assert process.returncode == 1 and "Traceback" not in stderr
+    assert "--resume" not in stderr
+    assert "start the session again: `energy-console run PROFILE`" in stderr
