@@ -24,7 +24,7 @@ from energy_console.core.store.snapshot import LiveSnapshot
 # A view reads only the last this many bytes of a longer events.jsonl: the log's last lines and
 # the runs in progress are there; counts and finished runs come from runs.csv, the start, the
 # total and idle power from session.json. A big session opens in well under a second.
-EVENTS_TAIL_BYTES = 2 << 20
+EVENTS_TAIL_BYTES = 4 << 20  # over MAX_LINE_BYTES: a junk line at the end is still named
 
 
 def process_alive(pid: int | None) -> bool | None:
