@@ -24,6 +24,20 @@ class FileTail:
         self.not_utf8: list[int] = []  # line numbers (the first few)
         self.too_long: list[int] = []
 
+    def start_at_tail(self, max_bytes: int) -> int:
+        """Before the first read: skip all but about the last max_bytes of the file, from the
+        first line that starts in them (line numbers then count from there). Returns the bytes
+        skipped (0 when the file is no longer than max_bytes, or missing)."""
+        try:
+            size = self.path.stat().st_size
+        except OSError:
+            return 0
+        if self._offset or size <= max_bytes:
+            return 0
+        self._offset = size - max_bytes - 1
+        self._dropping = True  # the line the skip lands in is dropped up to its newline
+        return self._offset
+
     @property
     def partial_bytes(self) -> int:
         """Bytes of a last line without its newline (cut short, or still being written)."""

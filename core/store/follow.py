@@ -21,6 +21,11 @@ from energy_console.core.store.session_dir import _line_problem, read_runs
 from energy_console.core.store.session_model import SessionModel
 from energy_console.core.store.snapshot import LiveSnapshot
 
+# A view reads only the last this many bytes of a longer events.jsonl: the log's last lines and
+# the runs in progress are there; counts and finished runs come from runs.csv, the start, the
+# total and idle power from session.json. A big session opens in well under a second.
+EVENTS_TAIL_BYTES = 4 << 20  # over MAX_LINE_BYTES: a junk line at the end is still named
+
 
 def process_alive(pid: int | None) -> bool | None:
     """Whether pid runs (a zombie counts as ended); None when unknown."""
@@ -47,10 +52,12 @@ class SessionReader:
     A file that does not read (not UTF-8, cut short, broken JSON, missing) never stops it: what
     reads is shown, and snapshot().problems says what was left out and why."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, events_tail_bytes: int = EVENTS_TAIL_BYTES):
         self.path = Path(path)
         self.model = SessionModel(self.path)
         self._events = FileTail(self.path / "events.jsonl")
+        self._events_tail_bytes = events_tail_bytes
+        self._first_read = True
         self._samples = FileTail(self.path / "samples.csv")
         self._runs_stamp: tuple[int, int] | None = None
         self._info_stamp: tuple[int, int] | None = None
@@ -62,6 +69,11 @@ class SessionReader:
     def read_some(self) -> bool:
         """Read one bounded chunk of each file; True when more is already waiting."""
         self._read_info()
+        if self._first_read:
+            self._first_read = False
+            skipped = self._events.start_at_tail(self._events_tail_bytes)
+            self.model.events_skipped_bytes = skipped
+        where = "line" if not self.model.events_skipped_bytes else "line (of the tail read)"
         lines, more_events = self._events.read_lines()
         first = self._events.lines - len(lines) + 1
         for number, line in enumerate(lines, start=first):
@@ -71,7 +83,7 @@ class SessionReader:
                 except Exception as exc:  # noqa: BLE001 - a broken line: the rest still reads
                     self._bad_event_count += 1
                     if len(self._bad_events) < 3:
-                        self._bad_events.append(f"line {number}: {_line_problem(exc)}")
+                        self._bad_events.append(f"{where} {number}: {_line_problem(exc)}")
         lines, more_samples = self._samples.read_lines()
         first = self._samples.lines - len(lines) + 1
         for number, line in enumerate(lines, start=first):
@@ -97,7 +109,7 @@ class SessionReader:
                 model.set_problem(f"{tail.path.name} end", (
                     f"{tail.path.name}: the last line is cut short ({tail.partial_bytes} bytes "
                     "without a newline; the runner stopped mid-write?) and is left out"))
-        started = model.started_t is not None
+        started = model.started_t is not None or model.events_skipped_bytes > 0
         if not (path / "events.jsonl").is_file():
             model.set_problem("events.jsonl missing", (
                 "events.jsonl is missing: progress, notices and reasons are unknown; runs are "
@@ -188,7 +200,8 @@ def _stamp(path: Path) -> tuple[int, int] | None:
 
 
 def read_session(path: Path) -> LiveSnapshot:
-    """A session directory read to its end (for `report`, `compare` and notebooks)."""
+    """A session directory read to its end (for `report`, `compare` and notebooks): its
+    session.json, runs.csv and samples.csv, and the last EVENTS_TAIL_BYTES of events.jsonl."""
     path = Path(path)
     if not (path / "events.jsonl").exists() and not (path / "session.json").exists():
         raise FileNotFoundError(f"{path} is not a session directory (no events.jsonl)")

@@ -62,6 +62,10 @@ class SessionModel:
         self.log_total = 0
         self.run_names: dict[str, str] = {}  # run id -> "tiny-bert-random · bf16 · b1-s64"
         self.problems: dict[str, str] = {}  # by file: what could not be read
+        # bytes at the start of events.jsonl not read (a big session is read from its tail):
+        # then the start comes from session.json and the counts from runs.csv
+        self.events_skipped_bytes = 0
+        self.ended_in_tail: dict[str, str] = {}  # run id -> status, runs ended in what was read
 
     def set_problem(self, key: str, message: str | None) -> None:
         """Record (or, with None, clear) what is wrong with one file; new ones go to the log too,
@@ -113,6 +117,9 @@ class SessionModel:
             self.running.clear()
 
     def _run_ended(self, event: RunFinished | RunSkipped | RunFailed) -> None:
+        self.ended_in_tail[event.run_id] = (
+            "finished" if isinstance(event, RunFinished)
+            else "skipped" if isinstance(event, RunSkipped) else "failed")
         if isinstance(event, RunFinished):
             self.counts["finished"] += 1
             self.event_records[event.run_id] = RunRecord.from_dict(event.row)
@@ -156,10 +163,13 @@ class SessionModel:
 
     # ---------------------------------------------------------------- output
     def snapshot(self, now: float, runner_alive: bool | None) -> LiveSnapshot:
-        status = self._status(runner_alive)
+        started_t = self._started_t()
+        status = self._status(runner_alive, started_t)
         end = now if status in ("waiting", "running") else (self.last_t or now)
-        elapsed = end - self.started_t if self.started_t is not None else 0.0
-        ended = sum(self.counts.values())
+        elapsed = end - started_t if started_t is not None else 0.0
+        records = self._records()
+        counts = self._counts(records)
+        ended = sum(counts.values())
         eta = None
         if status == "running" and self.run_durations_s and self.total_runs:
             mean_s = sum(self.run_durations_s) / len(self.run_durations_s)
@@ -170,13 +180,13 @@ class SessionModel:
             status=status,
             sensors=self._sensor_views(),
             total_runs=self.total_runs,
-            finished=self.counts["finished"],
-            skipped=self.counts["skipped"],
-            failed=self.counts["failed"],
+            finished=counts["finished"],
+            skipped=counts["skipped"],
+            failed=counts["failed"],
             elapsed_s=elapsed,
             eta_s=eta,
             current=self.current,
-            runs=tuple(self._records()),
+            runs=tuple(records),
             log=tuple(self.log),
             log_total=self.log_total,
             message=self.message,
@@ -185,12 +195,32 @@ class SessionModel:
             running=tuple(run for run, _ in self.running.values()),
         )
 
-    def _status(self, runner_alive: bool | None) -> str:
+    def _started_t(self) -> float | None:
+        if self.started_t is not None or not self.events_skipped_bytes:
+            return self.started_t
+        started = self.info.get("started_at")  # SessionStarted is in the part not read
+        return float(started) if isinstance(started, (int, float)) else self.last_t
+
+    def _counts(self, records: list[RunRecord]) -> dict[str, int]:
+        """Runs ended so far by status: folded from the events, or, where the start of
+        events.jsonl was not read, runs.csv's rows plus runs ended in the tail it lacks."""
+        if not self.events_skipped_bytes:
+            return self.counts
+        counts = dict.fromkeys(self.counts, 0)
+        for record in records:
+            counts[record.status] = counts.get(record.status, 0) + 1
+        csv_ids = {r.run_id for r in self.csv_records}
+        for run_id, status in self.ended_in_tail.items():
+            if run_id not in csv_ids and status != "finished":  # finished ones are in records
+                counts[status] += 1
+        return counts
+
+    def _status(self, runner_alive: bool | None, started_t: float | None) -> str:
         if self.finished_status:
             return self.finished_status
         if runner_alive is False:
             return "runner gone"
-        return "running" if self.started_t is not None else "waiting"
+        return "running" if started_t is not None else "waiting"
 
     def _sensor_views(self) -> tuple[SensorView, ...]:
         described = {s.get("name"): s for s in self.info.get("sensors", [])}
