@@ -8,7 +8,8 @@ HumanEval's harness builds it; exit status 0 means passed.
 
 The sandbox, and its limits:
 - `python -I` (isolated mode: no user site, no PYTHON* variables, no cwd on sys.path), the same
-  interpreter as the worker, in a fresh temporary folder as cwd (deleted afterwards), with a
+  interpreter as the worker without its venv (the standard library only), in a fresh temporary
+  folder as cwd (deleted afterwards), with a
   minimal environment (PATH, LANG, HOME and TMPDIR pointing at that folder);
 - its own session and process group; after the wall-clock timeout (10 s by default) the whole
   group is killed with SIGKILL, and so is any leftover of a program that ended; it also gets
@@ -126,6 +127,10 @@ def truncate_completion(completion: str) -> str:
     return completion[:cut]
 
 
+# The interpreter the programs run with: the one behind this venv's link. The programs need only
+# the standard library, and a venv under /tmp would vanish behind the private /tmp.
+SANDBOX_PYTHON = os.path.realpath(sys.executable)
+
 # Run inside the new mount namespace, as its root: an empty tmpfs on /dev/shm, /tmp and /var/tmp;
 # the program's own folder ($1, under the old /tmp) is bound into the new /tmp at the same path.
 PRIVATE_TMP = (
@@ -137,7 +142,7 @@ PRIVATE_TMP = (
 
 
 @functools.lru_cache(maxsize=4)
-def sandbox(python: str = sys.executable) -> Sandbox:
+def sandbox(python: str = SANDBOX_PYTHON) -> Sandbox:
     """The most isolated way to start `python` that works on this machine (probed once)."""
     unshare, setpriv, sh = shutil.which("unshare"), shutil.which("setpriv"), shutil.which("sh")
     candidates: list[Sandbox] = []
@@ -291,7 +296,7 @@ def run_completion(task: CodeTask, completion: str, *, timeout_s: float = DEFAUL
             work.chmod(0o777)
         try:
             proc = subprocess.Popen(
-                box.command(root, sys.executable, "-I", str(program)), cwd=work,
+                box.command(root, SANDBOX_PYTHON, "-I", str(program)), cwd=work,
                 env=_environment(str(work)), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                 stderr=subprocess.PIPE, start_new_session=True,
                 preexec_fn=_limits(timeout_s, _process_cap(box),  # noqa: PLW1509
@@ -299,7 +304,7 @@ def run_completion(task: CodeTask, completion: str, *, timeout_s: float = DEFAUL
             )
         except OSError as exc:
             return ExecResult(False, "error", time.monotonic() - start,
-                              f"could not start {sys.executable}: {exc}", box.network_isolated)
+                              f"could not start {SANDBOX_PYTHON}: {exc}", box.network_isolated)
         drains = [_Drain(proc.stdout), _Drain(proc.stderr)]
         for drain in drains:
             drain.start()
