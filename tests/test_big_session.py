@@ -19,8 +19,8 @@ from energy_console.core.store.snapshot import LiveSnapshot
 from energy_console.tui.follower import SessionFollower
 
 from tests.test_cli import energy_console
+from tests.test_list_sessions import STARTED_AT, record_ended_run
 
-STARTED_AT = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 GARBAGE_LINE = b"\xff\xfe not an event, not UTF-8 {\n"
 
 
@@ -40,17 +40,7 @@ def write_big_session(path: Path, outcomes: list[str], total: int, status: str |
                                        "started_at": STARTED_AT, "status": status or "running"})
     for index, outcome in enumerate(outcomes):
         run_id = f"m__t{index}__b1-s8"
-        row = {"run_id": run_id, "model": "m", "technique": f"t{index}", "device": "cpu",
-               "batch_size": 1, "seq_len": 8, "status": outcome,
-               "reason": "" if outcome == "finished" else "because"}
-        writer.record_run(RunRecord(**row))
-        end = STARTED_AT + index + 0.5
-        if outcome == "finished":
-            writer.append_event(ev.RunFinished(run_id=run_id, row=row, t=end))
-        elif outcome == "skipped":
-            writer.append_event(ev.RunSkipped(run_id=run_id, reason="because", t=end))
-        else:
-            writer.append_event(ev.RunFailed(run_id=run_id, reason="because", t=end))
+        record_ended_run(writer, run_id, index, outcome)
     if running is not None:
         writer.append_event(ev.RunStarted(run_id=running, index=len(outcomes), total=total,
                                           model="m", technique="live", batch_size=1, seq_len=8,

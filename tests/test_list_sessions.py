@@ -17,6 +17,21 @@ from tests.test_cli import energy_console
 STARTED_AT = 1_700_000_000.0  # 2023-11-14 22:13:20 UTC
 
 
+
+def record_ended_run(writer: SessionWriter, run_id: str, index: int, outcome: str) -> None:
+    """Run `index` ended as `outcome` (finished | skipped | failed): its row and its event."""
+    row = {"run_id": run_id, "model": "m", "technique": f"t{index}", "device": "cpu",
+           "batch_size": 1, "seq_len": 8, "status": outcome,
+           "reason": "" if outcome == "finished" else "because"}
+    writer.record_run(RunRecord(**row))
+    end = STARTED_AT + index + 0.5
+    if outcome == "finished":
+        writer.append_event(ev.RunFinished(run_id=run_id, row=row, t=end))
+    elif outcome == "skipped":
+        writer.append_event(ev.RunSkipped(run_id=run_id, reason="because", t=end))
+    else:
+        writer.append_event(ev.RunFailed(run_id=run_id, reason="because", t=end))
+
 def write_session(path: Path, outcomes: list[str], total: int, status: str | None,
                   runner_pid: int) -> Path:
     """A session as the runner writes it: `outcomes` are the ended runs (finished, skipped or
@@ -32,17 +47,7 @@ def write_session(path: Path, outcomes: list[str], total: int, status: str | Non
         writer.append_event(ev.RunStarted(run_id=run_id, index=index, total=total, model="m",
                                           technique=f"t{index}", batch_size=1, seq_len=8,
                                           resolution=None, t=STARTED_AT + index))
-        row = {"run_id": run_id, "model": "m", "technique": f"t{index}", "device": "cpu",
-               "batch_size": 1, "seq_len": 8, "status": outcome,
-               "reason": "" if outcome == "finished" else "because"}
-        writer.record_run(RunRecord(**row))
-        end = STARTED_AT + index + 0.5
-        if outcome == "finished":
-            writer.append_event(ev.RunFinished(run_id=run_id, row=row, t=end))
-        elif outcome == "skipped":
-            writer.append_event(ev.RunSkipped(run_id=run_id, reason="because", t=end))
-        else:
-            writer.append_event(ev.RunFailed(run_id=run_id, reason="because", t=end))
+        record_ended_run(writer, run_id, index, outcome)
     if status is not None:
         writer.append_event(ev.SessionFinished(
             status=status, finished=outcomes.count("finished"),

@@ -16,9 +16,11 @@ from __future__ import annotations
 import re
 
 # C0 controls but tab and newline, DEL, C1 controls; bidi embeddings, overrides and isolates,
-# and the marks that flip direction: each could change what a reader sees.
-_UNSAFE = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-_UNSAFE_IN_LINE = re.compile("[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+# and the marks that flip direction: each could change what a reader sees. In one line, tab and
+# newline too.
+_ACTIVE = "\x00-\x08\x0b-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069"
+_UNSAFE = re.compile(f"[{_ACTIVE}]")
+_UNSAFE_IN_LINE = re.compile(f"[\t\n{_ACTIVE}]")
 
 _USERINFO = re.compile(r"(?P<scheme>\b[A-Za-z][A-Za-z0-9+.\-]*://)(?P<userinfo>[^/\s@?#]+)@")
 _SECRET_PARAM = re.compile(

@@ -28,6 +28,18 @@ MANY_RUNS = (
 )
 
 
+
+def recorded_statuses(session: Path, planned: list[str], finished: dict) -> Counter:
+    """runs.csv holds every planned run once, and its statuses count what session_finished
+    says; returns those counts."""
+    with (session / "runs.csv").open(newline="") as f:
+        rows = list(csv.DictReader(f))
+    assert sorted(r["run_id"] for r in rows) == sorted(planned)
+    statuses = Counter(r["status"] for r in rows)
+    assert {k: finished[k] for k in ("finished", "skipped", "failed")} == {
+        k: statuses[k] for k in ("finished", "skipped", "failed")}
+    return statuses
+
 def test_ctrl_c_on_thousands_of_runs_ends_in_seconds_and_the_counts_agree(tmp_path: Path):
     profile = write_profile(tmp_path, MANY_RUNS)
     batches = plan_batches(load_profile(profile), None, frozenset())
@@ -48,12 +60,7 @@ def test_ctrl_c_on_thousands_of_runs_ends_in_seconds_and_the_counts_agree(tmp_pa
     events = read_events(session)
     finished = events[-1]
     assert finished["kind"] == "session_finished" and finished["status"] == "stopped"
-    with (session / "runs.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(r["run_id"] for r in rows) == sorted(planned)
-    statuses = Counter(r["status"] for r in rows)
-    assert {k: finished[k] for k in ("finished", "skipped", "failed")} == {
-        k: statuses[k] for k in ("finished", "skipped", "failed")}
+    statuses = recorded_statuses(session, planned, finished)
     assert statuses["finished"] >= 1
     ended = [e for e in events if e["kind"] in ("run_finished", "run_skipped", "run_failed")]
     assert len(ended) == len(planned)
@@ -80,9 +87,4 @@ def test_a_second_ctrl_c_still_leaves_counts_that_agree_and_every_run_recorded(t
     assert runner.returncode == 130
     finished = read_events(session)[-1]
     assert finished["kind"] == "session_finished" and finished["status"] == "stopped"
-    with (session / "runs.csv").open(newline="") as f:
-        rows = list(csv.DictReader(f))
-    assert sorted(r["run_id"] for r in rows) == sorted(planned)
-    statuses = Counter(r["status"] for r in rows)
-    assert {k: finished[k] for k in ("finished", "skipped", "failed")} == {
-        k: statuses[k] for k in ("finished", "skipped", "failed")}
+    recorded_statuses(session, planned, finished)
