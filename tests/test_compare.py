@@ -21,19 +21,21 @@ from energy_console.tui.runs import energy_changes, live_cells
 from energy_console.tui.screens.results import CHANGE_COLUMN, ResultsScreen
 
 
-def test_the_interval_of_a_ratio_adds_both_relative_errors_in_quadrature():
+def test_the_interval_of_a_ratio_adds_both_relative_errors_in_quadrature_on_the_log_scale():
     change = relative_change(0.3, 0.03, 0.4, 0.02)
     assert change.fraction == pytest.approx(-0.25)
-    assert change.ci95 == pytest.approx(0.75 * math.hypot(0.1, 0.05))
+    half_width = math.hypot(0.1, 0.05)
+    assert change.low == pytest.approx(0.75 * math.exp(-half_width) - 1)
+    assert change.high == pytest.approx(0.75 * math.exp(half_width) - 1)
     assert not change.within_noise
 
 
 def test_a_change_smaller_than_its_interval_is_within_noise():
     assert relative_change(0.41, 0.04, 0.40, 0.04).within_noise
-    assert Change(-0.2, None).within_noise  # no interval: never called a finding
-    assert format_change(Change(0.05, 0.09)) == "~+5 ±9%"
-    assert format_change(Change(0.25, 0.03)) == "+25 ±3%"
-    assert format_change(Change(-0.75, 0.0)) == "-75%"  # exact (bytes)
+    assert Change(-0.2, None, None).within_noise  # no interval: never called a finding
+    assert format_change(Change(0.05, -0.04, 0.15)) == "~+5.0% (-4.0…+15)"
+    assert format_change(Change(0.25, 0.22, 0.28)) == "+25% (+22…+28)"
+    assert format_change(Change(-0.75, -0.75, -0.75)) == "-75%"  # exact (bytes)
 
 
 def test_repeats_to_resolve_follow_from_the_measured_spread():
@@ -92,8 +94,8 @@ def test_the_report_marks_the_change_within_noise(session):
     lines = format_report(read_session(session)).splitlines()
     noisy = next(line for line in lines if " noisy " in line)
     int8 = next(line for line in lines if " int8 " in line)
-    assert "~+5 ±" in noisy
-    assert "-50 ±" in int8 and "~-50" not in int8
+    assert "~+5.0% (" in noisy
+    assert "-50% (" in int8 and "~-50" not in int8
     assert any("Repeats for a 95 % interval" in line for line in lines)
 
 

@@ -37,7 +37,7 @@ def _recorded_rows() -> list[dict[str, str]]:
 
 
 def test_the_json_report_of_a_session_recorded_before_the_layers_holds_its_rows(session):
-    rows = json.loads(_report(session, "--format", "json"))
+    rows = json.loads(_report(session, "--format", "json"))["runs"]
     recorded = _recorded_rows()
     assert [r["run_id"] for r in rows] == [r["run_id"] for r in recorded]
     for row, old in zip(rows, recorded, strict=True):

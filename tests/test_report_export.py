@@ -42,7 +42,8 @@ def test_report_out_writes_the_summary_the_table_and_the_plots(two_sessions, tmp
     markdown = (out / "report.md").read_text()
     assert "## tiny-bert-random · b1-s16" in markdown
     assert "| dynamic-int8 |" in markdown and "Key findings:" in markdown
-    assert "Pareto front (energy vs quality):" in markdown and "best trade-off" in markdown
+    assert "Pareto front (energy vs fidelity: top-1 agreement;" in markdown
+    assert "best trade-off" in markdown
     plots = sorted(p.name for p in out.glob("*.png"))
     assert "power.png" in plots and any(p.startswith("energy_vs_quality_") for p in plots)
     for name in plots:
@@ -56,11 +57,24 @@ def test_report_formats_carry_the_changes_with_their_intervals(two_sessions):
     int8 = next(r for r in rows if r["technique"] == "dynamic-int8")
     assert float(int8["energy_j_per_inference_change"]) > -1
     assert int8["energy_j_per_inference_change_within_noise"] in ("true", "false")
-    runs = json.loads(energy_console("report", str(two_sessions[0]), "--format", "json").stdout)
+    report = json.loads(energy_console("report", str(two_sessions[0]), "--format", "json").stdout)
+    runs = report["runs"]
     assert {r["technique"] for r in runs} == {"baseline", "dynamic-int8"}
     assert runs[1]["changes"]["size_bytes"]["fraction"] < 0
     table = energy_console("report", str(two_sessions[0])).stdout
     assert max(len(line) for line in table.splitlines()) <= 100  # fits COLUMNS
+
+    # the JSON findings are the text report's findings of the same session, as data (issue 25,
+    # point 6): every sentence, wrapped or not, and a winner exactly where the text names one
+    words = " ".join(table.split())
+    for group in report["findings"]["groups"]:
+        for key in ("least_energy", "smallest", "best_quality", "best_trade_off"):
+            finding = group[key]
+            assert " ".join(finding["text"].split()) in words
+            assert (finding["winner"] is None) == (": indistinguishable" in finding["text"]
+                                                   or finding["leader"] is None
+                                                   or ": none (" in finding["text"])
+        assert " ".join(group["pareto_text"].split()) in words
 
 
 def test_compare_matches_each_run_of_two_sessions(two_sessions):

@@ -12,6 +12,7 @@ import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from energy_console.core.analysis.quality_figure import LOWER_IS_BETTER
 from energy_console.core.measure.stats import t95
 from energy_console.core.store.records import RunRecord
 
@@ -26,15 +27,26 @@ COMPARED: dict[str, str | None] = {
 
 @dataclass(frozen=True)
 class Change:
-    """value / reference - 1, with the half-width of its 95 % interval (None when unknown)."""
+    """value / reference - 1, with its 95 % interval [low, high] as fractions (None: unknown).
+
+    A change is a ratio, so its interval is computed on the log scale: asymmetric, and never
+    below -100 % (nothing can save more than all of it)."""
 
     fraction: float
-    ci95: float | None
+    low: float | None
+    high: float | None
 
     @property
     def within_noise(self) -> bool:
         """The interval includes zero; an unknown interval is never called a finding."""
-        return self.ci95 is None or abs(self.fraction) <= self.ci95
+        if self.low is None or self.high is None:
+            return True
+        return self.low <= 0.0 <= self.high and not self.exact
+
+    @property
+    def exact(self) -> bool:
+        """A figure without noise (bytes): its interval is the figure itself."""
+        return self.low is not None and self.low == self.high == self.fraction
 
     @property
     def percent(self) -> float:
@@ -43,17 +55,19 @@ class Change:
 
 def relative_change(value: float | None, value_ci95: float | None, reference: float | None,
                     reference_ci95: float | None, exact: bool = False) -> Change | None:
-    """The change of `value` against `reference`, the interval by first-order propagation:
-    the ratio's relative error is the root sum of squares of both relative errors."""
+    """The change of `value` against `reference`. The interval is the ratio's on the log scale:
+    ln(value/reference) ± the root sum of squares of both relative errors (first order), taken
+    back with exp, so that it is asymmetric and stays above -100 %."""
     if value is None or not reference:
         return None
     ratio = value / reference
     if exact:
-        return Change(ratio - 1.0, 0.0)
-    if value_ci95 is None or reference_ci95 is None or value == 0:
-        return Change(ratio - 1.0, None)
-    relative = math.hypot(value_ci95 / value, reference_ci95 / reference)
-    return Change(ratio - 1.0, abs(ratio) * relative)
+        return Change(ratio - 1.0, ratio - 1.0, ratio - 1.0)
+    if value_ci95 is None or reference_ci95 is None or value <= 0 or reference <= 0:
+        return Change(ratio - 1.0, None, None)
+    log_half_width = math.hypot(value_ci95 / value, reference_ci95 / reference)
+    return Change(ratio - 1.0, ratio * math.exp(-log_half_width) - 1.0,
+                  ratio * math.exp(log_half_width) - 1.0)
 
 
 def change_of(record: RunRecord, reference: RunRecord, column: str) -> Change | None:
@@ -71,23 +85,65 @@ def baseline_key(record: RunRecord) -> tuple:
             record.resolution, record.max_new_tokens)
 
 
+# Each runtime's reference technique: a variant is compared with the baseline of its own
+# runtime (an onnx-* variant with the exported fp32 graph, as docs/techniques.md says).
+RUNTIME_BASELINES = {"torch": "baseline", "onnxruntime": "onnx-fp32"}
+
+
+def runtime_of(record: RunRecord) -> str:
+    """The runtime family of a run; records from before the runtime column by technique."""
+    if record.runtime in RUNTIME_BASELINES:
+        return record.runtime
+    onnx = any(step.startswith("onnx-") for step in record.technique.split("+"))
+    return "onnxruntime" if onnx else "torch"
+
+
+def reference_technique(record: RunRecord) -> str:
+    """The technique a run is compared with: its runtime's baseline."""
+    return RUNTIME_BASELINES[runtime_of(record)]
+
+
+def is_reference(record: RunRecord) -> bool:
+    return record.technique == reference_technique(record)
+
+
+def references(records: Sequence[RunRecord]) -> dict[tuple, RunRecord]:
+    """Finished reference runs by (baseline_key, technique)."""
+    return {(baseline_key(r), r.technique): r for r in records
+            if r.finished and r.technique in RUNTIME_BASELINES.values()}
+
+
+def reference_of(record: RunRecord, refs: dict[tuple, RunRecord]) -> RunRecord | None:
+    """The run `record` is compared with (None for a reference itself, or when its runtime's
+    baseline was not measured: never another runtime's in its place)."""
+    if is_reference(record):
+        return None
+    return refs.get((baseline_key(record), reference_technique(record)))
+
+
 def changes_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, Change | None]]:
-    """Per run id, the change of each COMPARED figure against its model's baseline run (None for
-    the baseline itself and for runs without a finished baseline)."""
-    baselines = {baseline_key(r): r for r in records if r.technique == "baseline" and r.finished}
+    """Per run id, the change of each COMPARED figure against its runtime's baseline run at the
+    same input (None for the baselines themselves and for runs without a finished baseline)."""
+    refs = references(records)
     out: dict[str, dict[str, Change | None]] = {}
     for record in records:
-        base = baselines.get(baseline_key(record))
-        usable = base is not None and base is not record and record.finished
+        base = reference_of(record, refs) if record.finished else None
         out[record.run_id] = {
-            column: change_of(record, base, column) if usable and base else None
+            column: change_of(record, base, column) if base is not None else None
             for column in COMPARED
         }
     return out
 
 
-# Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
-LOWER_IS_BETTER = ("perplexity",)
+def missing_references(records: Sequence[RunRecord]) -> list[str]:
+    """One line per finished run whose runtime's baseline is missing from the session."""
+    refs = references(records)
+    return [f"{r.run_id}: no finished {reference_technique(r)} run at this input to compare "
+            f"with ({runtime_of(r)}); not compared with another runtime's baseline"
+            for r in records
+            if r.finished and not is_reference(r) and reference_of(r, refs) is None]
+
+
 
 
 def quality_score(record: RunRecord) -> float | None:
@@ -153,13 +209,13 @@ def training_comparisons(records: Sequence[RunRecord]
     """Per finished run that trained: its break-even against its baseline, and its gain over its
     post-training variant measured in the same session (either None where there is none)."""
     finished = [r for r in records if r.finished]
-    baselines = {baseline_key(r): r for r in finished if r.technique == "baseline"}
+    refs = references(finished)
     by_technique = {(baseline_key(r), r.technique): r for r in finished}
     out: dict[str, tuple[BreakEven | None, TrainingGain | None]] = {}
     for record in finished:
         if record.train_energy_j is None or record.workload == "train":
             continue
-        base = baselines.get(baseline_key(record))
+        base = reference_of(record, refs)
         even = break_even(record, base) if base is not None else None
         gain = None
         untrained = by_technique.get((baseline_key(record), record.untrained_technique))

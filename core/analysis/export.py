@@ -9,18 +9,18 @@ import io
 import json
 from pathlib import Path
 
-from energy_console.core.analysis.compare import COMPARED, Change, changes_vs_baseline
-from energy_console.core.analysis.findings import (
-    TRADE_OFF_QUALITY_LOSS,
-    GroupFindings,
-    findings,
-    quality_score,
+from energy_console.core.analysis.compare import (
+    COMPARED,
+    Change,
+    changes_vs_baseline,
+    training_comparisons,
 )
+from energy_console.core.analysis.findings import GroupFindings, findings, repeats_needed
+from energy_console.core.analysis.findings_text import group_dict, group_lines
+from energy_console.core.analysis.plot_data import Scatter, scatter
 from energy_console.core.analysis.report import (
     TRADE_OFF_COLUMNS,
-    energy_with_ci,
-    format_change,
-    format_size,
+    disturbed,
     report_notes,
     trade_off_rows,
 )
@@ -32,21 +32,25 @@ FORMATS = ("table", "csv", "markdown", "json")
 CHANGE_FIELDS = tuple(f"{column}_change" for column in COMPARED)
 
 
+def _number(value: float | None) -> str:
+    return "" if value is None else f"{value:.6g}"
+
+
 def _change_columns(change: Change | None) -> list[str]:
     if change is None:
-        return ["", "", ""]
-    return [f"{change.fraction:.6g}", "" if change.ci95 is None else f"{change.ci95:.6g}",
+        return ["", "", "", ""]
+    return [_number(change.fraction), _number(change.low), _number(change.high),
             str(change.within_noise).lower()]
 
 
 def as_csv(records: list[RunRecord]) -> str:
-    """runs.csv's columns, then each compared figure's change, its 95 % half-width and whether
-    it is within noise (fractions)."""
+    """runs.csv's columns, then each compared figure's change, its 95 % interval's bounds (a
+    ratio's, on the log scale) and whether it is within noise (fractions)."""
     changes = changes_vs_baseline(records)
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow([*RUN_COLUMNS, *(f"{c}{s}" for c in CHANGE_FIELDS
-                                     for s in ("", "_ci95", "_within_noise"))])
+                                     for s in ("", "_low", "_high", "_within_noise"))])
     for r in records:
         extra = [cell for column in COMPARED for cell in _change_columns(changes[r.run_id][column])]
         # a model's or reason's text came from outside: shown, never acted on, when catted
@@ -54,15 +58,42 @@ def as_csv(records: list[RunRecord]) -> str:
     return buffer.getvalue()
 
 
-def as_json(records: list[RunRecord]) -> str:
+def _change_dict(change: Change | None) -> dict | None:
+    if change is None:
+        return None
+    return {"fraction": change.fraction, "low": change.low, "high": change.high,
+            "within_noise": change.within_noise}
+
+
+def findings_data(records: list[RunRecord]) -> dict:
+    """The findings `report` states as text, as data: per model and input the rankings (a
+    winner only when decided), the Pareto front; the break-evens with their intervals, repeats
+    needed, disturbed runs. Built from the same objects as the text."""
     changes = changes_vs_baseline(records)
-    return json.dumps([
-        {**r.as_dict(), "changes": {
-            column: None if c is None else {"fraction": c.fraction, "ci95": c.ci95,
-                                            "within_noise": c.within_noise}
-            for column, c in changes[r.run_id].items()}}
-        for r in records
-    ], indent=2)
+    break_evens = {}
+    for run_id, (even, _gain) in training_comparisons(records).items():
+        break_evens[run_id] = None if even is None or even.inferences is None else {
+            "inferences": even.inferences, "ci95": even.ci95, "within_noise": even.within_noise}
+    return {
+        "groups": [group_dict(group, changes) for group in findings(records)],
+        "break_even": break_evens,
+        "repeats_needed": repeats_needed(records),
+        "disturbed": {r.run_id: f"other processes used {r.other_cpu_load_pct:.0f}% of all cores"
+                      for r in records if r.finished and disturbed(r)},
+        "energy_faults": {r.run_id: r.energy_fault for r in records if r.energy_fault},
+        # runs that spent their time budget before reaching the asked precision: the records
+        # carry no such mark yet (issue 25 adds it); null until they do
+        "budget_limited": None,
+    }
+
+
+def as_json(records: list[RunRecord]) -> str:
+    """{"runs": every row with its changes, "findings": findings_data}."""
+    changes = changes_vs_baseline(records)
+    runs = [{**r.as_dict(), "changes": {column: _change_dict(c)
+                                        for column, c in changes[r.run_id].items()}}
+            for r in records]
+    return json.dumps({"runs": runs, "findings": findings_data(records)}, indent=2)
 
 
 def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
@@ -72,8 +103,10 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
     records = list(session.runs)
     changes = changes_vs_baseline(records)
     lines = [f"# energy-console report: {session.name}", "",
-             f"{len(records)} runs; changes against each model's baseline at the same input with "
-             "95 % intervals; `~` marks a change within noise.", ""]
+             f"{len(records)} runs; changes against the baseline of each run's runtime "
+             "(onnx-* against onnx-fp32) at the same input, with 95 % intervals (a ratio's, on "
+             "the log scale); `~` marks a change within noise; a finding names a winner (bold) "
+             "only where the difference lies outside noise.", ""]
     for group in findings(records):
         name = f"{group.model_label} · {group.input_size}"
         lines += [f"## {name}", "", "| " + " | ".join(TRADE_OFF_COLUMNS) + " |",
@@ -86,36 +119,16 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
     power = (plots or {}).get("", [])
     if power:
         lines += ["## Power over the session", "", *(f"![power]({p})" for p in power), ""]
-    notes = [n for n in report_notes(records)
-             if not n.startswith(("Pareto front", "  best trade-off"))
-             and not (n.startswith("  ") and " mJ/inference" in n)]
     lines += ["## Notes"]
-    for note in notes:
+    for note in report_notes(records, with_findings=False):
         lines += [f"- {note.strip()}"] if note.startswith("  ") else ["", note, ""]
     return printable("\n".join(lines), one_line=False) + "\n"
 
 
 def _key_findings(group: GroupFindings, changes: dict[str, dict[str, Change | None]]
                   ) -> list[str]:
-    def name(r: RunRecord | None) -> str:
-        if r is None:
-            return "—"
-        change = changes[r.run_id]["energy_j_per_inference"]
-        versus = "" if change is None else f", ΔE {format_change(change)}"
-        return f"**{r.technique}** ({energy_with_ci(r)}/inference{versus})"
-
-    best_quality = "—" if group.best_quality is None else group.best_quality.technique
-
-    lines = ["Key findings:", "",
-             f"- least energy per inference: {name(group.least_energy)}",
-             f"- smallest: {'—' if group.smallest is None else group.smallest.technique}"
-             f" ({format_size(group.smallest.size_bytes) if group.smallest else '—'})",
-             f"- best quality: {best_quality}",
-             f"- best trade-off (least energy within {TRADE_OFF_QUALITY_LOSS:.0%} of the "
-             f"baseline's quality): {name(group.best_trade_off)}",
-             "- Pareto front (energy vs quality): "
-             + (", ".join(r.technique for r in group.pareto) or "—")]
-    return lines
+    """The key findings; a winner in bold only where its difference lies outside noise."""
+    return ["Key findings:", "", *(f"- {line}" for line in group_lines(group, changes, bold=True))]
 
 
 def _slug(group: GroupFindings) -> str:
@@ -144,28 +157,12 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
     names: dict[str, list[str]] = {}
     for group in findings(list(session.runs)):
         slug = _slug(group)
-        for y_name, y_of, label in (
-            ("quality", quality_score, "quality (higher is better)"),
-            ("size", lambda r: (r.size_bytes or 0) / 1e6, "size (MB)"),
-        ):
-            points: list[tuple[RunRecord, float, float]] = []
-            for r in group.runs:
-                x, y = r.energy_j_per_inference, y_of(r)
-                if x is not None and y is not None:
-                    points.append((r, x, y))
-            if not points:
+        for kind in ("quality", "size"):
+            data = scatter(group, kind)
+            if data is None:
                 continue
-            figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
-            for r, x, y in points:
-                axes.errorbar(x, y, xerr=r.energy_j_per_inference_ci95 or 0.0, fmt="o",
-                              capsize=3)
-                axes.annotate(r.technique, (x, y), fontsize=8, xytext=(4, 4),
-                              textcoords="offset points")
-            axes.set_xlabel("energy per inference (J), 95 % interval")
-            axes.set_ylabel(label)
-            axes.set_title(printable(f"{group.model_label} {group.input_size}"))
-            figure.tight_layout()
-            name = f"energy_vs_{y_name}_{slug}.png"
+            figure = draw_scatter(data, plt)
+            name = f"energy_vs_{kind}_{slug}.png"
             figure.savefig(out_dir / name)
             plt.close(figure)
             names.setdefault(slug, []).append(name)
@@ -173,6 +170,24 @@ def write_plots(session, out_dir: Path) -> dict[str, list[str]]:
     if power:
         names[""] = [power]
     return names
+
+
+def draw_scatter(data: Scatter, plt):
+    """A matplotlib figure of `data`: error bars from the figures' intervals, axes from zero."""
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=100)
+    for p in data.points:
+        axes.errorbar(p.x, p.y, xerr=[[p.x - p.x_low], [p.x_high - p.x]],
+                      yerr=[[p.y - p.y_low], [p.y_high - p.y]], fmt="o", capsize=3)
+        axes.annotate(printable(p.run.technique), (p.x, p.y), fontsize=8, xytext=(4, 4),
+                      textcoords="offset points")
+    axes.set_xlim(left=data.x_min)
+    if data.y_min is not None:
+        axes.set_ylim(bottom=data.y_min)
+    axes.set_xlabel(data.x_label)
+    axes.set_ylabel(data.y_label)
+    axes.set_title(data.title)
+    figure.tight_layout()
+    return figure
 
 
 def _power_plot(session, out_dir: Path, plt) -> str | None:
@@ -186,6 +201,7 @@ def _power_plot(session, out_dir: Path, plt) -> str | None:
         axes.plot([t - start for t in trace.t], trace.watts, label=trace.sensor, linewidth=0.8)
     axes.set_xlabel("seconds since the session started")
     axes.set_ylabel("W")
+    axes.set_ylim(bottom=0)
     axes.legend(fontsize=7)
     figure.tight_layout()
     figure.savefig(out_dir / "power.png")

@@ -11,101 +11,33 @@ from energy_console.core.analysis.compare import (
     Change,
     TrainingGain,
     changes_vs_baseline,
+    reference_of,
+    references,
     training_comparisons,
 )
-from energy_console.core.analysis.findings import (
-    RESOLVE_DIFFERENCE,
-    TRADE_OFF_QUALITY_LOSS,
-    findings,
-    repeats_needed,
+from energy_console.core.analysis.findings import RESOLVE_DIFFERENCE, repeats_needed
+from energy_console.core.analysis.findings_text import findings_notes, missing_reference_notes
+from energy_console.core.analysis.numbers import (  # noqa: F401 - the views read them from here
+    NOISE_MARK,
+    count,
+    energy_with_ci,
+    format_change,
+    format_co2e,
+    format_delta,
+    format_energy,
+    format_latency,
+    format_power,
+    format_size,
+    short,
+    to_float,
 )
+from energy_console.core.analysis.quality_figure import quality_figure
 from energy_console.core.spec.text import printable
 from energy_console.core.store.records import NUMERIC_COLUMNS, RunRecord
 
 # Other processes' CPU load above this share of all cores marks a run as disturbed (RAPL and the
 # estimate are box-wide: that load is in its energy).
 DISTURBED_LOAD_PCT = 10.0
-NOISE_MARK = "~"
-
-
-def to_float(value) -> float | None:
-    """A runs.csv cell (or a number) as a float; None when empty or not a number."""
-    if value is None or value == "":
-        return None
-    try:
-        return float(value)
-    except (TypeError, ValueError):
-        return None
-
-
-def _scaled(value: float, units: tuple[tuple[str, float], ...]) -> tuple[str, float]:
-    for unit, scale in units:
-        if abs(value) >= scale:
-            return unit, scale
-    return units[-1]
-
-
-ENERGY_UNITS = (("J", 1.0), ("mJ", 1e-3), ("µJ", 1e-6), ("nJ", 1e-9))
-
-
-def format_energy(joules, missing: str = "-", ci95: float | None = None) -> str:
-    """`12.3 mJ`, or `12.3 ±0.4 mJ` with an interval (both in the figure's unit)."""
-    value = to_float(joules)
-    if value is None:
-        return missing
-    unit, scale = _scaled(value, ENERGY_UNITS)
-    return f"{value / scale:.3g}{_plus_minus(ci95, scale)} {unit}"
-
-
-def energy_with_ci(record: RunRecord) -> str:
-    return format_energy(record.energy_j_per_inference, ci95=record.energy_j_per_inference_ci95)
-
-
-def format_latency(ms, missing: str = "-", ci95: float | None = None) -> str:
-    value = to_float(ms)
-    return missing if value is None else f"{value:.3g}{_plus_minus(ci95, 1.0)} ms"
-
-
-def format_power(watts, missing: str = "-", ci95: float | None = None) -> str:
-    value = to_float(watts)
-    return missing if value is None else f"{value:.1f}{_plus_minus(ci95, 1.0, '.1f')} W"
-
-
-def _plus_minus(ci95: float | None, scale: float, spec: str = "") -> str:
-    if ci95 is None:
-        return ""
-    value = ci95 / scale
-    return f" ±{value:{spec or ('.0f' if abs(value) >= 10 else '.2g')}}"
-
-
-def format_co2e(grams, missing: str = "-") -> str:
-    value = to_float(grams)
-    return missing if value is None else f"{value:.3g} g"
-
-
-def format_size(size_bytes, missing: str = "-") -> str:
-    value = to_float(size_bytes)
-    if value is None:
-        return missing
-    for unit in ("B", "KB", "MB"):
-        if value < 1000:
-            return f"{value:.3g} {unit}"
-        value /= 1000
-    return f"{value:.3g} GB"
-
-
-def _short(value) -> str:
-    number = to_float(value)
-    return "" if number is None else f"{number:.4g}"
-
-
-def format_change(change: Change | None, missing: str = "") -> str:
-    """`+25 ±3%`; a change within noise reads `~+5 ±9%`; an exact one `-75%`."""
-    if change is None:
-        return missing
-    mark = NOISE_MARK if change.ci95 != 0.0 and change.within_noise else ""
-    interval = f" ±{change.ci95 * 100:.0f}" if change.ci95 else ""
-    return f"{mark}{change.percent:+.0f}{interval}%"
 
 
 def disturbed(record: RunRecord) -> bool:
@@ -127,7 +59,7 @@ def table_cells(record: RunRecord, changes: dict[str, Change | None]) -> dict[st
              "input": r.input_size, "status": r.status}
     if not r.finished:
         return cells
-    quality = f"{r.quality_metric or ''} {_short(r.quality_value)}".strip()
+    quality = f"{r.quality_metric or ''} {short(r.quality_value)}".strip()
     load = r.other_cpu_load_pct
     return cells | {
         "energy/inf": energy_with_ci(r),
@@ -152,13 +84,13 @@ def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]
     from rich.text import Text
 
     measure = Console(width=100_000, file=io.StringIO())  # natural widths, unclamped
-    for count in range(len(headers), essential - 1, -1):
+    for shown in range(len(headers), essential - 1, -1):
         # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
         table = Table(title=Text(printable(title)), expand=False)
-        for header in headers[:count]:
+        for header in headers[:shown]:
             table.add_column(header, no_wrap=True)
         for row in rows:
-            table.add_row(*(Text(printable(row.get(h, ""))) for h in headers[:count]))
+            table.add_row(*(Text(printable(row.get(h, ""))) for h in headers[:shown]))
         if measure.measure(table).maximum <= width:
             break
     return table
@@ -202,16 +134,18 @@ def _text_console(width: int, out: io.StringIO):
     return Console(width=width, file=out, color_system=None, force_terminal=False)
 
 
-def report_notes(records: list[RunRecord]) -> list[str]:
+def report_notes(records: list[RunRecord], with_findings: bool = True) -> list[str]:
     """What the table needs said beside it: reasons, noise, estimates, disturbances, faults,
-    repeats needed, and the Pareto front with its best trade-off."""
+    repeats needed, training costs, and (`with_findings`) the findings of each model at each
+    input; without them, still the runs whose runtime's baseline is missing."""
     lines = []
     not_finished = [f"  {r.run_id} ({r.status}): {r.reason}" for r in records if not r.finished]
     if not_finished:
         lines += ["Skipped and failed runs:", *not_finished]
-    lines.append(f"Changes are against the same model's baseline at the same input, with 95 % "
-                 f"intervals; {NOISE_MARK} marks a change within noise (its interval includes "
-                 "zero).")
+    lines.append(f"Changes are against the baseline of the run's runtime (onnx-* against "
+                 f"onnx-fp32) for the same model at the same input, with 95 % intervals (a "
+                 f"ratio's, on the log scale); {NOISE_MARK} marks a change within noise (its "
+                 "interval includes zero).")
     if any(r.energy_source in ("estimated", "mixed") for r in records if r.finished):
         lines.append("Energy is estimated (constant watts) where the source says so: there ΔE "
                      "only tracks latency.")
@@ -230,17 +164,9 @@ def report_notes(records: list[RunRecord]) -> list[str]:
                   "inference, from each baseline's measured spread:",
                   *(f"  {line}" for line in needed)]
     lines += training_notes(records)
-    for group in findings(records):
-        if not group.pareto:
-            continue
-        lines.append(f"Pareto front of {group.model_label} {group.input_size} "
-                     "(nothing else has both lower energy per inference and better quality):")
-        lines += [f"  {r.technique}: {energy_with_ci(r)}/inference, {r.quality_metric} "
-                  f"{_short(r.quality_value)}" for r in group.pareto]
-        if group.best_trade_off is not None:
-            lines.append(f"  best trade-off: {group.best_trade_off.technique} (least energy "
-                         f"within {TRADE_OFF_QUALITY_LOSS:.0%} of the baseline's quality)")
-    return lines
+    if with_findings:
+        return lines + findings_notes(records, changes_vs_baseline(records))
+    return lines + missing_reference_notes(records)
 
 
 def training_notes(records: list[RunRecord]) -> list[str]:
@@ -267,8 +193,8 @@ def format_break_even(even: BreakEven | None) -> str:
     if even.inferences is None:
         return "never pays back (no saving per inference against the baseline)"
     mark = NOISE_MARK if even.within_noise else ""
-    interval = f" ±{_count(even.ci95)}" if even.ci95 is not None else ""
-    return f"pays back after {mark}{_count(even.inferences)}{interval} inferences"
+    interval = f" ±{count(even.ci95)}" if even.ci95 is not None else ""
+    return f"pays back after {mark}{count(even.inferences)}{interval} inferences"
 
 
 def format_gain(record: RunRecord, gain: TrainingGain | None) -> str:
@@ -277,15 +203,6 @@ def format_gain(record: RunRecord, gain: TrainingGain | None) -> str:
     per_joule = "" if gain.per_joule is None else f", {gain.per_joule:+.3g} per J"
     return (f"; {record.quality_metric} {gain.quality_gain:+.3g} against "
             f"{gain.untrained.technique}{per_joule}")
-
-
-def _count(value: float | None) -> str:
-    if value is None:
-        return "-"
-    for unit, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
-        if abs(value) >= scale:
-            return f"{value / scale:.3g}{unit}"
-    return f"{value:.3g}"
 
 
 def format_comparison(a, b, width: int = 120) -> str:
@@ -339,24 +256,29 @@ TRADE_OFF_COLUMNS = ("technique", "energy/inference", "ΔE", "p50", "Δlatency",
 
 
 def trade_off_rows(group, changes: dict[str, dict[str, Change | None]]) -> list[dict[str, str]]:
-    """One model at one input: a row per technique with each change against the baseline and its
-    interval (a GroupFindings from core.findings, and changes_vs_baseline's result)."""
-    base = group.baseline
+    """One model at one input: a row per technique with each change against its runtime's
+    baseline and its interval (a GroupFindings from core.findings, and changes_vs_baseline's
+    result); quality in the study's quality figure (fidelity for random weights), Δquality in
+    its own units."""
+    figure = group.quality or quality_figure(group.runs)
+    refs = references(group.runs)
     rows = []
     for r in group.runs:
         c = changes[r.run_id]
+        base = reference_of(r, refs)
+        size = c["size_bytes"]
+        value = figure.value(r) if figure else None
+        base_value = figure.value(base) if figure and base else None
         rows.append({
             "technique": r.technique, "energy/inference": energy_with_ci(r),
             "ΔE": format_change(c["energy_j_per_inference"], "—"),
             "p50": format_latency(r.latency_ms_p50, ci95=r.latency_ms_p50_ci95),
             "Δlatency": format_change(c["latency_ms_p50"], "—"),
             "size": format_size(r.size_bytes),
-            "size ratio": "—" if r.size_bytes is None or base is None or not base.size_bytes
-            else f"{r.size_bytes / base.size_bytes:.2f}",
-            "quality": "—" if r.quality_value is None
-            else f"{r.quality_metric} {r.quality_value:.4g}",
-            "Δquality": "—" if base is None or r is base or r.quality_value is None
-            or base.quality_value is None else f"{r.quality_value - base.quality_value:+.4g}",
+            "size ratio": "—" if size is None else f"{1 + size.fraction:.2f}",
+            "quality": "—" if value is None else short(value),
+            "Δquality": "—" if value is None or base_value is None
+            else format_delta(value - base_value),
             "source": r.energy_source or "",
         })
     return rows

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from energy_console.core.analysis.compare import baseline_key
-from energy_console.core.analysis.findings import quality_score
+from energy_console.core.analysis.findings import findings
+from energy_console.core.analysis.plot_data import Scatter, scatter
 from energy_console.core.analysis.traces import power_traces, run_span
 from energy_console.core.spec.text import printable
 from energy_console.core.store.follow import read_session
-from energy_console.core.store.records import RunRecord
 from energy_console.tui import format as fmt
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -54,28 +54,32 @@ class PlotsScreen(Screen):
             self.notify(f"{printable(self.run_id)} is not in this session", severity="error",
                         markup=False)
             return
-        group = [r for r in records if r.finished and baseline_key(r) == baseline_key(run)]
-        self._scatter(self.query_one("#plot-quality", PlotextPlot).plt, group, run,
-                      quality_score,
-                      f"quality ({printable(run.quality_metric or '—')}, higher is better)")
-        self._scatter(self.query_one("#plot-size", PlotextPlot).plt, group, run,
-                      lambda r: None if r.size_bytes is None else r.size_bytes / 1e6, "size (MB)")
+        group = next((g for g in findings(records)
+                      if baseline_key(g.runs[0]) == baseline_key(run)), None)
+        for kind in ("quality", "size"):
+            plt = self.query_one(f"#plot-{kind}", PlotextPlot).plt
+            data = scatter(group, kind) if group is not None else None
+            if data is None:
+                plt.title(f"no {kind} figures for this run's study")
+            else:
+                self._scatter(plt, data, run)
         self._power(self.query_one("#plot-power", PlotextPlot).plt)
 
     @staticmethod
-    def _scatter(plt, group: list[RunRecord], run: RunRecord, y_of, y_label: str) -> None:
-        points = [(r, y_of(r)) for r in group
-                  if y_of(r) is not None and r.energy_j_per_inference is not None]
-        for r, y in points:
-            x = (r.energy_j_per_inference or 0.0) * 1e3
-            ci = (r.energy_j_per_inference_ci95 or 0.0) * 1e3
-            plt.plot([x - ci, x + ci], [y, y], color="gray")  # the 95 % interval
-            plt.scatter([x], [y], marker="●" if r is run else "o",
-                        color="red" if r is run else "blue")
-            plt.text(printable(r.technique), x, y, alignment="left")
-        plt.title(printable(f"{run.model_label} {run.input_size}: energy per inference vs "
-                            f"{y_label}"))
-        plt.xlabel("mJ per inference")
+    def _scatter(plt, data: Scatter, run) -> None:
+        """The points with their 95 % intervals as bars (cut at zero); axes from zero."""
+        for p in data.points:
+            plt.plot([p.x_low, p.x_high], [p.y, p.y], color="gray")
+            if p.y_high > p.y_low:
+                plt.plot([p.x, p.x], [p.y_low, p.y_high], color="gray")
+            plt.scatter([p.x], [p.y], marker="●" if p.run.run_id == run.run_id else "o",
+                        color="red" if p.run.run_id == run.run_id else "blue")
+            plt.text(printable(p.run.technique), p.x, p.y, alignment="left")
+        plt.xlim(data.x_min, max(p.x_high for p in data.points) * 1.1 or 1.0)
+        if data.y_min is not None:
+            plt.ylim(data.y_min, max(p.y_high for p in data.points) * 1.1 or 1.0)
+        plt.title(f"{data.title}: {data.y_label}")
+        plt.xlabel(data.x_label)
 
     def _power(self, plt) -> None:
         span = run_span(self.session_dir, self.run_id)
@@ -86,5 +90,6 @@ class PlotsScreen(Screen):
         for trace in traces.values():
             plt.plot([t - span[0] for t in trace.t], trace.watts, label=printable(trace.sensor))
         plt.title(printable(f"power during {self.run_id}"))
+        plt.ylim(0, max(max(t.watts) for t in traces.values()) * 1.1 or 1.0)
         plt.xlabel("seconds since the run started")
         plt.ylabel("W")

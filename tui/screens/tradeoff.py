@@ -10,6 +10,7 @@ from pathlib import Path
 
 from energy_console.core.analysis.compare import changes_vs_baseline
 from energy_console.core.analysis.findings import TRADE_OFF_QUALITY_LOSS, findings
+from energy_console.core.analysis.findings_text import group_lines, missing_reference_notes
 from energy_console.core.analysis.report import (
     NOISE_MARK,
     TRADE_OFF_COLUMNS,
@@ -46,8 +47,9 @@ class TradeOffScreen(Screen):
         Binding("escape,b", "app.pop_screen", "Back", id="back"),
         Binding("R", "reload", "Reload", id="reload"),
     ]
-    HELP = (f"ΔE, Δlatency and Δquality against the same model's baseline with 95 % intervals; "
-            f"{NOISE_MARK} (dim) within noise; best trade-off = least energy within "
+    HELP = (f"ΔE, Δlatency and Δquality against the baseline of each run's runtime (onnx-* "
+            f"against onnx-fp32) with 95 % intervals; {NOISE_MARK} (dim) within noise; a "
+            f"finding names a winner only beyond noise; best trade-off = least energy within "
             f"{TRADE_OFF_QUALITY_LOSS:.0%} of the baseline's quality")
 
     def __init__(self, session_dir: Path):
@@ -70,6 +72,10 @@ class TradeOffScreen(Screen):
         groups = findings(records)
         if not groups:
             await box.mount(Static("no finished runs in this session yet"))
+        missing = missing_reference_notes(records)
+        if missing:
+            await box.mount(Static(fmt.shown("\n".join(missing), one_line=False),
+                                   classes="findings"))
         for group in groups:
             table: DataTable = DataTable(cursor_type="row", zebra_stripes=True, classes="trade-off")
             table.fixed_columns = 1
@@ -79,11 +85,9 @@ class TradeOffScreen(Screen):
                 table.add_column(column, key=column)
             for row in trade_off_rows(group, changes):
                 table.add_row(*(styled(row[c]) for c in TRADE_OFF_COLUMNS))
-            best = group.best_trade_off.technique if group.best_trade_off else "—"
-            least = group.least_energy.technique if group.least_energy else "—"
-            front = ", ".join(r.technique for r in group.pareto) or "—"
-            await box.mount(Static(fmt.shown(f"least energy: {least} · best trade-off: {best} · "
-                                           f"Pareto front: {front}"), classes="findings"))
+            # the same sentences as the report: a winner only beyond noise
+            await box.mount(Static(fmt.shown("\n".join(group_lines(group, changes)),
+                                             one_line=False), classes="findings"))
             trained = training_notes(list(group.runs))  # break-even of variants that trained
             if trained:
                 await box.mount(Static(fmt.shown("\n".join(trained), one_line=False),
