@@ -96,7 +96,7 @@ def test_random_weights_are_compared_by_fidelity():
 def _texts(folder: Path) -> dict[str, str]:
     session = read_session(folder)
     return {"report": format_report(session, width=200), "markdown": as_markdown(session),
-            "json": as_json(list(session.runs))}
+            "json": as_json(list(session.runs), session.info)}
 
 
 def test_no_format_names_a_winner_within_noise(tmp_path):

@@ -7,7 +7,9 @@ from __future__ import annotations
 import csv
 import io
 import json
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 from energy_console.core.analysis.compare import (
     COMPARED,
@@ -17,6 +19,7 @@ from energy_console.core.analysis.compare import (
 )
 from energy_console.core.analysis.findings import GroupFindings, findings, repeats_needed
 from energy_console.core.analysis.findings_text import group_dict, group_lines
+from energy_console.core.analysis.idle_check import idle_notes, idle_problems
 from energy_console.core.analysis.plot_data import Scatter, scatter
 from energy_console.core.analysis.report import (
     TRADE_OFF_COLUMNS,
@@ -65,10 +68,11 @@ def _change_dict(change: Change | None) -> dict | None:
             "within_noise": change.within_noise}
 
 
-def findings_data(records: list[RunRecord]) -> dict:
+def findings_data(records: list[RunRecord], info: Mapping[str, Any]) -> dict:
     """The findings `report` states as text, as data: per model and input the rankings (a
     winner only when decided), the Pareto front; the break-evens with their intervals, repeats
-    needed, disturbed runs. Built from the same objects as the text."""
+    needed, disturbed runs, an idle baseline without meaning. Built from the same objects as
+    the text."""
     changes = changes_vs_baseline(records)
     break_evens = {}
     for run_id, (even, _gain) in training_comparisons(records).items():
@@ -81,19 +85,20 @@ def findings_data(records: list[RunRecord]) -> dict:
         "disturbed": {r.run_id: f"other processes used {r.other_cpu_load_pct:.0f}% of all cores"
                       for r in records if r.finished and disturbed(r)},
         "energy_faults": {r.run_id: r.energy_fault for r in records if r.energy_fault},
+        "idle_baseline_not_meaningful": idle_problems(records, info),
         # runs that spent their time budget before reaching the asked precision: the records
         # carry no such mark yet (issue 25 adds it); null until they do
         "budget_limited": None,
     }
 
 
-def as_json(records: list[RunRecord]) -> str:
+def as_json(records: list[RunRecord], info: Mapping[str, Any]) -> str:
     """{"runs": every row with its changes, "findings": findings_data}."""
     changes = changes_vs_baseline(records)
     runs = [{**r.as_dict(), "changes": {column: _change_dict(c)
                                         for column, c in changes[r.run_id].items()}}
             for r in records]
-    return json.dumps({"runs": runs, "findings": findings_data(records)}, indent=2)
+    return json.dumps({"runs": runs, "findings": findings_data(records, info)}, indent=2)
 
 
 def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
@@ -120,7 +125,7 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
     if power:
         lines += ["## Power over the session", "", *(f"![power]({p})" for p in power), ""]
     lines += ["## Notes"]
-    for note in report_notes(records, with_findings=False):
+    for note in idle_notes(records, session.info) + report_notes(records, with_findings=False):
         lines += [f"- {note.strip()}"] if note.startswith("  ") else ["", note, ""]
     return printable("\n".join(lines), one_line=False) + "\n"
 
@@ -217,7 +222,7 @@ def render(session, fmt: str, width: int) -> str:
     if fmt == "csv":
         return as_csv(records)
     if fmt == "json":
-        return as_json(records) + "\n"
+        return as_json(records, session.info) + "\n"
     if fmt == "markdown":
         return as_markdown(session)
     return format_report(session, width)

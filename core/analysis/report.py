@@ -17,6 +17,7 @@ from energy_console.core.analysis.compare import (
 )
 from energy_console.core.analysis.findings import RESOLVE_DIFFERENCE, repeats_needed
 from energy_console.core.analysis.findings_text import findings_notes, missing_reference_notes
+from energy_console.core.analysis.idle_check import idle_notes
 from energy_console.core.analysis.numbers import (  # noqa: F401 - the views read them from here
     NOISE_MARK,
     count,
@@ -120,7 +121,8 @@ def format_report(session, width: int = 120) -> str:
                       *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
                       soft_wrap=True)
     console.print(runs_table(session, width))
-    for line in report_notes(list(session.runs)):
+    notes = idle_notes(list(session.runs), getattr(session, "info", {}))
+    for line in notes + report_notes(list(session.runs)):
         console.print(printable(line), markup=False, highlight=False)
     return printable(out.getvalue(), one_line=False)
 
@@ -139,7 +141,7 @@ def report_notes(records: list[RunRecord], with_findings: bool = True) -> list[s
     repeats needed, training costs, and (`with_findings`) the findings of each model at each
     input; without them, still the runs whose runtime's baseline is missing."""
     lines = []
-    not_finished = [f"  {r.run_id} ({r.status}): {r.reason}" for r in records if not r.finished]
+    not_finished = folded_reasons([r for r in records if not r.finished])
     if not_finished:
         lines += ["Skipped and failed runs:", *not_finished]
     lines.append(f"Changes are against the baseline of the run's runtime (onnx-* against "
@@ -167,6 +169,17 @@ def report_notes(records: list[RunRecord], with_findings: bool = True) -> list[s
     if with_findings:
         return lines + findings_notes(records, changes_vs_baseline(records))
     return lines + missing_reference_notes(records)
+
+
+def folded_reasons(records: list[RunRecord]) -> list[str]:
+    """`  run (skipped): why` per run; runs that share a status and reason, said once:
+    `  3 runs skipped: why (a, b, c)`."""
+    by_reason: dict[tuple[str, str], list[str]] = {}
+    for r in records:
+        by_reason.setdefault((r.status, r.reason), []).append(r.run_id)
+    return [f"  {ids[0]} ({status}): {reason}" if len(ids) == 1 else
+            f"  {len(ids)} runs {status}: {reason} ({', '.join(ids)})"
+            for (status, reason), ids in by_reason.items()]
 
 
 def training_notes(records: list[RunRecord]) -> list[str]:

@@ -11,6 +11,22 @@ from dataclasses import dataclass, field
 
 import psutil
 
+# Other processes' CPU use over this share of all cores during the idle baseline: the baseline
+# holds their power, and the dynamic energy (total minus idle) of every run loses its meaning.
+IDLE_BUSY_PCT = 10.0
+# no `;`: a run's warnings are `;`-separated in runs.csv
+IDLE_FIX = ("measure at a quieter moment, or stop what keeps the machine busy "
+            "(`energy-console doctor` shows it)")
+
+
+def busy_idle_warning(other_cpu_load_pct: float | None) -> str | None:
+    """The warning for an idle baseline taken while other processes kept the CPU busy."""
+    if other_cpu_load_pct is None or other_cpu_load_pct <= IDLE_BUSY_PCT:
+        return None
+    return (f"idle baseline taken while other processes used {other_cpu_load_pct:.0f}% of all "
+            "cores: it holds their power, so dynamic energy (total minus idle) is not "
+            f"meaningful. Fix: {IDLE_FIX}")
+
 
 @dataclass
 class CpuLoadWindow:

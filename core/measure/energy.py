@@ -14,6 +14,7 @@ import os
 from collections.abc import Mapping, Sequence
 
 from energy_console.core.measure.carbon import CarbonIntensity, co2e_g
+from energy_console.core.measure.cpu_load import IDLE_FIX
 from energy_console.core.measure.sensors.base import SensorInfo
 from energy_console.core.measure.stats import (
     ci95_half_width,
@@ -36,6 +37,8 @@ from energy_console.core.store.figures import (
 from energy_console.core.store.records import EnergySource
 
 WINDOW_UPDATE_PERIODS = 10  # a timed window spans at least this many sensor update periods
+# An idle baseline above this share of the power under load leaves dynamic energy meaningless.
+IDLE_SHARE_OF_LOAD = 0.8
 STILL_COUNTER_S = 1.0  # a measured sensor that gains no energy over this long has stopped
 
 
@@ -131,6 +134,7 @@ def run_figures(
     faults = window_faults(windows, used)
     warnings = spread_warnings(per_inference, max_spread)
     warnings += short_window_warnings(used, median([w.duration_s for w in windows]))
+    warnings += idle_share_warnings(idle_w, median(power))
     latencies = [x for repeat in latencies_ms for x in repeat]
     energy = median(per_inference)
     return RunFigures(
@@ -288,6 +292,15 @@ def spread_warnings(per_inference: Sequence[float], max_spread: float) -> list[s
         return [f"repeats disagree by {spread:.0%} (more than protocol.max_spread "
                 f"{max_spread:.0%}): the machine was busy or the window too short"]
     return []
+
+
+def idle_share_warnings(idle_w: float, load_w: float) -> list[str]:
+    """An idle baseline close to the power under load: dynamic energy means nothing there."""
+    if idle_w <= 0 or load_w <= 0 or idle_w <= IDLE_SHARE_OF_LOAD * load_w:
+        return []
+    return [f"idle power {idle_w:.1f} W is {idle_w / load_w:.0%} of the power under load "
+            f"({load_w:.1f} W): the baseline was taken on a busy machine, or the run barely "
+            f"loads it, so dynamic energy (total minus idle) is not meaningful. Fix: {IDLE_FIX}"]
 
 
 def short_window_warnings(sensors: Sequence[SensorInfo], window_s: float) -> list[str]:

@@ -17,14 +17,17 @@ lane (--gpus) and each Ray GPU station (--ray): the one place these rules live.
 
 from __future__ import annotations
 
+import os
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Protocol, TypeVar
 
+from energy_console.core.measure.cpu_load import CpuLoadWindow, busy_idle_warning, ps_process
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.session.plan import RunSpec
 from energy_console.core.spec.profile import ProtocolSettings
+from energy_console.core.store import events as ev
 
 
 @dataclass(frozen=True)
@@ -33,19 +36,40 @@ class IdleReading:
 
     duration_s: float
     power_w: dict[str, float]
+    other_cpu_load_pct: float = 0.0  # other processes' CPU use meanwhile, % of all cores
 
 
 def take_idle_baseline(sampler: Sampler, seconds: float,
                        wait: Callable[[float], None]) -> IdleReading:
-    """Each sensor's mean power over `seconds` of `wait` (which may end early on a stop)."""
+    """Each sensor's mean power over `seconds` of `wait` (which may end early on a stop), and
+    how busy other processes kept the CPU meanwhile (the runner's own use left out)."""
     t0 = time.monotonic()
+    load = CpuLoadWindow(t0, ps_process(os.getpid()))
     sampler.read_now()
     start = sampler.energy_at(t0)
     wait(seconds)
     t1 = time.monotonic()
     sampler.read_now()
+    load.close(t1)
     windows = sampler.window(start, t0, t1)
-    return IdleReading(t1 - t0, {name: w.avg_power_w for name, w in windows.items()})
+    return IdleReading(t1 - t0, {name: w.avg_power_w for name, w in windows.items()},
+                       load.other_cpu_load_pct)
+
+
+def idle_events(reading: IdleReading, node: str | None, gpu_index: int | None,
+                charged: set[str]) -> tuple[dict[str, float], list[ev.Event]]:
+    """A lane's new baseline: the watts its runs are charged with (a pinned lane's GPU and the
+    box's CPU/DRAM) and the events that say so, with a warning when other processes kept the
+    CPU busy meanwhile (on screen; session.json keeps the load for the report)."""
+    pinned = gpu_index is not None
+    power_w = {k: v for k, v in reading.power_w.items() if not pinned or k in charged}
+    events: list[ev.Event] = [ev.IdleBaseline(
+        duration_s=reading.duration_s, power_w=power_w, node=node if pinned else None,
+        gpu_index=gpu_index, other_cpu_load_pct=round(reading.other_cpu_load_pct, 1))]
+    busy = busy_idle_warning(reading.other_cpu_load_pct)
+    if busy:
+        events.append(ev.Notice(level="warning", message=busy))
+    return power_w, events
 
 
 class IdleSchedule:

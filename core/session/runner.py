@@ -45,6 +45,7 @@ from energy_console.core.session.rules import (
     UnloadableModels,
     before_variant,
     charged_sensors,
+    idle_events,
 )
 from energy_console.core.session.stopping import INTERRUPTED, STOPPED_BEFORE, StopControl
 from energy_console.core.session.unit import Placement, UnitSetting, execute_unit
@@ -92,6 +93,7 @@ class Runner(RunRecording, StopControl):
         self.detection: Detection | None = None
         self.sensor_infos: list[SensorInfo] = []
         self.idle_power_w: dict[str, float] = {}
+        self.idle_busy_pct = 0.0  # other processes' CPU use during the idle baselines, at most
         self.stop_requested = False
         self._stop_told = False  # the STOPPING notice was emitted
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
@@ -259,6 +261,7 @@ class Runner(RunRecording, StopControl):
                     event = dataclasses.replace(event, cpu_shared=self._others_ran(
                         event.node, event.t - event.duration_s, event.t))
                 self.idle_power_w.update(event.power_w)
+                self.idle_busy_pct = max(self.idle_busy_pct, event.other_cpu_load_pct or 0.0)
             elif isinstance(event, ev.RunStarted) and event.node is not None:
                 self._active[event.run_id] = (event.node, event.t)
             elif isinstance(event, ev.WorkerEnded):
@@ -306,7 +309,7 @@ class Runner(RunRecording, StopControl):
             "status": status,
             "runner_pid": os.getpid(),
             "total_runs": self.total_runs,
-            "idle_power_w": self.idle_power_w,
+            "idle_power_w": self.idle_power_w, "idle_other_cpu_load_pct": self.idle_busy_pct,
             "carbon_intensity": dataclasses.asdict(self.intensity),
             "spread": self.dispatch.spread,
         }
@@ -351,12 +354,10 @@ class Runner(RunRecording, StopControl):
                                  wait=self.pause, stopped=lambda: self.stop_requested)
         if reading is None:
             return None
-        pinned = placement.gpu_index is not None
         charged = {s.name for s in charged_sensors(self.sensor_infos, placement.gpu_index)}
-        power_w = {k: v for k, v in reading.power_w.items() if not pinned or k in charged}
-        self.emit(ev.IdleBaseline(duration_s=reading.duration_s, power_w=power_w,
-                                  node=placement.node if pinned else None,
-                                  gpu_index=placement.gpu_index))
+        power_w, events = idle_events(reading, placement.node, placement.gpu_index, charged)
+        for event in events:
+            self.emit(event)
         return power_w
 
     def skip_reason(self, spec: RunSpec) -> str | None:

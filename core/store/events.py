@@ -53,6 +53,7 @@ class IdleBaseline(Event):
     node: str | None = None
     gpu_index: int | None = None
     cpu_shared: bool = False  # other lanes' runs loaded the box's CPU/DRAM while it was taken
+    other_cpu_load_pct: float | None = None  # other processes' CPU use meanwhile, % of all cores
 
 
 @dataclass(frozen=True)
@@ -69,6 +70,8 @@ class RunStarted(Event):
     worker_pid: int | None = None
     node: str | None = None  # runs pinned to a GPU (--gpus, --ray): where
     gpu_index: int | None = None
+    max_new_tokens: int | None = None  # generate runs: part of the input's name
+    workload: str = "infer"
 
 
 @dataclass(frozen=True)
