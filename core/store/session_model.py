@@ -91,13 +91,14 @@ class SessionModel:
             where = "" if event.gpu_index is None else f"{event.node}/gpu{event.gpu_index}"
             self.current = CurrentRun(
                 event.run_id, event.index, event.total, event.model, event.technique,
-                input_label(event.batch_size, event.seq_len, event.resolution), "starting",
-                where)
+                input_label(event.batch_size, event.seq_len, event.resolution,
+                            event.max_new_tokens), "starting", where)
             self.running[event.run_id] = (self.current, event.t)
             self.lanes = max(self.lanes, len(self.running))
             self.run_started_t = event.t
+            workload = () if event.workload == "infer" else (event.workload,)
             self.run_names[event.run_id] = " · ".join(
-                (model_label(event.model), event.technique, self.current.input_size))
+                (model_label(event.model), event.technique, *workload, self.current.input_size))
         elif isinstance(event, PhaseChanged):
             if event.run_id in self.running:
                 going, started_t = self.running[event.run_id]
