@@ -24,7 +24,7 @@ VARIANTS = ("onnx-fp32", "onnx-qdq-int8", "onnx-fp16", "onnx-qdq-16x8")
 
 
 @pytest.fixture(scope="module")
-def detection_session(tmp_path_factory):
+def detection_session_dir(tmp_path_factory) -> Path:
     folder = tmp_path_factory.mktemp("detection")
     shutil.copytree(ROOT / "data" / "shapes-detect", folder / "shapes")
     profile = load_profile(write_profile(folder, f"""\
@@ -35,9 +35,30 @@ models:
 techniques: [baseline, {", ".join(VARIANTS)}]
 inputs: {{batch_sizes: [1], resolutions: [64]}}
 """))
-    outcome = Runner(profile, folder / "session").run()
-    with (outcome.path / "runs.csv").open() as f:
+    return Runner(profile, folder / "session").run().path
+
+
+@pytest.fixture(scope="module")
+def detection_session(detection_session_dir):
+    with (detection_session_dir / "runs.csv").open() as f:
         return {r["run_id"]: r for r in csv.DictReader(f)}
+
+
+def test_the_study_report_compares_onnx_variants_with_onnx_fp32(detection_session_dir):
+    """The documented baseline of the onnx-* variants is onnx-fp32 (the same runtime), never
+    the torch baseline; the report says which baseline each runtime has."""
+    from energy_console.core.analysis.compare import changes_vs_baseline
+    from energy_console.core.analysis.report import format_report
+    from energy_console.core.store.follow import read_session
+
+    session = read_session(detection_session_dir)
+    runs = {r.technique: r for r in session.runs if r.model == "demo/tiny-yolos-random"}
+    change = changes_vs_baseline(list(session.runs))[runs["onnx-qdq-int8"].run_id]
+    energy = change["energy_j_per_inference"]
+    assert energy.fraction == pytest.approx(runs["onnx-qdq-int8"].energy_j_per_inference
+                                            / runs["onnx-fp32"].energy_j_per_inference - 1)
+    text = " ".join(format_report(session, width=200).split())
+    assert "changes against baseline (torch), onnx-fp32 (onnxruntime)" in text
 
 
 def test_a_variant_onnx_runtime_cannot_run_is_skipped_with_the_reason(tmp_path):
