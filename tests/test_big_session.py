@@ -12,7 +12,12 @@ import threading
 from pathlib import Path
 
 from energy_console.core.store import events as ev
-from energy_console.core.store.follow import EVENTS_TAIL_BYTES, read_session
+from energy_console.core.store.follow import (
+    EVENTS_TAIL_BYTES,
+    SessionReader,
+    read_session,
+    write_summary,
+)
 from energy_console.core.store.records import RunRecord
 from energy_console.core.store.session_dir import SessionWriter, write_json
 from energy_console.core.store.snapshot import LiveSnapshot
@@ -76,6 +81,48 @@ def test_a_finished_session_reports_its_runs_without_reading_the_log_whole(tmp_p
     report = energy_console("report", str(session), "--format", "json")
     assert report.returncode == 0, report.stderr
     assert "m__t2__b1-s8" in report.stdout and "unreadable" not in report.stdout
+
+
+def overwrite_keeping_size_and_time(path: Path, offset: int) -> None:
+    """Garbage over a file from `offset` to its end; its size and modification time stay."""
+    stat = path.stat()
+    with path.open("r+b") as f:
+        f.seek(offset)
+        f.write(b"\xff" * (stat.st_size - offset))
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
+
+
+def test_a_finished_session_opens_from_its_summary_without_reading_events_or_samples(tmp_path):
+    results = tmp_path / "results"
+    results.mkdir()
+    session = write_big_session(results / "big", ["finished", "skipped", "failed"], total=3,
+                                status="completed", runner_pid=os.getpid())
+    with (session / "samples.csv").open("a") as f:
+        f.writelines(f"{STARTED_AT + i * 0.05:.4f},cpu-estimate,20.0,{i:.1f}\n"
+                     for i in range(2000))
+    assert write_summary(session)  # what the runner does at a session's end
+    from_files = SessionReader(session, use_summary=False)
+    while from_files.read_some():
+        pass
+    from_files.finish()
+    assert read_session(session) == from_files.snapshot()
+    report = energy_console("report", str(session)).stdout
+
+    # events.jsonl's tail and samples.csv become unreadable, their size and time unchanged:
+    # views that read them would name the bad lines; reading the summary, they show the same
+    size = (session / "events.jsonl").stat().st_size
+    overwrite_keeping_size_and_time(session / "events.jsonl", size - EVENTS_TAIL_BYTES)
+    overwrite_keeping_size_and_time(session / "samples.csv", 0)
+    snapshot = read_session(session)
+    assert snapshot == from_files.snapshot() and snapshot.problems == ()
+    assert snapshot.sensors[0].energy_j == 1999.0 and snapshot.sensors[0].peak_w == 20.0
+    assert energy_console("report", str(session)).stdout == report
+    listed = energy_console("list", "sessions", "--results-dir", str(results)).stdout
+    assert "completed    3 runs: 1 finished, 1 skipped, 1 failed" in listed
+
+    with (session / "events.jsonl").open("ab") as f:  # appended since: the summary is stale
+        f.write(b"\n" + GARBAGE_LINE)
+    assert any("unreadable" in p for p in read_session(session).problems)
 
 
 def test_a_running_sessions_live_view_reads_the_tail_and_follows_on(tmp_path):

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from energy_console.core.models import load_model
 from energy_console.core.models.demo_tokenizer import DemoTokenizer
-from energy_console.core.quality import prepare_reference
 from energy_console.core.quality.datasets import (
     DatasetError,
     dataset_spec,
@@ -18,6 +17,7 @@ from energy_console.core.quality.datasets import (
     read_image,
     resolve_labels,
 )
+from energy_console.core.quality.reference import prepare_reference
 from energy_console.core.session.plan import expand
 from energy_console.core.session.profile_check import parse_profile
 

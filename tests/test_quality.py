@@ -10,7 +10,9 @@ import pytest
 import torch
 from energy_console.core.models import load_model
 from energy_console.core.models.demo_tokenizer import DemoTokenizer
-from energy_console.core.quality import QUALITY_CSV_COLUMNS, evaluate, prepare_reference
+from energy_console.core.quality.evaluate import evaluate
+from energy_console.core.quality.reference import prepare_reference
+from energy_console.core.quality.result import QUALITY_CSV_COLUMNS
 from energy_console.core.session.plan import expand
 from energy_console.core.session.profile_check import parse_profile
 

@@ -19,6 +19,7 @@ import pytest
 from energy_console.core.measure.sensors.estimate import IDLE_FRACTION
 from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner, SessionOutcome
+from energy_console.core.store.follow import SessionReader, read_session
 
 from tests.session_helpers import (
     TEST_CPU_TDP_W,
@@ -80,6 +81,16 @@ def test_a_session_leaves_a_complete_directory(tiny_session):
     info = json.loads((path / "session.json").read_text())
     assert info["status"] == "completed" and info["versions"]["torch"]
     assert {m["name"] for m in info["missing_sensors"]} >= {"nvml", "rapl"}  # the bare host
+
+
+def test_a_finished_session_leaves_a_summary_that_views_open_it_from(tiny_session):
+    path = tiny_session.path
+    assert (path / "summary.json").is_file()
+    from_files = SessionReader(path, use_summary=False)
+    while from_files.read_some():
+        pass
+    from_files.finish()
+    assert read_session(path) == from_files.snapshot()
 
 
 def test_finished_runs_have_energy_latency_and_an_honest_energy_source(tiny_session):

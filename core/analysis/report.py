@@ -80,21 +80,35 @@ def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]
                  essential: int, width: int):
     """A rich Table of `rows` (cells by header) with as many of `headers` as fit in `width`,
     dropping them from the end but never the first `essential` ones."""
-    from rich.console import Console
     from rich.table import Table
     from rich.text import Text
 
-    measure = Console(width=100_000, file=io.StringIO())  # natural widths, unclamped
-    for shown in range(len(headers), essential - 1, -1):
-        # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
-        table = Table(title=Text(printable(title)), expand=False)
-        for header in headers[:shown]:
-            table.add_column(header, no_wrap=True)
-        for row in rows:
-            table.add_row(*(Text(printable(row.get(h, ""))) for h in headers[:shown]))
-        if measure.measure(table).maximum <= width:
-            break
+    cells = [[printable(row.get(h, "")) for h in headers] for row in rows]
+    count = len(headers)
+    column_widths = [_natural_width([h, *(row[i] for row in cells)])
+                     for i, h in enumerate(headers)]
+    while count > essential and _table_width(column_widths[:count]) > width:
+        count -= 1
+    # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
+    table = Table(title=Text(printable(title)), expand=False)
+    for header in headers[:count]:
+        table.add_column(header, no_wrap=True)
+    for row in cells:
+        table.add_row(*(Text(cell) for cell in row[:count]))
     return table
+
+
+def _natural_width(texts: list[str]) -> int:
+    """The widest of texts in terminal cells, as rich measures a Text."""
+    from rich.cells import cell_len
+
+    return max((cell_len(line) for text in texts for line in text.splitlines()), default=0)
+
+
+def _table_width(column_widths: list[int]) -> int:
+    """A rich Table's natural width (default box, edges and padding) for its columns' widths:
+    one space each side of every column, a border between columns and at both edges."""
+    return sum(w + 2 for w in column_widths) + len(column_widths) + 1
 
 
 def runs_table(session, width: int):
@@ -121,9 +135,11 @@ def format_report(session, width: int = 120) -> str:
                       *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
                       soft_wrap=True)
     console.print(runs_table(session, width))
-    notes = idle_notes(list(session.runs), getattr(session, "info", {}))
-    for line in notes + report_notes(list(session.runs)):
-        console.print(printable(line), markup=False, highlight=False)
+    notes = [printable(line) for line in
+             idle_notes(list(session.runs), getattr(session, "info", {}))
+             + report_notes(list(session.runs))]
+    if notes:  # one print: each line wraps as it would alone, for a tenth of the time
+        console.print("\n".join(notes), markup=False, highlight=False)
     return printable(out.getvalue(), one_line=False)
 
 

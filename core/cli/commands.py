@@ -9,14 +9,11 @@ import argparse
 import os
 import sys
 from dataclasses import dataclass
-from importlib import metadata
 from pathlib import Path
 
 from energy_console.core.cli.conventions import EXIT_OK
-from energy_console.core.cli.doctor import cmd_doctor
 from energy_console.core.cli.listing import cmd_list, cmd_sensors
 from energy_console.core.cli.report import cmd_compare, cmd_report
-from energy_console.core.cli.run import cmd_run
 
 
 @dataclass(frozen=True)
@@ -38,10 +35,21 @@ COMMANDS: dict[str, Command] = {
 
 
 def version() -> str:
+    from importlib import metadata
+
     try:
         return metadata.version("energy-console")
     except metadata.PackageNotFoundError:
         return "unknown"
+
+
+class VersionAction(argparse.Action):
+    """argparse's `version` action, asking the installed metadata only when --version is given
+    (that look-up costs every other command a tenth of a second)."""
+
+    def __call__(self, parser, namespace, values, option_string=None):
+        print(f"energy-console {version()}")
+        parser.exit()
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -50,7 +58,8 @@ def build_parser() -> argparse.ArgumentParser:
         description="Measure what compressing an ML model does to its energy use. "
         "Without a command, opens the console (optionally with PROFILE loaded).",
     )
-    parser.add_argument("--version", action="version", version=f"energy-console {version()}")
+    parser.add_argument("--version", action=VersionAction, nargs=0,
+                        help="show program's version number and exit")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     command = {name: sub.add_parser(name, help=c.help) for name, c in COMMANDS.items()}
 
@@ -113,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     if args.command == "run":
+        from energy_console.core.cli.run import cmd_run
+
         return cmd_run(args)
     if args.command == "list":
         return cmd_list(args)
@@ -123,6 +134,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.command == "compare":
         return cmd_compare(args)
     if args.command == "doctor":
+        from energy_console.core.cli.doctor import cmd_doctor
+
         return cmd_doctor(args)
     build_parser().print_help()
     return EXIT_OK

@@ -53,6 +53,7 @@ from energy_console.core.session.worker_process import forkserver_context
 from energy_console.core.spec.profile import Profile
 from energy_console.core.store import events as ev
 from energy_console.core.store.control import ControlReader
+from energy_console.core.store.follow import write_summary
 from energy_console.core.store.session_dir import SessionWriter
 from energy_console.core.worker.variant_cache import cache_folder
 
@@ -247,6 +248,8 @@ class Runner(RunRecording, StopControl):
         self.guard.release_reserve()
         if self.guard.error:
             print(f"error: {message}", file=sys.stderr)
+        else:
+            write_summary(self.path)  # views open the session from it, not from events.jsonl
 
     def _outcome(self, status: str, message: str, refused: bool = False) -> SessionOutcome:
         return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],

@@ -38,6 +38,11 @@ class FileTail:
         self._dropping = True  # the line the skip lands in is dropped up to its newline
         return self._offset
 
+    def start_after(self, offset: int, lines: int) -> None:
+        """Before the first read: go on after the first `offset` bytes (`lines` lines), which
+        were read already (a finished session's summary holds what they gave)."""
+        self._offset, self.lines = offset, lines
+
     @property
     def partial_bytes(self) -> int:
         """Bytes of a last line without its newline (cut short, or still being written)."""

@@ -17,9 +17,18 @@ from typing import Any
 
 from energy_console.core.store.events import event_from_json
 from energy_console.core.store.file_tail import MAX_LINE_BYTES, FileTail, note_line
-from energy_console.core.store.session_dir import _line_problem, read_runs
+from energy_console.core.store.session_dir import _line_problem, read_runs, write_json
 from energy_console.core.store.session_model import SessionModel
 from energy_console.core.store.snapshot import LiveSnapshot
+from energy_console.core.store.summary import (
+    COVERED,
+    SUMMARY_NAME,
+    covered_lines,
+    file_stamp,
+    read_summary,
+    restore,
+    summary_of,
+)
 
 # A view reads only the last this many bytes of a longer events.jsonl: the log's last lines and
 # the runs in progress are there; counts and finished runs come from runs.csv, the start, the
@@ -52,8 +61,10 @@ class SessionReader:
     A file that does not read (not UTF-8, cut short, broken JSON, missing) never stops it: what
     reads is shown, and snapshot().problems says what was left out and why."""
 
-    def __init__(self, path: Path, events_tail_bytes: int = EVENTS_TAIL_BYTES):
+    def __init__(self, path: Path, events_tail_bytes: int = EVENTS_TAIL_BYTES,
+                 use_summary: bool = True):
         self.path = Path(path)
+        self._use_summary = use_summary
         self.model = SessionModel(self.path)
         self._events = FileTail(self.path / "events.jsonl")
         self._events_tail_bytes = events_tail_bytes
@@ -71,8 +82,9 @@ class SessionReader:
         self._read_info()
         if self._first_read:
             self._first_read = False
-            skipped = self._events.start_at_tail(self._events_tail_bytes)
-            self.model.events_skipped_bytes = skipped
+            if not self._start_from_summary():
+                skipped = self._events.start_at_tail(self._events_tail_bytes)
+                self.model.events_skipped_bytes = skipped
         where = "line" if not self.model.events_skipped_bytes else "line (of the tail read)"
         lines, more_events = self._events.read_lines()
         first = self._events.lines - len(lines) + 1
@@ -96,6 +108,34 @@ class SessionReader:
         if not more and (self.model.finished_status or self.snapshot().status == "runner gone"):
             self.finish()  # nothing more will come: say what is missing or cut short
         return more
+
+    def _start_from_summary(self) -> bool:
+        """A finished session with a summary.json that covers its files as they are: the model
+        starts from it and the reads go on after what it covers (nothing, unless appended)."""
+        if not self._use_summary or self.model.problems:  # session.json's problem goes first
+            return False
+        data = read_summary(self.path)
+        if data is None or not restore(self.model, data):
+            return False
+        for tail in (self._events, self._samples):
+            size = data["covered"][tail.path.name][0]
+            tail.start_after(size, covered_lines(data, tail.path.name))
+        return True
+
+    def summary(self, stamps: dict[str, tuple[int, int] | None]) -> dict[str, Any] | None:
+        """summary.json's content after a read to the end of a finished session whose COVERED
+        files have `stamps` (file_stamp); None unless the read was clean: the session finished,
+        nothing in progress, no problem, no line cut short."""
+        model, tails = self.model, {t.path.name: t for t in (self._events, self._samples)}
+        if (not model.finished_status or model.problems or model.running or model.current
+                or any(t.partial_bytes for t in tails.values())):
+            return None
+        covered = {}
+        for name, stamp in stamps.items():
+            if stamp is None:
+                return None
+            covered[name] = (*stamp, tails[name].lines)
+        return summary_of(model, covered)
 
     def snapshot(self) -> LiveSnapshot:
         pid = _as_pid(self.model.info.get("runner_pid"))
@@ -210,3 +250,24 @@ def read_session(path: Path) -> LiveSnapshot:
         pass
     reader.finish()
     return reader.snapshot()
+
+
+def write_summary(path: Path) -> bool:
+    """At a session's end: read it as a view does and keep what that gives in summary.json, so
+    views open it without reading events.jsonl or samples.csv. Written only when the read is
+    clean (the session finished, every line read, nothing in progress); True when written."""
+    path = Path(path)
+    before = {name: file_stamp(path / name) for name in COVERED}
+    reader = SessionReader(path, use_summary=False)
+    while reader.read_some():
+        pass
+    reader.finish()
+    after = {name: file_stamp(path / name) for name in COVERED}
+    summary = reader.summary(after) if before == after else None
+    if summary is None:
+        return False
+    try:
+        write_json(path / SUMMARY_NAME, summary)
+    except OSError:  # no room: views read the files themselves
+        return False
+    return True

@@ -7,6 +7,8 @@ results/<UTC timestamp>_<profile name>/
   samples.csv         t (unix s), sensor, watts, joules (cumulative since session start)
   runs.csv            one row per ended run, rewritten atomically after each (the runs a stop
                       left unstarted: in one rewrite)
+  summary.json        at the session's end: what views fold from events.jsonl and samples.csv
+                      (store/summary.py), so a finished session opens without reading them
   control             commands from a view to the runner: "stop", "cancel RUN_ID" (one per line;
                       anything else is ignored with a notice, and so is a control that is no
                       regular file)

@@ -103,6 +103,22 @@ class SensorTrace:
         while self.recent and self.recent[0][0] < t - TRACE_SECONDS:
             self.recent.popleft()
 
+    def state(self) -> dict[str, Any]:
+        """JSON-ready: what the trace holds (for a finished session's summary.json)."""
+        return {"name": self.name, "recent": [list(p) for p in self.recent],
+                "peak_w": self.peak_w, "energy_j": self.energy_j,
+                "last": None if self._last is None else list(self._last)}
+
+    @classmethod
+    def from_state(cls, state: dict[str, Any]) -> SensorTrace:
+        trace = cls(str(state["name"]))
+        trace.recent.extend((float(t), float(w)) for t, w in state["recent"])
+        trace.peak_w = _optional_float(state["peak_w"])
+        trace.energy_j = _optional_float(state["energy_j"])
+        last = state["last"]
+        trace._last = None if last is None else (float(last[0]), float(last[1]))
+        return trace
+
     def view(self, kind: str, measured: bool, idle_w: float | None) -> SensorView:
         current = self.recent[-1][1] if self.recent else None
         average = None
@@ -112,3 +128,7 @@ class SensorTrace:
             average = sum(window) / len(window)
         return SensorView(self.name, kind, measured, tuple(w for _, w in self.recent), current,
                           average, self.peak_w, idle_w, self.energy_j)
+
+
+def _optional_float(value: Any) -> float | None:
+    return None if value is None else float(value)

@@ -29,7 +29,7 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 import torch  # noqa: E402
 from energy_console.core.models import ModelLoadError  # noqa: E402
 from energy_console.core.models.base import NotApplicable  # noqa: E402
-from energy_console.core.quality import DatasetError  # noqa: E402
+from energy_console.core.quality.datasets import DatasetError  # noqa: E402
 from energy_console.core.spec.workloads import Workload  # noqa: E402
 from energy_console.core.worker.messages import (  # noqa: E402
     PhaseMark,

@@ -32,6 +32,7 @@ from energy_console.core.models import load_model
 from energy_console.core.models.size import SizeReport, measure_size
 from energy_console.core.store.figures import TrainingTimings, WorkerResult
 from energy_console.core.worker.variant_cache import VariantCache
+from energy_console.core.worker.variant_weights import module_structure
 from energy_console.core.worker.windows import Autograd, MeasuredWindows, RunMark
 
 Mark = Callable[..., None]  # mark(phase, run_id, **fields)
@@ -124,7 +125,10 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     if any(step.name in TRAINING_STEPS for step in first.technique.steps):
         variant_cache = None  # its training is measured each time
     key = variant_cache.key(loaded, first, ctx) if variant_cache else ""
-    cached = variant_cache.load(key, ctx) if variant_cache else None
+    # taken before a technique changes the module in place: a variant of this structure is
+    # cached as weights alone
+    base = module_structure(loaded.module) if variant_cache else None
+    cached = variant_cache.load(key, ctx, loaded.module) if variant_cache else None
     if cached is not None:
         module, size = cached
     else:
@@ -133,7 +137,7 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     if cached is None:
         size = measure_size(module)
         if variant_cache:
-            variant_cache.save(key, module, ctx, size)
+            variant_cache.save(key, module, ctx, size, base)
     hit = cached is not None
     return Variant(ctx.device, loaded, module, ctx, start.load_s, 0.0 if hit else seconds, size,
                    hit, seconds if hit else 0.0, start.session_dir, prepared)

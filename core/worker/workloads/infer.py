@@ -17,7 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.compression import NotApplicable, TechniqueContext
-from energy_console.core.quality import evaluate, prepare_reference
+from energy_console.core.quality.evaluate import evaluate
+from energy_console.core.quality.reference import prepare_reference
 from energy_console.core.spec.workloads import Workload
 from energy_console.core.store.figures import WorkerResult
 from energy_console.core.worker.flops import changes_flops, count_flops
