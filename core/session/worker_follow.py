@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from energy_console.core.measure.cpu_load import CpuLoadWindow, ps_process
+from energy_console.core.measure.precision import Precision, window_precision
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import SensorInfo
 from energy_console.core.session.worker_process import death_reason
@@ -18,11 +19,13 @@ from energy_console.core.store import events as ev
 from energy_console.core.store.figures import WindowEnergy, WorkerResult
 from energy_console.core.store.records import RunStatus
 from energy_console.core.worker.messages import (
+    JudgeWindows,
     PhaseMark,
     RunError,
     RunMeasured,
     RunnerReady,
     RunNotApplicable,
+    WindowsJudged,
     WorkerMessage,
 )
 
@@ -44,6 +47,17 @@ class WorkerOutcome:
     run_id: str | None = None
 
 
+@dataclass
+class _Timed:
+    """A window the worker marked: the CPU load over it, its phase, and (once closed) its
+    iterations and their latencies."""
+
+    load: CpuLoadWindow
+    phase: str
+    iterations: int = 0
+    latencies_ms: tuple[float, ...] = ()
+
+
 def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
                emit: Callable[[ev.Event], None]) -> WorkerOutcome:
@@ -52,7 +66,8 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
     when the user cancelled the run or stopped the session."""
     with contextlib.suppress(OSError):  # a dead worker: the loop below says why
         conn.send(RunnerReady(spec.run_id))
-    windows: list[CpuLoadWindow] = []
+    windows: list[_Timed] = []
+    precision: Precision | None = None  # the last verdict on the run's windows
     deadline = time.monotonic() + spec.protocol.run_timeout_s
     worker_ps = ps_process(process.pid)
     phase: str | None = None
@@ -87,24 +102,33 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
             case PhaseMark(edge="end") if windows:
                 working_on, phase = message.run_id, message.phase
                 sampler.read_now()
-                windows[-1].close(message.t)
+                windows[-1].load.close(message.t)
+                windows[-1].iterations = message.iterations or 0
+                windows[-1].latencies_ms = message.latencies_ms
                 # the start edge of the repeat already announced the phase
             case PhaseMark():
                 working_on, phase = message.run_id, message.phase
                 if message.edge == "start":
                     sampler.read_now()
-                    windows.append(CpuLoadWindow(message.t, worker_ps))
+                    windows.append(_Timed(CpuLoadWindow(message.t, worker_ps), message.phase))
                 emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=message.phase, repeat=message.repeat,
                     repeats=message.repeats, iterations=message.iterations, step=message.step,
                     steps=message.steps, loss=message.loss,
+                    energy_ci_pct=None if precision is None else precision.energy_ci_pct,
+                    target_ci_pct=spec.protocol.target_ci_pct,
                 ))
             case _ if message.run_id != spec.run_id:
                 return ended("failed", f"the worker answered for {message.run_id} while "
                              f"{spec.run_id} was due; see the run's worker.log")
+            case JudgeWindows():
+                precision = judge_windows(spec, windows, message, sampler, sensors)
+                with contextlib.suppress(OSError):  # a dead worker: the loop above says why
+                    conn.send(WindowsJudged(spec.run_id, precision.enough))
             case RunMeasured():
                 return WorkerOutcome("finished", result=message.result,
-                                     windows=window_energies(windows, sampler, sensors),
+                                     windows=window_energies([w.load for w in windows], sampler,
+                                                             sensors),
                                      last_phase=phase)
             case RunNotApplicable():
                 return WorkerOutcome("skipped", message.reason, last_phase=phase)
@@ -117,6 +141,17 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
 def killed(exitcode: int | None) -> bool:
     """Died from SIGKILL: what the kernel's OOM killer sends."""
     return exitcode == -9
+
+
+def judge_windows(spec: Any, windows: list[_Timed], asked: JudgeWindows, sampler: Sampler,
+                  sensors: Sequence[SensorInfo]) -> Precision:
+    """The verdict on the run's last `asked.windows` closed windows of `asked.phase`."""
+    judged = [w for w in windows if w.phase == asked.phase and w.load.end_t is not None]
+    judged = judged[-asked.windows:] if asked.windows else []
+    return window_precision(
+        windows=window_energies([w.load for w in judged], sampler, sensors),
+        iterations=[w.iterations for w in judged], batch_size=spec.batch_size, sensors=sensors,
+        latencies_ms=[w.latencies_ms for w in judged], protocol=spec.protocol)
 
 
 def window_energies(windows: list[CpuLoadWindow], sampler: Sampler,
@@ -138,5 +173,13 @@ def window_energies(windows: list[CpuLoadWindow], sampler: Sampler,
             other_cpu_load_pct=w.other_cpu_load_pct,
             worker_cpu_s=w.worker_cpu_s,
             faults=sampler.failures(w.start_t, end_t + settle_s),
+            disturbed=disturbance(sampler, w.start_t, end_t),
         ))
     return out
+
+
+def disturbance(sampler: Sampler, start_t: float, end_t: float) -> str:
+    """Why a window does not count ('' when nothing disturbed it): a gap in the sampler's
+    readings (the runner stopped or starved: no readings to put its edges on)."""
+    gap = sampler.gap_between(start_t, end_t)
+    return f"sampler gap: {gap}" if gap else ""

@@ -34,7 +34,7 @@ from energy_console.core.store.figures import TrainingTimings, WorkerResult
 from energy_console.core.worker.variant_cache import VariantCache
 from energy_console.core.worker.windows import Autograd, MeasuredWindows, RunMark
 
-Mark = Callable[..., None]  # mark(phase, run_id, **fields)
+Mark = Callable[..., Any]  # mark(phase, run_id, **fields)
 MODELS_FOLDER = "models"  # in the session directory: models/<run id>/
 
 
