@@ -10,6 +10,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import psutil
 from energy_console.core.measure.cpu_load import CpuLoadWindow, ps_process
 from energy_console.core.measure.precision import Precision, window_precision
 from energy_console.core.measure.sampler import Sampler
@@ -56,14 +57,16 @@ class _Timed:
     phase: str
     iterations: int = 0
     latencies_ms: tuple[float, ...] = ()
+    disturbed: list[str] = field(default_factory=list)  # what was seen at its edges
 
 
 def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                sensors: Sequence[SensorInfo], cancelled: Callable[[], str | None],
-               emit: Callable[[ev.Event], None]) -> WorkerOutcome:
+               emit: Callable[[ev.Event], None], gpu_index: int | None = None) -> WorkerOutcome:
     """Tell the worker the runner follows this run, then, until the worker ends it (or dies):
-    its phases become events, its window edges sampler reads. `cancelled()` returns a reason
-    when the user cancelled the run or stopped the session."""
+    its phases become events, its window edges sampler reads, and (on GPU `gpu_index`, NVML's)
+    a look at what else the GPU is doing. `cancelled()` returns a reason when the user
+    cancelled the run or stopped the session."""
     with contextlib.suppress(OSError):  # a dead worker: the loop below says why
         conn.send(RunnerReady(spec.run_id))
     windows: list[_Timed] = []
@@ -105,12 +108,14 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                 windows[-1].load.close(message.t)
                 windows[-1].iterations = message.iterations or 0
                 windows[-1].latencies_ms = message.latencies_ms
+                windows[-1].disturbed += gpu_disturbances(gpu_index, process.pid)
                 # the start edge of the repeat already announced the phase
             case PhaseMark():
                 working_on, phase = message.run_id, message.phase
                 if message.edge == "start":
                     sampler.read_now()
-                    windows.append(_Timed(CpuLoadWindow(message.t, worker_ps), message.phase))
+                    windows.append(_Timed(CpuLoadWindow(message.t, worker_ps), message.phase,
+                                          disturbed=gpu_disturbances(gpu_index, process.pid)))
                 emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=message.phase, repeat=message.repeat,
                     repeats=message.repeats, iterations=message.iterations, step=message.step,
@@ -127,8 +132,7 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                     conn.send(WindowsJudged(spec.run_id, precision.enough))
             case RunMeasured():
                 return WorkerOutcome("finished", result=message.result,
-                                     windows=window_energies([w.load for w in windows], sampler,
-                                                             sensors),
+                                     windows=window_energies(windows, sampler, sensors),
                                      last_phase=phase)
             case RunNotApplicable():
                 return WorkerOutcome("skipped", message.reason, last_phase=phase)
@@ -149,37 +153,55 @@ def judge_windows(spec: Any, windows: list[_Timed], asked: JudgeWindows, sampler
     judged = [w for w in windows if w.phase == asked.phase and w.load.end_t is not None]
     judged = judged[-asked.windows:] if asked.windows else []
     return window_precision(
-        windows=window_energies([w.load for w in judged], sampler, sensors),
+        windows=window_energies(judged, sampler, sensors),
         iterations=[w.iterations for w in judged], batch_size=spec.batch_size, sensors=sensors,
         latencies_ms=[w.latencies_ms for w in judged], protocol=spec.protocol)
 
 
-def window_energies(windows: list[CpuLoadWindow], sampler: Sampler,
+def window_energies(windows: list[_Timed], sampler: Sampler,
                     sensors: Sequence[SensorInfo]) -> list[WindowEnergy]:
     """Energy of each timed window, with both edges interpolated once the counters have moved
     past them (a counter that steps every 100 ms has not yet stepped at the edge)."""
     settle_s = max([s.update_period_s or 0.0 for s in sensors] + [sampler.period_s])
-    closed = [(w, w.end_t) for w in windows if w.end_t is not None]
+    closed = [(w, w.load.end_t) for w in windows if w.load.end_t is not None]
     last_end = max((end_t for _, end_t in closed), default=0.0)
     while time.monotonic() < last_end + settle_s:
         time.sleep(sampler.period_s)
     sampler.read_now()
     out = []
     for w, end_t in closed:
-        energy = sampler.window(sampler.energy_at(w.start_t), w.start_t, end_t)
+        start_t = w.load.start_t
+        energy = sampler.window(sampler.energy_at(start_t), start_t, end_t)
+        gap = sampler.gap_between(start_t, end_t)
+        causes = ([f"sampler gap: {gap}"] if gap else []) + w.disturbed
         out.append(WindowEnergy(
-            duration_s=end_t - w.start_t,
+            duration_s=end_t - start_t,
             energy_j={name: e.energy_j for name, e in energy.items()},
-            other_cpu_load_pct=w.other_cpu_load_pct,
-            worker_cpu_s=w.worker_cpu_s,
-            faults=sampler.failures(w.start_t, end_t + settle_s),
-            disturbed=disturbance(sampler, w.start_t, end_t),
+            other_cpu_load_pct=w.load.other_cpu_load_pct,
+            worker_cpu_s=w.load.worker_cpu_s,
+            faults=sampler.failures(start_t, end_t + settle_s),
+            disturbed="; ".join(dict.fromkeys(causes)),
         ))
     return out
 
 
-def disturbance(sampler: Sampler, start_t: float, end_t: float) -> str:
-    """Why a window does not count ('' when nothing disturbed it): a gap in the sampler's
-    readings (the runner stopped or starved: no readings to put its edges on)."""
-    gap = sampler.gap_between(start_t, end_t)
-    return f"sampler gap: {gap}" if gap else ""
+def gpu_disturbances(gpu_index: int | None, worker_pid: int | None) -> list[str]:
+    """What disturbs the run's GPU now (another process on it, a throttle), [] when nothing
+    does or the run has no GPU. The worker and the processes it started are the run's own."""
+    if gpu_index is None:
+        return []
+    from energy_console.core.measure.sensors.nvml import gpu_disturbance
+
+    cause = gpu_disturbance(gpu_index, own_pids(worker_pid))
+    return [cause] if cause else []
+
+
+def own_pids(worker_pid: int | None) -> set[int]:
+    """The worker's pid and its descendants' (a run may start helpers that use the GPU)."""
+    worker = ps_process(worker_pid)
+    if worker is None:
+        return set()
+    try:
+        return {worker.pid, *(child.pid for child in worker.children(recursive=True))}
+    except psutil.Error:
+        return {worker.pid}
