@@ -132,3 +132,18 @@ def test_cuda_visible_devices_maps_torch_indexes_to_nvml_indexes():
     assert nvml_index("cuda:1", "2,3") == 3
     assert nvml_index("cuda", "") == 0
     assert nvml_index("cpu", "1") is None
+
+
+def test_a_disturbed_window_is_left_out_of_the_figures_and_counted():
+    measured = figures([window(10.0), window(99.0, disturbed="sampler gap: no readings"),
+                        window(12.0)], iterations=(10, 10, 10), batch_size=1)
+    assert measured.energy_j_per_inference == pytest.approx(1.1)
+    assert len(measured.per_repeat) == 2
+    assert measured.windows_dropped == 1 and measured.disturbed == ""
+
+
+def test_a_run_whose_every_window_was_disturbed_keeps_them_and_names_the_cause():
+    measured = figures([window(10.0, disturbed="GPU 0 throttled (thermal)"),
+                        window(12.0, disturbed="GPU 0 throttled (thermal)")], iterations=(10, 10))
+    assert measured.windows_dropped == 0
+    assert measured.disturbed == "GPU 0 throttled (thermal) (2 of 2 windows)"

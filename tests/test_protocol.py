@@ -54,8 +54,52 @@ def test_kinds_of_window_alternate_each_repeat_and_count_only_their_timed_calls(
     assert [w.phase for w in result.windows] == ["prefill", "repeat"] * 2
     assert starts == [("prefill", 3), ("repeat", 3)] * 2
     assert counted == {"prefill": 6, "repeat": 6}  # the warm-up calls are not counted
-    assert marks[:2] == ["warmup", "ready"] and len(marks) == 2 + 4 * 2
+    assert marks[:2] == ["warmup", "ready"] and len(marks) == 2 + 4 * 2 + 1
+    assert marks[-1] == "judge"  # once, after the last round: the runner judges the repeat ones
     assert len(result.of("repeat")) == 2
+
+
+class Runner:
+    """The runner's side of mark(): records the questions and answers from a list of verdicts."""
+
+    def __init__(self, verdicts: list[bool]):
+        self.verdicts, self.asked = list(verdicts), []
+
+    def __call__(self, phase: str, **fields):
+        if phase == "judge":
+            self.asked.append((fields["judged"], fields["windows"]))
+            return self.verdicts.pop(0)
+        return None
+
+
+def test_windows_are_added_until_the_runner_judges_them_enough():
+    runner = Runner([False, False, True])
+    result = measure_windows([Iteration(lambda: None)],
+                             ProtocolSettings(warmup=1, repeats=2, iterations=2,
+                                              target_ci_pct=5.0), "cpu", mark=runner)
+    assert runner.asked == [("repeat", 2), ("repeat", 3), ("repeat", 4)]
+    assert len(result.windows) == 4
+
+
+def test_no_window_starts_that_would_not_fit_in_the_budget():
+    runner = Runner([False] * 100)
+    started = time.monotonic()
+    result = measure_windows([Iteration(lambda: time.sleep(0.01))],
+                             ProtocolSettings(warmup=1, repeats=2, min_window_s=0.1,
+                                              target_ci_pct=5.0, max_run_s=0.5), "cpu",
+                             mark=runner)
+    spent_s = result.windows[-1].end_t - result.windows[0].start_t
+    assert 2 <= len(result.windows) < 6
+    assert spent_s <= 0.5 + 0.15  # one window's worth of scheduling slack on a loaded machine
+    assert time.monotonic() - started < 5
+
+
+def test_a_mark_that_cannot_judge_gets_the_fixed_repeats():
+    result = measure_windows([Iteration(lambda: None)],
+                             ProtocolSettings(warmup=1, repeats=3, iterations=2,
+                                              target_ci_pct=1.0), "cpu",
+                             mark=lambda *a, **k: None)
+    assert len(result.windows) == 3
 
 
 def test_calibration_asks_for_enough_iterations_to_fill_the_window():

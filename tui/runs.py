@@ -47,7 +47,7 @@ LIVE_COLUMNS = (  # model and technique pinned; ΔE and status within 80 columns
     RunColumn("energy_change", "ΔE", ("energy_j_per_inference", "energy_j_per_inference_ci95")),
     RunColumn("energy", "J/inf", ("energy_j_per_inference", "energy_j_per_inference_ci95",
                                   "energy_source")),
-    RunColumn("status", "Status", ("status", "other_cpu_load_pct")),
+    RunColumn("status", "Status", ("status", "other_cpu_load_pct", "disturbed", "precision")),
     RunColumn("power", "Avg W", ("avg_power_w",)),
     RunColumn("p50", "p50", ("latency_ms_p50", "latency_ms_p50_ci95")),
     RunColumn("size", "Size", ("size_bytes",)),
@@ -65,6 +65,8 @@ def live_cells(record: RunRecord, energy_change: Change | None) -> dict[str, Tex
     if energy != fmt.DASH:
         energy += SOURCE_MARKS.get(record.energy_source or "", "")
     status = record.status + (" busy" if record.finished and disturbed(record) else "")
+    status += " disturbed" if record.finished and record.disturbed else ""
+    status += " budget" if record.finished and record.precision == "budget" else ""
     cells: dict[str, str | Text] = {
         "model": record.model_label,
         "technique": record.technique,

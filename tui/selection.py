@@ -350,11 +350,14 @@ def read_saved_profiles(folder: Path) -> SavedProfiles:
 
 
 def estimate_duration_s(specs: list[RunSpec], idle_seconds: float) -> float:
-    """A rough session length: worker start, loading, warm-up and the timed windows per run."""
+    """A rough session length: worker start, loading, warm-up and the timed windows per run
+    (with protocol.target_ci_pct, the run's whole budget: the most it may take)."""
     total = SESSION_START_S + idle_seconds
     for spec in specs:
         p = spec.protocol
         window_s = p.min_window_s if p.iterations is None else p.iterations * WARMUP_ITERATION_S
-        total += (WORKER_START_S + LOAD_AND_QUALITY_S + p.warmup * WARMUP_ITERATION_S
-                  + p.repeats * window_s * 1.2)
+        windows_s = p.repeats * window_s * 1.2
+        if p.target_ci_pct is not None:  # windows are added up to the budget: plan for all of it
+            windows_s = max(windows_s, p.max_run_s)
+        total += WORKER_START_S + LOAD_AND_QUALITY_S + p.warmup * WARMUP_ITERATION_S + windows_s
     return total

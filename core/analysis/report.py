@@ -172,6 +172,15 @@ def report_notes(records: list[RunRecord], with_findings: bool = True) -> list[s
     if busy:
         lines += [f"Runs disturbed by other CPU load (over {DISTURBED_LOAD_PCT:.0f}% of all "
                   "cores, counted in box-wide energy):", *busy]
+    marked = [f"  {r.run_id}: {r.disturbed}" for r in records if r.finished and r.disturbed]
+    if marked:
+        lines += ["Runs whose windows stayed disturbed (measured again until the budget, "
+                  "protocol.max_run_s, ran out):", *marked]
+    short = [f"  {r.run_id}: {energy_with_ci(r)}/inference after {r.repeats} windows"
+             for r in records if r.finished and r.precision == "budget"]
+    if short:
+        lines += ["Runs that spent their budget before reaching protocol.target_ci_pct:",
+                  *short]
     faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
     if faulty:
         lines += ["Runs whose energy is not trustworthy (a sensor failed or stood still):",

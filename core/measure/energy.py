@@ -15,6 +15,7 @@ from collections.abc import Mapping, Sequence
 
 from energy_console.core.measure.carbon import CarbonIntensity, co2e_g
 from energy_console.core.measure.cpu_load import IDLE_FIX
+from energy_console.core.measure.precision import disturbances, undisturbed
 from energy_console.core.measure.sensors.base import SensorInfo
 from energy_console.core.measure.stats import (
     ci95_half_width,
@@ -101,6 +102,8 @@ def run_figures(
     if not windows or len(windows) != len(iterations):
         raise NoEnergyWindows(
             f"{len(windows)} energy windows for {len(iterations)} repeats were measured")
+    measured = len(windows)
+    windows, iterations, latencies_ms = undisturbed(windows, iterations, latencies_ms)
     names = [n for n in by_name if all(n in w.energy_j for w in windows)]
     if not names:
         raise NoEnergyWindows("no sensor charged to this run has energy for every window")
@@ -156,6 +159,8 @@ def run_figures(
         per_sensor=per_sensor,
         per_repeat=repeats,
         warnings=tuple(warnings),
+        windows_dropped=measured - len(windows),
+        disturbed=disturbances(windows),
     )
 
 
@@ -254,6 +259,7 @@ def _charged(window: WindowEnergy, sensors: Mapping[str, SensorInfo]) -> WindowE
         other_cpu_load_pct=window.other_cpu_load_pct,
         worker_cpu_s=window.worker_cpu_s,
         faults={n: f for n, f in window.faults.items() if n in sensors},
+        disturbed=window.disturbed,
     )
 
 

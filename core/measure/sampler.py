@@ -330,13 +330,20 @@ class Sampler:
         with self._lock:
             self._decode()
             found = {name: why for t, name, why in self._failures if t0 <= t <= t1}
-            gaps = [(a, b) for a, b in self._gaps if a < t1 and b > t0]
-        if gaps:
-            longest = max(b - a for a, b in gaps)
-            why = (f"no readings for {longest:.1f} s (over {self.gap_s:.2g} s): the runner "
-                   "was stopped or starved of CPU")
+        why = self.gap_between(t0, t1)
+        if why:
             found.update({sensor.name: why for sensor in self.sensors})
         return found
+
+    def gap_between(self, t0: float, t1: float) -> str:
+        """The longest gap in the readings that overlaps t0..t1, in words ('' when none)."""
+        with self._lock:
+            gaps = [(a, b) for a, b in self._gaps if a < t1 and b > t0]
+        if not gaps:
+            return ""
+        longest = max(b - a for a, b in gaps)
+        return (f"no readings for {longest:.1f} s (over {self.gap_s:.2g} s): the runner was "
+                "stopped or starved of CPU")
 
     def energy_at(self, t: float) -> dict[str, float]:
         """Each sensor's cumulative energy (J) at monotonic time t."""

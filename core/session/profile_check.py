@@ -211,6 +211,9 @@ class _Checker(EntryChecker):
             cooldown_s=get("cooldown_s"),
             threads=None if fields.get("threads") is None else get("threads"),
             idle_refresh_s=get("idle_refresh_s"),
+            target_ci_pct=(None if fields.get("target_ci_pct") is None
+                           else get("target_ci_pct")),
+            max_run_s=get("max_run_s"),
             variant_cache=self.variant_cache(fields.get("variant_cache", d.variant_cache)),
         )
 

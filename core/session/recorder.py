@@ -21,6 +21,7 @@ from energy_console.core.measure.energy import (
     nvml_index,
     run_figures,
 )
+from energy_console.core.measure.precision import BUDGET, precision_status, relative_pct
 from energy_console.core.measure.sensors import SensorInfo
 from energy_console.core.measure.stats import median
 from energy_console.core.session.guard import DISK_FULL_ERRNOS, WriteFailed, WriteGuard
@@ -28,8 +29,9 @@ from energy_console.core.session.plan import RunSpec
 from energy_console.core.session.rules import UnloadableModels, charged_sensors
 from energy_console.core.session.unit import Placement, UnitOutcome, gpu_facts
 from energy_console.core.session.worker_follow import WorkerOutcome
+from energy_console.core.spec.profile import ProtocolSettings
 from energy_console.core.store import events as ev
-from energy_console.core.store.figures import WindowEnergy, WorkerResult
+from energy_console.core.store.figures import RunFigures, WindowEnergy, WorkerResult
 from energy_console.core.store.records import RunRecord, RunStatus
 from energy_console.core.store.session_dir import SessionWriter, write_json
 
@@ -175,6 +177,7 @@ class RunRecording:
         except NoEnergyWindows as exc:
             self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
             return
+        precision, budget_note = precision_reached(spec.protocol, figures)
         shared = self._others_ran(placement.node, unit.started_t, unit.ended_t, spec.run_id)
         shared_note = ("CPU/DRAM energy is the box's, shared with runs that overlapped this "
                        "one (profile `exclusive: true` runs one at a time)",) if shared else ()
@@ -189,8 +192,8 @@ class RunRecording:
             variant_cache_hit=result.variant_cache_hit,
             saved_model=result.saved_model, saved_model_bytes=result.saved_model_bytes,
             energy_delay_j_s=figures.energy_j_per_inference * figures.latency_ms_p50 / 1000.0,
-            cpu_energy_shared=shared,
-            warnings=result.warnings + figures.warnings + shared_note,
+            cpu_energy_shared=shared, repeats=len(figures.per_repeat), precision=precision,
+            warnings=result.warnings + figures.warnings + shared_note + budget_note,
         )
         with self._recording():
             self._write_finished(spec, record, figures, result, unit)
@@ -243,3 +246,21 @@ class RunRecording:
             (self.writer.run_dir(run_id) / name).write_bytes(data)
 
         self.guard.write(f"runs/{run_id}/{name}", write)
+
+
+def precision_reached(protocol: ProtocolSettings,
+                      figures: RunFigures) -> tuple[str, tuple[str, ...]]:
+    """The record's `precision` and, where the budget ran out first, the warning that says so."""
+    energy_pct = relative_pct(figures.energy_j_per_inference_ci95, figures.energy_j_per_inference)
+    latency_pct = relative_pct(figures.latency_ms_p50_ci95, figures.latency_ms_p50)
+    status = precision_status(protocol, energy_pct, latency_pct)
+    if status != BUDGET:
+        return status, ()
+
+    def shown(pct: float | None) -> str:
+        return "no interval" if pct is None else f"±{pct:.1f} %"
+
+    return status, (f"protocol.max_run_s ({protocol.max_run_s:g} s) was spent before the "
+                    f"intervals reached ±{protocol.target_ci_pct:g} %: energy per inference "
+                    f"{shown(energy_pct)}, median latency {shown(latency_pct)} over "
+                    f"{len(figures.per_repeat)} windows",)

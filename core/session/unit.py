@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from energy_console.core.measure.energy import nvml_index
 from energy_console.core.measure.host import gpu_record, gpu_snapshots
 from energy_console.core.measure.sampler import Sampler
 from energy_console.core.measure.sensors import SensorInfo
@@ -153,9 +154,11 @@ def _run_worker(specs: list[RunSpec], setting: UnitSetting,
                 gpu_index=placement.gpu_index, max_new_tokens=spec.max_new_tokens,
                 workload=spec.workload,
             ))
+            gpu = (placement.gpu_index if placement.gpu_index is not None
+                   else nvml_index(worker_spec.device))
             outcome = follow_run(worker_spec, process, conn, setting.sampler, sensors,
                                  functools.partial(setting.cancelled, spec.run_id),
-                                 setting.emit)
+                                 setting.emit, gpu)
             rest, started_id = runs[i + 1:], spec.run_id
             if outcome.run_id:  # it died preparing a later size: that one fails
                 blamed = next(r for r in rest if r[1].run_id == outcome.run_id)

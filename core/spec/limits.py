@@ -97,6 +97,10 @@ LIMITS: tuple[Limit, ...] = (
     Limit("protocol.cooldown_s", float, 0, 3600, unit="seconds"),
     Limit("protocol.idle_refresh_s", float, 0, 86400, unit="seconds"),
     Limit("protocol.threads", int, 1, 1024, unit="CPU threads"),
+    Limit("protocol.target_ci_pct", float, 0, 100, min_exclusive=True,
+          unit="% of the value, 95 % interval"),
+    Limit("protocol.max_run_s", float, 0, 86_400, min_exclusive=True,
+          unit="seconds of timed windows per run"),
     Limit("carbon.intensity_g_per_kwh", float, 0, 2000, unit="g CO2e per kWh"),
     Limit("sensors.cpu_tdp_w", float, 0, 2000, min_exclusive=True, unit="watts"),
 )

@@ -107,6 +107,12 @@ class ProtocolSettings:
     idle_refresh_s: float = 600.0  # idle baseline taken again after this long (core.session.rules)
     variant_cache: str = "off"  # compressed variants kept on disk: off | session | user
     threads: int | None = None  # torch CPU threads in the worker (None: torch's default)
+    # windows added until the 95 % intervals of energy per inference and of median latency are
+    # within this share of their value (None: exactly `repeats` undisturbed windows)
+    target_ci_pct: float | None = None
+    # the run's budget for its timed windows: more windows (for the target, or in place of
+    # disturbed ones) start only while they fit in it
+    max_run_s: float = 60.0
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,10 @@ class PhaseChanged(Event):
     step: int | None = None  # train-step: optimizer steps done, of `steps`, and the last loss
     steps: int | None = None
     loss: float | None = None
+    # a window past the run's first `repeats`: the energy interval its windows reached so far
+    # (% of the value) and the one asked for (protocol.target_ci_pct)
+    energy_ci_pct: float | None = None
+    target_ci_pct: float | None = None
 
 
 @dataclass(frozen=True)

@@ -132,6 +132,7 @@ class WindowEnergy:
     other_cpu_load_pct: float = 0.0
     worker_cpu_s: float = 0.0
     faults: dict[str, str] = field(default_factory=dict)  # sensor name -> what went wrong
+    disturbed: str = ""  # why the window does not count (a sampler gap, another GPU process...)
 
 
 @dataclass(frozen=True)
@@ -180,6 +181,8 @@ class RunFigures:
     warnings: tuple[str, ...]
     generation: GenerationFigures | None = None  # generate runs
     training: TrainingFigures | None = None  # runs that trained
+    windows_dropped: int = 0  # disturbed windows left out (others were measured in their place)
+    disturbed: str = ""  # why windows that stayed in were disturbed ('' when none was)
 
     def columns(self) -> dict[str, Any]:
         """The runs.csv columns these figures fill (every field RunRecord shares but warnings,

@@ -209,6 +209,14 @@ class RunRecord:
     variant_cache_hit: bool | None = column(
         "the compressed model came from the variant cache (protocol.variant_cache), not "
         "compressed in this run's worker")
+    precision: str = column(
+        "with protocol.target_ci_pct: converged (the energy-per-inference and median-latency "
+        "intervals reached the target) or budget (protocol.max_run_s was spent first)", "")
+    windows_dropped: int | None = column(
+        "disturbed timed windows left out of the figures (others measured in their place)")
+    disturbed: str = column(
+        "why windows that stayed in the figures were disturbed (a sampler gap, another process "
+        "on the run's GPU, the GPU throttling): measured again until the budget ran out", "")
 
     @property
     def model_label(self) -> str:

@@ -246,6 +246,11 @@ class SessionModel:
 
 def _phase_label(event: PhaseChanged) -> str:
     if event.phase == "repeat" and event.repeat is not None:
+        if event.repeats and event.repeat > event.repeats:  # measuring until good enough
+            reached = ("" if event.energy_ci_pct is None
+                       else f" · ±{event.energy_ci_pct:.1f} %")
+            target = "" if event.target_ci_pct is None else f" of ±{event.target_ci_pct:g} %"
+            return f"repeat {event.repeat}{reached}{target}"
         return f"repeat {event.repeat} of {event.repeats or '?'}"
     if event.phase == "train" and event.repeat is not None:
         return f"training window {event.repeat} of {event.repeats or '?'}"

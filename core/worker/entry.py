@@ -32,15 +32,18 @@ from energy_console.core.models.base import NotApplicable  # noqa: E402
 from energy_console.core.quality.datasets import DatasetError  # noqa: E402
 from energy_console.core.spec.workloads import Workload  # noqa: E402
 from energy_console.core.worker.messages import (  # noqa: E402
+    JudgeWindows,
     PhaseMark,
     RunError,
     RunMeasured,
     RunnerReady,
     RunNotApplicable,
+    WindowsJudged,
     WorkerMessage,
 )
 from energy_console.core.worker.variant import load_variant  # noqa: E402
 from energy_console.core.worker.variant_cache import VariantCache  # noqa: E402
+from energy_console.core.worker.windows import JUDGE  # noqa: E402
 from energy_console.core.worker.workloads import workload_for  # noqa: E402
 
 BAD_INPUT = (ModelLoadError, DatasetError)  # the message says the fix; the worker stays sound
@@ -59,12 +62,16 @@ def worker_entry(conn, runs, runs_dir: str, cache_dir: str, runner_pid: int,
     def send(message: WorkerMessage) -> None:
         conn.send(message)
 
-    def mark(phase: str, run_id: str, **fields) -> None:
+    def mark(phase: str, run_id: str, **fields) -> bool | None:
         if phase == "ready":  # the runner's work on the previous run overlaps warm-up only
             _wait_for_runner(conn, run_id)
-            return
+            return None
+        if phase == JUDGE:  # are the windows so far enough? only the runner knows their energy
+            send(JudgeWindows(run_id, fields["judged"], fields["windows"]))
+            return _runner_verdict(conn, run_id)
         t = fields.pop("t", None)
         send(PhaseMark(run_id, phase, time.monotonic() if t is None else t, **fields))
+        return None
 
     try:
         cache = VariantCache(Path(variant_cache_dir)) if variant_cache_dir else None
@@ -103,6 +110,14 @@ def rest_between_runs(protocol) -> None:
     throttle the next (the runner rests between variants)."""
     if protocol.cooldown_s > 0:
         time.sleep(protocol.cooldown_s)
+
+
+def _runner_verdict(conn, run_id: str) -> bool:
+    """The runner's WindowsJudged for this run: whether its windows are enough."""
+    while True:
+        answer = conn.recv()
+        if isinstance(answer, WindowsJudged) and answer.run_id == run_id:
+            return answer.enough
 
 
 def _wait_for_runner(conn, run_id: str) -> None:

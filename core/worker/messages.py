@@ -1,10 +1,12 @@
 """What the worker and the runner say to each other over the worker's pipe: frozen dataclasses,
 pickled whole between the project's own processes and matched by type on the other end.
 
-The worker sends, for each of its runs in order, any number of `PhaseMark`s, then one of
-`RunMeasured`, `RunNotApplicable` or `RunError`. The runner sends `RunnerReady` when it follows a
-run; the worker waits for it between the run's warm-up and its first window, so the runner's work
-on the previous run never overlaps a window. Light on imports: the runner's side reads them.
+The worker sends, for each of its runs in order, any number of `PhaseMark`s (and, once it has
+its minimum windows, a `JudgeWindows` after each round of them), then one of `RunMeasured`,
+`RunNotApplicable` or `RunError`. The runner sends `RunnerReady` when it follows a run; the worker
+waits for it between the run's warm-up and its first window, so the runner's work on the previous
+run never overlaps a window. It answers each JudgeWindows with `WindowsJudged`. Light on imports:
+the runner's side reads them.
 """
 
 from __future__ import annotations
@@ -32,6 +34,17 @@ class PhaseMark:
     step: int | None = None  # training steps done, of `steps`
     steps: int | None = None
     loss: float | None = None
+    latencies_ms: tuple[float, ...] = ()  # an end edge: the window's latencies, for its verdict
+
+
+@dataclass(frozen=True)
+class JudgeWindows:
+    """The worker has run `windows` windows of `phase` in this run and asks whether they are
+    enough (the runner alone knows their energy): it waits for WindowsJudged."""
+
+    run_id: str
+    phase: str
+    windows: int
 
 
 @dataclass(frozen=True)
@@ -61,7 +74,7 @@ class RunError:
     errno: int | None = None
 
 
-WorkerMessage = PhaseMark | RunMeasured | RunNotApplicable | RunError
+WorkerMessage = PhaseMark | JudgeWindows | RunMeasured | RunNotApplicable | RunError
 
 
 @dataclass(frozen=True)
@@ -69,3 +82,12 @@ class RunnerReady:
     """The runner has recorded the previous run and follows this one: its windows may open."""
 
     run_id: str
+
+
+@dataclass(frozen=True)
+class WindowsJudged:
+    """The runner's answer to JudgeWindows: `enough` once the run has its `repeats` undisturbed
+    windows and, with protocol.target_ci_pct, its intervals are within the target."""
+
+    run_id: str
+    enough: bool

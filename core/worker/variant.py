@@ -35,7 +35,7 @@ from energy_console.core.worker.variant_cache import VariantCache
 from energy_console.core.worker.variant_weights import module_structure
 from energy_console.core.worker.windows import Autograd, MeasuredWindows, RunMark
 
-Mark = Callable[..., None]  # mark(phase, run_id, **fields)
+Mark = Callable[..., Any]  # mark(phase, run_id, **fields)
 MODELS_FOLDER = "models"  # in the session directory: models/<run id>/
 
 

@@ -20,8 +20,11 @@ from typing import Any
 import torch
 from energy_console.core.spec.profile import ProtocolSettings
 
-RunMark = Callable[..., None]  # mark(phase, **fields): one run's marks
+RunMark = Callable[..., Any]  # mark(phase, **fields): one run's marks
 REPEAT_PHASE = "repeat"  # the phase of a workload's main windows (generate's full generations)
+# mark(JUDGE, judged=PHASE, windows=n) asks the runner whether the run's first n windows of that
+# phase are enough: True, False, or None from a mark that cannot judge (then they are)
+JUDGE = "judge"
 
 
 def _count_nothing(result: Any, t0: float, t1: float) -> None:
@@ -82,9 +85,14 @@ def calibrate_iterations(latency_s: float, min_window_s: float) -> int:
 def measure_windows(iterations: Sequence[Iteration], protocol: ProtocolSettings, device: str,
                     mark: RunMark, autograd: Autograd = Autograd.INFERENCE_MODE
                     ) -> MeasuredWindows:
-    """Warm up, estimate the iterations a window needs, then `protocol.repeats` rounds of one
-    window of each kind of iteration, in the order given; the device synchronised around every
-    call, its peak memory reset before and read after.
+    """Warm up, estimate the iterations a window needs, then rounds of one window of each kind
+    of iteration, in the order given; the device synchronised around every call, its peak
+    memory reset before and read after.
+
+    At least `protocol.repeats` rounds run. After each round from then on the runner judges the
+    windows (mark(JUDGE)): enough once the run has `repeats` undisturbed windows and, with
+    `protocol.target_ci_pct`, its intervals are within the target. Until then rounds go on
+    while another one fits in `protocol.max_run_s` (counted from the first window's start).
 
     A window runs at least the estimated iterations and goes on until it lasts min_window_s: a
     warm-up slowed by a busy machine cannot leave the later windows too short for the sensors.
@@ -109,10 +117,23 @@ def measure_windows(iterations: Sequence[Iteration], protocol: ProtocolSettings,
         mark("ready")  # the runner has finished the previous run: no window overlaps its work
 
         min_window_s = 0.0 if protocol.iterations else protocol.min_window_s
-        windows = [timed_window(iteration, n, sync, mark, repeat=repeat,
-                                repeats=protocol.repeats, min_window_s=min_window_s)
-                   for repeat in range(1, protocol.repeats + 1)
-                   for iteration, n in zip(iterations, planned, strict=True)]
+        judged = next((it.phase for it in iterations if it.phase == REPEAT_PHASE),
+                      iterations[-1].phase)
+        windows: list[TimedWindow] = []
+        rounds = 0
+        while True:
+            rounds += 1
+            windows += [timed_window(iteration, n, sync, mark, repeat=rounds,
+                                     repeats=protocol.repeats, min_window_s=min_window_s)
+                        for iteration, n in zip(iterations, planned, strict=True)]
+            if rounds < protocol.repeats:
+                continue
+            count = sum(w.phase == judged for w in windows)
+            if mark(JUDGE, judged=judged, windows=count) is not False:
+                break
+            spent_s = windows[-1].end_t - windows[0].start_t
+            if spent_s * (rounds + 1) / rounds > protocol.max_run_s:
+                break  # the next round would not fit in the budget
     return MeasuredWindows(tuple(windows), first_warmup_t, peak_memory_mb(device))
 
 
@@ -135,7 +156,7 @@ def timed_window(iteration: Iteration, planned: int, sync: Callable[[], None], m
         latencies_ms.append((t1 - t0) * 1000.0)
         iteration.counted(result, t0, t1)
     mark(iteration.phase, repeat=repeat, repeats=repeats, iterations=len(latencies_ms),
-         edge="end", t=t1)
+         edge="end", t=t1, latencies_ms=tuple(latencies_ms))
     return TimedWindow(iteration.phase, tuple(latencies_ms), start, t1)
 
 

@@ -14,13 +14,17 @@ max_energy_range_uj), so a reader never sees a half-written or shortened value. 
 
 Run as a script, this module is the counter writer (`start_counter_writer` starts it):
 
-    python tests/fakes/powercap.py --wrap-uj N ZONE_DIR=POWER_W [ZONE_DIR=POWER_W ...]
+    python tests/fakes/powercap.py --wrap-uj N [--jitter F] ZONE_DIR=POWER_W [...]
+
+With a jitter F (0.3: ±30 %) each zone's power is redrawn, uniformly within ±F of its value, every
+`jitter_every_s`: a machine whose draw wanders, so that windows disagree.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import random
 import signal
 import subprocess
 import sys
@@ -117,6 +121,8 @@ def start_counter_writer(
     power_w_by_zone: dict[Path, float],
     max_energy_range_uj: int,
     interval_s: float = 0.002,
+    jitter: float = 0.0,
+    jitter_every_s: float = 0.25,
 ) -> subprocess.Popen:
     """Start a process that advances each zone's energy_uj at its power, wrapping at the range.
 
@@ -125,7 +131,8 @@ def start_counter_writer(
     returns. Stop it with `stop_counter_writer`.
     """
     args = [sys.executable, __file__, "--wrap-uj", str(max_energy_range_uj)]
-    args += ["--interval-s", str(interval_s)]
+    args += ["--interval-s", str(interval_s), "--jitter", str(jitter),
+             "--jitter-every-s", str(jitter_every_s)]
     args += [f"{path}={power_w}" for path, power_w in power_w_by_zone.items()]
     process = subprocess.Popen(args, stdout=subprocess.PIPE, text=True)
     ready = process.stdout.readline() if process.stdout else ""
@@ -142,17 +149,20 @@ def stop_counter_writer(process: subprocess.Popen) -> None:
 
 @contextmanager
 def advancing_counters(
-    power_w_by_zone: dict[Path, float], max_energy_range_uj: int, interval_s: float = 0.002
+    power_w_by_zone: dict[Path, float], max_energy_range_uj: int, interval_s: float = 0.002,
+    jitter: float = 0.0, jitter_every_s: float = 0.25,
 ) -> Iterator[subprocess.Popen]:
     """`start_counter_writer` for the length of a with-block."""
-    process = start_counter_writer(power_w_by_zone, max_energy_range_uj, interval_s)
+    process = start_counter_writer(power_w_by_zone, max_energy_range_uj, interval_s, jitter,
+                                   jitter_every_s)
     try:
         yield process
     finally:
         stop_counter_writer(process)
 
 
-def _run_writer(wrap_uj: int, interval_s: float, zones: list[tuple[Path, float]]) -> None:
+def _run_writer(wrap_uj: int, interval_s: float, zones: list[tuple[Path, float]],
+                jitter: float = 0.0, jitter_every_s: float = 0.25) -> None:
     running = True
 
     def stop(*_):
@@ -163,12 +173,22 @@ def _run_writer(wrap_uj: int, interval_s: float, zones: list[tuple[Path, float]]
     fds = [os.open(path / "energy_uj", os.O_RDWR) for path, _ in zones]
     start_uj = [int(os.pread(fd, 32, 0)) for fd in fds]
     widths = [os.fstat(fd).st_size - 1 for fd in fds]
-    t0 = time.monotonic()
+    draw = random.Random(25)
+    # energy (µJ) to the last redraw, the time of that redraw and the power since
+    energy_uj = [0.0] * len(zones)
+    power_w = [power for _, power in zones]
+    last_t = time.monotonic()
     first = True
     while running:
-        elapsed_s = time.monotonic() - t0
-        for fd, width, (_, power_w), origin_uj in zip(fds, widths, zones, start_uj, strict=True):
-            value = (origin_uj + round(power_w * elapsed_s * 1e6)) % wrap_uj
+        now = time.monotonic()
+        if jitter and now - last_t >= jitter_every_s:
+            energy_uj = [e + p * (now - last_t) * 1e6 for e, p in zip(energy_uj, power_w,
+                                                                      strict=True)]
+            power_w = [power * (1 + draw.uniform(-jitter, jitter)) for _, power in zones]
+            last_t = now
+        for fd, width, e, p, origin_uj in zip(fds, widths, energy_uj, power_w, start_uj,
+                                              strict=True):
+            value = (origin_uj + round(e + p * (now - last_t) * 1e6)) % wrap_uj
             write_counter_in_place(fd, value, width)
         if first:
             print("ready", flush=True)
@@ -182,13 +202,15 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--wrap-uj", type=int, required=True)
     parser.add_argument("--interval-s", type=float, default=0.002)
+    parser.add_argument("--jitter", type=float, default=0.0)
+    parser.add_argument("--jitter-every-s", type=float, default=0.25)
     parser.add_argument("zones", nargs="+", help="ZONE_DIR=POWER_W")
     args = parser.parse_args(argv)
     zones = []
     for item in args.zones:
         path, _, power = item.rpartition("=")
         zones.append((Path(path), float(power)))
-    _run_writer(args.wrap_uj, args.interval_s, zones)
+    _run_writer(args.wrap_uj, args.interval_s, zones, args.jitter, args.jitter_every_s)
 
 
 if __name__ == "__main__":

@@ -10,7 +10,7 @@ this module costs nothing on machines without a GPU.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any
 
@@ -32,6 +32,12 @@ THROTTLE_REASONS = {
     0x80: "hw_power_brake_slowdown",
     0x100: "display_clock_setting",
 }
+
+
+# The reasons that slow a GPU down against its work: a window timed under them measures the
+# throttle, not the model (idle, application clocks, sync boost and display clocks do not).
+SLOWING_REASONS = {0x4: "power cap", 0x8: "hardware slowdown", 0x20: "thermal (software)",
+                   0x40: "thermal (hardware)", 0x80: "power brake"}
 
 
 def _text(value: str | bytes) -> str:
@@ -225,3 +231,35 @@ def gpu_names() -> dict[int, str]:
         return {}
     finally:
         pynvml.nvmlShutdown()
+
+
+def gpu_disturbance(index: int, own_pids: Collection[int]) -> str:
+    """What disturbs GPU `index` now, in words ('' when nothing does, or NVML cannot say):
+    processes other than `own_pids` with a context on it (NVML's compute and graphics process
+    lists), and clock event reasons that slow it (SLOWING_REASONS)."""
+    try:
+        import pynvml
+
+        pynvml.nvmlInit()
+    except Exception:  # ImportError, NVMLError and its kin: nothing to look at
+        return ""
+    try:
+        handle = pynvml.nvmlDeviceGetHandleByIndex(index)
+        pids = {p.pid for call in (pynvml.nvmlDeviceGetComputeRunningProcesses,
+                                   pynvml.nvmlDeviceGetGraphicsRunningProcesses)
+                for p in _query(call, handle, default=[])}
+        reasons = (getattr(pynvml, "nvmlDeviceGetCurrentClocksEventReasons", None)
+                   or pynvml.nvmlDeviceGetCurrentClocksThrottleReasons)
+        mask = _query(reasons, handle, default=0)
+    except pynvml.NVMLError:
+        return ""
+    finally:
+        pynvml.nvmlShutdown()
+    causes = []
+    others = sorted(pids - set(own_pids))
+    if others:
+        causes.append(f"another process on GPU {index} (pid {', '.join(map(str, others))})")
+    slowing = [name for bit, name in SLOWING_REASONS.items() if mask & bit]
+    if slowing:
+        causes.append(f"GPU {index} throttled ({', '.join(slowing)})")
+    return "; ".join(causes)
