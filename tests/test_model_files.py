@@ -113,3 +113,91 @@ def test_an_onnx_file_that_is_missing_or_not_a_graph_says_so(tmp_path):
         load_model(profile.models[0], "cpu")
     with pytest.raises(ModelLoadError, match="is not an ONNX model"):
         load_model(profile.models[1], "cpu")
+
+
+def loads(module: str) -> bool:
+    from energy_console.core.models.base import NotApplicable
+    from energy_console.core.models.timm_models import timm_module
+    from energy_console.core.models.torchvision_models import torchvision_module
+
+    try:
+        {"torchvision": torchvision_module, "timm": timm_module}[module]()
+    except NotApplicable:
+        return False
+    return True
+
+
+def test_torchvision_preprocessing_and_labels_come_from_the_weights_metadata():
+    from types import SimpleNamespace
+
+    from energy_console.core.models.torchvision_models import (
+        detection_labels,
+        preprocessing_from_transforms,
+    )
+
+    # the attributes of torchvision's ImageClassification preset (ResNet18_Weights.DEFAULT)
+    preset = SimpleNamespace(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225],
+                             crop_size=[224], interpolation=SimpleNamespace(value="bilinear"))
+    processed = preprocessing_from_transforms(preset)
+    assert processed.image_mean == (0.485, 0.456, 0.406) and processed.size == 224
+    assert processed.interpolation == "bilinear"
+    assert detection_labels(["__background__", "person", "N/A", "car"]) == ["person", "N/A",
+                                                                           "car"]
+
+
+def test_timm_preprocessing_fixed_size_and_labels_come_from_the_pretrained_config():
+    from energy_console.core.models.timm_models import (
+        fixed_size,
+        label_names,
+        preprocessing_from_config,
+    )
+
+    config = {"input_size": (3, 224, 224), "interpolation": "bicubic", "mean": (0.5, 0.5, 0.5),
+              "std": (0.5, 0.5, 0.5), "crop_pct": 0.875, "fixed_input_size": True,
+              "label_names": ["daisy", "rose"]}
+    processed = preprocessing_from_config(config)
+    assert (processed.size, processed.interpolation) == (224, "bicubic")
+    assert fixed_size(config) == 224 and fixed_size({"input_size": (3, 224, 224)}) is None
+    assert label_names(config, 2) == ["daisy", "rose"] and label_names(config, 102) is None
+
+
+def test_torchvision_and_timm_entries_know_their_task_before_loading():
+    profile = parse_profile("name: t\nmodels: [{torchvision: resnet18, weights: DEFAULT}, "
+                            "{torchvision: ssdlite320_mobilenet_v3_large}, "
+                            "{timm: mixer_b16_224, checkpoint: mixer.pt}]\n")
+    assert [model_task(m) for m in profile.models] == [
+        "image-classification", "object-detection", "image-classification"]
+    assert profile.models[2].options == {"checkpoint": "mixer.pt"}
+
+
+@pytest.mark.parametrize("source,ref", [("torchvision", "resnet18"), ("timm", "resnet18")])
+def test_a_source_whose_library_does_not_load_is_skipped_with_the_install_command(source, ref):
+    if loads(source):
+        pytest.skip(f"{source} loads here: its models are loaded by the test below")
+    entry = parse_profile(f"name: t\nmodels: [{{{source}: {ref}}}]\n").models[0]
+    assert "pip install 'energy-console[" in source_for(source).preflight(entry)
+    with pytest.raises(NotApplicable, match=r"pip install 'energy-console\["):
+        load_model(entry, "cpu")
+
+
+@pytest.mark.skipif(not loads("torchvision"), reason="torchvision does not load with this "
+                    "torch (no wheel, or a CUDA wheel: `operator torchvision::nms does not exist`)")
+def test_a_torchvision_classifier_with_a_state_dict_runs_like_any_model(tmp_path):
+    import torchvision
+
+    torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r.pt")
+    (tmp_path / "p.yaml").write_text("name: t\nmodels: [{torchvision: resnet18, weights: r.pt, "
+                                     "kwargs: {num_classes: 3}}]\n")
+    loaded = load_model(load_profile(tmp_path / "p.yaml").models[0], "cpu")
+    assert loaded.module(**loaded.make_inputs(2, 64)).logits.shape == (2, 3)
+
+
+@pytest.mark.skipif(not loads("timm"), reason="timm is not installed, or needs a torchvision "
+                    "that does not load with this torch")
+def test_a_timm_model_of_fixed_input_size_takes_that_resolution_only():
+    entry = parse_profile("name: t\nmodels: [{timm: vit_tiny_patch16_224, "
+                          "kwargs: {num_classes: 3}}]\n").models[0]
+    loaded = load_model(entry, "cpu")
+    assert loaded.module(**loaded.make_inputs(1, 224)).logits.shape == (1, 3)
+    with pytest.raises(NotApplicable, match="224×224 images only"):
+        loaded.make_inputs(1, 64)

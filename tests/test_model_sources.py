@@ -29,8 +29,8 @@ def test_a_new_source_is_parsed_planned_and_loaded_through_its_own_module(zoo):
 def test_a_new_source_checks_its_refs_and_is_offered_in_the_one_of_message(zoo):
     with pytest.raises(ProfileError, match="no zoo model 'zoo/speech'"):
         parse_profile("name: t\nmodels: [zoo/speech]\n")
-    with pytest.raises(ProfileError,
-                       match="exactly one of demo:, hf:, path:, factory:, onnx: or zoo:"):
+    with pytest.raises(ProfileError, match="exactly one of demo:, hf:, path:, factory:, onnx:, "
+                       "torchvision:, timm: or zoo:"):
         parse_profile("name: t\nmodels: [{task: causal-lm}]\n")
 
 

@@ -14,6 +14,8 @@ SOURCE_MODULES = (
     "energy_console.core.models.local",
     "energy_console.core.models.factory",
     "energy_console.core.models.onnx_file",
+    "energy_console.core.models.torchvision_models",
+    "energy_console.core.models.timm_models",
 )
 
 
