@@ -87,6 +87,8 @@ class Technique:
     requires: tuple[str, ...] = ()  # importable module names
     extra: str | None = None  # pip extra that installs `requires`
     check: Callable[[TechniqueContext, dict[str, Any]], str | None] | None = None
+    # what runs the models it applies to: torch modules, or onnxruntime (an ONNX file's graph)
+    runtimes: tuple[str, ...] = ("torch",)
 
     def missing_packages(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
@@ -105,6 +107,11 @@ class Technique:
             return f"{self.name} {reason}"
         if ctx.device_type not in self.devices:
             return f"{self.name} runs on {'/'.join(self.devices)} only, not on {ctx.device}"
+        runtime = ctx.loaded.runtime if ctx.loaded is not None else "torch"
+        if runtime not in self.runtimes:
+            return (f"{self.name} changes a torch model; this model is an ONNX graph run by "
+                    "onnxruntime, so only the graph techniques apply (onnx-fp32, onnx-int8, "
+                    "onnx-fp16, onnx-qdq-int8, onnx-qdq-16x8)")
         return self.check(ctx, params) if self.check else None
 
     def resolve_params(self, given: dict[str, Any]) -> dict[str, Any]:

@@ -16,5 +16,6 @@ BASELINE = register(
         family="baseline",
         summary="the model as loaded (fp32), the reference for every delta",
         apply=_identity,
+        runtimes=("torch", "onnxruntime"),
     )
 )

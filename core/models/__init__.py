@@ -1,4 +1,5 @@
-"""Model sources: built-in demo models, Hugging Face hub ids, local folders."""
+"""Model sources: built-in demo models, Hugging Face hub ids, local folders, your own code (a
+factory callable and a state dict), ONNX files, torchvision and timm models."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ SOURCE_MODULES = (
     "energy_console.core.models.demo",
     "energy_console.core.models.hub",
     "energy_console.core.models.local",
+    "energy_console.core.models.factory",
+    "energy_console.core.models.onnx_file",
+    "energy_console.core.models.torchvision_models",
+    "energy_console.core.models.timm_models",
 )
 
 

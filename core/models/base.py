@@ -1,6 +1,7 @@
 """What every model source yields, and the one protocol sources keep.
 
-Sources live one per module (demo, hub, local), each listed once in core.models.SOURCE_MODULES.
+Sources live one per module (demo, hub, local, factory, onnx_file, torchvision_models,
+timm_models), each listed once in core.models.SOURCE_MODULES.
 Their modules import torch and transformers only inside functions, so listing models stays light
 for the UI.
 """
@@ -30,10 +31,23 @@ class LoadedModel:
     label_names: list[str] | None = None
     notes: list[str] = field(default_factory=list)
     detection_head: str | None = None  # object-detection: how outputs read (core.detection.HEADS)
+    runtime: str = "torch"  # what runs `module`: torch, or onnxruntime (an ONNX file's graph)
 
     @property
     def family(self) -> str:
         return input_family(self.task)
+
+
+@dataclass(frozen=True)
+class ImagePreprocessing:
+    """How a source's images are normalised (LoadedModel.image_processor where no transformers
+    processor exists): the eval set reads image_mean and image_std; the run's resolution sizes
+    the images. `size` and `interpolation` are what the weights were trained at, for notes."""
+
+    image_mean: tuple[float, ...] = (0.5, 0.5, 0.5)
+    image_std: tuple[float, ...] = (0.5, 0.5, 0.5)
+    size: int | None = None
+    interpolation: str = "bilinear"
 
 
 @dataclass(frozen=True)
@@ -50,6 +64,7 @@ class ModelSource(Protocol):
     core.models.SOURCE_MODULES. Everything but `load` stays light (no torch)."""
 
     key: str  # the profile key naming it (`hf: org/name`), kept as ModelEntry.source
+    option_keys: tuple[str, ...]  # its own keys beside the ref (ModelEntry.options)
 
     def claims(self, text: str) -> bool:
         """Whether a bare string in a profile's `models:` is a model of this source (by its form;
@@ -58,6 +73,11 @@ class ModelSource(Protocol):
 
     def check_ref(self, ref: str) -> str | None:
         """Why `ref` names no model of this source, checked when the profile loads; or None."""
+        ...
+
+    def check_options(self, options: dict[str, Any]) -> tuple[str, str] | None:
+        """(key, problem) for an option the source cannot use, checked when the profile loads;
+        or None."""
         ...
 
     def known_task(self, ref: str) -> str | None:

@@ -208,6 +208,10 @@ def make_input_factory(module, task: str, device: str):
 
 class DemoSource:
     key = "demo"
+    option_keys: tuple[str, ...] = ()
+
+    def check_options(self, options) -> tuple[str, str] | None:
+        return None  # no keys of its own
 
     def claims(self, text: str) -> bool:
         return text.startswith(DEMO_PREFIX)

@@ -27,6 +27,10 @@ def hub_offline() -> bool:
 
 class HubSource:
     key = "hf"
+    option_keys: tuple[str, ...] = ()
+
+    def check_options(self, options) -> tuple[str, str] | None:
+        return None  # no keys of its own
 
     def claims(self, text: str) -> bool:
         return False  # no form tells a hub id apart: core.models.BARE_STRING_SOURCE names the hub

@@ -19,6 +19,10 @@ WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin", "model.safetensors.ind
 
 class LocalSource:
     key = "path"
+    option_keys: tuple[str, ...] = ()
+
+    def check_options(self, options) -> tuple[str, str] | None:
+        return None  # no keys of its own
 
     def claims(self, text: str) -> bool:
         return False  # a folder is always written `path: DIR`

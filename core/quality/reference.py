@@ -130,7 +130,8 @@ def _baseline_outputs(module, eval_set, device, mode, warnings) -> dict[str, Any
 
 def model_identity(loaded, spec, device: str, cache_format: int) -> dict[str, Any]:
     """What makes the uncompressed model's outputs what they are, for a cache key: source, ref,
-    task, device, dtype, and a local folder's files (size and mtime)."""
+    task, device, dtype, the source's options, and a local folder's files, an ONNX file or a
+    weights file (size and mtime)."""
     entry = spec.model
     identity: dict[str, Any] = {
         "format": cache_format,
@@ -146,6 +147,13 @@ def model_identity(loaded, spec, device: str, cache_format: int) -> dict[str, An
             for f in Path(entry.resolved_ref).iterdir()
             if f.is_file()
         )
+    if entry.options:  # a factory's args and weights, an ONNX file's preprocessing
+        identity["options"] = entry.options
+    weights = (entry.options or {}).get("weights")
+    for key, name in (("file", entry.resolved_ref if entry.source == "onnx" else None),
+                      ("weights", entry.resolve(weights) if isinstance(weights, str) else None)):
+        if name and Path(name).is_file():
+            identity[key] = (Path(name).stat().st_size, Path(name).stat().st_mtime_ns)
     return identity
 
 

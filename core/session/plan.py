@@ -97,8 +97,10 @@ def plan_batches(profile: Profile, device: str | None = None,
 
 
 def model_task(entry: ModelEntry) -> str | None:
-    """The task known before loading: the profile's, or what its source knows (demo models)."""
-    return entry.task or source_for(entry.source).known_task(entry.ref)
+    """The task known before loading: the profile's, what its source knows (demo models), or
+    what its file says (a config.json's architectures, an ONNX graph's signature)."""
+    source = source_for(entry.source)
+    return entry.task or source.known_task(entry.ref) or source.config_task(entry)
 
 
 def expand(
@@ -107,8 +109,8 @@ def expand(
     """Every run of the profile, grouped by model, then by technique (the baseline first), each
     technique's input sizes smallest first (batch × size, then batch, then new tokens).
 
-    Models whose task is unknown until loading (hub/local without `task:`) are sized as text
-    models. Runs whose id is in `done` (finished in an earlier session) are left out. A batch
+    Models whose task is unknown until loading (no `task:`, and no file says) are sized as
+    text models. Runs whose id is in `done` (finished in an earlier session) are left out. A batch
     size or input size listed twice is one run (the first place it is listed), so no two runs
     share an id and no two writers one folder.
     """

@@ -23,6 +23,8 @@ from energy_console.core.spec.workloads import (
 )
 
 WORKLOAD_NAMES = tuple(w.value for w in Workload)
+# the keys every model entry may have; a source adds its own (ModelSource.option_keys)
+ENTRY_KEYS = ("task", "dataset", "trust_remote_code", "workload", "generation", "training")
 Settings = TypeVar("Settings", GenerationSettings, TrainingSettings)
 
 
@@ -96,13 +98,17 @@ class EntryChecker(KeyChecker):
             path = ("models", i)
             if isinstance(raw, str):
                 raw = {bare_string_source(raw): raw}
-            fields = self.mapping(raw, path, (*known, "task", "dataset", "trust_remote_code",
-                                              "workload", "generation", "training"))
-            named = [key for key in known if key in fields]
+            named = [key for key in known if isinstance(raw, dict) and key in raw]
+            own = known[named[0]].option_keys if len(named) == 1 else ()
+            fields = self.mapping(raw, path, (*known, *ENTRY_KEYS, *own))
             if len(named) != 1:
                 raise self.fail(path, "each model needs exactly one of "
                                 f"{', '.join(keys[:-1])} or {keys[-1]}")
             source = named[0]
+            options = {key: fields[key] for key in own if key in fields}
+            refused = known[source].check_options(options)
+            if refused:
+                raise self.fail(path + (refused[0],), refused[1])
             ref = fields[source]
             if not isinstance(ref, str) or not ref.strip():
                 raise self.fail(path + (source,), f"{ref!r} is not allowed; expected a string")
@@ -127,7 +133,7 @@ class EntryChecker(KeyChecker):
             entries.append(ModelEntry(ref=ref, source=source, task=task, dataset=dataset,
                                       trust_remote_code=trust, base_dir=self.base_dir,
                                       workload=workload, generation=generation,
-                                      training=training))
+                                      training=training, options=options or None))
         return tuple(entries)
 
     def workload(self, fields: dict, path: tuple, task: str | None, source: str,

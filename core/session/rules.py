@@ -17,6 +17,7 @@ lane (--gpus) and each Ray GPU station (--ray): the one place these rules live.
 
 from __future__ import annotations
 
+import json
 import os
 import time
 from collections.abc import Callable, Iterable
@@ -130,7 +131,8 @@ def charged_sensors(sensors: Iterable[ChargedT], gpu_index: int | None) -> list[
 def model_key(spec: RunSpec) -> tuple:
     """What identifies a model across its runs (run ids stay opaque)."""
     entry = spec.model
-    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code)
+    options = json.dumps(entry.options, sort_keys=True, default=str) if entry.options else None
+    return (entry.source, entry.resolved_ref, entry.task, entry.trust_remote_code, options)
 
 
 def not_loaded_reason(spec: RunSpec, earlier: str) -> str:

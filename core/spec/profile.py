@@ -21,6 +21,7 @@ from energy_console.core.spec.workloads import GenerationSettings, TrainingSetti
 
 DEVICE_PATTERN = re.compile(r"auto|cpu|cuda|cuda:\d{1,3}")  # fullmatch: no trailing newline
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")  # fullmatch; it names folders
+FILE_SOURCES = ("path", "onnx")  # sources whose ref is a file or folder, relative to the profile
 
 
 class ProfileError(ValueError):
@@ -36,8 +37,8 @@ class ProfileError(ValueError):
 
 @dataclass(frozen=True)
 class ModelEntry:
-    ref: str  # demo name, hub id, or folder path as written
-    source: str  # the key of its core.models source: demo | hf | path
+    ref: str  # demo name, hub id, folder or file path, factory callable, as written
+    source: str  # the key of its core.models source: demo | hf | path | factory | onnx | ...
     task: str | None = None
     dataset: dict[str, Any] | None = None  # checked by core.quality when the run starts
     trust_remote_code: bool = False
@@ -47,27 +48,37 @@ class ModelEntry:
     generation: GenerationSettings | None = None
     # optimizer and data of training (train runs, techniques that train); None: no `training:`
     training: TrainingSettings | None = None
+    # the source's own keys (factory: args, kwargs, weights, input_shape, preprocessing, ...),
+    # checked by the source (ModelSource.option_keys, check_options)
+    options: dict[str, Any] | None = None
 
     @property
     def short_name(self) -> str:
-        """The last path component, for run ids and tables."""
+        """The last path component (a factory's callable), for run ids and tables."""
+        if self.source == "factory":
+            return self.ref.rpartition(":")[2]
         return Path(self.ref.rstrip("/")).name or self.ref
 
     @property
     def resolved_ref(self) -> str:
-        if self.source == "path":
-            return str((Path(self.base_dir) / Path(self.ref).expanduser()).resolve())
+        if self.source in FILE_SOURCES:
+            return self.resolve(self.ref)
         return self.ref
+
+    def resolve(self, path: str) -> str:
+        """A path the profile names, relative to the profile's folder."""
+        return str((Path(self.base_dir) / Path(path).expanduser()).resolve())
 
     def to_yaml(self) -> Any:
         if self.source == "demo" and not (self.task or self.dataset or self.trust_remote_code
                                           or self.workload != Workload.INFER
                                           or self.generation is not None
-                                          or self.training is not None):
+                                          or self.training is not None or self.options):
             return self.ref
         out: dict[str, Any] = {"hf" if self.source == "hf" else self.source: self.ref}
         if self.task:
             out["task"] = self.task
+        out.update(self.options or {})
         if self.dataset:
             out["dataset"] = self.dataset
         if self.trust_remote_code:

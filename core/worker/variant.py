@@ -120,6 +120,7 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     """The variant once its technique is applied (or taken from the cache)."""
     first, loaded = start.first, start.loaded
     mark("compressing", first.run_id)
+    ctx.runtime = loaded.runtime  # a technique that changes runtime says so while it applies
     t0 = time.monotonic()
     variant_cache = start.variant_cache
     if any(step.name in TRAINING_STEPS for step in first.technique.steps):

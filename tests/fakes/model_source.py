@@ -11,6 +11,10 @@ PREFIX = "zoo/"
 
 class ZooSource:
     key = "zoo"
+    option_keys: tuple[str, ...] = ()
+
+    def check_options(self, options) -> tuple[str, str] | None:
+        return None  # no keys of its own
 
     def claims(self, text: str) -> bool:
         return text.startswith(PREFIX)
