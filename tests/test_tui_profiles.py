@@ -248,7 +248,8 @@ async def set_dataset(pilot, row: str, path: str) -> None:
 
 async def test_a_dataset_set_in_the_console_is_saved_as_the_profile_format_has_it(tmp_path):
     """Set on a demo model and a hub model, saved, reopened from the file and saved again:
-    `dataset: {path: ...}` under each model, as docs/profiles.md writes it."""
+    `dataset: {path: ...}` under a model that had none, and the path alone where the profile
+    wrote it so (the file keeps its form)."""
     (tmp_path / "written").mkdir()
     source = tmp_path / "written" / "tricky.yaml"
     source.write_text(TRICKY, encoding="utf-8")
@@ -268,10 +269,10 @@ async def test_a_dataset_set_in_the_console_is_saved_as_the_profile_format_has_i
     document = yaml.safe_load((saved_dir / "with-data.yaml").read_text(encoding="utf-8"))
     assert document["models"] == [
         {"demo": "demo/tiny-gpt2-random", "dataset": {"path": str(text_path)}},
-        {"hf": "org/some-model", "task": "text-classification",
-         "dataset": {"path": str(csv_path)}},
+        {"hf": "org/some-model", "task": "text-classification", "dataset": str(csv_path)},
         "demo/tiny-bert-random"]
     assert saved.models[0].dataset == {"path": str(text_path)}
+    assert saved.models[1].dataset == {"path": str(csv_path)}
 
     app = EnergyConsoleApp(saved, results_root=tmp_path / "results", profiles_dir=saved_dir,
                            profile_path=saved_dir / "with-data.yaml")

@@ -12,13 +12,45 @@ from typing import Any
 from energy_console.core.compression import Param, Technique, parse_technique
 from energy_console.core.quality.dataset_check import DATASET_FORMATS
 from energy_console.core.spec.profile import ProfileError
+from energy_console.core.spec.profile_write import edited_profile_text, profile_text, relative_paths
 from energy_console.tui.selection import (
+    FormValues,
     is_chain,
     model_label,
+    profile_document,
     technique_from_text,
     technique_text,
     with_dataset,
 )
+
+
+@dataclass(frozen=True)
+class ProfileFile:
+    """A profile file as the form opened it: its text and the form's document of it (paths
+    relative to its folder), so saving rewrites only what the form changed."""
+
+    path: Path
+    text: str
+    document: dict[str, Any]
+
+    @classmethod
+    def read(cls, path: Path, form: FormValues) -> ProfileFile | None:
+        """The file behind `form`, or None where it cannot be read again (saving then writes a
+        new file)."""
+        try:
+            text = path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError):
+            return None
+        return cls(path, text, relative_paths(profile_document(form), path.parent))
+
+
+def saved_text(form: FormValues, target: Path, opened: ProfileFile | None) -> str:
+    """The text of `target` saved from `form`: the opened file with only what changed rewritten,
+    or a new file; paths relative to `target`'s folder where they lie in the folder above it."""
+    document = relative_paths(profile_document(form), target.parent)
+    if opened is None:
+        return profile_text(document)
+    return edited_profile_text(opened.text, opened.document, document)
 
 
 @dataclass(frozen=True)

@@ -4,7 +4,7 @@ A profile is untrusted text: core.spec.profile_yaml reads it (no aliases, no dup
 control characters, bounded size), then core.session.profile_check checks it key by key against
 the model sources, the techniques and core.spec.limits, and builds these dataclasses. A
 ProfileError names the file, line, key, the bad value, what is allowed and the fix. `to_yaml`
-writes back the same document a user would write.
+writes the same document a user would write.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from energy_console.core.spec.profile_write import profile_text
 from energy_console.core.spec.technique import TechniqueSpec
 from energy_console.core.spec.workloads import GenerationSettings, TrainingSettings, Workload
 
@@ -185,15 +185,8 @@ class Profile:
         return out
 
     def to_yaml(self) -> str:
-        return yaml.dump(self.to_dict(), Dumper=_NoAliasDumper, sort_keys=False,
-                         default_flow_style=None)
-
-
-class _NoAliasDumper(yaml.SafeDumper):
-    """Writes a value shared by two entries out twice: the loader refuses anchors and aliases."""
-
-    def ignore_aliases(self, data: Any) -> bool:
-        return True
+        """A new file's text (an edited file keeps its own: core.spec.profile_write)."""
+        return profile_text(self.to_dict())
 
 
 def _set_fields(obj: Any) -> dict[str, Any]:

@@ -113,6 +113,20 @@ class _Loader(yaml.SafeLoader):
 _Loader.add_implicit_resolver(FLOAT_TAG, _EXPONENT_FLOAT, list("-+.0123456789"))
 
 
+class _Resolver(yaml.resolver.Resolver):
+    """The loader's rules for what plain text is (YAML 1.1's booleans, nulls and numbers, and
+    1e6 as a number)."""
+
+
+_Resolver.add_implicit_resolver(FLOAT_TAG, _EXPONENT_FLOAT, list("-+.0123456789"))
+
+
+def reads_as_text(value: str) -> bool:
+    """Whether `value`, written without quotes, is read back as text: not `off`, `yes`, `1e6`,
+    `null`... (a writer quotes those)."""
+    return _Resolver().resolve(yaml.ScalarNode, value, (True, False)) == "tag:yaml.org,2002:str"
+
+
 def _check_tree(root) -> tuple[dict[tuple, int], dict[int, tuple]]:
     """Scalars, keys and merge keys checked; the line of every key path and the path of every
     node (a tree: aliases were refused, so each node is visited once)."""

@@ -21,7 +21,7 @@ from energy_console.core.session.profile_check import load_profile, save_profile
 from energy_console.core.spec.profile import Profile, ProfileError
 from energy_console.core.spec.tasks import TASKS
 from energy_console.core.spec.text import printable
-from energy_console.core.store.session_dir import session_dir_name
+from energy_console.core.store.session_dir import atomic_write_text, session_dir_name
 from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys
 from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
@@ -41,10 +41,12 @@ from energy_console.tui.selection import (
     technique_text,
 )
 from energy_console.tui.setup_choices import (
+    ProfileFile,
     chain_problem,
     dataset_dialog_text,
     problem_line,
     run_summary,
+    saved_text,
     shown_path,
 )
 from energy_console.tui.widgets.model_picker import ModelPicker
@@ -97,6 +99,8 @@ class SetupScreen(Screen):
             self.loaded = None
             self.initial = default
         self.kept = self.initial.kept  # what the form does not edit (FormValues.kept)
+        # the file the form shows, where it came from one: saving rewrites only what changed
+        self.opened = ProfileFile.read(source, self.initial) if source and self.loaded else None
         self.profile: Profile | None = None
 
     # ------------------------------------------------------------------ layout
@@ -335,7 +339,11 @@ class SetupScreen(Screen):
             if self.profile is None:
                 self.notify("not saved: fix the problem shown above Start", severity="error")
                 return
-            path = save_profile(self.profile, self.profiles_dir / f"{self.profile.name}.yaml")
+            path = self.profiles_dir / f"{self.profile.name}.yaml"
+            form = self.current_form()
+            path.parent.mkdir(parents=True, exist_ok=True)
+            atomic_write_text(path, saved_text(form, path, self.opened))
+            self.opened = ProfileFile.read(path, form)
             self._show_loaded(shown_path(path))
             self.notify(printable(f"saved {path}"), markup=False)
 
@@ -364,5 +372,6 @@ class SetupScreen(Screen):
                         markup=False)
             return
         self.apply_form(form)
+        self.opened = ProfileFile.read(path, form)
         self._show_loaded(shown_path(path))
         self.notify(printable(f"opened {path}"), markup=False)
