@@ -87,7 +87,7 @@ def changes_vs_baseline(records: Sequence[RunRecord]) -> dict[str, dict[str, Cha
 
 
 # Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
-LOWER_IS_BETTER = ("perplexity",)
+LOWER_IS_BETTER = ("perplexity", "prompt_perplexity")
 
 
 def quality_score(record: RunRecord) -> float | None:
