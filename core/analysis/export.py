@@ -16,6 +16,7 @@ from energy_console.core.analysis.findings import (
     findings,
     quality_score,
 )
+from energy_console.core.analysis.generation import generation_markdown, generation_text
 from energy_console.core.analysis.report import (
     TRADE_OFF_COLUMNS,
     energy_with_ci,
@@ -83,6 +84,7 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
         lines += ["", *_key_findings(group, changes), ""]
         lines += [f"![{name}]({path})" for path in (plots or {}).get(_slug(group), [])]
         lines.append("")
+    lines += generation_markdown(records)
     power = (plots or {}).get("", [])
     if power:
         lines += ["## Power over the session", "", *(f"![power]({p})" for p in power), ""]
@@ -204,4 +206,4 @@ def render(session, fmt: str, width: int) -> str:
         return as_json(records) + "\n"
     if fmt == "markdown":
         return as_markdown(session)
-    return format_report(session, width)
+    return format_report(session, width) + generation_text(list(session.runs), width)
