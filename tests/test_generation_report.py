@@ -70,3 +70,26 @@ def test_infer_sessions_have_no_generation_section():
     infer = read_session(Path(__file__).parent / "data" / "finished-session")
     assert "## Generation" not in as_markdown(infer)
     assert "generation:" not in render(infer, "table", 160)
+
+
+async def test_the_trade_offs_view_shows_the_generation_figures_of_each_group(tmp_path):
+    import shutil
+
+    from energy_console.tui.app import EnergyConsoleApp
+    from energy_console.tui.screens.tradeoff import TradeOffScreen
+    from textual.widgets import DataTable
+
+    session = Path(shutil.copytree(RECORDED, tmp_path / RECORDED.name))
+    app = EnergyConsoleApp(attach=session, results_root=tmp_path)
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(TradeOffScreen(session))
+        await pilot.pause()
+        table = app.screen.query_one(".generation", DataTable)
+        assert [str(c.label) for c in table.ordered_columns][:3] == [
+            "technique", "J/output token", "TTFT p50"]
+        rows = [[str(cell) for cell in table.get_row_at(i)] for i in range(table.row_count)]
+        for r, row in zip(_recorded(), rows, strict=True):
+            cells = generation_cells(r)
+            assert row[:4] == [r.technique, cells["J/output token"], cells["TTFT p50"],
+                               cells["TPOT p50"]]
+            assert "±" in row[2] and "±" in row[3]
