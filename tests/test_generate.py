@@ -3,6 +3,7 @@ fidelity metrics. Known answers, no worker processes (tests/test_generate_sessio
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 
@@ -10,14 +11,14 @@ import pytest
 from energy_console.core.measure.carbon import CarbonIntensity
 from energy_console.core.measure.energy import NoEnergyWindows, quadrature, run_figures
 from energy_console.core.measure.sensors.base import SensorInfo
-from energy_console.core.measure.stats import ci95_half_width, median
+from energy_console.core.measure.stats import ci95_half_width, median, median_ci95_half_width
 from energy_console.core.quality.datasets import DatasetError, dataset_spec, load_prompts
 from energy_console.core.quality.text_metrics import chrf, exact_match_rate, token_agreement
 from energy_console.core.session.plan import expand
 from energy_console.core.session.profile_check import parse_profile
 from energy_console.core.spec.profile import ProfileError
 from energy_console.core.spec.workloads import GenerationSettings
-from energy_console.core.store.figures import GenerationTimings, WindowEnergy
+from energy_console.core.store.figures import GenerationTimings, WindowEnergy, compact_ids
 from energy_console.core.store.records import RUN_COLUMNS
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -86,6 +87,17 @@ def test_generate_on_a_classifier_is_refused_when_the_profile_loads():
         parse_profile(text)
 
 
+def test_fixed_length_is_the_default_and_can_be_turned_off():
+    assert GenerationSettings().fixed_length is True
+    profile = parse_profile(GENERATE_PROFILE.replace(
+        "workload: generate", "workload: generate\n    generation: {fixed_length: false}"))
+    assert profile.models[0].generation.fixed_length is False
+    assert parse_profile(profile.to_yaml()) == profile
+    with pytest.raises(ProfileError, match="fixed_length"):
+        parse_profile(GENERATE_PROFILE.replace(
+            "workload: generate", "workload: generate\n    generation: {fixed_length: 32}"))
+
+
 def test_generation_settings_on_an_infer_model_are_refused():
     text = "name: g\nmodels:\n  - {demo: demo/tiny-gpt2-random, generation: {seed: 1}}\n"
     with pytest.raises(ProfileError, match="add `workload: generate`"):
@@ -126,7 +138,8 @@ def timings(prefill_tokens=(100, 100, 100), made=(160, 160, 160)) -> GenerationT
         sequences=(10,) * 6, prompt_tokens=(prefill_tokens[0], 100, prefill_tokens[1], 100,
                                             prefill_tokens[2], 100),
         output_tokens=(10, made[0], 10, made[1], 10, made[2]),
-        ttft_ms=(5.0, 6.0, 7.0), tpot_ms=(1.0, 2.0, 3.0, 4.0), prefill_latencies_ms=(5.0,))
+        ttft_ms=(5.0, 6.0, 7.0), tpot_ms=(1.0, 2.0, 3.0, 4.0), prefill_latencies_ms=(5.0,),
+        decode_ms=(300.0, 300.0, 300.0), prompt_ids=tuple(range(10)), passes=(1,) * 6)
 
 
 def gen_figures(prefill_j, full_j, gen=None):
@@ -146,11 +159,31 @@ def test_decode_is_full_minus_prefill_per_prompt_and_per_token():
     assert g.prefill_energy_j_per_inference == pytest.approx(0.2)
     assert g.decode_energy_j_per_inference == pytest.approx(1.8)
     assert g.energy_j_per_output_token == pytest.approx(20.0 / 160)
-    assert g.decode_energy_j_per_output_token == pytest.approx(18.0 / 150)  # first token: prefill
-    assert g.tokens_per_s == pytest.approx(160 / 2.0)
+    # one divisor for every per-output-token figure: all 160 tokens made
+    assert g.decode_energy_j_per_output_token == pytest.approx(18.0 / 160)
+    assert g.decode_energy_j_per_output_token + 2.0 / 160 == pytest.approx(
+        g.energy_j_per_output_token)
+    assert g.e2e_tokens_per_s == pytest.approx(160 / 2.0)  # 3 full windows of 2 s, 480 tokens
+    assert g.decode_tokens_per_s == pytest.approx((480 - 30) / 0.9)  # 3 calls' 300 ms of decode
     assert (g.prompt_tokens, g.output_tokens) == (10.0, 16.0)
     assert (g.ttft_ms_p50, g.tpot_ms_p50) == (6.0, 2.5)
+    assert g.prompt_ids == "0-9"
 
+
+def test_prefill_latency_ttft_and_tpot_carry_their_intervals():
+    gen = dataclasses.replace(timings(), ttft_ms=tuple(float(x) for x in range(1, 21)),
+                              tpot_ms=(2.0,) * 30, prefill_latencies_ms=(4.0, 5.0, 6.0, 5.0))
+    g = gen_figures((2.0,) * 3, (20.0,) * 3, gen).generation
+    assert g.ttft_ms_p50 == 10.5 and g.ttft_ms_p50_ci95 == median_ci95_half_width(gen.ttft_ms)
+    assert g.ttft_ms_p50_ci95 > 0 and g.tpot_ms_p50_ci95 == 0.0
+    assert (g.prefill_latency_ms_p50, g.prefill_latency_ms_mean) == (5.0, 5.0)
+    assert g.prefill_latency_ms_mean_ci95 == pytest.approx(ci95_half_width((4.0, 5.0, 6.0, 5.0)))
+    assert g.prefill_latency_ms_p50_ci95 is None  # too few calls for an order-statistics interval
+
+
+def test_prompt_ids_read_as_runs_of_consecutive_positions():
+    assert compact_ids((0, 1, 2, 3, 7, 0, 9, 10)) == "0-3 7 9-10"
+    assert compact_ids(()) == ""
 
 def test_the_interval_of_decode_adds_full_and_prefill_in_quadrature():
     prefill, full = (1.8, 2.0, 2.4), (19.0, 20.0, 22.0)

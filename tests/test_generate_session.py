@@ -20,13 +20,16 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ROOT / "data" / "prompts-text.jsonl"
 MAX_NEW = 12
 PRUNE = "magnitude-prune-amount0.9-scopelayer"
+SLOW = "weight-int4"  # optimum-quanto's int4 weights: about 2× the baseline's time per call here
+TECHNIQUES = ("baseline", PRUNE, SLOW)
 
-# Every window is exactly one pass over the 4 prompts (2 calls of 2), so the counts are exact.
+# Windows as long as min_window_s asks: a fast variant runs more calls in one than a slow one,
+# and each window still holds whole passes over the 4 prompts (2 calls of 2).
 PROTOCOL = """\
 protocol:
   idle_seconds: 0.3
   warmup: 1
-  iterations: 2
+  min_window_s: 0.1
   repeats: 3
   sample_hz: 20
   threads: 1
@@ -64,11 +67,12 @@ models:
   - demo: demo/tiny-gpt2-random
     workload: generate
     dataset: {{path: {PROMPTS}, max_samples: 4}}
+    generation: {{eos_token_id: {eos}}}
   - demo: demo/tiny-gpt2-random
     workload: generate
     dataset: {{path: {PROMPTS}, max_samples: 4}}
-    generation: {{eos_token_id: {eos}}}
-techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}]
+    generation: {{eos_token_id: {eos}, fixed_length: false}}
+techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}, {SLOW}]
 inputs: {{batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [{MAX_NEW}]}}
 """, protocol=PROTOCOL))
     outcome = Runner(profile, folder / "session").run()
@@ -83,16 +87,22 @@ def run_id(model: int, technique: str) -> str:
 
 def test_generate_runs_finish_with_per_token_figures(generate_session):
     outcome, rows, _, _ = generate_session
-    assert outcome.finished == 4, [(r["run_id"], r["reason"]) for r in rows.values()]
+    assert outcome.finished == 6, [(r["run_id"], r["reason"]) for r in rows.values()]
     row = rows[run_id(1, "baseline")]
     assert row["workload"] == "generate" and row["max_new_tokens"] == str(MAX_NEW)
-    assert float(row["output_tokens"]) == MAX_NEW  # the random model never says its EOS here
     assert float(row["prompt_tokens"]) > 3
     for column in ("energy_j_per_output_token", "energy_j_per_output_token_ci95",
-                   "energy_j_per_prompt_token", "tokens_per_s", "ttft_ms_p50", "tpot_ms_p50",
-                   "tpot_ms_p95"):
+                   "energy_j_per_prompt_token", "e2e_tokens_per_s", "decode_tokens_per_s",
+                   "ttft_ms_p50", "ttft_ms_p50_ci95", "tpot_ms_p50", "tpot_ms_p50_ci95",
+                   "tpot_ms_p95", "prefill_latency_ms_p50", "prefill_latency_ms_mean",
+                   "prefill_latency_ms_mean_ci95"):
         assert float(row[column]) > 0, column
     assert float(row["tpot_ms_p50"]) <= float(row["tpot_ms_p95"])
+    # decode alone runs faster than the whole call, whose time includes the prompt's forward
+    assert float(row["decode_tokens_per_s"]) > float(row["e2e_tokens_per_s"])
+    result = json.loads((outcome.path / "runs" / row["run_id"] / "result.json").read_text())
+    assert float(result["row"]["prefill_latency_ms_p50"]) == pytest.approx(
+        float(row["prefill_latency_ms_p50"]), rel=1e-5)
     # one call generates MAX_NEW tokens: its first token comes well before its end
     assert float(row["ttft_ms_p50"]) < float(row["latency_ms_p50"])
     assert float(row["energy_j_per_output_token"]) == pytest.approx(
@@ -115,11 +125,35 @@ def test_prefill_and_decode_add_up_to_the_full_generation_within_their_interval(
         # token after the first × those tokens (every window fed the same 4 prompts)
         assert float(row["energy_j_per_prompt_token"]) * float(row["prompt_tokens"]) == (
             pytest.approx(prefill, rel=2e-3))
-        assert float(row["decode_energy_j_per_output_token"]) * (
-            float(row["output_tokens"]) - 1) == pytest.approx(decode, rel=2e-3)
+        assert float(row["decode_energy_j_per_output_token"]) * float(
+            row["output_tokens"]) == pytest.approx(decode, rel=2e-3)
         # the interval of the difference is at least that of each term
         assert float(row["decode_energy_j_per_inference_ci95"]) >= float(
             row["prefill_energy_j_per_inference_ci95"])
+
+
+def test_every_variant_is_measured_on_the_same_prompts_in_whole_passes(generate_session):
+    outcome, rows, _, _ = generate_session
+    fed = {(rows[run_id(1, t)]["prompt_ids"], rows[run_id(1, t)]["prompt_tokens"])
+           for t in TECHNIQUES}
+    assert fed == {("0-3", rows[run_id(1, "baseline")]["prompt_tokens"])}
+    for technique in TECHNIQUES:
+        result = json.loads((outcome.path / "runs" / run_id(1, technique) / "result.json")
+                            .read_text())["generation"]
+        assert result["prompt_ids"] == [0, 1, 2, 3]
+        for window in result["windows"]:  # whole passes: 4 prompts fed per pass
+            assert window["passes"] >= 1 and window["sequences"] == 4 * window["passes"]
+
+
+def test_with_the_fixed_length_every_prompt_makes_max_new_tokens(generate_session):
+    outcome, rows, _, _ = generate_session
+    for technique in TECHNIQUES:
+        row = rows[run_id(1, technique)]
+        assert row["fixed_length"] == "True" and float(row["output_tokens"]) == MAX_NEW
+        result = json.loads((outcome.path / "runs" / row["run_id"] / "result.json").read_text())
+        for window in result["generation"]["windows"]:
+            made = MAX_NEW if window["kind"] == "generate" else 1
+            assert window["output_tokens"] == made * window["sequences"]
 
 
 def test_a_run_that_stops_at_eos_is_counted_by_the_tokens_it_made(generate_session):
@@ -130,6 +164,7 @@ def test_a_run_that_stops_at_eos_is_counted_by_the_tokens_it_made(generate_sessi
         made.append(stop)
     assert made[0] <= 3
     row = rows[run_id(2, "baseline")]
+    assert row["fixed_length"] == "False"
     assert float(row["output_tokens"]) == pytest.approx(sum(made) / len(made), abs=1e-4)
     assert float(row["output_tokens"]) < MAX_NEW
     assert float(row["energy_j_per_output_token"]) == pytest.approx(
@@ -144,6 +179,6 @@ def test_fidelity_is_whole_for_the_baseline_and_lost_by_heavy_pruning(generate_s
         assert float(pruned[column]) < 1.0
     assert float(base["fidelity_chrf"]) == 100.0
     assert float(pruned["fidelity_chrf"]) < 100.0
-    assert base["quality_metric"] == "perplexity" and float(base["quality_value"]) > 1
+    assert base["quality_metric"] == "prompt_perplexity" and float(base["quality_value"]) > 1
     result = json.loads((outcome.path / "runs" / run_id(1, PRUNE) / "result.json").read_text())
     assert result["reference"]["cache_hit"] is True  # the baseline's greedy outputs, reused

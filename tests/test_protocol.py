@@ -37,6 +37,17 @@ def test_fixed_iterations_are_exactly_that_many():
     assert [w.iterations for w in result.windows] == [4, 4, 4]
 
 
+def test_a_window_runs_whole_multiples_of_its_pass():
+    fixed = measure_windows([Iteration(SlowStart(slow_calls=0), whole_of=3)],
+                            ProtocolSettings(warmup=1, repeats=2, iterations=4), "cpu",
+                            mark=lambda *a, **k: None)
+    assert [w.iterations for w in fixed.windows] == [6, 6]
+    timed = measure_windows([Iteration(SlowStart(slow_calls=0), whole_of=7)],
+                            ProtocolSettings(warmup=1, repeats=2, min_window_s=0.03), "cpu",
+                            mark=lambda *a, **k: None)
+    assert all(w.iterations % 7 == 0 and w.end_t - w.start_t >= 0.03 for w in timed.windows)
+
+
 def test_kinds_of_window_alternate_each_repeat_and_count_only_their_timed_calls():
     counted: dict[str, int] = {"prefill": 0, "repeat": 0}
     starts: list[tuple[str, int]] = []

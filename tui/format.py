@@ -43,7 +43,8 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
-METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "top1_agreement": "top1",
+METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "prompt_perplexity": "prompt-ppl",
+                "top1_agreement": "top1",
                 "next_token_agreement": "next-tok", "cosine_similarity": "cos", "map": "mAP",
                 "fidelity_map": "fid-mAP"}
 

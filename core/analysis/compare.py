@@ -144,8 +144,6 @@ def missing_references(records: Sequence[RunRecord]) -> list[str]:
             if r.finished and not is_reference(r) and reference_of(r, refs) is None]
 
 
-
-
 def quality_score(record: RunRecord) -> float | None:
     """Quality oriented so that higher is better (perplexity negated)."""
     if record.quality_value is None:

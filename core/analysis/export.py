@@ -19,6 +19,7 @@ from energy_console.core.analysis.compare import (
 )
 from energy_console.core.analysis.findings import GroupFindings, findings, repeats_needed
 from energy_console.core.analysis.findings_text import group_dict, group_lines
+from energy_console.core.analysis.generation import generation_markdown, generation_text
 from energy_console.core.analysis.idle_check import idle_notes, idle_problems
 from energy_console.core.analysis.plot_data import Scatter, scatter
 from energy_console.core.analysis.report import (
@@ -121,6 +122,7 @@ def as_markdown(session, plots: dict[str, list[str]] | None = None) -> str:
         lines += ["", *_key_findings(group, changes), ""]
         lines += [f"![{name}]({path})" for path in (plots or {}).get(_slug(group), [])]
         lines.append("")
+    lines += generation_markdown(records)
     power = (plots or {}).get("", [])
     if power:
         lines += ["## Power over the session", "", *(f"![power]({p})" for p in power), ""]
@@ -225,4 +227,4 @@ def render(session, fmt: str, width: int) -> str:
         return as_json(records, session.info) + "\n"
     if fmt == "markdown":
         return as_markdown(session)
-    return format_report(session, width)
+    return format_report(session, width) + generation_text(list(session.runs), width)

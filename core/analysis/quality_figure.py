@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from energy_console.core.store.records import RunRecord
 
 # Quality metrics where lower is better; every other metric (accuracy, fidelity) is higher-better.
-LOWER_IS_BETTER = ("perplexity",)
+LOWER_IS_BETTER = ("perplexity", "prompt_perplexity")
 # Shares over the evaluation set: a binomial interval applies.
 SHARES = ("accuracy", "top1_agreement", "next_token_agreement", "fidelity_top1",
           "fidelity_token_agreement", "fidelity_exact_match", "quality_pass_at_1")

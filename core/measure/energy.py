@@ -34,6 +34,7 @@ from energy_console.core.store.figures import (
     TrainingFigures,
     TrainingTimings,
     WindowEnergy,
+    compact_ids,
 )
 from energy_console.core.store.records import EnergySource
 
@@ -170,9 +171,12 @@ def generation_figures(windows: Sequence[WindowEnergy], timings: GenerationTimin
 
     Repeat i pairs the i-th prefill window with the i-th full-generation window. Prefill energy
     per prompt token comes from the prefill window; the full window's prefill share is that times
-    the prompt tokens it fed, and the rest of its energy is decode. Each figure is the median over
-    repeats with its Student-t 95 % interval; a difference's interval is the intervals of its
-    terms added in quadrature (the two windows are measured apart)."""
+    the prompt tokens it fed, and the rest of its energy is decode. Every "per output token"
+    figure divides by every token generated (each prompt's first included), so prefill and decode
+    per output token add up to the full generation's. Each figure is the median over repeats
+    with its Student-t 95 % interval; a difference's interval is the intervals of its terms added
+    in quadrature (the two windows are measured apart). Latencies are per call or per decode step
+    with the order-statistics interval of their median, as latency_ms_p50's."""
     def energy(w: WindowEnergy) -> float:
         return sum(w.energy_j.get(n, 0.0) for n in sensors)
 
@@ -180,24 +184,24 @@ def generation_figures(windows: Sequence[WindowEnergy], timings: GenerationTimin
     prefill = [i for i, k in enumerate(kinds) if k == "prefill"]
     full = [i for i, k in enumerate(kinds) if k == "generate"]
     per_output, per_prompt, prefill_seq, full_seq, decode_seq = [], [], [], [], []
-    decode_tok, full_tok, prefill_tok = [], [], []
+    decode_tok, prefill_tok = [], []
     for p, f in zip(prefill, full, strict=False):
         j_per_prompt_token = energy(windows[p]) / max(1, timings.prompt_tokens[p])
-        sequences, made = timings.sequences[f], timings.output_tokens[f]
+        sequences, made = timings.sequences[f], max(1, timings.output_tokens[f])
         prefill_j = j_per_prompt_token * timings.prompt_tokens[f]
         full_j = energy(windows[f])
         per_prompt.append(j_per_prompt_token)
-        per_output.append(full_j / max(1, made))
+        per_output.append(full_j / made)
         prefill_seq.append(prefill_j / sequences)
         full_seq.append(full_j / sequences)
         decode_seq.append((full_j - prefill_j) / sequences)
-        if made > sequences:  # tokens after each prompt's first
-            decode_tok.append((full_j - prefill_j) / (made - sequences))
-            full_tok.append(full_j / (made - sequences))
-            prefill_tok.append(prefill_j / (made - sequences))
+        decode_tok.append((full_j - prefill_j) / made)
+        prefill_tok.append(prefill_j / made)
     full_s = sum(windows[f].duration_s for f in full)
     sequences_fed = sum(timings.sequences[f] for f in full)
     made_total = sum(timings.output_tokens[f] for f in full)
+    decode_s = sum(timings.decode_ms) / 1000.0
+    prefill_ms = timings.prefill_latencies_ms
     return GenerationFigures(
         prompt_tokens=sum(timings.prompt_tokens[f] for f in full) / max(1, sequences_fed),
         output_tokens=made_total / max(1, sequences_fed),
@@ -211,13 +215,27 @@ def generation_figures(windows: Sequence[WindowEnergy], timings: GenerationTimin
         decode_energy_j_per_inference_ci95=quadrature(ci95_half_width(full_seq),
                                                       ci95_half_width(prefill_seq)),
         decode_energy_j_per_output_token=_median_or_none(decode_tok),
-        decode_energy_j_per_output_token_ci95=quadrature(ci95_half_width(full_tok),
+        decode_energy_j_per_output_token_ci95=quadrature(ci95_half_width(per_output),
                                                          ci95_half_width(prefill_tok)),
-        tokens_per_s=made_total / full_s if full_s > 0 else None,
-        ttft_ms_p50=percentile(timings.ttft_ms, 50) if timings.ttft_ms else None,
-        tpot_ms_p50=percentile(timings.tpot_ms, 50) if timings.tpot_ms else None,
-        tpot_ms_p95=percentile(timings.tpot_ms, 95) if timings.tpot_ms else None,
+        e2e_tokens_per_s=made_total / full_s if full_s > 0 else None,
+        ttft_ms_p50=_percentile_or_none(timings.ttft_ms, 50),
+        tpot_ms_p50=_percentile_or_none(timings.tpot_ms, 50),
+        tpot_ms_p95=_percentile_or_none(timings.tpot_ms, 95),
+        fixed_length=timings.fixed_length,
+        prompt_ids=compact_ids(timings.prompt_ids),
+        # tokens after each row's first, over the time from a call's first token to its end
+        decode_tokens_per_s=(made_total - sequences_fed) / decode_s if decode_s > 0 else None,
+        ttft_ms_p50_ci95=median_ci95_half_width(timings.ttft_ms),
+        tpot_ms_p50_ci95=median_ci95_half_width(timings.tpot_ms),
+        prefill_latency_ms_p50=_percentile_or_none(prefill_ms, 50),
+        prefill_latency_ms_p50_ci95=median_ci95_half_width(prefill_ms),
+        prefill_latency_ms_mean=sum(prefill_ms) / len(prefill_ms) if prefill_ms else None,
+        prefill_latency_ms_mean_ci95=ci95_half_width(prefill_ms),
     )
+
+
+def _percentile_or_none(values: Sequence[float], q: float) -> float | None:
+    return percentile(values, q) if values else None
 
 
 def training_figures(windows: Sequence[WindowEnergy], timings: TrainingTimings,

@@ -79,7 +79,7 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
         passed = code_pass_at_1(code_tasks, texts, pass_at_1_timeout_s, warnings)
     return QualityResult(
         task="causal-lm",
-        metric="perplexity",
+        metric="prompt_perplexity",  # of the prompts' own tokens, not of a text
         value=perplexity,
         samples=len(outputs),
         seconds=time.perf_counter() - start,

@@ -100,13 +100,14 @@ def tokens_made(new_tokens, eos_ids: tuple[int, ...]) -> list[int]:
 
 
 def generate(module, batch: PromptBatch, max_new_tokens: int, prompts: PromptSet,
-             settings: GenerationSettings, clock: Any = None):
-    """One generate call; the new tokens (batch × steps, padded after EOS)."""
+             settings: GenerationSettings, clock: Any = None, min_new_tokens: int = 0):
+    """One generate call; the new tokens (batch × steps, padded after EOS). EOS cannot end a
+    row before `min_new_tokens` (transformers masks its logit until then)."""
     kwargs = settings.generate_kwargs()
     if not settings.do_sample:  # say greedy outright: a model's generation_config may sample
         kwargs.update(temperature=None, top_p=None, top_k=None)
     output = module.generate(
-        **batch.inputs, max_new_tokens=max_new_tokens, min_new_tokens=0,
+        **batch.inputs, max_new_tokens=max_new_tokens, min_new_tokens=min_new_tokens,
         pad_token_id=prompts.pad_id, eos_token_id=list(prompts.eos_ids) or None,
         streamer=clock, **kwargs,
     )

@@ -35,7 +35,8 @@ QUALITY_CSV_COLUMNS = (
 class QualityResult:
     """Task metric and fidelity to the uncompressed model, on the same inputs.
 
-    `metric` is accuracy (classifiers with a dataset), perplexity (causal LMs with a text), map
+    `metric` is accuracy (classifiers with a dataset), perplexity (causal LMs with a text),
+    prompt_perplexity (generate runs: the perplexity of the prompts' own tokens), map
     (detectors with a COCO JSON), or, without a dataset, the fidelity figure of the task:
     top1_agreement, next_token_agreement, fidelity_map or cosine_similarity. mean_kl is
     KL(uncompressed || this) in nats, averaged over samples (over

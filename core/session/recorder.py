@@ -214,6 +214,7 @@ class RunRecording:
                 "gpus": unit.gpus,
                 "placement": dataclasses.asdict(unit.placement),
                 **({"training": dataclasses.asdict(result.training)} if result.training else {}),
+                **({"generation": result.generation.details()} if result.generation else {}),
             }))
         self._keep_record(record)
         self.counts["finished"] += 1

@@ -13,6 +13,7 @@ A model entry picks its workload in the profile:
         workload: generate
         dataset: ../data/code-tasks.jsonl          # HumanEval-style: prompt, entry_point, test
         generation: {pass_at_1: true}              # optional: pass@1 of the greedy completions
+        # fixed_length: true (the default): timed windows make exactly max_new_tokens per prompt
     inputs:
       max_new_tokens: [32]   # generate runs: one run per value (× batches × sequence lengths)
 
@@ -55,7 +56,7 @@ GENERATE_TASKS = ("causal-lm",)
 DEFAULT_MAX_NEW_TOKENS = (32,)
 
 GENERATION_KEYS = ("do_sample", "temperature", "top_k", "top_p", "seed", "eos_token_id",
-                   "pass_at_1", "pass_at_1_timeout_s")
+                   "pass_at_1", "pass_at_1_timeout_s", "fixed_length")
 DEFAULT_PASS_AT_1_TIMEOUT_S = 10.0
 
 
@@ -80,6 +81,10 @@ class GenerationSettings:
     eos_token_id: int | None = None  # None: the model's own
     pass_at_1: bool = False  # run the greedy completions against the dataset's tests
     pass_at_1_timeout_s: float = DEFAULT_PASS_AT_1_TIMEOUT_S  # wall clock per task
+    # timed windows make exactly max_new_tokens per prompt (EOS suppressed until then), so every
+    # variant is charged for the same tokens; false: each stops at its own EOS. Fidelity and
+    # pass@1 always use the natural (EOS-stopped) output.
+    fixed_length: bool = True
 
     def generate_kwargs(self) -> dict[str, Any]:
         """Keyword arguments for transformers' `generate` (seed and EOS apart)."""
@@ -117,7 +122,8 @@ def generation_settings(raw: Any) -> GenerationSettings:
                            "or remove the timeout")
     return GenerationSettings(do_sample, temperature, top_k, top_p,
                               0 if seed is None else seed, eos, pass_at_1,
-                              DEFAULT_PASS_AT_1_TIMEOUT_S if timeout is None else timeout)
+                              DEFAULT_PASS_AT_1_TIMEOUT_S if timeout is None else timeout,
+                              _flag(raw, "fixed_length", True))
 
 
 def _check_keys(raw: Any, keys: tuple[str, ...]) -> None:

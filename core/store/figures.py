@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -96,6 +97,38 @@ class GenerationTimings:
     ttft_ms: tuple[float, ...]  # per generate call: call start to its first new token
     tpot_ms: tuple[float, ...]  # per decode step: time between successive new tokens
     prefill_latencies_ms: tuple[float, ...] = ()
+    decode_ms: tuple[float, ...] = ()  # per full generate call: first new token to call end
+    fixed_length: bool = False  # every prompt made exactly max_new_tokens (EOS suppressed)
+    prompt_ids: tuple[int, ...] = ()  # one pass over the prompt set, in the order fed
+    passes: tuple[int, ...] = ()  # whole passes over prompt_ids per window
+
+    def details(self) -> dict[str, Any]:
+        """result.json's `generation`: the prompts each window held (`passes` whole passes over
+        `prompt_ids`), and what it fed and made."""
+        return {
+            "max_new_tokens": self.max_new_tokens,
+            "fixed_length": self.fixed_length,
+            "prompt_ids": list(self.prompt_ids),
+            "windows": [
+                {"kind": kind, "passes": passes, "sequences": sequences,
+                 "prompt_tokens": prompt, "output_tokens": output}
+                for kind, passes, sequences, prompt, output in zip(
+                    self.window_kinds, self.passes, self.sequences, self.prompt_tokens,
+                    self.output_tokens, strict=False)
+            ],
+        }
+
+
+def compact_ids(ids: Sequence[int]) -> str:
+    """Distinct ids as runs of consecutive ones: (0, 1, 2, 3, 7, 0) → `0-3 7`."""
+    ordered = sorted(set(ids))
+    runs: list[list[int]] = []
+    for i in ordered:
+        if runs and i == runs[-1][1] + 1:
+            runs[-1][1] = i
+        else:
+            runs.append([i, i])
+    return " ".join(str(a) if a == b else f"{a}-{b}" for a, b in runs)
 
 
 @dataclass(frozen=True)
@@ -114,10 +147,19 @@ class GenerationFigures:
     decode_energy_j_per_inference_ci95: float | None
     decode_energy_j_per_output_token: float | None
     decode_energy_j_per_output_token_ci95: float | None
-    tokens_per_s: float | None
+    e2e_tokens_per_s: float | None
     ttft_ms_p50: float | None
     tpot_ms_p50: float | None
     tpot_ms_p95: float | None
+    fixed_length: bool
+    prompt_ids: str  # compact_ids of the prompts every window held
+    decode_tokens_per_s: float | None
+    ttft_ms_p50_ci95: float | None
+    tpot_ms_p50_ci95: float | None
+    prefill_latency_ms_p50: float | None
+    prefill_latency_ms_p50_ci95: float | None
+    prefill_latency_ms_mean: float | None
+    prefill_latency_ms_mean_ci95: float | None
 
     def columns(self) -> dict[str, Any]:
         return dataclasses.asdict(self)

@@ -66,10 +66,15 @@ class RunRecord:
     resolution: int | None = column("pixels per side (image models)")
     status: RunStatus = column("finished, skipped or failed", "finished")
     reason: str = column("why a run was skipped or failed", "")
-    iterations: int | None = column("forward passes per timed window (median over repeats)")
+    iterations: int | None = column(
+        "calls per timed window (median over repeats): infer, one batched forward pass; "
+        "generate, one whole generate call of a batch of prompts (full-generation windows); "
+        "train, one optimizer step")
     repeats: int | None = column("timed windows")
     energy_j_per_inference: float | None = column(
-        "energy per input item: window energy ÷ (iterations × batch size), median of repeats")
+        "energy per input item: window energy ÷ (iterations × batch size), median of repeats "
+        "(generate: one prompt's whole generation, prefill included; train: one training "
+        "sample)")
     energy_j_per_inference_ci95: float | None = column(
         "half-width of the 95 % interval of energy_j_per_inference (Student t over repeats)")
     dynamic_energy_j_per_inference: float | None = column(
@@ -77,11 +82,15 @@ class RunRecord:
     avg_power_w: float | None = column("mean power over the timed windows (median of repeats)")
     avg_power_w_ci95: float | None = column("half-width of the 95 % interval of avg_power_w")
     idle_power_w: float | None = column("idle power of the sensors charged to the run")
-    latency_ms_p50: float | None = column("median latency of one batched forward pass")
+    latency_ms_p50: float | None = column(
+        "median latency of one call (see iterations): a batched forward pass, a whole generate "
+        "call (prefill and every new token), an optimizer step")
     latency_ms_p50_ci95: float | None = column(
         "half-width of the 95 % interval of latency_ms_p50 (order statistics of all iterations)")
-    latency_ms_p95: float | None = column("95th percentile latency")
-    throughput_per_s: float | None = column("inferences per second over the timed windows")
+    latency_ms_p95: float | None = column("95th percentile latency of one call (as p50)")
+    throughput_per_s: float | None = column(
+        "inferences per second over the timed windows (generate: prompts completed per second; "
+        "tokens per second are e2e_tokens_per_s and decode_tokens_per_s)")
     energy_delay_j_s: float | None = column(
         "energy-delay product: energy_j_per_inference × latency_ms_p50 in seconds")
     workload: str = column("infer (forward passes), generate (text generation from prompts) or "
@@ -89,12 +98,14 @@ class RunRecord:
                            "infer")
     max_new_tokens: int | None = column("generate runs: most tokens generated per prompt")
     prompt_tokens: float | None = column(
-        "generate runs: mean prompt length in tokens over the prompts fed")
+        "generate runs: mean prompt length in tokens over the prompts fed (every window holds "
+        "whole passes over the same prompts: prompt_ids)")
     output_tokens: float | None = column(
-        "generate runs: mean tokens actually generated per prompt (a stop at EOS counts the "
-        "tokens made, not max_new_tokens)")
+        "generate runs: mean output tokens per prompt, i.e. tokens actually generated (a stop at "
+        "EOS counts the tokens made, not max_new_tokens; with fixed_length it is max_new_tokens)")
     energy_j_per_output_token: float | None = column(
-        "generate runs: energy of full generations ÷ tokens generated, median of repeats")
+        "generate runs: energy of full generations ÷ output tokens, median of repeats. Every "
+        "*_per_output_token column divides by all tokens generated, each prompt's first included")
     energy_j_per_output_token_ci95: float | None = column(
         "half-width of the 95 % interval of energy_j_per_output_token")
     energy_j_per_prompt_token: float | None = column(
@@ -113,15 +124,18 @@ class RunRecord:
         "half-width of the 95 % interval of decode_energy_j_per_inference: the intervals of "
         "full and prefill added in quadrature")
     decode_energy_j_per_output_token: float | None = column(
-        "generate runs: decode energy ÷ tokens after the first (the first comes from prefill)")
+        "generate runs: decode energy ÷ output tokens (all of them, as energy_j_per_output_token: "
+        "prefill's share per output token + this = energy_j_per_output_token)")
     decode_energy_j_per_output_token_ci95: float | None = column(
         "half-width of the 95 % interval of decode_energy_j_per_output_token (quadrature)")
-    tokens_per_s: float | None = column(
-        "generate runs: tokens generated per second over the full-generation windows")
+    e2e_tokens_per_s: float | None = column(
+        "generate runs: end-to-end rate, output tokens ÷ the full-generation windows' time "
+        "(prefill included)")
     ttft_ms_p50: float | None = column(
         "generate runs: median time to first token (call start to first new token)")
     tpot_ms_p50: float | None = column(
-        "generate runs: median time per output token (between successive new tokens)")
+        "generate runs: median time per output token, i.e. per decode step: the time between "
+        "successive new tokens (the first token's time is ttft)")
     tpot_ms_p95: float | None = column("generate runs: 95th percentile time per output token")
     train_steps: int | None = column(
         "optimizer steps of the whole fine-tune: a train run's (warm-up included), or those a "
@@ -152,7 +166,8 @@ class RunRecord:
     nonzero_params: int | None = column("parameters that are not zero (pruning)")
     peak_mem_mb: float | None = column("peak memory: CUDA allocations, else the worker's RSS")
     quality_metric: str | None = column(
-        "accuracy, perplexity, or the fidelity figure of the task without a dataset")
+        "accuracy, perplexity, prompt_perplexity (generate runs: perplexity of the prompts' own "
+        "tokens, not of a text), or the fidelity figure of the task without a dataset")
     quality_value: float | None = column("value of quality_metric")
     quality_macro_f1: float | None = column("macro-F1 (classifiers with a dataset)")
     fidelity_top1: float | None = column(
@@ -217,6 +232,30 @@ class RunRecord:
     disturbed: str = column(
         "why windows that stayed in the figures were disturbed (a sampler gap, another process "
         "on the run's GPU, the GPU throttling): measured again until the budget ran out", "")
+    fixed_length: bool | None = column(
+        "generate runs: the timed windows made exactly max_new_tokens per prompt (EOS "
+        "suppressed until then; `generation: {fixed_length: false}` lets each stop at its EOS). "
+        "Fidelity and pass@1 always use the natural, EOS-stopped output")
+    prompt_ids: str = column(
+        "generate runs: the prompts every timed window held, as positions in the prompt set "
+        "(after max_samples), `0-15`; each window holds whole passes over them (result.json "
+        "`generation` has the passes per window)", "")
+    decode_tokens_per_s: float | None = column(
+        "generate runs: decode rate, output tokens after each prompt's first ÷ the time from a "
+        "call's first new token to its end")
+    ttft_ms_p50_ci95: float | None = column(
+        "half-width of the 95 % interval of ttft_ms_p50 (order statistics of all calls)")
+    tpot_ms_p50_ci95: float | None = column(
+        "half-width of the 95 % interval of tpot_ms_p50 (order statistics of all decode steps)")
+    prefill_latency_ms_p50: float | None = column(
+        "generate runs: median latency of a prefill call (generate with max_new_tokens=1: the "
+        "prompt's forward pass and its first token)")
+    prefill_latency_ms_p50_ci95: float | None = column(
+        "half-width of the 95 % interval of prefill_latency_ms_p50 (order statistics)")
+    prefill_latency_ms_mean: float | None = column(
+        "generate runs: mean latency of a prefill call")
+    prefill_latency_ms_mean_ci95: float | None = column(
+        "half-width of the 95 % interval of prefill_latency_ms_mean (Student t over calls)")
 
     @property
     def model_label(self) -> str:

@@ -45,6 +45,8 @@ class Iteration:
     counted: Callable[[Any, float, float], None] = _count_nothing
     # before each window, with the iterations it is planned to run
     window_starts: Callable[[int], None] = _start_nothing
+    # a window runs a whole multiple of this many calls (generate: one pass over the prompts)
+    whole_of: int = 1
 
 
 @dataclass(frozen=True)
@@ -96,7 +98,8 @@ def measure_windows(iterations: Sequence[Iteration], protocol: ProtocolSettings,
 
     A window runs at least the estimated iterations and goes on until it lasts min_window_s: a
     warm-up slowed by a busy machine cannot leave the later windows too short for the sensors.
-    With `protocol.iterations` fixed, every window runs exactly that many. `mark(phase,
+    With `protocol.iterations` fixed, every window runs exactly that many (rounded up to a
+    whole multiple of the iteration's `whole_of`). `mark(phase,
     **fields)` tells the runner where we are; edges carry `t` (monotonic).
     """
     sync = device_sync(device)
@@ -140,7 +143,7 @@ def measure_windows(iterations: Sequence[Iteration], protocol: ProtocolSettings,
 def timed_window(iteration: Iteration, planned: int, sync: Callable[[], None], mark: RunMark, *,
                  repeat: int, repeats: int, min_window_s: float) -> TimedWindow:
     """One window, its edges marked: at least `planned` iterations, and on until it lasts
-    min_window_s."""
+    min_window_s and has run a whole multiple of `iteration.whole_of` calls."""
     iteration.window_starts(planned)
     sync()
     start = time.monotonic()
@@ -148,7 +151,8 @@ def timed_window(iteration: Iteration, planned: int, sync: Callable[[], None], m
          t=start)
     latencies_ms: list[float] = []
     t1 = start
-    while len(latencies_ms) < planned or t1 - start < min_window_s:
+    while (len(latencies_ms) < planned or t1 - start < min_window_s
+           or len(latencies_ms) % iteration.whole_of):
         t0 = time.monotonic()
         result = iteration.call()
         sync()

@@ -11,6 +11,12 @@ from pathlib import Path
 from energy_console.core.analysis.compare import changes_vs_baseline
 from energy_console.core.analysis.findings import TRADE_OFF_QUALITY_LOSS, findings
 from energy_console.core.analysis.findings_text import group_lines, missing_reference_notes
+from energy_console.core.analysis.generation import (
+    GENERATION_COLUMNS,
+    GENERATION_NOTE,
+    generation_cells,
+    generation_records,
+)
 from energy_console.core.analysis.report import (
     NOISE_MARK,
     TRADE_OFF_COLUMNS,
@@ -88,7 +94,24 @@ class TradeOffScreen(Screen):
             # the same sentences as the report: a winner only beyond noise
             await box.mount(Static(fmt.shown("\n".join(group_lines(group, changes)),
                                              one_line=False), classes="findings"))
+            generated = generation_records(list(group.runs))
+            if generated:  # TTFT, TPOT, energy per output token, prefill and decode
+                await self._mount_generation(box, generated)
             trained = training_notes(list(group.runs))  # break-even of variants that trained
             if trained:
                 await box.mount(Static(fmt.shown("\n".join(trained), one_line=False),
                                        classes="findings"))
+
+    async def _mount_generation(self, box: VerticalScroll, runs: list) -> None:
+        """A group's generate runs: the generation figures with their intervals."""
+        columns = [c for c in GENERATION_COLUMNS if c not in ("model", "input")]
+        table: DataTable = DataTable(cursor_type="row", zebra_stripes=True,
+                                     classes="trade-off generation")
+        table.fixed_columns = 1
+        await box.mount(table, Static(fmt.shown(GENERATION_NOTE, one_line=False),
+                                      classes="findings"))
+        for column in columns:
+            table.add_column(column, key=column)
+        for run in runs:
+            cells = generation_cells(run)
+            table.add_row(*(fmt.shown(cells[c]) for c in columns))

@@ -8,7 +8,11 @@ other: a *prefill* window (generate with max_new_tokens=1: a forward over the pr
 token) and a *full* window (generate with the run's max_new_tokens). Decode energy is full minus
 prefill (core.measure.energy.generation_figures). Every call of a window takes the next batch of
 prompts, cycling through the prompt set, each window from the first; batches are always full (the
-prompt list wraps round).
+prompt list wraps round). A window ends only after whole passes over the prompt set, so every
+variant of a model, fast or slow, is measured on the same prompts in the same proportions.
+
+With `generation.fixed_length` (the default) the windows make exactly max_new_tokens per prompt:
+EOS cannot end a row early, so every variant is charged for the same tokens.
 
 TTFT and TPOT come from a streamer that stamps each new token as generate hands it over (on CUDA,
 greedy generate synchronises every step to check for EOS, so the stamps follow the device).
@@ -80,6 +84,7 @@ class _Counts:
     output_tokens: list[int] = field(default_factory=list)
     ttft_ms: list[float] = field(default_factory=list)
     tpot_ms: list[float] = field(default_factory=list)
+    decode_ms: list[float] = field(default_factory=list)
 
 
 def generation_windows(module, prepared: PreparedGenerate, max_new_tokens: int, device: str,
@@ -103,13 +108,17 @@ def generation_windows(module, prepared: PreparedGenerate, max_new_tokens: int, 
         counts.prompt_tokens.append(0)
         counts.output_tokens.append(0)
 
+    fixed = max_new_tokens if settings.fixed_length else 0
+
     def prefill() -> tuple[PromptBatch, Any, None]:
         batch = next_batch()
-        return batch, generate(module, batch, 1, prompts, settings), None
+        return batch, generate(module, batch, 1, prompts, settings,
+                               min_new_tokens=min(fixed, 1)), None
 
     def full() -> tuple[PromptBatch, Any, _TokenClock]:
         batch, clock = next_batch(), _TokenClock()
-        return batch, generate(module, batch, max_new_tokens, prompts, settings, clock), clock
+        return batch, generate(module, batch, max_new_tokens, prompts, settings, clock,
+                               min_new_tokens=fixed), clock
 
     def counted(result: tuple[PromptBatch, Any, _TokenClock | None], t0: float,
                 t1: float) -> None:
@@ -119,12 +128,14 @@ def generation_windows(module, prepared: PreparedGenerate, max_new_tokens: int, 
         counts.output_tokens[-1] += sum(tokens_made(new, prompts.eos_ids))
         if clock is not None and len(clock.times) > 1:
             counts.ttft_ms.append((clock.times[1] - t0) * 1000.0)
+            counts.decode_ms.append((t1 - clock.times[1]) * 1000.0)
             counts.tpot_ms.extend((b - a) * 1000.0
                                   for a, b in zip(clock.times[1:], clock.times[2:], strict=False))
 
+    calls_per_pass = len(prompt_batches)
     measured = measure_windows(
-        [Iteration(prefill, PREFILL_PHASE, counted, window_starts),
-         Iteration(full, REPEAT_PHASE, counted, window_starts)],
+        [Iteration(prefill, PREFILL_PHASE, counted, window_starts, whole_of=calls_per_pass),
+         Iteration(full, REPEAT_PHASE, counted, window_starts, whole_of=calls_per_pass)],
         protocol, device, mark, autograd)
     timings = GenerationTimings(
         max_new_tokens=max_new_tokens,
@@ -134,6 +145,9 @@ def generation_windows(module, prepared: PreparedGenerate, max_new_tokens: int, 
         tpot_ms=tuple(counts.tpot_ms),
         prefill_latencies_ms=tuple(ms for w in measured.of(PREFILL_PHASE)
                                    for ms in w.latencies_ms),
+        decode_ms=tuple(counts.decode_ms), fixed_length=settings.fixed_length,
+        prompt_ids=tuple(row for batch in prompt_batches for row in batch.rows),
+        passes=tuple(w.iterations // calls_per_pass for w in measured.windows),
     )
     return measured, timings
 
