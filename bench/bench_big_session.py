@@ -4,21 +4,27 @@ event lines.
 
 Run: .venv/bin/python bench/bench_big_session.py [REPEATS] [EVENT_LINES]
 It writes real session files in a temporary folder (events.jsonl of valid events, samples.csv,
-runs.csv, session.json; the event and row shapes are those of tests/data/finished-session) and
-times each view as its own process (interpreter start and imports included); it prints the median
-and the spread of REPEATS runs (3 by default) in seconds.
+runs.csv, session.json; the event and row shapes are those of tests/data/finished-session), then
+summary.json as the runner does at a session's end, and times each view as its own process
+(interpreter start and imports included), with the summary (a session the runner finished) and
+without it (an older session: the last 4 MiB of events.jsonl and all of samples.csv are read).
+It prints the median and the spread of REPEATS runs (3 by default) in seconds, and the same for
+a bare interpreter that imports the CLI's module, the floor on a loaded machine.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from energy_console.core.store.summary import SUMMARY_NAME
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATE = ROOT / "tests" / "data" / "finished-session"
@@ -28,6 +34,8 @@ SAMPLE_LINES = 100_000
 ATTACH_READ = """
 import sys
 from pathlib import Path
+
+from energy_console.core.store.summary import SUMMARY_NAME
 from energy_console.core.store.follow import SessionReader
 
 reader = SessionReader(Path(sys.argv[1]))
@@ -35,6 +43,14 @@ while reader.read_some():
     pass  # what the console's follower does before it draws its first screen
 snapshot = reader.snapshot()
 assert snapshot.total_runs, snapshot
+"""
+
+
+SUMMARISE = """
+import sys
+from energy_console.core.store.follow import write_summary
+
+assert write_summary(sys.argv[1])
 """
 
 
@@ -85,14 +101,19 @@ def write_session(path: Path, event_lines: int) -> None:
     (path / "session.json").write_text(json.dumps(info, indent=2) + "\n", encoding="utf-8")
 
 
-def time_command(argv: list[str], repeats: int) -> list[float]:
-    seconds = []
+def time_command(argv: list[str], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall seconds and CPU seconds (user + system) of each of `repeats` runs of argv: on a
+    loaded machine the wall time is mostly waiting for a core, the CPU time is what it costs."""
+    seconds, cpu = [], []
     for _ in range(repeats):
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
         start = time.perf_counter()
         subprocess.run(argv, check=True, stdout=subprocess.DEVNULL, cwd=ROOT,
                        env={"HF_HUB_OFFLINE": "1", "PATH": "/usr/bin:/bin", "COLUMNS": "120"})
         seconds.append(time.perf_counter() - start)
-    return seconds
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        cpu.append(after.ru_utime - before.ru_utime + after.ru_stime - before.ru_stime)
+    return seconds, cpu
 
 
 def main() -> None:
@@ -108,16 +129,30 @@ def main() -> None:
             lines = sum(1 for _ in f)
         print(f"events.jsonl: {lines:,} lines, {events.stat().st_size / 1e6:.0f} MB; "
               f"medians of {repeats} runs (min..max), seconds")
+        print(f"  {'':<30} {'wall (min..max), CPU':<30}")
+        bare = time_command([sys.executable, "-c", "import energy_console.core.cli"], repeats)
+        print(f"  {'bare start (import the CLI)':<30} {_spread(bare)}")
+        summarise = [sys.executable, "-c", SUMMARISE, str(session)]
+        print(f"  {'summary.json written (runner)':<30} {_spread(time_command(summarise, 1))}")
         cli = [sys.executable, "-m", "energy_console"]
-        for label, argv in (
+        views = (
             ("report", cli + ["report", str(session)]),
             ("report --format json", cli + ["report", str(session), "--format", "json"]),
             ("list sessions", cli + ["list", "sessions", "--results-dir", str(results)]),
             ("attach (read to first screen)", [sys.executable, "-c", ATTACH_READ, str(session)]),
-        ):
-            seconds = time_command(argv, repeats)
-            print(f"  {label:<30} {statistics.median(seconds):6.2f}  "
-                  f"({min(seconds):.2f}..{max(seconds):.2f})")
+        )
+        print(f"  {'':<30} {'with summary.json':<30} without (an older session)")
+        with_summary = {label: time_command(argv, repeats) for label, argv in views}
+        (session / SUMMARY_NAME).unlink()
+        for label, argv in views:
+            print(f"  {label:<30} {_spread(with_summary[label]):<30} "
+                  f"{_spread(time_command(argv, repeats))}")
+
+
+def _spread(timed: tuple[list[float], list[float]]) -> str:
+    seconds, cpu = timed
+    return (f"{statistics.median(seconds):5.2f} ({min(seconds):.2f}..{max(seconds):.2f}), "
+            f"CPU {statistics.median(cpu):.2f}")
 
 
 if __name__ == "__main__":
