@@ -71,7 +71,8 @@ class RunRecord:
     energy_j_per_inference: float | None = column(
         "energy per input item: window energy ÷ (iterations × batch size), median of repeats")
     energy_j_per_inference_ci95: float | None = column(
-        "half-width of the 95 % interval of energy_j_per_inference (Student t over repeats)")
+        "half-width of the 95 % interval of energy_j_per_inference: the repeats' spread (Student "
+        "t) combined with the sensors' own error (energy_uncertainty)")
     dynamic_energy_j_per_inference: float | None = column(
         "energy per inference above the idle baseline")
     avg_power_w: float | None = column("mean power over the timed windows (median of repeats)")
@@ -217,6 +218,9 @@ class RunRecord:
     disturbed: str = column(
         "why windows that stayed in the figures were disturbed (a sampler gap, another process "
         "on the run's GPU, the GPU throttling): measured again until the budget ran out", "")
+    energy_uncertainty: str = column(
+        "energy_j_per_inference_ci95 in parts, % of the figure (root sum of squares of spread, "
+        "counter, edges, integration; idle and model stated beside it): see docs/method.md", "")
 
     @property
     def model_label(self) -> str:
