@@ -52,6 +52,13 @@ protocol: {idle_seconds: 0.3, warmup: 1, min_window_s: 1.0, repeats: 3, sample_h
     assert record.precision == "converged"
     assert record.energy_j_per_inference_ci95 <= 0.02 * record.energy_j_per_inference
     assert record.latency_ms_p50_ci95 <= 0.02 * record.latency_ms_p50
+    # the interval is the budget's parts combined; result.json keeps them
+    parts = result["uncertainty"]
+    combined = (parts["spread_pct"] ** 2 + parts["counter_pct"] ** 2 + parts["edges_pct"] ** 2
+                + parts["integration_pct"] ** 2) ** 0.5
+    assert record.energy_j_per_inference_ci95 == pytest.approx(
+        record.energy_j_per_inference * combined / 100, rel=1e-4)
+    assert record.energy_uncertainty.startswith("±")
     # each window's energy per inference is the known power × its seconds per inference
     for window in result["repeats"]:
         true_j = (PACKAGE_W + DRAM_W) * window["duration_s"] / window["inferences"]

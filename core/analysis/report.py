@@ -181,6 +181,12 @@ def report_notes(records: list[RunRecord], with_findings: bool = True) -> list[s
     if short:
         lines += ["Runs that spent their budget before reaching protocol.target_ci_pct:",
                   *short]
+    parts = [f"  {r.run_id}: {r.energy_uncertainty}" for r in records
+             if r.finished and r.energy_uncertainty]
+    if parts:
+        lines += ["Intervals of energy per inference in parts (95 %, % of the figure; the "
+                  "interval is the root sum of squares of spread, counter, edges and "
+                  "integration):", *parts]
     faulty = [f"  {r.run_id}: {r.energy_fault}" for r in records if r.energy_fault]
     if faulty:
         lines += ["Runs whose energy is not trustworthy (a sensor failed or stood still):",

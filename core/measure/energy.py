@@ -24,6 +24,7 @@ from energy_console.core.measure.stats import (
     percentile,
     relative_spread,
 )
+from energy_console.core.measure.uncertainty import energy_uncertainty
 from energy_console.core.spec.profile import ProtocolSettings
 from energy_console.core.store.figures import (
     GenerationFigures,
@@ -60,6 +61,8 @@ def run_figures(
     intensity: CarbonIntensity,
     generation: GenerationTimings | None = None,
     training: TrainingTimings | None = None,
+    sample_period_s: float | None = None,
+    idle_s: float | None = None,
 ) -> RunFigures:
     """Energy per inference (median over repeats, 95 % CI), dynamic energy, power, latency.
 
@@ -71,6 +74,8 @@ def run_figures(
     A run that trained (`training` given) has its training windows first: a train run's are all
     its windows (one inference = one training sample), a training technique's come before the
     inference windows and are charged to the fine-tune only (see training_figures).
+    The interval of energy per inference is its uncertainty budget combined (core.measure
+    .uncertainty): the sampling period and the idle baseline's length give two of its parts.
     """
     if training is not None:
         count = training.windows
@@ -81,7 +86,8 @@ def run_figures(
         figures = run_figures(
             windows=rest, iterations=iterations, batch_size=batch_size, sensors=sensors,
             idle_power_w=idle_power_w, latencies_ms=latencies_ms, max_spread=max_spread,
-            intensity=intensity, generation=generation)
+            intensity=intensity, generation=generation, sample_period_s=sample_period_s,
+            idle_s=idle_s)
         trained = training_figures(windows[:count], training, figures.sensors)
         return dataclasses.replace(figures, training=trained)
     if generation is not None:
@@ -93,7 +99,7 @@ def run_figures(
         figures = run_figures(
             windows=full, iterations=iterations, batch_size=batch_size, sensors=sensors,
             idle_power_w=idle_power_w, latencies_ms=latencies_ms, max_spread=max_spread,
-            intensity=intensity)
+            intensity=intensity, sample_period_s=sample_period_s, idle_s=idle_s)
         by_name = {s.name: s for s in sensors}
         charged = [_charged(w, by_name) for w in windows]
         return dataclasses.replace(
@@ -141,9 +147,12 @@ def run_figures(
     warnings += idle_share_warnings(idle_w, median(power))
     latencies = [x for repeat in latencies_ms for x in repeat]
     energy = median(per_inference)
+    budget = energy_uncertainty(windows, per_inference, used, sample_period_s=sample_period_s,
+                                idle_power_w=idle_w, idle_s=idle_s)
+    combined = budget.combined_pct
     return RunFigures(
         energy_j_per_inference=energy,
-        energy_j_per_inference_ci95=ci95_half_width(per_inference),
+        energy_j_per_inference_ci95=None if combined is None else abs(energy) * combined / 100,
         dynamic_energy_j_per_inference=median(dynamic),
         avg_power_w=median(power),
         avg_power_w_ci95=ci95_half_width(power),
@@ -162,6 +171,8 @@ def run_figures(
         warnings=tuple(warnings),
         windows_dropped=measured - len(windows),
         disturbed=disturbances(windows),
+        uncertainty=budget,
+        energy_uncertainty=budget.text(),
     )
 
 

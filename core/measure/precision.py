@@ -12,7 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from energy_console.core.measure.sensors.base import SensorInfo
-from energy_console.core.measure.stats import ci95_half_width, median, median_ci95_half_width
+from energy_console.core.measure.stats import median, median_ci95_half_width
+from energy_console.core.measure.uncertainty import energy_uncertainty
 from energy_console.core.spec.profile import ProtocolSettings
 from energy_console.core.store.figures import WindowEnergy
 
@@ -96,13 +97,16 @@ def window_precision(*, windows: Sequence[WindowEnergy], iterations: Sequence[in
                      batch_size: int, sensors: Sequence[SensorInfo],
                      latencies_ms: Sequence[Sequence[float]],
                      protocol: ProtocolSettings) -> Precision:
-    """The runner's verdict on a run's windows so far (core.measure.precision), from the same
-    intervals run_figures gives its record: undisturbed windows only."""
-    kept = [i for i, w in enumerate(windows) if not w.disturbed]
-    names = [s.name for s in sensors if all(s.name in windows[i].energy_j for i in kept)]
-    per_inference = [sum(windows[i].energy_j[n] for n in names) / (iterations[i] * batch_size)
-                     for i in kept if iterations[i]]
-    energy_ci_pct = (relative_pct(ci95_half_width(per_inference), median(per_inference))
-                     if names and per_inference else None)
+    """The runner's verdict on a run's windows so far, from the same intervals run_figures gives
+    its record (the energy's combined uncertainty, core.measure.uncertainty): undisturbed
+    windows only."""
+    kept = [i for i, w in enumerate(windows) if not w.disturbed and iterations[i]]
+    used = [s for s in sensors if all(s.name in windows[i].energy_j for i in kept)]
+    per_inference = [sum(windows[i].energy_j[s.name] for s in used) / (iterations[i] * batch_size)
+                     for i in kept]
+    energy_ci_pct = None
+    if used and per_inference:
+        energy_ci_pct = energy_uncertainty([windows[i] for i in kept], per_inference, used,
+                                           sample_period_s=1.0 / protocol.sample_hz).combined_pct
     latencies = [x for i in kept for x in latencies_ms[i]]
     return judge(energy_ci_pct, latencies, len(kept), protocol)

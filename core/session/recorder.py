@@ -173,6 +173,8 @@ class RunRecording:
                 sensors=charged, idle_power_w=idle_power_w, latencies_ms=result.latencies_ms,
                 max_spread=spec.protocol.max_spread, intensity=self.intensity,
                 generation=result.generation, training=result.training,
+                sample_period_s=1.0 / spec.protocol.sample_hz,
+                idle_s=spec.protocol.idle_seconds,
             )
         except NoEnergyWindows as exc:
             self.end_run(spec, "failed", f"no energy could be measured: {exc}", placement)
@@ -213,6 +215,8 @@ class RunRecording:
                 "carbon_intensity": dataclasses.asdict(self.intensity),
                 "gpus": unit.gpus,
                 "placement": dataclasses.asdict(unit.placement),
+                **({"uncertainty": dataclasses.asdict(figures.uncertainty)}
+                   if figures.uncertainty else {}),
                 **({"training": dataclasses.asdict(result.training)} if result.training else {}),
                 **({"generation": result.generation.details()} if result.generation else {}),
             }))

@@ -6,6 +6,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -166,6 +167,48 @@ class GenerationFigures:
 
 
 @dataclass(frozen=True)
+class EnergyUncertainty:
+    """The parts of energy per inference's 95 % interval, each in % of the figure
+    (core.measure.uncertainty says what each part is)."""
+
+    spread_pct: float | None  # None for a single window: no interval
+    counter_pct: float
+    edges_pct: float
+    integration_pct: float
+    idle_pct: float | None  # of dynamic energy per inference (None where that is not above 0)
+    model_pct: float
+
+    @property
+    def combined_pct(self) -> float | None:
+        """Root sum of squares of spread, counter, edges and integration."""
+        if self.spread_pct is None:
+            return None
+        return math.hypot(self.spread_pct, self.counter_pct, self.edges_pct,
+                          self.integration_pct)
+
+    def text(self) -> str:
+        """`±3.1 % = spread 2.9, counter 0.8, edges 0.6, integration 0.4; idle 0.4 (dynamic
+        energy), model 30 (stated, not combined)`: the parts that are there."""
+        combined = self.combined_pct
+        if combined is None:
+            return ""
+        parts = [("spread", self.spread_pct), ("counter", self.counter_pct),
+                 ("edges", self.edges_pct), ("integration", self.integration_pct)]
+        shown = ", ".join(f"{name} {_pct(value)}" for name, value in parts if value)
+        out = f"±{_pct(combined)} % = {shown or 'spread 0'}"
+        extra = []
+        if self.idle_pct:
+            extra.append(f"idle {_pct(self.idle_pct)} (dynamic energy)")
+        if self.model_pct:
+            extra.append(f"model {_pct(self.model_pct)} (stated, not combined)")
+        return out + ("; " + ", ".join(extra) if extra else "")
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2g}" if value < 1 else f"{value:.1f}"
+
+
+@dataclass(frozen=True)
 class WindowEnergy:
     """One timed window as the runner measured it: energy per sensor between its edges."""
 
@@ -225,6 +268,8 @@ class RunFigures:
     training: TrainingFigures | None = None  # runs that trained
     windows_dropped: int = 0  # disturbed windows left out (others were measured in their place)
     disturbed: str = ""  # why windows that stayed in were disturbed ('' when none was)
+    uncertainty: EnergyUncertainty | None = None  # energy_j_per_inference_ci95's parts
+    energy_uncertainty: str = ""  # the parts in words (EnergyUncertainty.text)
 
     def columns(self) -> dict[str, Any]:
         """The runs.csv columns these figures fill (every field RunRecord shares but warnings,

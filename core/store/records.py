@@ -76,7 +76,8 @@ class RunRecord:
         "(generate: one prompt's whole generation, prefill included; train: one training "
         "sample)")
     energy_j_per_inference_ci95: float | None = column(
-        "half-width of the 95 % interval of energy_j_per_inference (Student t over repeats)")
+        "half-width of the 95 % interval of energy_j_per_inference: the repeats' spread (Student "
+        "t) combined with the sensors' own error (energy_uncertainty)")
     dynamic_energy_j_per_inference: float | None = column(
         "energy per inference above the idle baseline")
     avg_power_w: float | None = column("mean power over the timed windows (median of repeats)")
@@ -256,6 +257,9 @@ class RunRecord:
         "generate runs: mean latency of a prefill call")
     prefill_latency_ms_mean_ci95: float | None = column(
         "half-width of the 95 % interval of prefill_latency_ms_mean (Student t over calls)")
+    energy_uncertainty: str = column(
+        "energy_j_per_inference_ci95 in parts, % of the figure (root sum of squares of spread, "
+        "counter, edges, integration; idle and model stated beside it): see docs/method.md", "")
 
     @property
     def model_label(self) -> str:

@@ -76,6 +76,8 @@ class SensorInfo:
     detail: str = ""  # device name, zone path, power model...
     update_period_s: float | None = None  # how often the reading changes, measured at start
     device_index: int | None = None  # the GPU's NVML index, for kind "gpu"
+    quantum_j: float | None = None  # a counter's step (RAPL's µJ, NVML's mJ); None: no counter
+    model_error_pct: float | None = None  # an estimate's stated error (95 %, % of its figure)
 
 
 @dataclass(frozen=True)
@@ -103,4 +105,6 @@ def describe(sensor: Sensor) -> SensorInfo:
         detail=sensor.detail,
         update_period_s=sensor.update_period_s,
         device_index=sensor.device_index,
+        quantum_j=getattr(sensor, "quantum_j", None),
+        model_error_pct=getattr(sensor, "model_error_pct", None),
     )

@@ -28,6 +28,7 @@ IDLE_FRACTION = 0.25
 TDP_W_PER_CORE = 10.0
 MIN_DEFAULT_TDP_W = 15.0
 PROC_UPTIME = "/proc/uptime"
+MODEL_ERROR_PCT = 30.0
 
 
 def default_tdp_w() -> float:
@@ -46,6 +47,9 @@ class EstimatedCpuSensor:
     measured = False
     method = "estimate"
     update_period_s: float | None = None  # computed at each read: no hardware period
+    # a linear utilisation model against a CPU's measured package power: a stated bound, not a
+    # measured one (it moves every figure of the machine alike)
+    model_error_pct = MODEL_ERROR_PCT
     device_index: int | None = None
 
     def __init__(

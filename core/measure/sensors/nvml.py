@@ -68,6 +68,7 @@ class NvmlSensor:
         self._energy_origin_mj = self._energy_mj()
         self._instant_field = self._has_instant_power_field()
         self.method = "counter" if self._energy_origin_mj is not None else "polled-power"
+        self.quantum_j = 1e-3 if self.method == "counter" else None  # the counter counts mJ
         # Nominal until period.calibrate measures it: the counter moves every ~100 ms; the
         # averaged power reading covers ~1 s on Ampere and newer.
         self.update_period_s: float | None = (

@@ -112,6 +112,7 @@ class RaplSensor:
 
     measured = True
     method = "counter"
+    quantum_j = 1e-6  # energy_uj counts µJ
     update_period_s: float | None = 0.001  # nominal (Intel SDM); period.calibrate measures it
     device_index: int | None = None
 
