@@ -201,3 +201,13 @@ def test_a_timm_model_of_fixed_input_size_takes_that_resolution_only():
     assert loaded.module(**loaded.make_inputs(1, 224)).logits.shape == (1, 3)
     with pytest.raises(NotApplicable, match="224×224 images only"):
         loaded.make_inputs(1, 64)
+
+
+def test_a_source_s_own_keys_are_written_back_as_the_user_wrote_them():
+    text = ("name: t\nmodels:\n  - factory: labnets.cnn:SmallCNN\n    task: image-classification\n"
+            "    kwargs: {width: 8}\n    weights: cnn.pt\n    input_shape: [3, 32, 32]\n"
+            "  - {onnx: m.onnx, preprocessing: {mean: [0.5], std: [0.25]}}\n")
+    profile = parse_profile(text)
+    again = parse_profile(profile.to_yaml())
+    assert again.models == profile.models
+    assert again.models[0].short_name == "SmallCNN"

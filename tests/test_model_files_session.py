@@ -53,10 +53,12 @@ models:
 techniques: [baseline, dynamic-int8, {{magnitude-prune: {{amount: 0.5}}}},
              {{chain: [{{magnitude-prune: {{amount: 0.5}}}}, dynamic-int8]}}, onnx-fp32, onnx-int8]
 inputs: {{batch_sizes: [10], resolutions: [32]}}
+save_models: true
 """))
     outcome = Runner(profile, folder / "session").run()
     with (outcome.path / "runs.csv").open() as f:
-        return {r["run_id"]: r for r in csv.DictReader(f)}
+        rows = {r["run_id"]: r for r in csv.DictReader(f)}
+    return rows | {"session": {"path": str(outcome.path)}}
 
 
 def row(rows, model: str, technique: str) -> dict:
@@ -106,3 +108,17 @@ def test_torch_techniques_on_an_onnx_file_are_skipped_with_the_reason(files_sess
         assert skipped["status"] == "skipped"
         assert "ONNX graph run by onnxruntime" in skipped["reason"]
         assert "onnx-int8" in skipped["reason"]
+
+
+def test_a_saved_onnx_variant_loads_back_through_the_onnx_source(files_session):
+    from pathlib import Path
+
+    from energy_console.core.models import load_model
+    from energy_console.core.session.profile_check import parse_profile
+
+    int8 = row(files_session, "resnet.onnx", "onnx-int8")
+    saved = Path(files_session["session"]["path"]) / int8["saved_model"] / "model.onnx"
+    entry = parse_profile(f"name: t\nmodels: [{saved}]\n").models[0]
+    loaded = load_model(entry, "cpu")
+    assert loaded.task == "image-classification" and loaded.runtime == "onnxruntime"
+    assert saved.stat().st_size == int(int8["size_bytes"])

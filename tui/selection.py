@@ -18,7 +18,7 @@ from energy_console.core.models import bare_string_source, source_for, sources
 from energy_console.core.quality.dataset_check import dataset_shape_problem, scored_by_pass_at_1
 from energy_console.core.session.plan import RunSpec
 from energy_console.core.session.profile_check import load_profile, parse_profile
-from energy_console.core.spec.profile import Profile, ProfileError
+from energy_console.core.spec.profile import FILE_SOURCES, Profile, ProfileError
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
 WORKER_START_S = 0.5  # forking a worker from that forkserver, measured here
@@ -141,8 +141,12 @@ def _absolute_model(entry) -> Any:
     """Local folders and dataset files as absolute paths, so the profile works from any
     directory (the console builds profiles from its own working directory)."""
     raw = entry.to_yaml()
-    if entry.source == "path":
-        raw = dict(raw, path=entry.resolved_ref)
+    if entry.source in FILE_SOURCES:
+        raw = dict(raw, **{entry.source: entry.resolved_ref})
+    for key in ("weights", "checkpoint"):  # a factory's, timm's or torchvision's weights file
+        value = (entry.options or {}).get(key)
+        if isinstance(value, str) and Path(entry.resolve(value)).is_file():
+            raw = dict(raw, **{key: entry.resolve(value)})
     if entry.dataset:
         base = Path(entry.base_dir)
         dataset = dict(entry.dataset)
@@ -232,14 +236,25 @@ def _text(value: Any) -> str:
     return "" if value is None else str(value)
 
 
-def model_entry(text: str, task: str | None = None) -> Any:
-    """A typed model: an existing folder becomes {path: ...}, anything else a hub id."""
+def model_entry(text: str, task: str | None = None, source: str | None = None) -> Any:
+    """A typed model of `source`; without one, an existing folder becomes {path: ...} and
+    anything else a hub id. Files (a folder, an ONNX file) become absolute paths."""
     text = text.strip()
     if not text:
         raise ProfileError("model", "empty; type a hub id (org/name) or a local folder")
-    folder = Path(text).expanduser()
-    if folder.is_dir():
-        entry: dict[str, Any] = {"path": str(folder.resolve())}
+    found = Path(text).expanduser()
+    if source in FILE_SOURCES:
+        if not (found.is_dir() if source == "path" else found.is_file()):
+            raise ProfileError("model", f"no {'folder' if source == 'path' else 'file'} at "
+                               f"{text}; check the path")
+        entry: dict[str, Any] = {source: str(found.resolve())}
+    elif source:
+        problem = source_for(source).check_ref(text)
+        if problem:
+            raise ProfileError("model", problem)
+        entry = {source: text}
+    elif found.is_dir():
+        entry = {"path": str(found.resolve())}
     elif text.startswith(("/", "./", "../", "~")):
         raise ProfileError("model", f"no folder at {text}; check the path")
     else:

@@ -208,13 +208,19 @@ def cast_inputs(inputs: dict, dtype) -> dict:
 
 def saved_model(module, loaded, spec, session_dir: Path) -> dict[str, Any]:
     """With save_models: the module in models/<run id>/ (save_pretrained, with the tokenizer
-    where there is one, so a later profile's `path:` loads it; else the torch state dict in
-    model.pt), as WorkerResult fields."""
+    where there is one, so a later profile's `path:` loads it; an ONNX graph as model.onnx, for
+    `onnx:`; else the torch state dict in model.pt), as WorkerResult fields."""
     if not getattr(spec, "save_model", False):
         return {}
+    from energy_console.core.models.onnx_session import OnnxGraphModule
+
     folder = session_dir / MODELS_FOLDER / spec.run_id
     shutil.rmtree(folder, ignore_errors=True)
     folder.mkdir(parents=True)
+    if isinstance(module, OnnxGraphModule):  # a later profile's `onnx:` loads it
+        (folder / "model.onnx").write_bytes(module.graph)
+        return {"saved_model": f"{MODELS_FOLDER}/{spec.run_id}",
+                "saved_model_bytes": len(module.graph)}
     try:
         module.save_pretrained(folder)
         _save_tokenizer(loaded, spec, folder)

@@ -116,25 +116,41 @@ class AskScreen(ModalScreen[str | None]):
 
 
 class AddModelScreen(ModalScreen[bool]):
-    """Type a hub id or a local folder and optionally its task; `add` returns a problem or None."""
+    """Pick a source (auto: a folder or a hub id) and type the model, optionally its task;
+    `add(text, task, source)` returns a problem or None."""
 
     BINDINGS = [Binding("escape", "dismiss(False)", "Cancel")]
+    PLACEHOLDERS = {"factory": "package.module:callable", "onnx": "model.onnx",
+                    "torchvision": "resnet18", "timm": "mixer_b16_224", "path": "folder",
+                    "hf": "org/name", "demo": "demo/tiny-bert-random"}
 
-    def __init__(self, tasks: Iterable[str], add: Callable[[str, str | None], str | None]):
+    def __init__(self, tasks: Iterable[str], sources: Iterable[str],
+                 add: Callable[[str, str | None, str | None], str | None]):
         super().__init__()
-        self.tasks, self.add = tuple(tasks), add
+        self.tasks, self.sources, self.add = tuple(tasks), tuple(sources), add
 
     def compose(self) -> ComposeResult:
         with Vertical(classes="dialog ask"):
-            yield Label("Add a model: a hub id (org/name) or a local folder")
+            yield Label("Add a model: a hub id (org/name), a local folder, or pick its source")
+            yield Select([(f"source: {s}", s) for s in self.sources], prompt="source: auto",
+                         id="model-source")
             yield Input(placeholder="hub id or folder", id="model-ref")
             yield Select([(t, t) for t in self.tasks], prompt="task: auto", id="model-task")
             yield Label("", id="problem", markup=False)
-            yield Label("Enter adds and ticks it, escape cancels", classes="hint")
+            yield Label("Enter adds and ticks it, escape cancels; a factory's args and weights "
+                        "are set in the profile (docs/profiles.md)", classes="hint")
+
+    def on_select_changed(self, event: Select.Changed) -> None:
+        if event.select.id == "model-source":
+            source = None if event.select.is_blank() else str(event.value)
+            self.query_one("#model-ref", Input).placeholder = self.PLACEHOLDERS.get(
+                source or "", "hub id or folder")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
-        task = self.query_one("#model-task", Select)
-        problem = self.add(event.value, None if task.is_blank() else str(task.value))
+        task, source = self.query_one("#model-task", Select), self.query_one("#model-source",
+                                                                              Select)
+        problem = self.add(event.value, None if task.is_blank() else str(task.value),
+                           None if source.is_blank() else str(source.value))
         if problem:
             self.query_one("#problem", Label).update(shown(f"✗ {problem}"))
             return

@@ -14,6 +14,7 @@ from pathlib import Path
 
 from energy_console.core.compression import techniques
 from energy_console.core.measure.devices import list_devices
+from energy_console.core.models import sources
 from energy_console.core.models.demo import DEMO_MODELS
 from energy_console.core.session.launch import start_runner
 from energy_console.core.session.plan import expand
@@ -258,16 +259,16 @@ class SetupScreen(Screen):
 
     # ------------------------------------------------------------------ actions
     def action_add_model(self) -> None:
-        def add(text: str, task: str | None) -> str | None:
+        def add(text: str, task: str | None, source: str | None) -> str | None:
             try:
-                entry = model_entry(text, task)
+                entry = model_entry(text, task, source)
             except ProfileError as exc:
                 return exc.problem
             self.query_one(ModelPicker).add(entry)
             self.refresh_summary()
             return None
 
-        self.app.push_screen(AddModelScreen(TASKS, add))
+        self.app.push_screen(AddModelScreen(TASKS, sources(), add))
 
     def action_dataset(self) -> None:
         """Set or clear the dataset of the highlighted model; its format is checked as typed."""

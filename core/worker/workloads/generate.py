@@ -164,8 +164,10 @@ class GenerateWorkload:
 
         first, loaded = start.first, start.loaded
         if loaded.task not in GENERATE_TASKS or not hasattr(loaded.module, "generate"):
-            raise NotApplicable(f"{first.model.ref} is a {loaded.task} model: generate runs "
-                                "need a causal LM; remove `workload: generate` from this model "
+            what = (f"a {loaded.task} model" if loaded.task not in GENERATE_TASKS
+                    else f"a {loaded.task} model without generate() (run by {loaded.runtime})")
+            raise NotApplicable(f"{first.model.ref} is {what}: generate runs need a causal LM "
+                                "that generates; remove `workload: generate` from this model "
                                 "entry")
         settings = first.model.generation or GenerationSettings()
         code_tasks = None

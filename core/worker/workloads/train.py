@@ -49,6 +49,9 @@ class TrainWorkload:
     def prepare(self, start: VariantStart, mark: Mark) -> Variant:
         """The loaded model as it is: each run compresses and trains its own copy."""
         loaded = start.loaded
+        if loaded.runtime != "torch":
+            raise NotApplicable(f"{start.first.model.ref} runs in {loaded.runtime}: train runs "
+                                "fine-tune torch models; remove `workload: train`")
         ctx = TechniqueContext(device=start.device, task=loaded.task, loaded=loaded,
                                calibration_inputs=list)
         return Variant(start.device, loaded, None, ctx, start.load_s, 0.0, None, False, 0.0,
