@@ -220,3 +220,23 @@ def test_repeats_to_separate_shrink_the_interval_below_the_gap():
     gap = math.log(a.energy_j_per_inference / b.energy_j_per_inference)
     assert 1.96 * sd / math.sqrt(needed) < gap * 1.01
     assert t95(min(needed - 2, 29)) * sd / math.sqrt(needed - 1) >= gap * 0.99
+
+
+def test_perplexity_differences_are_judged_against_their_bootstrap_interval():
+    from energy_console.core.quality.metrics import TokenScores
+
+    scores = TokenScores()
+    scores.sequences = [(20.0, 10), (25.0, 10), (22.0, 10), (30.0, 10)]  # NLL sums, tokens
+    scores.nll_sum, scores.predicted = 97.0, 40
+    half_width = scores.perplexity_ci95()
+    assert 0 < half_width < scores.perplexity()
+
+    def lm(technique, energy, ppl, ci):
+        return RunRecord.from_dict({**run(technique, energy, 0.001).as_dict(),
+                                    "quality_metric": "perplexity", "quality_value": ppl,
+                                    "quality_value_ci95": ci})
+
+    close = findings([lm("baseline", 0.1, 1074.25, 3.0), lm("bf16", 0.4, 1074.18, 3.0)])[0]
+    assert close.best_quality.winner is None  # 0.07 apart, ±3 each
+    apart = findings([lm("baseline", 0.1, 20.0, 0.5), lm("int4", 0.05, 25.0, 0.5)])[0]
+    assert apart.best_quality.winner.technique == "baseline"  # lower perplexity, beyond noise

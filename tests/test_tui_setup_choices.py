@@ -39,8 +39,8 @@ def test_a_selection_runs_in_the_profile_order_then_as_ticked():
 
 
 def test_labels_and_counts():
-    assert run_summary(1, "13s", 1, 2) == "1 run · about 13s (rough estimate) · 1 model × " \
-                                          "2 techniques"
+    assert run_summary(1, "13s", 1, 2) == \
+        "1 run · about 13s (rough: half to twice that) · 1 model × 2 techniques"
     assert entry_prompt(CHAIN) == "chain: structured-prune ratio=0.3 + dynamic-int8"
     assert params_title("x", CHAIN) == ("chain, applied in order: structured-prune ratio=0.3 → "
                                         "dynamic-int8 (c edits)")
@@ -57,3 +57,20 @@ def test_typed_values_are_checked_against_the_parameter():
         typed_value(bool, "yes")
     assert chain_problem("") is None and chain_problem("baseline + dynamic-int8") is None
     assert "no-such" in (chain_problem("no-such") or "")
+
+
+def test_the_duration_estimate_follows_the_protocol_and_the_workload():
+    from energy_console.core.session.plan import expand
+    from energy_console.core.session.profile_check import parse_profile
+    from energy_console.tui.selection import estimate_duration_s
+
+    def estimate(body: str, workload: str = "infer") -> float:
+        profile = parse_profile("name: t\ndevice: cpu\nmodels:\n  - demo: demo/tiny-gpt2-random"
+                                f"\n    workload: {workload}\ntechniques: [baseline]\n" + body)
+        return estimate_duration_s(expand(profile), profile.protocol.idle_seconds)
+
+    infer = estimate("inputs: {sequence_lengths: [16]}\n")
+    generate = estimate("inputs: {sequence_lengths: [16], max_new_tokens: [64]}\n", "generate")
+    assert generate > infer  # each iteration makes 64 tokens, and so does its quality check
+    more_repeats = estimate("inputs: {sequence_lengths: [16]}\nprotocol: {repeats: 10}\n")
+    assert more_repeats > infer

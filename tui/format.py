@@ -43,6 +43,16 @@ def duration(seconds: float | None) -> str:
     return f"{minutes}m{secs:02d}s" if minutes else f"{secs}s"
 
 
+def eta(seconds: float | None, rough_pct: float | None) -> str:
+    """`1m30s ±40%` from the spread of the runs timed so far; `~1m30s` while a workload still to
+    run has no timed run (generation takes longer than inference)."""
+    if seconds is None:
+        return DASH
+    if rough_pct is None:
+        return f"~{duration(seconds)}"
+    return f"{duration(seconds)} ±{rough_pct:.0f}%"
+
+
 METRIC_SHORT = {"accuracy": "acc", "perplexity": "ppl", "prompt_perplexity": "prompt-ppl",
                 "top1_agreement": "top1",
                 "next_token_agreement": "next-tok", "cosine_similarity": "cos", "map": "mAP",

@@ -93,7 +93,9 @@ def entry_prompt(entry: Any) -> str:
 def technique_prompt(name: str, technique: Technique, reason: str | None) -> str:
     if reason:  # the reason first: it names the device types too, and columns are narrow
         return f"{name}  ✗ {reason}"
-    return f"{name}  ({technique.family}, {'/'.join(technique.devices)})"
+    caveat = "; not for " + ", ".join(a for a, _ in technique.not_for) if technique.not_for \
+        else ""
+    return f"{name}  ({technique.family}, {'/'.join(technique.devices)}{caveat})"
 
 
 def params_title(key: str, entry: Any | None) -> str:
@@ -142,7 +144,7 @@ def count(n: int, word: str) -> str:
 
 def run_summary(runs: int, estimate: str, models: int, techniques: int) -> str:
     """The line under the columns: how many runs the selection makes and about how long."""
-    return (f"{count(runs, 'run')} · about {estimate} (rough estimate) · "
+    return (f"{count(runs, 'run')} · about {estimate} (rough: half to twice that) · "
             f"{count(models, 'model')} × {count(techniques, 'technique')}")
 
 

@@ -8,7 +8,8 @@ uncompressed model's outputs (top-1 or next-token agreement; for generation, tok
 A quality difference is judged against its own uncertainty. A share over the evaluation set
 (accuracy, agreement, pass@1) has a binomial 95 % interval (Agresti-Coull, which stays honest at
 0 and 1); the two runs' intervals are combined in quadrature, which is conservative for a paired
-comparison on one set. A figure with no known interval (perplexity, mAP, chrF) never ranks runs.
+comparison on one set. Perplexity carries its bootstrap interval over the sequences
+(quality_value_ci95). A figure with no known interval (mAP, chrF) never ranks runs.
 """
 
 from __future__ import annotations
@@ -57,6 +58,9 @@ class QualityFigure:
         """Half-width of the value's 95 % interval; None where none is known."""
         value = self.value(record)
         metric = record.quality_metric if self.column == "quality_value" else self.column
+        if value is not None and self.column == "quality_value" and \
+                record.quality_value_ci95 is not None:
+            return record.quality_value_ci95
         if value is None or metric not in SHARES or not record.quality_samples:
             return None
         n = record.quality_samples + 4

@@ -84,6 +84,7 @@ def _causal_lm(module, reference: Reference, input_dtype) -> QualityResult:
     if eval_set.dataset is not None:
         result.metric = "perplexity"
         result.value = result.perplexity = scores.perplexity()
+        result.value_ci95 = scores.perplexity_ci95()
     return result
 
 

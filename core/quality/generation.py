@@ -69,7 +69,7 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
     texts = [_text(tokenizer, o) for o in outputs]
     reference_texts = [_text(tokenizer, o) for o in reference.outputs]
     agreement = token_agreement(outputs, reference.outputs)
-    perplexity = _prompt_perplexity(module, prompt_batches)
+    perplexity, perplexity_ci95 = _prompt_perplexity(module, prompt_batches)
     warnings = list(reference.warnings)
     if tokenizer is None or not hasattr(tokenizer, "decode"):
         warnings.append("the tokenizer cannot turn ids back into text: chrF is computed on the "
@@ -81,6 +81,7 @@ def evaluate_generation(loaded, module, reference: GenerationReference, prompt_b
         task="causal-lm",
         metric="prompt_perplexity",  # of the prompts' own tokens, not of a text
         value=perplexity,
+        value_ci95=perplexity_ci95,
         samples=len(outputs),
         seconds=time.perf_counter() - start,
         dataset=prompts.dataset,
@@ -117,8 +118,9 @@ def _text(tokenizer, ids: list[int]) -> str:
     return " ".join(f"t{i}" for i in ids)
 
 
-def _prompt_perplexity(module, prompt_batches) -> float | None:
-    """Perplexity of the prompts' tokens (each prompt once; the first token has no context)."""
+def _prompt_perplexity(module, prompt_batches) -> tuple[float | None, float | None]:
+    """Perplexity of the prompts' tokens (each prompt once; the first token has no context),
+    and the half-width of its 95 % bootstrap interval over the prompts."""
     import torch
     from energy_console.core.quality.metrics import TokenScores
     from energy_console.core.quality.reference import main_output
@@ -138,7 +140,9 @@ def _prompt_perplexity(module, prompt_batches) -> float | None:
             both = mask.clone().cpu()
             both[:, 1:] = mask[:, 1:].cpu() & mask[:, :-1].cpu()
             scores.add_likelihood(logits, ids.cpu(), both)
-    return scores.perplexity() if scores.predicted else None
+    if not scores.predicted:
+        return None, None
+    return scores.perplexity(), scores.perplexity_ci95()
 
 
 def _cache_key(loaded, spec, prompts, batch_size: int) -> str:

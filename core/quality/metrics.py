@@ -42,6 +42,7 @@ class TokenScores:
         self.kl_sum = 0.0
         self.nll_sum = 0.0
         self.predicted = 0
+        self.sequences: list[tuple[float, int]] = []  # (NLL sum, tokens) of each sequence
 
     def add_fidelity(self, logits, reference_top1, reference_log_probs, mask) -> None:
         """Next-token agreement, and KL where the reference kept its log-probs, per position."""
@@ -65,6 +66,10 @@ class TokenScores:
         target_mask = mask[:, 1:].bool()
         self.nll_sum += float(nll[target_mask].sum())
         self.predicted += int(target_mask.sum())
+        per_row = (nll * target_mask).sum(-1).tolist()
+        self.sequences += [(float(total), int(count))
+                           for total, count in zip(per_row, target_mask.sum(-1).tolist(),
+                                                   strict=True) if count]
 
     def agreement(self) -> float:
         return self.agree / self.positions
@@ -77,3 +82,20 @@ class TokenScores:
 
         mean_nll = self.nll_sum / self.predicted
         return math.exp(mean_nll) if mean_nll < 700 else math.inf
+
+    def perplexity_ci95(self, rounds: int = 1000, seed: int = 0) -> float | None:
+        """Half-width of a 95 % bootstrap interval of the perplexity, resampling whole sequences
+        (their tokens are not independent); None with fewer than 2 sequences."""
+        import math
+        import random
+
+        if len(self.sequences) < 2:
+            return None
+        rng = random.Random(seed)
+        values = []
+        for _ in range(rounds):
+            drawn = rng.choices(self.sequences, k=len(self.sequences))
+            mean_nll = sum(s for s, _ in drawn) / max(1, sum(n for _, n in drawn))
+            values.append(math.exp(min(mean_nll, 700.0)))
+        values.sort()
+        return (values[int(0.975 * (rounds - 1))] - values[int(0.025 * (rounds - 1))]) / 2

@@ -10,6 +10,7 @@ from typing import Any
 QUALITY_CSV_COLUMNS = (
     "quality_metric",
     "quality_value",
+    "quality_value_ci95",
     "quality_macro_f1",
     "fidelity_top1",
     "fidelity_kl",
@@ -49,6 +50,7 @@ class QualityResult:
     samples: int
     seconds: float
     dataset: str | None = None  # path of the dataset, None for synthetic inputs
+    value_ci95: float | None = None  # half-width of value's 95 % interval (bootstrap), if known
     accuracy: float | None = None
     macro_f1: float | None = None
     perplexity: float | None = None
@@ -81,6 +83,7 @@ class QualityResult:
         return {
             "quality_metric": self.metric,
             "quality_value": self.value,
+            "quality_value_ci95": self.value_ci95,
             "quality_macro_f1": self.macro_f1,
             "fidelity_top1": top1,
             "fidelity_kl": self.mean_kl,

@@ -16,6 +16,7 @@ import signal
 import sys
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable, Sequence, Set
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
@@ -185,7 +186,7 @@ class Runner(RunRecording, StopControl):
                 total_runs=self.total_runs, runner_pid=os.getpid(),
                 sensors=[dataclasses.asdict(s) for s in self.sensor_infos],
                 missing_sensors=[dataclasses.asdict(m) for m in detection.missing],
-            ))
+                runs_by_workload=dict(Counter(spec.workload for spec in self.specs))))
             if self.changes:
                 self.emit(ev.Notice(level="warning", message="resumed with a changed profile ("
                                     + "; ".join(self.changes) + "); the earlier one is kept as "

@@ -32,6 +32,7 @@ class SessionStarted(Event):
     runner_pid: int
     sensors: list[dict[str, Any]]
     missing_sensors: list[dict[str, Any]]
+    runs_by_workload: dict[str, int] = field(default_factory=dict)  # the plan: infer, generate…
 
 
 @dataclass(frozen=True)

@@ -170,6 +170,9 @@ class RunRecord:
         "accuracy, perplexity, prompt_perplexity (generate runs: perplexity of the prompts' own "
         "tokens, not of a text), or the fidelity figure of the task without a dataset")
     quality_value: float | None = column("value of quality_metric")
+    quality_value_ci95: float | None = column(
+        "half-width of the 95 % interval of quality_value where known (perplexity: bootstrap "
+        "over the sequences)")
     quality_macro_f1: float | None = column("macro-F1 (classifiers with a dataset)")
     fidelity_top1: float | None = column(
         "agreement of top-1 (or next-token) predictions with the uncompressed model")

@@ -8,7 +8,8 @@ ended, counts, ETA, the log). It reads no file itself.
 from __future__ import annotations
 
 import dataclasses
-from collections import deque
+import statistics
+from collections import Counter, deque
 from pathlib import Path
 
 from energy_console.core.store.events import (
@@ -52,7 +53,9 @@ class SessionModel:
         self.run_started_t: float | None = None
         self.running: dict[str, tuple[CurrentRun, float]] = {}  # run id -> (run, start t)
         self.lanes = 1  # most runs seen in progress at once
-        self.run_durations_s: list[float] = []
+        self.run_durations_s: dict[str, list[float]] = {}  # by workload: generate is slower
+        self.run_workloads: dict[str, str] = {}  # run id -> workload, from its start
+        self.planned: dict[str, int] = {}  # runs per workload, from the session's start
         self.counts = {"finished": 0, "skipped": 0, "failed": 0}
         self.finished_status: str | None = None
         self.message = ""
@@ -84,6 +87,7 @@ class SessionModel:
             self.total_runs = event.total_runs
             self.info.setdefault("sensors", event.sensors)
             self.info.setdefault("runner_pid", event.runner_pid)
+            self.planned = dict(event.runs_by_workload)
         elif isinstance(event, IdleBaseline):
             self.idle_w.update(event.power_w)
         elif isinstance(event, RunStarted):
@@ -94,6 +98,7 @@ class SessionModel:
                 input_label(event.batch_size, event.seq_len, event.resolution,
                             event.max_new_tokens), "starting", where)
             self.running[event.run_id] = (self.current, event.t)
+            self.run_workloads[event.run_id] = event.workload
             self.lanes = max(self.lanes, len(self.running))
             self.run_started_t = event.t
             workload = () if event.workload == "infer" else (event.workload,)
@@ -132,7 +137,8 @@ class SessionModel:
             self._log(f"FAILED {event.run_id}: {event.reason}")
         ended = self.running.pop(event.run_id, None)
         if ended is not None:
-            self.run_durations_s.append(event.t - ended[1])
+            workload = self.run_workloads.get(event.run_id, "infer")
+            self.run_durations_s.setdefault(workload, []).append(event.t - ended[1])
         if self.current is not None and self.current.run_id == event.run_id:
             # another run still in progress (lanes) becomes the one shown
             last = list(self.running.values())[-1] if self.running else None
@@ -162,6 +168,26 @@ class SessionModel:
         trace.add(t, watts, joules)
         return True
 
+    def _eta(self, now: float, ended: int) -> tuple[float | None, float | None]:
+        """(seconds left, how far off in %): each workload's runs left × its mean measured run
+        time (over the lanes), less the time the running run has had; the spread of the
+        measured times says how rough it is (None while a workload left has no timed run)."""
+        measured = [d for durations in self.run_durations_s.values() for d in durations]
+        if not measured or not self.total_runs:
+            return None, None
+        done = Counter(self.run_workloads[r] for r in self.ended_in_tail if r in self.run_workloads)
+        left = {w: max(0, n - done[w]) for w, n in (self.planned or {"infer": 0}).items()}
+        scale = (self.total_runs - ended) / (sum(left.values()) or 1)  # skips never started
+        overall = sum(measured) / len(measured)
+        seconds = sum(n * scale * statistics.fmean(self.run_durations_s.get(w, [overall]))
+                      for w, n in left.items()) if sum(left.values()) else \
+            overall * (self.total_runs - ended)
+        running_s = now - self.run_started_t if self.current and self.run_started_t else 0.0
+        untimed = any(n and w not in self.run_durations_s for w, n in left.items())
+        rough = None if untimed or len(measured) < 2 else \
+            100 * statistics.stdev(measured) / overall
+        return max(0.0, seconds / self.lanes - running_s), rough
+
     # ---------------------------------------------------------------- output
     def snapshot(self, now: float, runner_alive: bool | None) -> LiveSnapshot:
         started_t = self._started_t()
@@ -171,11 +197,7 @@ class SessionModel:
         records = self._records()
         counts = self._counts(records)
         ended = sum(counts.values())
-        eta = None
-        if status == "running" and self.run_durations_s and self.total_runs:
-            mean_s = sum(self.run_durations_s) / len(self.run_durations_s)
-            running_s = now - self.run_started_t if self.current and self.run_started_t else 0.0
-            eta = max(0.0, mean_s * (self.total_runs - ended) / self.lanes - running_s)
+        eta, rough = (None, None) if status != "running" else self._eta(now, ended)
         return LiveSnapshot(
             path=self.path,
             status=status,
@@ -186,6 +208,7 @@ class SessionModel:
             failed=counts["failed"],
             elapsed_s=elapsed,
             eta_s=eta,
+            eta_rough_pct=rough,
             current=self.current,
             runs=tuple(records),
             log=tuple(self.log),

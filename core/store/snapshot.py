@@ -59,6 +59,7 @@ class LiveSnapshot:
     info: Mapping[str, Any] = field(default_factory=dict)  # session.json
     problems: tuple[str, ...] = ()  # what in the session's files could not be read, and the fix
     running: tuple[CurrentRun, ...] = ()  # every run in progress (several with --gpus, --ray)
+    eta_rough_pct: float | None = None  # how far eta_s may be off (None: a workload not timed)
 
     @property
     def ended_runs(self) -> int:

@@ -37,7 +37,7 @@ def progress_line(s: LiveSnapshot) -> str:
     if s.failed:
         extra.append(f"{s.failed} failed")
     counts = f" ({', '.join(extra)})" if extra else ""
-    eta = f"  ETA {fmt.duration(s.eta_s)}" if s.is_running else ""
+    eta = f"  ETA {fmt.eta(s.eta_s, s.eta_rough_pct)}" if s.is_running else ""
     return (f"[{bar}] {s.ended_runs}/{total or '?'} runs{counts}  {s.status}  "
             f"elapsed {fmt.duration(s.elapsed_s)}{eta}")
 
