@@ -238,3 +238,42 @@ def test_exact_match_and_token_agreement_count_length_differences():
     assert exact_match_rate([[1, 2, 3], [5, 6]], reference) == 0.5
     assert token_agreement([[1, 2, 3], [5, 6]], reference) == 5 / 6  # the missing 4 disagrees
     assert token_agreement([[1, 2, 3, 4, 9], [5, 7]], reference) == 5 / 7  # 9 is extra
+
+
+# ----------------------------------------------------------------------- KV-cache techniques
+
+
+def _demo_lm_spec():
+    return expand(parse_profile(
+        "name: kv\nmodels:\n  - demo: demo/tiny-gpt2-random\n    workload: generate\n"
+        f"    dataset: {{path: {ROOT / 'data/prompts-text.jsonl'}, max_samples: 2}}\n"
+        "inputs: {batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [6]}\n"), "cpu")[0]
+
+
+@pytest.mark.parametrize("technique", ["kv-cache-quant", "static-cache"])
+def test_kv_cache_techniques_are_skipped_with_the_reason_outside_generate_runs(technique):
+    from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
+    from energy_console.core.models.base import NotApplicable
+
+    ctx = TechniqueContext(device="cpu", task="causal-lm", loaded=None, calibration_inputs=list)
+    with pytest.raises(NotApplicable, match="applies to generate runs only"):
+        apply_technique(object(), parse_technique(technique), ctx)
+
+
+def test_a_static_cache_generates_what_the_dynamic_one_does():
+    import torch
+    from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
+    from energy_console.core.models import load_model
+    from energy_console.core.quality.prompts import batches, greedy_outputs, prepare_prompts
+
+    loaded = load_model(_demo_lm_spec().model, "cpu")
+    ctx = TechniqueContext(device="cpu", task=loaded.task, loaded=loaded, calibration_inputs=list,
+                           workload="generate")
+    prompts = prepare_prompts(loaded, _demo_lm_spec(), GenerationSettings())
+    prompt_batches = batches(prompts, 2, "cpu")
+    torch.manual_seed(0)
+    dynamic = greedy_outputs(loaded.module, prompt_batches, prompts, 6)
+    module = apply_technique(loaded.module, parse_technique("static-cache"), ctx)
+    assert module.generation_config.cache_implementation == "static"
+    assert greedy_outputs(module, prompt_batches, prompts, 6) == dynamic
+    assert ctx.extra_result["kv_cache"] == {"implementation": "static"}

@@ -21,7 +21,8 @@ PROMPTS = ROOT / "data" / "prompts-text.jsonl"
 MAX_NEW = 12
 PRUNE = "magnitude-prune-amount0.9-scopelayer"
 SLOW = "weight-int4"  # optimum-quanto's int4 weights: about 2× the baseline's time per call here
-TECHNIQUES = ("baseline", PRUNE, SLOW)
+KV_INT2 = "kv-cache-quant-dtypeint2-residual_length1"  # every cached token but the newest: 2 bits
+TECHNIQUES = ("baseline", PRUNE, SLOW, KV_INT2)
 
 # Windows as long as min_window_s asks: a fast variant runs more calls in one than a slow one,
 # and each window still holds whole passes over the 4 prompts (2 calls of 2).
@@ -72,7 +73,8 @@ models:
     workload: generate
     dataset: {{path: {PROMPTS}, max_samples: 4}}
     generation: {{eos_token_id: {eos}, fixed_length: false}}
-techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}, {SLOW}]
+techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}, {SLOW},
+             {{kv-cache-quant: {{dtype: int2, residual_length: 1}}}}]
 inputs: {{batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [{MAX_NEW}]}}
 """, protocol=PROTOCOL))
     outcome = Runner(profile, folder / "session").run()
@@ -87,7 +89,7 @@ def run_id(model: int, technique: str) -> str:
 
 def test_generate_runs_finish_with_per_token_figures(generate_session):
     outcome, rows, _, _ = generate_session
-    assert outcome.finished == 6, [(r["run_id"], r["reason"]) for r in rows.values()]
+    assert outcome.finished == 8, [(r["run_id"], r["reason"]) for r in rows.values()]
     row = rows[run_id(1, "baseline")]
     assert row["workload"] == "generate" and row["max_new_tokens"] == str(MAX_NEW)
     assert float(row["prompt_tokens"]) > 3
@@ -182,3 +184,16 @@ def test_fidelity_is_whole_for_the_baseline_and_lost_by_heavy_pruning(generate_s
     assert base["quality_metric"] == "prompt_perplexity" and float(base["quality_value"]) > 1
     result = json.loads((outcome.path / "runs" / run_id(1, PRUNE) / "result.json").read_text())
     assert result["reference"]["cache_hit"] is True  # the baseline's greedy outputs, reused
+
+
+def test_a_quantized_kv_cache_variant_has_per_token_figures_and_fidelity(generate_session):
+    outcome, rows, _, _ = generate_session
+    row = rows[run_id(1, KV_INT2)]
+    for column in ("energy_j_per_output_token", "decode_energy_j_per_output_token", "tpot_ms_p50",
+                   "ttft_ms_p50", "fidelity_token_agreement", "fidelity_chrf"):
+        assert row[column] != "", column
+    assert float(row["output_tokens"]) == MAX_NEW
+    assert float(row["fidelity_token_agreement"]) <= 1.0
+    result = json.loads((outcome.path / "runs" / row["run_id"] / "result.json").read_text())
+    assert result["technique"]["kv_cache"] == {"implementation": "quantized", "backend": "quanto",
+                                               "nbits": 2, "residual_length": 1}

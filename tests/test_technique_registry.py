@@ -12,7 +12,7 @@ import pytest
 CATALOGUE = ["baseline", "fp16", "bf16", "dynamic-int8", "static-int8", "weight-int8",
              "weight-int4", "weight-fp8", "onnx-int8", "onnx-fp32", "onnx-fp16", "onnx-qdq-int8",
              "onnx-qdq-16x8", "magnitude-prune", "structured-prune", "sparse-2:4",
-             "finetune", "qat", "weight-int8-qat"]
+             "finetune", "qat", "weight-int8-qat", "kv-cache-quant", "static-cache"]
 # every module of the registry's package, and the light core modules that read the registry
 FIRST_IMPORTS = [f"{compression.__name__}.{m.name}" for m in pkgutil.iter_modules(
     compression.__path__)] + [compression.__name__] + [

@@ -24,6 +24,7 @@ FAMILY_MODULES = (
     "energy_console.core.compression.pruning",
     "energy_console.core.compression.sparsity",
     "energy_console.core.compression.training",
+    "energy_console.core.compression.kv_cache",
 )
 
 _REGISTRY: dict[str, Technique] = {}

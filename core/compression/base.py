@@ -69,6 +69,7 @@ class TechniqueContext:
     # (module, ctx, steps, keep_zeros) -> module: fine-tunes in measured windows (infer runs;
     # None where the run cannot train)
     train: Callable[..., Any] | None = None
+    workload: str = "infer"  # what the runs of the variant time: infer, generate, train
 
     @property
     def device_type(self) -> str:
@@ -78,7 +79,7 @@ class TechniqueContext:
 @dataclass(frozen=True)
 class Technique:
     name: str
-    family: str  # baseline | precision | quantization | pruning | sparsity
+    family: str  # baseline | precision | quantization | pruning | sparsity | kv-cache
     summary: str
     apply: Callable[[Any, TechniqueContext, dict[str, Any]], Any]  # (module, ctx, params) -> module
     params: tuple[Param, ...] = ()

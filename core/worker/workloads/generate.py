@@ -193,7 +193,7 @@ class GenerateWorkload:
             raise prepared[first.run_id]
         ctx = TechniqueContext(
             device=start.device, task=loaded.task, loaded=loaded,
-            calibration_inputs=lambda: [b.inputs for b in calibration[:4]],
+            calibration_inputs=lambda: [b.inputs for b in calibration[:4]], workload="generate",
         )
         variant = compressed(start, ctx, prepared, mark)
         if not hasattr(variant.module, "generate"):
