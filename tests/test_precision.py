@@ -75,3 +75,14 @@ def test_the_records_status_says_whether_the_target_was_reached():
     assert precision_status(target, 4.9, 1.0) == "converged"
     assert precision_status(target, 5.1, 1.0) == "budget"
     assert precision_status(target, 1.0, None) == "budget"
+
+
+def test_the_live_view_shows_the_interval_narrowing_past_the_repeats():
+    from energy_console.core.store.events import PhaseChanged
+    from energy_console.core.store.session_model import _phase_label
+
+    first = PhaseChanged(run_id="r", phase="repeat", repeat=2, repeats=3)
+    later = PhaseChanged(run_id="r", phase="repeat", repeat=7, repeats=3, energy_ci_pct=3.42,
+                         target_ci_pct=2.0)
+    assert _phase_label(first) == "repeat 2 of 3"
+    assert _phase_label(later) == "repeat 7 · ±3.4 % of ±2 %"

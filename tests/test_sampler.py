@@ -288,3 +288,37 @@ def test_a_sampler_stopped_inside_a_window_fails_it_naming_the_gap(tmp_path):
 @pytest.mark.session
 def test_a_sampler_never_stopped_reports_no_gap(tmp_path):
     assert _window_failures(tmp_path, stop_s=0) == {}
+
+
+class CountingRead:
+    """A sensor that counts its reads (real time: the sampler's thread drives it)."""
+
+    kind, measured, detail, update_period_s, device_index = "system", True, "", None, None
+
+    def __init__(self, method: str):
+        self.name, self.method, self.reads = f"counting-{method}", method, 0
+
+    def read(self) -> Reading:
+        self.reads += 1
+        return Reading(time.monotonic(), float(self.reads), 10.0)
+
+    def close(self) -> None:
+        pass
+
+
+def test_with_a_display_rate_counters_are_read_at_it_and_power_only_sensors_at_sample_hz():
+    counter, polled = CountingRead(method="counter"), CountingRead(method="polled-power")
+    sampler = Sampler([counter, polled], sample_hz=20, display_hz=4)
+    sampler.start()
+    time.sleep(1.0)
+    sampler.stop()
+    assert 14 <= polled.reads <= 23  # 20 Hz, less what a loaded machine skips
+    assert 3 <= counter.reads <= 7  # 4 Hz, and the start's read
+    before = counter.reads
+    sampler.read_now()  # a window's edge reads every sensor
+    assert counter.reads == before + 1
+
+
+def test_counters_alone_wake_the_thread_at_the_display_rate():
+    sampler = Sampler([CountingRead(method="counter")], sample_hz=20, display_hz=4)
+    assert sampler.period_s == 0.25

@@ -9,6 +9,7 @@ edge arrives so there is always a reading just after it. Memory is bounded: only
 
 from __future__ import annotations
 
+import itertools
 import math
 import threading
 import time
@@ -44,6 +45,11 @@ _new_sample = partial(tuple.__new__, Sample)
 
 
 _FAILED = object()  # in Sampler._raw where a sensor's read raised
+_SKIPPED = object()  # in a tick between display ticks, where a counter was not read
+_skip = itertools.repeat(_SKIPPED).__next__  # a C-level call that reads nothing
+# How often the runner reads energy counters between window edges: enough for the live trace,
+# a stuck counter (STALLED_COUNTER_S) and a wrap (RAPL's takes minutes at full power).
+DISPLAY_HZ = 4.0
 
 
 class _WholeRead:
@@ -147,7 +153,10 @@ class _Series:
 
 
 class Sampler:
-    """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called.
+    """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called;
+    with a display_hz (the runner's: DISPLAY_HZ), energy counters only at that rate in the
+    thread (their energy over a window comes from read_now at its edges) and power-only
+    sensors at sample_hz.
 
     A tick of the thread only reads: one list of every sensor's raw value and a time per clock
     (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
@@ -165,9 +174,16 @@ class Sampler:
         on_samples: Callable[[list[Sample]], None] | None = None,
         history_s: float = 120.0,
         deliver_every_s: float = 1.0,
+        display_hz: float | None = None,
     ):
         self.sensors = list(sensors)
-        self.period_s = 1.0 / sample_hz
+        # counters need reading only at window edges (read_now) and for the display: with a
+        # display_hz they are read at that rate, power-only sensors at sample_hz (none: the
+        # thread wakes at display_hz)
+        counters = {s.name for s in self.sensors if s.method == "counter"} if display_hz else set()
+        polled = any(s.name not in counters for s in self.sensors)
+        self.period_s = 1.0 / (sample_hz if polled or not display_hz else display_hz)
+        self._full_every = max(1, round(sample_hz / display_hz)) if display_hz and polled else 1
         self.on_samples = on_samples
         self.deliver_every_s = deliver_every_s
         maxlen = int(history_s * sample_hz) + 64
@@ -194,6 +210,9 @@ class Sampler:
                 self._call_names.append(sensor.name)
             self._tick_calls.append(clock)
             self._call_names.append("clock")
+        # the ticks between display ticks: each counter's read replaced by one that reads nothing
+        self._fast_calls = [_skip if name in counters else read
+                            for read, name in zip(self._tick_calls, self._call_names, strict=True)]
         self._lock = threading.Lock()  # held around each tick and each decoding
         self._ticks: list[list[Any]] = []  # read, not decoded: in read order, in that layout
         self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
@@ -222,18 +241,21 @@ class Sampler:
         deliver_every_s. Everything a tick touches is bound here: the thread wakes cold, and on
         a virtual machine each name looked up or frame entered then costs microseconds."""
         acquire, release, tick_on = self._lock.acquire, self._lock.release, self._tick_on
-        keep, calls, deliver = self._ticks.append, self._tick_calls, self._deliver
+        keep, full_calls, deliver = self._ticks.append, self._tick_calls, self._deliver
+        fast_calls, full_every = self._fast_calls, self._full_every
         period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
         ticks_per_delivery = max(1, round(self.deliver_every_s / period_s))
-        ticks = 0
+        ticks = since_full = 0
         next_t = monotonic()
         while not self._stopping:
+            calls = fast_calls if since_full else full_calls
+            since_full = (since_full + 1) % full_every
             acquire()  # from here to release(): _tick, inlined (a frame less per wake-up)
             tick: list[Any] = []
             try:
                 tick += map(call, calls)
             except Exception as exc:
-                tick_on(tick, exc)
+                tick_on(tick, exc, calls)
             keep(tick)
             release()
             ticks += 1
@@ -258,13 +280,12 @@ class Sampler:
         try:
             tick += map(call, self._tick_calls)
         except Exception as exc:
-            self._tick_on(tick, exc)
+            self._tick_on(tick, exc, self._tick_calls)
         self._ticks.append(tick)
 
-    def _tick_on(self, tick: list[Any], exc: Exception) -> None:
+    def _tick_on(self, tick: list[Any], exc: Exception, calls: list[Callable[[], Any]]) -> None:
         """A read raised (a sensor that fails must not stop the others): mark it failed and read
         the rest of the tick (list += map keeps what was read before the exception)."""
-        calls = self._tick_calls
         while True:
             failed = len(tick)
             self._failures.append((time.monotonic(), self._call_names[failed],
@@ -287,7 +308,7 @@ class Sampler:
         append = samples.append
         for name, decode, add, value_at, time_at in self._decoders:
             for value, t in zip(columns[value_at], columns[time_at], strict=True):
-                if value is _FAILED:
+                if value is _FAILED or value is _SKIPPED:
                     continue
                 try:
                     sample = add(*decode(value, t))

@@ -100,7 +100,7 @@ class GpuStation:
             raise
 
     def _start(self) -> None:
-        from energy_console.core.measure.sampler import Sampler
+        from energy_console.core.measure.sampler import DISPLAY_HZ, Sampler
         from energy_console.core.measure.sensors import describe, detect
         from energy_console.core.measure.sensors.period import calibrate
         from energy_console.core.session.worker_process import forkserver_context
@@ -125,7 +125,8 @@ class GpuStation:
                                            s.energy_j) for s in samples]))
 
         self.sampler = Sampler(self.sensors, profile.protocol.sample_hz, on_samples=forward,
-                               history_s=profile.protocol.run_timeout_s + 60)
+                               history_s=profile.protocol.run_timeout_s + 60,
+                               display_hz=DISPLAY_HZ)
         self.sampler.start()
         self.context = forkserver_context()  # before the idle baseline: its imports load the box
         self.idle_schedule = IdleSchedule(profile.protocol)

@@ -27,7 +27,7 @@ from typing import Any
 from energy_console.core.measure.carbon import resolve_intensity
 from energy_console.core.measure.energy import protocol_for_sensors
 from energy_console.core.measure.host import host_info
-from energy_console.core.measure.sampler import Sampler
+from energy_console.core.measure.sampler import DISPLAY_HZ, Sampler
 from energy_console.core.measure.sensors import Detection, SensorInfo, describe, detect
 from energy_console.core.session.guard import (
     WriteFailed,
@@ -300,7 +300,8 @@ class Runner(RunRecording, StopControl):
                                # Samples are (monotonic t, sensor, watts, joules) rows
                                on_samples=partial(self.write_samples,
                                                   t_offset_s=self._mono_to_wall),
-                               history_s=self.profile.protocol.run_timeout_s + 60)
+                               history_s=self.profile.protocol.run_timeout_s + 60,
+                               display_hz=DISPLAY_HZ)
         self.sampler.start()
         return detection
 

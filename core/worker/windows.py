@@ -22,8 +22,8 @@ from energy_console.core.spec.profile import ProtocolSettings
 
 RunMark = Callable[..., Any]  # mark(phase, **fields): one run's marks
 REPEAT_PHASE = "repeat"  # the phase of a workload's main windows (generate's full generations)
-# mark(JUDGE, judged=PHASE, windows=n) asks the runner whether the run's first n windows of that
-# phase are enough: True, False, or None from a mark that cannot judge (then they are)
+# mark(JUDGE, judged=PHASE, windows=n) asks the runner whether the n windows of that phase the
+# run has measured are enough: True, False, or None from a mark that cannot judge (then they are)
 JUDGE = "judge"
 
 
