@@ -87,6 +87,9 @@ class Technique:
     requires: tuple[str, ...] = ()  # importable module names
     extra: str | None = None  # pip extra that installs `requires`
     check: Callable[[TechniqueContext, dict[str, Any]], str | None] | None = None
+    # architectures it is known to break, and why: (architecture, reason); such a run is
+    # skipped with the reason (the worker runs each variant once before its windows)
+    not_for: tuple[tuple[str, str], ...] = ()
 
     def missing_packages(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]
