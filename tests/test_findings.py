@@ -31,7 +31,7 @@ from energy_console.tui.screens.tradeoff import TradeOffScreen
 INDISTINGUISHABLE = "indistinguishable at this precision"
 
 
-def run(technique: str, energy_j: float, ci95: float, accuracy: float = 0.9,
+def run(technique: str, energy_j: float, ci95: float | None, accuracy: float = 0.9,
         samples: int = 1000, runtime: str = "torch", model: str = "demo/m") -> RunRecord:
     return RunRecord(
         run_id=f"m__{technique}", model=model, task="text-classification", technique=technique,
@@ -240,3 +240,9 @@ def test_perplexity_differences_are_judged_against_their_bootstrap_interval():
     assert close.best_quality.winner is None  # 0.07 apart, ±3 each
     apart = findings([lm("baseline", 0.1, 20.0, 0.5), lm("int4", 0.05, 25.0, 0.5)])[0]
     assert apart.best_quality.winner.technique == "baseline"  # lower perplexity, beyond noise
+
+
+def test_a_single_repeat_ranks_nothing_and_says_why():
+    records = [run("baseline", 0.100, None), run("int8", 0.010, None)]  # no interval
+    ranking = findings(records)[0].least_energy
+    assert ranking.winner is None and "measure at least 2" in ranking.reason

@@ -51,3 +51,13 @@ def test_applying_a_chain_returns_the_module_its_last_step_gave():
     module = object()
     ctx = TechniqueContext("cpu", "text-classification", None, list)
     assert apply_technique(module, parse_technique("baseline"), ctx) is module
+
+
+def test_techniques_known_to_break_an_architecture_say_so_in_the_list_and_the_setup():
+    from energy_console.core.compression import techniques
+    from energy_console.core.compression.catalogue import format_techniques
+    from energy_console.tui.setup_choices import technique_prompt
+
+    assert "    not for YOLOS: " in format_techniques()
+    prune = techniques()["structured-prune"]
+    assert "not for YOLOS, RT-DETR" in technique_prompt("structured-prune", prune, None)

@@ -124,7 +124,10 @@ def _rank_energy(question: str, runs: Sequence[RunRecord]) -> Ranking:
     rivals = [r for r in tied if r is not leader]
     closest = min(rivals, key=lambda r: r.energy_j_per_inference or 0.0, default=None)
     needed = repeats_to_separate(leader, closest) if closest else None
-    return Ranking(question, leader, tied, closest, decided=len(tied) == 1, needed=needed)
+    unknown = any(r.energy_j_per_inference_ci95 is None for r in tied) and len(tied) > 1
+    return Ranking(question, leader, tied, closest, decided=len(tied) == 1, needed=needed,
+                   reason="no interval where a run had one repeat: measure at least 2" if unknown
+                   else "")
 
 
 def _rank_size(runs: Sequence[RunRecord]) -> Ranking:

@@ -90,6 +90,9 @@ class Technique:
     check: Callable[[TechniqueContext, dict[str, Any]], str | None] | None = None
     # what runs the models it applies to: torch modules, or onnxruntime (an ONNX file's graph)
     runtimes: tuple[str, ...] = ("torch",)
+    # architectures it is known to break, and why: (architecture, reason); such a run is
+    # skipped with the reason (the worker runs each variant once before its windows)
+    not_for: tuple[tuple[str, str], ...] = ()
 
     def missing_packages(self) -> list[str]:
         return [m for m in self.requires if importlib.util.find_spec(m) is None]

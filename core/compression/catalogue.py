@@ -22,6 +22,7 @@ class TechniqueRow:
     layers: str
     available: bool
     why_not: str | None  # set when not available on this machine
+    not_for: tuple[tuple[str, str], ...] = ()  # architectures it is known to break, and why
 
 
 def technique_rows() -> list[TechniqueRow]:
@@ -39,6 +40,7 @@ def technique_rows() -> list[TechniqueRow]:
                 layers=technique.layers,
                 available=reason is None,
                 why_not=reason,
+                not_for=technique.not_for,
             )
         )
     return rows
@@ -86,6 +88,7 @@ def format_techniques() -> str:
             f"{row.name}  [{row.family}]  {row.summary}",
             f"    parameters: {row.parameters}",
             f"    devices: {row.devices}; layers: {row.layers}",
+            *(f"    not for {arch}: {why}" for arch, why in row.not_for),
             f"    {status}",
         ]
     lines.append(

@@ -188,6 +188,11 @@ STRUCTURED_PRUNE = register(
         family="pruning",
         summary="torch-pruning dependency-aware channel and attention-head-dim pruning; shrinks",
         apply=_structured_prune,
+        not_for=(
+            ("YOLOS", "its detection tokens' attention dims do not follow the pruned channels: "
+                      "the pruned model no longer runs"),
+            ("RT-DETR", "torch-pruning cannot trace its hybrid encoder's dependencies"),
+        ),
         params=(
             Param(
                 "ratio",

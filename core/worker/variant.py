@@ -135,6 +135,7 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     else:
         module = apply_technique(loaded.module, first.technique, ctx)
     seconds = time.monotonic() - t0  # compressing, or reading the cached variant
+    probe(module, ctx, first.technique.slug)
     if cached is None:
         size = measure_size(module)
         if variant_cache:
@@ -142,6 +143,27 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     hit = cached is not None
     return Variant(ctx.device, loaded, module, ctx, start.load_s, 0.0 if hit else seconds, size,
                    hit, seconds if hit else 0.0, start.session_dir, prepared)
+
+
+def probe(module, ctx: TechniqueContext, technique: str) -> None:
+    """Run the compressed module once on the example input, before any window: a technique that
+    breaks the model (a layer whose shapes no longer fit) makes the variant's runs skipped with
+    the reason, never a failure in the middle of its windows."""
+    examples = ctx.calibration_inputs()
+    if not examples or not isinstance(examples[0], dict):
+        return
+    inputs = cast_inputs(dict(examples[0]), ctx.input_dtype)
+    try:
+        with torch.no_grad() if ctx.needs_no_grad else torch.inference_mode():
+            module(**inputs)
+    except torch.OutOfMemoryError:
+        raise  # the device, not the technique
+    except RuntimeError as exc:
+        first_line = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise NotApplicable(
+            f"{technique}: the compressed model no longer runs on the example input "
+            f"({first_line[:200]}): this technique does not apply to this model's "
+            "architecture") from exc
 
 
 def prepared_for(variant: Variant, spec) -> Any:

@@ -35,7 +35,8 @@ class ResultsScreen(Screen):
         Binding("R", "reload", "Reload", id="reload"),
     ]
     HELP = ("s sorts by the column under the cursor (again: reverse); / filters by model or "
-            "technique; ΔE is dim and marked ~ within noise")
+            "technique; ΔE is against the run's runtime baseline (onnx-* against onnx-fp32), "
+            "dim and marked ~ within noise")
 
     def __init__(self, session_dir: Path):
         super().__init__()
