@@ -97,7 +97,7 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                 emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=message.phase, repeat=message.repeat,
                     repeats=message.repeats, iterations=message.iterations, step=message.step,
-                    steps=message.steps, loss=message.loss,
+                    steps=message.steps, loss=message.loss, detail=message.detail,
                 ))
             case _ if message.run_id != spec.run_id:
                 return ended("failed", f"the worker answered for {message.run_id} while "

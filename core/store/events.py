@@ -97,6 +97,7 @@ class PhaseChanged(Event):
     step: int | None = None  # train-step: optimizer steps done, of `steps`, and the last loss
     steps: int | None = None
     loss: float | None = None
+    detail: str | None = None  # what the phase is doing (loading: from the cache, downloading)
 
 
 @dataclass(frozen=True)

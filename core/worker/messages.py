@@ -32,6 +32,7 @@ class PhaseMark:
     step: int | None = None  # training steps done, of `steps`
     steps: int | None = None
     loss: float | None = None
+    detail: str | None = None  # what the phase is doing (loading: from the cache, downloading)
 
 
 @dataclass(frozen=True)
