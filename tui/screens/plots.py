@@ -12,11 +12,12 @@ from energy_console.core.analysis.traces import power_traces, run_span
 from energy_console.core.spec.text import printable
 from energy_console.core.store.follow import read_session
 from energy_console.core.store.records import RunRecord
-from energy_console.tui import format as fmt
+from energy_console.tui.widgets.key_footer import KeyFooter
+from energy_console.tui.widgets.title import Title
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 
 class PlotsScreen(Screen):
@@ -35,7 +36,7 @@ class PlotsScreen(Screen):
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
 
-        yield Static(fmt.shown(f"plots · {self.run_id}"), id="title")
+        yield Title(f"plots · {self.run_id}")  # the model's label once the session is read
         with TabbedContent():
             with TabPane("energy vs quality", id="quality"):
                 yield PlotextPlot(id="plot-quality")
@@ -43,7 +44,7 @@ class PlotsScreen(Screen):
                 yield PlotextPlot(id="plot-size")
             with TabPane("power of this run", id="power"):
                 yield PlotextPlot(id="plot-power")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         from textual_plotext import PlotextPlot
@@ -54,6 +55,9 @@ class PlotsScreen(Screen):
             self.notify(f"{printable(self.run_id)} is not in this session", severity="error",
                         markup=False)
             return
+        self.query_one(Title).show(
+            f"plots · {run.model_label} · {run.technique} · {run.input_size} {run.workload}",
+            f"{run.model_label} · {run.technique} · {run.input_size}")
         group = [r for r in records if r.finished and baseline_key(r) == baseline_key(run)]
         self._scatter(self.query_one("#plot-quality", PlotextPlot).plt, group, run,
                       quality_score,
@@ -70,11 +74,11 @@ class PlotsScreen(Screen):
             x = (r.energy_j_per_inference or 0.0) * 1e3
             ci = (r.energy_j_per_inference_ci95 or 0.0) * 1e3
             plt.plot([x - ci, x + ci], [y, y], color="gray")  # the 95 % interval
+            # a legend names the points: labels written beside them collide at 80 columns
             plt.scatter([x], [y], marker="●" if r is run else "o",
-                        color="red" if r is run else "blue")
-            plt.text(printable(r.technique), x, y, alignment="left")
-        plt.title(printable(f"{run.model_label} {run.input_size}: energy per inference vs "
-                            f"{y_label}"))
+                        color="red" if r is run else None,
+                        label=printable(r.technique + (" (this run)" if r is run else "")))
+        plt.title(f"energy per inference vs {y_label}")
         plt.xlabel("mJ per inference")
 
     def _power(self, plt) -> None:
@@ -85,6 +89,6 @@ class PlotsScreen(Screen):
             return
         for trace in traces.values():
             plt.plot([t - span[0] for t in trace.t], trace.watts, label=printable(trace.sensor))
-        plt.title(printable(f"power during {self.run_id}"))
+        plt.title("power during this run")
         plt.xlabel("seconds since the run started")
         plt.ylabel("W")
