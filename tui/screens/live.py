@@ -141,7 +141,8 @@ class LiveScreen(Screen):
             self.notify("no run is in progress", severity="warning")
             return
         send_control(self.session_dir, f"cancel {run.run_id}")
-        self.notify(f"asked the runner to cancel {printable(run.run_id)}", markup=False)
+        name = f"{model_label(run.model)} · {run.technique} · {run.input_size}"
+        self.notify(f"asked the runner to cancel {printable(name)}", markup=False)
 
     def action_trade_offs(self) -> None:
         from energy_console.tui.screens.tradeoff import TradeOffScreen
