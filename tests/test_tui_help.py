@@ -52,6 +52,8 @@ async def test_help_from_the_live_screen_lists_each_of_its_bindings_and_the_apps
         text = await open_help(pilot)
         assert_listed(text, declared(app, LiveScreen))
         assert "Start" not in text  # the setup screen's keys are not this screen's
+        # how to come back after leaving it running: the exact command
+        assert f"energy-console attach {tmp_path / 's'}" in text
 
 
 async def test_the_setup_action_line_is_its_bindings_as_links(tmp_path):

@@ -3,13 +3,14 @@ all lands, and text that holds brackets reads as written."""
 
 from __future__ import annotations
 
+import asyncio
 import subprocess
 import sys
 
 import energy_console.core.compression as compression
 import pytest
 from energy_console.core.compression import Technique
-from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.app import EnergyConsoleApp, launch
 from energy_console.tui.screens.dialogs import QuitScreen
 from energy_console.tui.screens.live import LiveScreen
 from energy_console.tui.screens.setup import SetupScreen
@@ -38,6 +39,29 @@ async def test_enter_in_the_quit_dialog_leaves_the_session_running(tmp_path, req
         await pilot.press("enter")
         await wait_for(pilot, lambda: not app.is_running, "the console to quit")
     assert not (session / "control").exists()  # no stop was sent
+
+
+def test_leaving_a_session_running_prints_the_command_that_comes_back(tmp_path, request,
+                                                                     monkeypatch, capsys):
+    """`energy-console attach` as the user starts it, the console quit with "Leave it running"
+    (l): the exact command that reopens the session is on stdout."""
+    session = write_session(tmp_path / "my session", finished=False,
+                            runner_pid=_sleeper(request))
+    monkeypatch.chdir(tmp_path)
+
+    async def leave(app: EnergyConsoleApp) -> None:
+        async with app.run_test(size=(80, 24)) as pilot:
+            await wait_for(pilot, lambda: isinstance(app.screen, LiveScreen)
+                           and app.screen.session_running, "the running session")
+            await pilot.press("q")
+            await wait_for(pilot, lambda: isinstance(app.screen, QuitScreen), "the quit dialog")
+            await pilot.press("l")
+            await wait_for(pilot, lambda: not app.is_running, "the console to quit")
+
+    monkeypatch.setattr(EnergyConsoleApp, "run", lambda app: asyncio.run(leave(app)))
+    assert launch(attach=session, results_root=tmp_path) == 0
+    assert "\n  energy-console attach 'my session'\n" in capsys.readouterr().out
+    assert not (session / "control").exists()
 
 
 @pytest.mark.session  # slow tier

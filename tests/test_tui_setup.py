@@ -468,3 +468,30 @@ async def test_the_setup_screen_and_its_dialogs_fit_the_terminal(tmp_path, monke
         screen.choose_device()
         await _until(pilot, lambda: app.screen.query("#choices"), "the device picker")
         on_screen("#choices")
+
+
+async def test_the_default_profile_is_read_after_the_first_paint(tmp_path, monkeypatch):
+    """The console paints first; the default profile and its checks arrive a moment later."""
+    from energy_console.tui.screens import setup
+
+    root = Path(__file__).resolve().parent.parent
+    (tmp_path / "profiles").mkdir()
+    shutil.copy(root / "profiles" / "default.yaml", tmp_path / "profiles" / "default.yaml")
+    reads: list[Path] = []
+    real_load = setup.load_profile
+    monkeypatch.setattr(setup, "load_profile", lambda path: reads.append(path) or real_load(path))
+
+    class Probe(EnergyConsoleApp):
+        read_before_first_paint: bool | None = None
+
+        def on_ready(self) -> None:
+            self.read_before_first_paint = bool(reads)
+
+    monkeypatch.chdir(tmp_path)
+    app = Probe(results_root=tmp_path / "results", profiles_dir=Path("profiles"),
+                open_default=True)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = app.screen
+        await _until(pilot, lambda: "15 runs" in _summary(screen), "the default's run count")
+        assert app.read_before_first_paint is False
+        assert "profile profiles/default.yaml" in _title(screen)

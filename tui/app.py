@@ -13,9 +13,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
 from energy_console.core.session.profile_check import load_profile
-from energy_console.core.spec.profile import Profile, ProfileError
+from energy_console.core.spec.profile import ProfileError
 from energy_console.core.store.control import send_control
 from energy_console.core.store.session_dir import default_results_root, list_sessions
+from energy_console.tui.format import attach_command
 from energy_console.tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
 from energy_console.tui.screens.setup import SetupScreen
 from textual.app import App, SystemCommand
@@ -40,7 +41,8 @@ class EnergyConsoleApp(App):
                  results_root: Path | None = None, profiles_dir: Path | None = None,
                  profile_path: Path | None = None, open_default: bool = False):
         """`profile_path`: the file `profile` was read from; `open_default`: with no profile,
-        show profiles_dir/default.yaml where it exists (what `energy-console` alone does)."""
+        show profiles_dir/default.yaml where it exists (what `energy-console` alone does), read
+        just after the first paint."""
         super().__init__()
         self.initial_profile = profile
         self.profile_path = profile_path
@@ -48,6 +50,7 @@ class EnergyConsoleApp(App):
         self.attach = attach
         self.results_root = results_root or default_results_root()
         self.profiles_dir = profiles_dir or Path("profiles")
+        self.left_running: Path | None = None  # a session the user quit and left running
 
     def on_mount(self) -> None:
         if self.attach is not None:
@@ -55,11 +58,11 @@ class EnergyConsoleApp(App):
 
             self.push_screen(LiveScreen(self.attach))
             return
-        profile, path, problem = self.initial_profile, self.profile_path, None
-        if profile is None and self.open_default:
-            profile, path, problem = _default_profile(self.profiles_dir)
-        self.push_screen(SetupScreen(self.profiles_dir, self.results_root, profile,
-                                     source=path, problem=problem))
+        default = self.profiles_dir / DEFAULT_PROFILE
+        opening = default if self.initial_profile is None and self.open_default and \
+            default.is_file() else None
+        self.push_screen(SetupScreen(self.profiles_dir, self.results_root, self.initial_profile,
+                                     source=self.profile_path, opening=opening))
 
     def on_resize(self) -> None:
         self.set_class(self.size.width < 100, "narrow")
@@ -74,6 +77,8 @@ class EnergyConsoleApp(App):
         def answer(choice: str | None) -> None:
             if choice == "stop":
                 send_control(live.session_dir, "stop")
+            if choice == "leave":
+                self.left_running = live.session_dir
             if choice in ("stop", "leave"):
                 self.exit()
 
@@ -121,20 +126,6 @@ class EnergyConsoleApp(App):
                                 screen.action_cancel_run)
 
 
-def _default_profile(profiles_dir: Path) -> tuple[Profile | None, Path | None, str | None]:
-    """(profile, its file, a problem) for profiles_dir/default.yaml: nothing where there is no
-    such file; the problem, and no profile, where it does not load (the console still opens)."""
-    path = profiles_dir / DEFAULT_PROFILE
-    if not path.is_file():
-        return None, None, None
-    try:
-        return load_profile(path), path, None
-    except ProfileError as exc:
-        return None, None, f"not opened: {exc}"
-    except (OSError, UnicodeDecodeError) as exc:
-        return None, None, f"not opened: {path} cannot be read: {exc}"
-
-
 def _is_live(screen: Screen) -> TypeGuard[LiveScreen]:
     from energy_console.tui.screens.live import LiveScreen
 
@@ -160,4 +151,7 @@ def launch(profile_path: str | None = None, attach: Path | None = None,
                            profile_path=Path(profile_path) if profile_path else None,
                            open_default=profile_path is None)
     app.run()
+    if app.left_running is not None:
+        print(f"The session goes on; reopen its live view with:\n  "
+              f"{attach_command(app.left_running)}")
     return app.return_code or 0

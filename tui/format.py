@@ -3,6 +3,9 @@ text from outside (names, reasons, folder names) as text, never as markup or ter
 
 from __future__ import annotations
 
+import shlex
+from pathlib import Path
+
 from energy_console.core.spec.text import printable
 from energy_console.core.store.records import RunRecord
 from rich.text import Text
@@ -22,6 +25,19 @@ def shown_content(text: object, *, one_line: bool = True) -> Content:
     """`shown` as Textual Content, for the widgets that take Content (option and button
     prompts)."""
     return Content(printable(text, one_line=one_line))
+
+
+def attach_command(session_dir: Path | None = None) -> str:
+    """The command that reopens a session's live view (the newest session without one): its
+    folder relative to the working folder where it lies inside it, quoted for a shell."""
+    if session_dir is None:
+        return "energy-console attach"
+    path = Path(session_dir).resolve()
+    try:
+        path = path.relative_to(Path.cwd())
+    except ValueError:
+        pass
+    return f"energy-console attach {shlex.quote(str(path))}"
 
 
 def watts(value: float | None) -> str:

@@ -7,6 +7,10 @@ from dataclasses import dataclass
 
 from textual.screen import Screen
 
+# What a footer shows at 80 columns: short labels, so no key is cut (the help screen keeps the long)
+SHORT_LABELS = {"Open session": "Open", "Stop session": "Stop", "Cancel run": "Cancel",
+                "Sort by column": "Sort", "Trade-offs": "Trade", "Add model": "Add"}
+
 
 @dataclass(frozen=True)
 class KeyHelp:

@@ -287,6 +287,17 @@ def model_label(entry: Any) -> str:
     return str(entry)
 
 
+def model_prompt(entry: Any) -> str:
+    """What the model list shows of an entry: its reference and task, then what it runs (the
+    workload) and on what (its dataset's file name), those cut first where the column is narrow."""
+    if isinstance(entry, str):
+        return f"{entry}  {known_task(entry)}".rstrip()
+    label = model_label({k: v for k, v in entry.items() if k != "dataset"})
+    data = model_dataset_path(entry)
+    return " · ".join([label, str(entry.get("workload", "infer")),
+                       *([f"data: {Path(data).name}"] if data else [])])
+
+
 def model_task(entry: Any) -> str:
     """The task of a model entry where it is known before loading (given, or a demo model's),
     else ""."""

@@ -13,6 +13,7 @@ from energy_console.core.compression import Param, Technique, parse_technique
 from energy_console.core.quality.dataset_check import DATASET_FORMATS
 from energy_console.core.spec.profile import ProfileError
 from energy_console.core.spec.profile_write import edited_profile_text, profile_text, relative_paths
+from energy_console.core.store.session_dir import atomic_write_text
 from energy_console.tui.selection import (
     FormValues,
     is_chain,
@@ -51,6 +52,13 @@ def saved_text(form: FormValues, target: Path, opened: ProfileFile | None) -> st
     if opened is None:
         return profile_text(document)
     return edited_profile_text(opened.text, opened.document, document)
+
+
+def save_form(form: FormValues, path: Path, opened: ProfileFile | None) -> ProfileFile | None:
+    """Write `form` to `path` (saved_text); the file as saved, for the next save."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    atomic_write_text(path, saved_text(form, path, opened))
+    return ProfileFile.read(path, form)
 
 
 @dataclass(frozen=True)
@@ -150,6 +158,18 @@ def run_summary(runs: int, estimate: str, models: int, techniques: int) -> str:
 
 def problem_line(exc: ProfileError) -> str:
     return f"✗ {exc.key}: {exc.problem}" if exc.key else f"✗ {exc.problem}"
+
+
+def setup_titles(loaded: str | None, opening: str | None) -> tuple[str, ...]:
+    """The setup screen's title, longest first (a narrow terminal shows the first that fits):
+    the profile file shown (`loaded`), or being opened."""
+    if opening is not None:
+        return (f"energy-console · new session · opening {opening}…", f"opening {opening}…")
+    if loaded is None:
+        return ("energy-console · new session: choose what to measure",
+                "new session: choose what to measure")
+    return (f"energy-console · new session · profile {loaded}", f"new session · profile {loaded}",
+            f"profile {Path(loaded).name}")
 
 
 def shown_path(path: Path) -> str:

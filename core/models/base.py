@@ -93,6 +93,11 @@ class ModelSource(Protocol):
         """The task its config names, where the config can be read without loading; or None."""
         ...
 
+    def loading_from(self, entry: ModelEntry) -> str:
+        """What loading the entry will do, as the live view shows it while the worker loads
+        (`from the local cache`, `downloading from the hub`); light, no torch."""
+        ...
+
     def load(self, entry: ModelEntry, device: str) -> LoadedModel: ...
 
 

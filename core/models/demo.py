@@ -221,6 +221,9 @@ class DemoSource:
             return None
         return f"unknown demo model {ref!r}; built-in: " + ", ".join(DEMO_MODELS)
 
+    def loading_from(self, entry) -> str:
+        return "built from its config"
+
     def known_task(self, ref: str) -> str | None:
         demo = DEMO_MODELS.get(ref)
         return demo.task if demo else None

@@ -1,8 +1,16 @@
-"""Hugging Face hub ids, through the real from_pretrained (the local cache serves offline)."""
+"""Hugging Face hub ids, through the real from_pretrained (the local cache serves offline).
+
+An id that is not in the cache fails at pre-flight, in seconds, with the command that downloads
+it, where the hub cannot be used: offline (HF_HUB_OFFLINE=1), or its endpoint does not answer
+within HUB_ANSWER_S (asked once; the hub client would retry its downloads for most of a minute).
+"""
 
 from __future__ import annotations
 
 import json
+import socket
+import threading
+from urllib.parse import urlsplit
 
 from energy_console.core.models.base import LoadedModel
 from energy_console.core.models.pretrained import config_problem, load_pretrained, read_config
@@ -19,10 +27,38 @@ def cached_config(ref: str) -> str | None:
     return found if isinstance(found, str) else None
 
 
+HUB_ANSWER_S = 3.0
+
+
 def hub_offline() -> bool:
     from huggingface_hub import constants
 
     return bool(constants.HF_HUB_OFFLINE)
+
+
+def hub_unreachable(timeout_s: float = HUB_ANSWER_S) -> str | None:
+    """Why the hub's endpoint (HF_ENDPOINT) cannot be reached, asked once with one TCP connection
+    (name lookup included) bounded by `timeout_s`; None where it answers."""
+    from huggingface_hub import constants
+
+    url = urlsplit(constants.ENDPOINT)
+    host = url.hostname or ""
+    port = url.port or (443 if url.scheme == "https" else 80)
+    outcome: list[str | None] = []
+
+    def connect() -> None:
+        try:
+            socket.create_connection((host, port), timeout=timeout_s).close()
+            outcome.append(None)
+        except OSError as exc:
+            outcome.append(exc.strerror or str(exc) or type(exc).__name__)
+
+    asking = threading.Thread(target=connect, name="hub-reachable", daemon=True)
+    asking.start()
+    asking.join(timeout_s)
+    if not outcome:
+        return f"{host}:{port} did not answer within {timeout_s:.0f} s"
+    return None if outcome[0] is None else f"{host}:{port}: {outcome[0]}"
 
 
 class HubSource:
@@ -38,18 +74,28 @@ class HubSource:
     def check_ref(self, ref: str) -> str | None:
         return None  # only the hub knows; loading says why not
 
+    def loading_from(self, entry) -> str:
+        if cached_config(entry.ref) is not None:
+            return "from the local cache"
+        return "downloading from the hub (retries: worker.log)"
+
     def known_task(self, ref: str) -> str | None:
         return None
 
     def preflight(self, entry) -> str | None:
-        """Offline, a hub id must be in the local cache; online only the hub knows."""
+        """A hub id the hub cannot serve now must be in the local cache; online only the hub
+        knows."""
         path = cached_config(entry.ref)
         if path is None:
-            if hub_offline():
-                return (f"hub model {entry.ref!r} is not in the local Hugging Face cache and the "
-                        "hub is offline (HF_HUB_OFFLINE=1); download it with `hf download "
-                        f"{entry.ref}` on a machine with network, or use a local folder (`path:`)")
-            return None
+            why = "the hub is offline (HF_HUB_OFFLINE=1)" if hub_offline() else None
+            if why is None:
+                unreachable = hub_unreachable()
+                why = f"the hub cannot be reached ({unreachable})" if unreachable else None
+            if why is None:
+                return None
+            return (f"hub model {entry.ref!r} is not in the local Hugging Face cache and {why}; "
+                    f"download it with `hf download {entry.ref}` on a machine with network, or "
+                    "use a local folder (`path:`)")
         try:
             return config_problem(json.loads(read_config(path)), entry, f"hub model {entry.ref!r}")
         except ValueError:

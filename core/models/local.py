@@ -30,6 +30,9 @@ class LocalSource:
     def check_ref(self, ref: str) -> str | None:
         return None  # relative to the profile's folder: checked when the run loads it
 
+    def loading_from(self, entry) -> str:
+        return "from its folder"
+
     def known_task(self, ref: str) -> str | None:
         return None
 

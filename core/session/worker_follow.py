@@ -119,7 +119,7 @@ def follow_run(spec: Any, process: Any, conn: Any, sampler: Sampler,
                 emit(ev.PhaseChanged(
                     run_id=spec.run_id, phase=message.phase, repeat=message.repeat,
                     repeats=message.repeats, iterations=message.iterations, step=message.step,
-                    steps=message.steps, loss=message.loss,
+                    steps=message.steps, loss=message.loss, detail=message.detail,
                     energy_ci_pct=None if precision is None else precision.energy_ci_pct,
                     target_ci_pct=spec.protocol.target_ci_pct,
                 ))

@@ -105,6 +105,7 @@ class PhaseChanged(Event):
     # (% of the value) and the one asked for (protocol.target_ci_pct)
     energy_ci_pct: float | None = None
     target_ci_pct: float | None = None
+    detail: str | None = None  # what the phase is doing (loading: from the cache, downloading)
 
 
 @dataclass(frozen=True)

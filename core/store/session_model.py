@@ -280,7 +280,8 @@ def _phase_label(event: PhaseChanged) -> str:
     if event.phase == "train-step" and event.step is not None:
         loss = f" · loss {event.loss:.4g}" if event.loss is not None else ""
         return f"training step {event.step} of {event.steps or '?'}{loss}"
-    return PHASE_LABELS.get(event.phase, event.phase)
+    label = PHASE_LABELS.get(event.phase, event.phase)
+    return f"{label}: {event.detail}" if event.detail else label
 
 
 def _with_phase(run: CurrentRun, phase: str) -> CurrentRun:

@@ -34,6 +34,7 @@ class PhaseMark:
     step: int | None = None  # training steps done, of `steps`
     steps: int | None = None
     loss: float | None = None
+    detail: str | None = None  # what the phase is doing (loading: from the cache, downloading)
     latencies_ms: tuple[float, ...] = ()  # an end edge: the window's latencies, for its verdict
 
 

@@ -28,7 +28,7 @@ from energy_console.core.compression import (
     TechniqueContext,
     apply_technique,
 )
-from energy_console.core.models import load_model
+from energy_console.core.models import load_model, source_for
 from energy_console.core.models.size import SizeReport, measure_size
 from energy_console.core.store.figures import TrainingTimings, WorkerResult
 from energy_console.core.worker.variant_cache import VariantCache
@@ -103,7 +103,7 @@ def load_variant(runs, cache_dir: Path, mark: Mark,
     device = resolve_device(first.device)
     if first.protocol.threads:
         torch.set_num_threads(first.protocol.threads)
-    mark("loading", first.run_id)
+    mark("loading", first.run_id, detail=source_for(first.model.source).loading_from(first.model))
     t0 = time.monotonic()
     loaded = load_model(first.model, device)
     return VariantStart(tuple(runs), loaded, device, time.monotonic() - t0, cache_dir,

@@ -23,6 +23,9 @@ class ZooSource:
         task = ref.removeprefix(PREFIX)
         return None if task in TASKS else f"no zoo model {ref!r}; zoo/<one of {', '.join(TASKS)}>"
 
+    def loading_from(self, entry) -> str:
+        return "building it"
+
     def known_task(self, ref: str) -> str | None:
         return ref.removeprefix(PREFIX)
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from pathlib import Path
 
-from energy_console.tui.format import shown, shown_content
+from energy_console.tui.format import attach_command, shown, shown_content
 from energy_console.tui.keys import ScreenKeys, key_lines, screen_keys
 from textual.app import ComposeResult
 from textual.binding import Binding
@@ -20,11 +20,17 @@ from textual.widgets.option_list import Option
 INTRO = """\
 energy-console measures what compressing a model does to its energy, speed,
 size and quality."""
-NOTES = """\
-The measurement runs in its own process: quitting the console or losing
-the SSH connection does not stop it; `energy-console attach` reopens it.
+FIGURES = """\
 Figures marked "est" or "estimated" come from a model of the hardware,
 not from a sensor; "meas" marks a sensor that measures."""
+
+
+def leaving_note(session_dir: Path | None) -> str:
+    """What quitting does to a measurement, and the exact command that comes back to it."""
+    which = "this session" if session_dir else "the newest session"
+    return ("The measurement runs in its own process: quitting the console (q, then\n"
+            "\"Leave it running\") or losing the SSH connection does not stop it;\n"
+            f"this reopens {which}:\n  {attach_command(session_dir)}")
 
 
 class HelpScreen(ModalScreen[None]):
@@ -33,19 +39,22 @@ class HelpScreen(ModalScreen[None]):
 
     BINDINGS = [Binding("escape,q,question_mark", "dismiss(None)", "Close")]
 
-    def __init__(self, keys: ScreenKeys, tips: str | None = None) -> None:
+    def __init__(self, keys: ScreenKeys, tips: str | None = None,
+                 session_dir: Path | None = None) -> None:
         super().__init__()
-        self.keys, self.tips = keys, tips
+        self.keys, self.tips, self.session_dir = keys, tips, session_dir
 
     @classmethod
     def of(cls, screen: Screen) -> HelpScreen:
-        return cls(screen_keys(screen), screen.HELP)
+        """Help on `screen`; a screen of one session (live, results...) names its folder."""
+        return cls(screen_keys(screen), screen.HELP, getattr(screen, "session_dir", None))
 
     def help_text(self) -> str:
         lines = [INTRO, "", "This screen", *key_lines(self.keys.here + self.keys.focused)]
         if self.tips:
             lines += [f"  {tip}" for tip in self.tips.splitlines()]
-        lines += ["Anywhere", *key_lines(self.keys.anywhere), "", NOTES]
+        lines += ["Anywhere", *key_lines(self.keys.anywhere), "",
+                  leaving_note(self.session_dir), FIGURES]
         return "\n".join(lines)
 
     def compose(self) -> ComposeResult:

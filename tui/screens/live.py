@@ -10,13 +10,16 @@ from energy_console.core.store.records import model_label
 from energy_console.core.store.snapshot import LiveSnapshot
 from energy_console.tui import format as fmt
 from energy_console.tui.follower import SessionFollower
+from energy_console.tui.widgets.key_footer import KeyFooter
+from energy_console.tui.widgets.notice_log import NoticeLog
 from energy_console.tui.widgets.power_panel import PowerPanel
 from energy_console.tui.widgets.runs_table import RunsTable
+from energy_console.tui.widgets.title import Title
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
 from textual.screen import Screen
-from textual.widgets import Footer, RichLog, Static
+from textual.widgets import Static
 
 BAR_WIDTH = 20
 
@@ -43,14 +46,17 @@ def progress_line(s: LiveSnapshot) -> str:
 
 
 ESTIMATE_NOTE = "energy estimated at constant W: ΔE only tracks latency"
+ESTIMATE_NOTE_SHORT = "energy estimated: ΔE only tracks latency"
 
 
-def title_line(session_dir: Path, s: LiveSnapshot) -> str:
-    """The session's name, and a warning when any figure shown is an estimate."""
-    title = f"energy-console · {session_dir.name}"
-    if any(r.energy_source in ("estimated", "mixed") for r in s.runs):
-        title += f" · {ESTIMATE_NOTE}"
-    return title
+def title_lines(session_dir: Path, s: LiveSnapshot | None = None) -> tuple[str, ...]:
+    """The session's name, and a warning when any figure shown is an estimate; longest first
+    (a narrow terminal shows the first that fits)."""
+    name = session_dir.name
+    if s is None or not any(r.energy_source in ("estimated", "mixed") for r in s.runs):
+        return f"energy-console · {name}", name
+    return (f"energy-console · {name} · {ESTIMATE_NOTE}", f"{name} · {ESTIMATE_NOTE_SHORT}",
+            f"{name} · estimated energy")
 
 
 def current_line(s: LiveSnapshot) -> str:
@@ -86,13 +92,13 @@ class LiveScreen(Screen):
         self._log_shown = 0
 
     def compose(self) -> ComposeResult:
-        yield Static(fmt.shown(f"energy-console · {self.session_dir.name}"), id="title")
+        yield Title(*title_lines(self.session_dir))
         yield Static("reading the session…", id="progress")
         yield Static("", id="current")
         yield PowerPanel(id="power")
         yield RunsTable(id="runs")
-        yield RichLog(id="log", max_lines=200, wrap=True)
-        yield Footer()
+        yield NoticeLog(id="log", max_lines=200)
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self._follower = SessionFollower(self.session_dir,
@@ -108,12 +114,12 @@ class LiveScreen(Screen):
         s = message.snapshot
         self.snapshot = s
         with self.app.batch_update():
-            self.query_one("#title", Static).update(fmt.shown(title_line(self.session_dir, s)))
+            self.query_one(Title).show(*title_lines(self.session_dir, s))
             self.query_one("#progress", Static).update(fmt.shown(progress_line(s)))
             self.query_one("#current", Static).update(fmt.shown(current_line(s)))
             self.query_one(PowerPanel).show(s.sensors)
             self.query_one(RunsTable).show(s.runs)
-            log = self.query_one(RichLog)
+            log = self.query_one(NoticeLog)
             for line in s.new_log_lines(self._log_shown):
                 log.write(fmt.shown(line, one_line=False))
             self._log_shown = s.log_total
@@ -135,7 +141,8 @@ class LiveScreen(Screen):
             self.notify("no run is in progress", severity="warning")
             return
         send_control(self.session_dir, f"cancel {run.run_id}")
-        self.notify(f"asked the runner to cancel {printable(run.run_id)}", markup=False)
+        name = f"{model_label(run.model)} · {run.technique} · {run.input_size}"
+        self.notify(f"asked the runner to cancel {printable(name)}", markup=False)
 
     def action_trade_offs(self) -> None:
         from energy_console.tui.screens.tradeoff import TradeOffScreen

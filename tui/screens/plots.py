@@ -12,11 +12,12 @@ from energy_console.core.analysis.plot_data import Scatter, scatter
 from energy_console.core.analysis.traces import power_traces, run_span
 from energy_console.core.spec.text import printable
 from energy_console.core.store.follow import read_session
-from energy_console.tui import format as fmt
+from energy_console.tui.widgets.key_footer import KeyFooter
+from energy_console.tui.widgets.title import Title
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import Footer, Static, TabbedContent, TabPane
+from textual.widgets import TabbedContent, TabPane
 
 
 class PlotsScreen(Screen):
@@ -35,7 +36,7 @@ class PlotsScreen(Screen):
     def compose(self) -> ComposeResult:
         from textual_plotext import PlotextPlot
 
-        yield Static(fmt.shown(f"plots · {self.run_id}"), id="title")
+        yield Title(f"plots · {self.run_id}")  # the model's label once the session is read
         with TabbedContent():
             with TabPane("energy vs quality", id="quality"):
                 yield PlotextPlot(id="plot-quality")
@@ -43,7 +44,7 @@ class PlotsScreen(Screen):
                 yield PlotextPlot(id="plot-size")
             with TabPane("power of this run", id="power"):
                 yield PlotextPlot(id="plot-power")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         from textual_plotext import PlotextPlot
@@ -54,6 +55,9 @@ class PlotsScreen(Screen):
             self.notify(f"{printable(self.run_id)} is not in this session", severity="error",
                         markup=False)
             return
+        self.query_one(Title).show(
+            f"plots · {run.model_label} · {run.technique} · {run.input_size} {run.workload}",
+            f"{run.model_label} · {run.technique} · {run.input_size}")
         group = next((g for g in findings(records)
                       if baseline_key(g.runs[0]) == baseline_key(run)), None)
         for kind in ("quality", "size"):
@@ -72,9 +76,10 @@ class PlotsScreen(Screen):
             plt.plot([p.x_low, p.x_high], [p.y, p.y], color="gray")
             if p.y_high > p.y_low:
                 plt.plot([p.x, p.x], [p.y_low, p.y_high], color="gray")
-            plt.scatter([p.x], [p.y], marker="●" if p.run.run_id == run.run_id else "o",
-                        color="red" if p.run.run_id == run.run_id else "blue")
-            plt.text(printable(p.run.technique), p.x, p.y, alignment="left")
+            this = p.run.run_id == run.run_id
+            # a legend names the points: labels written beside them collide at 80 columns
+            plt.scatter([p.x], [p.y], marker="●" if this else "o", color="red" if this else None,
+                        label=printable(p.run.technique + (" (this run)" if this else "")))
         plt.xlim(data.x_min, max(p.x_high for p in data.points) * 1.1 or 1.0)
         if data.y_min is not None:
             plt.ylim(data.y_min, max(p.y_high for p in data.points) * 1.1 or 1.0)
@@ -89,7 +94,7 @@ class PlotsScreen(Screen):
             return
         for trace in traces.values():
             plt.plot([t - span[0] for t in trace.t], trace.watts, label=printable(trace.sensor))
-        plt.title(printable(f"power during {self.run_id}"))
+        plt.title("power during this run")
         plt.ylim(0, max(max(t.watts) for t in traces.values()) * 1.1 or 1.0)
         plt.xlabel("seconds since the run started")
         plt.ylabel("W")

@@ -8,16 +8,20 @@ from energy_console.core.store.records import RUN_COLUMNS, csv_cell
 from energy_console.core.store.session_dir import read_runs
 from energy_console.tui import format as fmt
 from energy_console.tui.runs import change_cell, energy_changes, sort_key
+from energy_console.tui.widgets.key_footer import KeyFooter
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Input, Static
+from textual.widgets import DataTable, Input, Static
 
 CHANGE_COLUMN = "energy_change_pct"
 # Model and technique first and pinned while the rest scroll; then what a reader looks for.
-FIRST_COLUMNS = ("model", "technique", "status", CHANGE_COLUMN, "energy_j_per_inference",
+INPUT_COLUMN = "input"  # size, new tokens and workload: what tells one model's rows apart
+FIRST_COLUMNS = ("model", "technique", INPUT_COLUMN, "status", CHANGE_COLUMN,
+                 "energy_j_per_inference",
                  "energy_j_per_inference_ci95", "batch_size", "seq_len", "resolution", "reason")
 COLUMNS = FIRST_COLUMNS + tuple(c for c in RUN_COLUMNS if c not in FIRST_COLUMNS)
+SORT_MARKS = {False: " ▲", True: " ▼"}  # ascending, descending
 
 
 class ResultsScreen(Screen):
@@ -42,6 +46,7 @@ class ResultsScreen(Screen):
         super().__init__()
         self.session_dir = Path(session_dir)
         self.sorted_by: tuple[str, bool] | None = None
+        self.counts = (0, 0)  # runs shown (filtered), runs in the session
         self.filter_text = ""
 
     def compose(self) -> ComposeResult:
@@ -50,7 +55,7 @@ class ResultsScreen(Screen):
         yield Input(placeholder="filter: part of a model or technique name (esc clears)",
                     id="results-filter", classes="hidden")
         yield Static("", id="results-note")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         table = self.query_one(DataTable)
@@ -70,16 +75,26 @@ class ResultsScreen(Screen):
                  if wanted in r.model.lower() or wanted in r.technique.lower()]
         for record in shown:
             change = changes.get(record.run_id)
-            cells = {CHANGE_COLUMN: change_cell(change), "model": fmt.shown(record.model_label)}
+            cells = {CHANGE_COLUMN: change_cell(change), "model": fmt.shown(record.model_label),
+                     INPUT_COLUMN: fmt.shown(f"{record.input_size} {record.workload}")}
             table.add_row(*(cells[c] if c in cells else fmt.shown(csv_cell(getattr(record, c)))
                             for c in columns), key=record.run_id)
-        note = f"{len(records)} runs · s sorts by the cursor's column · / filters"
-        if wanted:
-            note = f"{len(shown)} of {len(records)} runs match {self.filter_text!r} · {note}"
-        self.query_one("#results-note", Static).update(
-            fmt.shown(note if records else "no runs in this session"))
+        self.counts = (len(shown), len(records))
         if self.sorted_by:
             table.sort(self.sorted_by[0], key=sort_key, reverse=self.sorted_by[1])
+        self._show_note()
+
+    def _show_note(self) -> None:
+        shown, total = self.counts
+        note = f"{total} runs · s sorts by the cursor's column · / filters"
+        if self.sorted_by:
+            column, reverse = self.sorted_by
+            note = (f"{total} runs sorted by {column} "
+                    f"{'descending' if reverse else 'ascending'} · s sorts · / filters")
+        if self.filter_text:
+            note = f"{shown} of {total} runs match {self.filter_text!r} · {note}"
+        self.query_one("#results-note", Static).update(
+            fmt.shown(note if total else "no runs in this session"))
 
     def on_data_table_header_selected(self, event: DataTable.HeaderSelected) -> None:
         column = event.column_key.value or ""
@@ -130,5 +145,12 @@ class ResultsScreen(Screen):
         self.app.push_screen(TradeOffScreen(self.session_dir))
 
     def sort_by(self, column: str, reverse: bool = False) -> None:
+        """Sort by `column`; its header is marked ▲ (ascending) or ▼ (descending)."""
         self.sorted_by = (column, reverse)
-        self.query_one(DataTable).sort(column, key=sort_key, reverse=reverse)
+        table = self.query_one(DataTable)
+        for key, shown in table.columns.items():
+            mark = SORT_MARKS[reverse] if key.value == column else ""
+            shown.label = fmt.shown(f"{key.value}{mark}")
+        table.sort(column, key=sort_key, reverse=reverse)
+        table.refresh()
+        self._show_note()

@@ -1,11 +1,10 @@
 """What to measure: models, techniques and their parameters, input sizes, protocol, device.
 
 Every change rebuilds the profile through core.profile, so the run count, the duration estimate
-and any error message are what `energy-console run` would say about the same profile. Settings and
-technique parameters are rows of a table edited one at a time, and the run count and the models of
-saved profiles arrive just after the first paint: that keeps the screen quick to open. The
-widgets hold what they show (tui/widgets: model and technique pickers, parameter panel, settings
-table); this screen wires them to the dialogs and the summary line.
+and any error message are what `energy-console run` would say about the same profile. The default
+profile, the models of saved profiles and the run count arrive just after the first paint, which
+keeps the screen quick to open. The widgets hold what they show (tui/widgets); this screen wires
+them to the dialogs and the summary line.
 """
 
 from __future__ import annotations
@@ -22,7 +21,7 @@ from energy_console.core.session.profile_check import load_profile, save_profile
 from energy_console.core.spec.profile import Profile, ProfileError
 from energy_console.core.spec.tasks import TASKS
 from energy_console.core.spec.text import printable
-from energy_console.core.store.session_dir import atomic_write_text, session_dir_name
+from energy_console.core.store.session_dir import session_dir_name
 from energy_console.tui import format as fmt
 from energy_console.tui.keys import action_links, screen_keys
 from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
@@ -45,21 +44,25 @@ from energy_console.tui.setup_choices import (
     ProfileFile,
     chain_problem,
     dataset_dialog_text,
+    entry_prompt,
     problem_line,
     run_summary,
-    saved_text,
+    save_form,
+    setup_titles,
     shown_path,
 )
+from energy_console.tui.widgets.key_footer import KeyFooter
 from energy_console.tui.widgets.model_picker import ModelPicker
 from energy_console.tui.widgets.param_panel import ParamPanel
 from energy_console.tui.widgets.settings_table import SETTINGS, SettingsTable
 from energy_console.tui.widgets.technique_picker import TechniquePicker
+from energy_console.tui.widgets.title import Title
 from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, VerticalScroll
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Label, SelectionList, Static
+from textual.widgets import DataTable, Label, SelectionList, Static
 
 TYPE_DEVICE = "…"  # the device picker's last choice: type a device instead
 
@@ -82,13 +85,14 @@ class SetupScreen(Screen):
             "c adds a chain (techniques applied in order, one run), or edits the highlighted one")
 
     def __init__(self, profiles_dir: Path, results_root: Path, profile: Profile | None = None,
-                 source: Path | None = None, problem: str | None = None):
-        """`source`: the file `profile` was read from (the title names it); `problem`: what to
-        say first (a default profile that did not load, say)."""
+                 source: Path | None = None, opening: Path | None = None):
+        """`source`: the file `profile` was read from (the title names it); `opening`: a
+        profile file to open just after the first paint (the default profile, say)."""
         super().__init__()
         self.profiles_dir, self.results_root = profiles_dir, results_root
+        self.opening = opening
         default = FormValues(models=[next(iter(DEMO_MODELS))], techniques=["baseline"])
-        self.problem_at_start = problem  # also a profile given that the form cannot show
+        self.problem_at_start: str | None = None  # a profile given that the form cannot show
         # what the form shows: a profile file, a profile's name, or None (a new selection)
         self.loaded: str | None = shown_path(source) if source else \
             profile.name if profile else None
@@ -103,15 +107,16 @@ class SetupScreen(Screen):
         # the file the form shows, where it came from one: saving rewrites only what changed
         self.opened = ProfileFile.read(source, self.initial) if source and self.loaded else None
         self.profile: Profile | None = None
+        self.done, self.keep_done = "", False  # what the status line confirms (confirm)
 
     # ------------------------------------------------------------------ layout
     def compose(self) -> ComposeResult:
         form = self.initial
-        yield Static(fmt.shown(self._title()), id="title")
+        yield Title(*self._titles())
         with Horizontal(id="columns"):
-            with VerticalScroll(id="left", can_focus=False):
+            with Vertical(id="left"):
                 yield Label("Models (space ticks · d dataset)", classes="section")
-                yield ModelPicker([*DEMO_MODELS, *form.models], form.models, id="models")
+                yield ModelPicker(list(DEMO_MODELS), form.models, id="models")
                 yield Label("Techniques", classes="section")
                 yield TechniquePicker(form.techniques, form.device, id="techniques")
                 yield ParamPanel(id="params")
@@ -120,7 +125,7 @@ class SetupScreen(Screen):
                 yield SettingsTable(form, id="settings")
         yield Static(fmt.shown("counting runs…"), id="summary")
         yield Static(id="actions")
-        yield Footer()
+        yield KeyFooter()
 
     def on_mount(self) -> None:
         self.query_one("#actions", Static).update(action_links(screen_keys(self).here))
@@ -130,17 +135,20 @@ class SetupScreen(Screen):
                         markup=False)
         self.call_after_refresh(self._after_first_paint)
 
-    def _title(self) -> str:
-        if self.loaded is None:
-            return "energy-console · new session: choose what to measure"
-        return f"energy-console · new session · profile {self.loaded}"
+    def _titles(self) -> tuple[str, ...]:
+        return setup_titles(self.loaded, shown_path(self.opening) if self.opening else None)
 
     def _show_loaded(self, loaded: str | None) -> None:
         self.loaded = loaded
-        self.query_one("#title", Static).update(fmt.shown(self._title()))
+        self.query_one(Title).show(*self._titles())
 
     def _after_first_paint(self) -> None:
-        """Models named in saved profiles (reads every profile) and the run count."""
+        """The profile to open, models named in saved profiles (reads every profile) and the
+        run count."""
+        if self.opening is not None:
+            opening, self.opening = self.opening, None
+            if not self.open_profile(opening, announce=False):
+                self._show_loaded(None)
         saved = read_saved_profiles(self.profiles_dir)
         models = self.query_one(ModelPicker)
         for selection in models.new_options(list(saved.models), []):
@@ -189,23 +197,33 @@ class SetupScreen(Screen):
             kept=self.kept,
         )
 
+    def confirm(self, done: str) -> None:
+        """Say what was just done before the run count, until the next tick but adding's own."""
+        self.done, self.keep_done = done, True
+        self.refresh_summary()
+
     def refresh_summary(self) -> None:
         summary = self.query_one("#summary", Static)
         self.profile = None
+        first = f"✓ {self.done} · " if self.done else ""
         try:
             profile = build_profile(self.current_form())
         except ProfileError as exc:
-            summary.update(fmt.shown(problem_line(exc)))
+            summary.update(fmt.shown(first + problem_line(exc)))
             return
         specs = expand(profile)
         estimate = estimate_duration_s(specs, profile.protocol.idle_seconds)
         self.profile = profile
-        summary.update(fmt.shown(run_summary(len(specs), fmt.duration(estimate),
-                                             len(profile.models), len(profile.techniques))))
+        summary.update(fmt.shown(first + run_summary(len(specs), fmt.duration(estimate),
+                                                     len(profile.models),
+                                                     len(profile.techniques))))
 
     # ------------------------------------------------------------------ events
     @on(SelectionList.SelectedChanged)
     def _changed(self) -> None:
+        if not self.keep_done:
+            self.done = ""
+        self.keep_done = False
         self.refresh_summary()
 
     @on(SelectionList.SelectionHighlighted, "#techniques")
@@ -264,8 +282,10 @@ class SetupScreen(Screen):
                 entry = model_entry(text, task, source)
             except ProfileError as exc:
                 return exc.problem
-            self.query_one(ModelPicker).add(entry)
-            self.refresh_summary()
+            models = self.query_one(ModelPicker)
+            key = models.add(entry)
+            models.focus()
+            self.confirm(f"added {key}")
             return None
 
         self.app.push_screen(AddModelScreen(TASKS, sources(), add))
@@ -311,8 +331,10 @@ class SetupScreen(Screen):
 
         def done(answer: str | None) -> None:
             if answer:  # an edited entry keeps its place in the order
-                chosen.put(technique_from_text(answer), replacing=editing)
-                self.refresh_summary()
+                entry = technique_from_text(answer)
+                chosen.put(entry, replacing=editing)
+                chosen.focus()
+                self.confirm(f"{'changed' if editing else 'added'} {entry_prompt(entry)}")
 
         self.app.push_screen(AskScreen(
             "Edit this entry (steps joined by +):" if editing else
@@ -341,10 +363,7 @@ class SetupScreen(Screen):
                 self.notify("not saved: fix the problem shown above Start", severity="error")
                 return
             path = self.profiles_dir / f"{self.profile.name}.yaml"
-            form = self.current_form()
-            path.parent.mkdir(parents=True, exist_ok=True)
-            atomic_write_text(path, saved_text(form, path, self.opened))
-            self.opened = ProfileFile.read(path, form)
+            self.opened = save_form(self.current_form(), path, self.opened)
             self._show_loaded(shown_path(path))
             self.notify(printable(f"saved {path}"), markup=False)
 
@@ -361,18 +380,22 @@ class SetupScreen(Screen):
                                         f"no profiles in {self.profiles_dir}/ yet",
                                         problems=saved.problems), open_)
 
-    def open_profile(self, path: Path) -> None:
-        """Show a saved profile; one the form cannot show is reported, never fatal."""
+    def open_profile(self, path: Path, announce: bool = True) -> bool:
+        """Show a saved profile (`announce`: and say so); one that does not load or that the
+        form cannot show is reported, never fatal. Whether it is shown."""
         try:
             form = form_from_profile(load_profile(path))
         except ProfileError as exc:
-            self.notify(printable(exc), severity="error", timeout=10, markup=False)
-            return
-        except (ValueError, TypeError, KeyError) as exc:
+            self.notify(printable(f"not opened: {exc}"), severity="error", timeout=10,
+                        markup=False)
+            return False
+        except (OSError, UnicodeDecodeError, ValueError, TypeError, KeyError) as exc:
             self.notify(printable(f"cannot show {path}: {exc}"), severity="error", timeout=10,
                         markup=False)
-            return
+            return False
         self.apply_form(form)
         self.opened = ProfileFile.read(path, form)
         self._show_loaded(shown_path(path))
-        self.notify(printable(f"opened {path}"), markup=False)
+        if announce:
+            self.notify(printable(f"opened {path}"), markup=False)
+        return True

@@ -25,12 +25,13 @@ from energy_console.core.analysis.report import (
 )
 from energy_console.core.store.follow import read_session
 from energy_console.tui import format as fmt
+from energy_console.tui.widgets.key_footer import KeyFooter
 from rich.text import Text
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import VerticalScroll
 from textual.screen import Screen
-from textual.widgets import DataTable, Footer, Static
+from textual.widgets import DataTable, Static
 
 
 def styled(cell: str) -> Text:
@@ -65,10 +66,13 @@ class TradeOffScreen(Screen):
     def compose(self) -> ComposeResult:
         yield Static(fmt.shown(f"trade-offs · {self.session_dir.name}"), id="title")
         yield VerticalScroll(id="groups")
-        yield Footer()
+        yield KeyFooter()
 
     async def on_mount(self) -> None:
         await self.action_reload()
+        tables = self.query(DataTable)
+        if tables:  # the arrow keys move the table in view from the start, no Tab first
+            tables.first().focus()
 
     async def action_reload(self) -> None:
         records = list(read_session(self.session_dir).runs)

@@ -1,12 +1,12 @@
-"""The models to measure: demo models, those named in saved profiles and those added, each with
-its dataset where one is set."""
+"""The models to measure: the profile's first, ticked, in its order; then demo models, those named
+in saved profiles and those added, each with its workload and dataset."""
 
 from __future__ import annotations
 
 from typing import Any
 
 from energy_console.tui.format import shown_content
-from energy_console.tui.selection import known_task, model_label, with_dataset
+from energy_console.tui.selection import model_label, model_prompt, with_dataset
 from energy_console.tui.setup_choices import in_order, numbered_key, replaced
 from energy_console.tui.widgets.tick_list import TickList
 from textual.content import Content
@@ -17,10 +17,10 @@ class ModelPicker(TickList):
     """Each option's value and id is its key: the model's label, numbered where another entry has
     the same label."""
 
-    def __init__(self, entries: list[Any], chosen: list[Any], *, id: str) -> None:
+    def __init__(self, catalogue: list[Any], chosen: list[Any], *, id: str) -> None:
         self.entries: dict[str, Any] = {}  # list key -> profile model entry
         self.order: list[Any] = list(chosen)  # entries in the order the profile lists them
-        super().__init__(*self.new_options(entries, chosen), id=id)
+        super().__init__(*self.new_options([*chosen, *catalogue], chosen), id=id)
 
     def key(self, entry: Any) -> str:
         """The list key of a model entry (a new one for an entry not listed yet)."""
@@ -41,20 +41,29 @@ class ModelPicker(TickList):
         return options
 
     def _prompt(self, key: str) -> Content:
-        return shown_content(f"{key}  {known_task(self.entries[key])}".rstrip())
+        number = key[len(model_label(self.entries[key])):]  # " #2" where the label is taken
+        return shown_content(model_prompt(self.entries[key]) + number)
 
     def show(self, models: list[Any]) -> None:
-        """Tick exactly `models` (listing those new to the list), in the order given."""
+        """Tick exactly `models` (listing those new to the list), listed first in the order
+        given, the others after them; the list scrolled to its top."""
         self.order = list(models)
-        self.add_options(self.new_options(models, models))
-        self.deselect_all()
-        for entry in models:
-            self.select(self.key(entry))
+        self.new_options(models, models)
+        first = [self.key(entry) for entry in models]
+        keys = first + [str(o.id) for o in self.options if str(o.id) not in first]
+        self.clear_options()
+        self.add_options(Selection(self._prompt(k), k, k in first, id=k) for k in keys)
+        self.highlighted = 0 if keys else None
+        self.scroll_home(animate=False)
 
-    def add(self, entry: Any) -> None:
-        """List (where new) and tick one model."""
+    def add(self, entry: Any) -> str:
+        """List (where new) and tick one model, highlighted and scrolled into view; its key."""
         self.add_options(self.new_options([entry], [entry]))
-        self.select(self.key(entry))
+        key = self.key(entry)
+        self.select(key)
+        self.highlighted = self.get_option_index(key)
+        self.call_after_refresh(self.scroll_to_highlight)  # once the new row has its place
+        return key
 
     def chosen_entries(self) -> list[Any]:
         """The ticked models, those the profile listed in its order first."""

@@ -1,4 +1,5 @@
-"""A SelectionList whose ticks read without colour: X when chosen, blank when not."""
+"""A SelectionList whose ticks read without colour (X when chosen, blank when not) and whose
+highlighted row stays in view."""
 
 from __future__ import annotations
 
@@ -9,6 +10,11 @@ from textual.widgets.option_list import OptionDoesNotExist
 
 
 class TickList(SelectionList[str]):
+    def on_resize(self) -> None:
+        """The highlighted row stays in view when the list gets shorter (the parameter panel
+        below it opens, the terminal shrinks)."""
+        self.scroll_to_highlight()
+
     def render_line(self, y: int) -> Strip:
         strip = super().render_line(y)
         try:
