@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import os
 import tempfile
+from collections import Counter
+from pathlib import Path
 
 import pytest
 
@@ -30,3 +32,37 @@ def bare_host(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         use_bare_host(patch, tmp_path_factory.mktemp("powercap-empty"))
         yield
+
+
+# The files that take longest alone (single process, measured on the development machine), the
+# longest first, then the fast tier's longest: they start first, so that no process is left with
+# one of them at the end while the others idle. A file not listed only starts later; nothing else
+# depends on this list.
+SLOWEST_FILES = (
+    "test_detection_session.py",
+    "hardening/test_disk_full.py",
+    "test_session_quality.py",
+    "test_session.py",
+    "test_session_ray.py",
+    "hardening/test_big_stop.py",
+    "test_variant_session.py",
+    "test_generate_session.py",
+    "test_train_session.py",
+    "test_techniques.py",
+    "test_quality.py",
+    "test_tui_untrusted_text.py",
+    "test_snapshots.py",
+)
+
+
+def pytest_collection_modifyitems(items):
+    """The order the test processes take files in (`--dist loadfile --no-loadscope-reorder`,
+    pyproject): SLOWEST_FILES first, then files by their number of session tests, then by their
+    number of tests; each file's tests stay together and in their order."""
+    tests_dir = Path(__file__).parent
+    slowest = {tests_dir / name: rank for rank, name in enumerate(SLOWEST_FILES)}
+    sessions = Counter(item.path for item in items if item.get_closest_marker("session"))
+    tests = Counter(item.path for item in items)
+    first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
+    items.sort(key=lambda item: (slowest.get(item.path, len(slowest)), -sessions[item.path],
+                                 -tests[item.path], first_seen[item.path]))

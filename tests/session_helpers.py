@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
+import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import psutil
+import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -44,6 +48,31 @@ def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
     """`energy-console run ARGS` to its end."""
     return subprocess.run(cli_run_command(*args), cwd=ROOT, capture_output=True, text=True,
                           timeout=timeout_s)
+
+
+def run_cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`energy-console run ARGS` to its end in this process: the same command (parsing,
+    pre-flight, exit status, what it prints), without a new interpreter and a new forkserver that
+    import torch again (its workers fork from this process's forkserver, started once per test
+    process). `env`: variables set while it runs, for the runner's side only. Only where the test
+    needs no runner process of its own: no signal or kill sent to it, no environment its workers
+    must read (they inherit the forkserver's) and no check of the workers' file modes (the
+    forkserver keeps the umask it started with)."""
+    from energy_console.core.cli.commands import main
+
+    out, err = io.StringIO(), io.StringIO()
+    umask = os.umask(0o022)  # `run` sets the session's umask for its process: put it back after
+    os.umask(umask)
+    with pytest.MonkeyPatch.context() as patch:
+        for name, value in (env or {}).items():
+            patch.setenv(name, value)
+        try:
+            with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+                code = main(["run", *args])
+        finally:
+            os.umask(umask)
+    return subprocess.CompletedProcess(["energy-console", "run", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 def start_cli_session(profile: Path, session_dir: Path) -> subprocess.Popen:

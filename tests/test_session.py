@@ -8,8 +8,6 @@ import itertools
 import json
 import os
 import signal
-import subprocess
-import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +22,7 @@ from energy_console.core.store.follow import SessionReader, read_session
 from tests.session_helpers import (
     TEST_CPU_TDP_W,
     read_events,
-    run_cli,
+    run_cli_here,
     start_cli_session,
     wait_for_event,
     wait_for_first_warmup,
@@ -186,16 +184,12 @@ def test_energy_windows_match_the_samples_written(tiny_session):
 
 
 def test_failures_are_recorded_with_their_reason_and_the_session_goes_on(tmp_path):
+    from transformers import BertConfig, BertForSequenceClassification
+
     broken = tmp_path / "broken-model"
-    subprocess.run(
-        [sys.executable, "-c", (
-            "import sys; from transformers import BertConfig, BertForSequenceClassification as M;"
-            "M(BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, "
-            "num_attention_heads=1, intermediate_size=16, max_position_embeddings=8))"
-            ".save_pretrained(sys.argv[1])"
-        ), str(broken)],
-        check=True, env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
+    BertForSequenceClassification(BertConfig(
+        vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=1,
+        intermediate_size=16, max_position_embeddings=8)).save_pretrained(broken)
     profile = write_profile(tmp_path, f"""\
 models:
   - hf: no-such-org/no-such-model
@@ -284,7 +278,7 @@ def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
         runner.kill()
     first = rows_of(session)
     assert [r["status"] for r in first.values()] == ["finished", "skipped"]
-    done = run_cli(str(profile), "--resume", str(session), "--quiet", timeout_s=180)
+    done = run_cli_here(str(profile), "--resume", str(session), "--quiet")
     assert done.returncode == 0, done.stderr
     again = rows_of(session)
     assert [r["status"] for r in again.values()] == ["finished", "finished"]

@@ -19,12 +19,13 @@ from energy_console.core.session.profile_check import load_profile
 from energy_console.core.store.records import RUN_COLUMNS
 
 from tests.fakes.crashing_model import save_crashing_model
-from tests.session_helpers import ROOT, read_events, write_profile
+from tests.session_helpers import ROOT, read_events, run_cli_here, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions
 
 
 def run_session(profile: Path, session: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
+    """`energy-console run` in a process of its own, for an environment its workers read."""
     return subprocess.run(
         [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
          "--session-dir", str(session)],
@@ -53,7 +54,7 @@ techniques: [baseline, dynamic-int8]
 inputs: {batch_sizes: [1], sequence_lengths: [16, 32]}
 """)
     session = tmp_path / "session"
-    done = run_session(profile, session, {})
+    done = run_cli_here(str(profile), "--quiet", "--session-dir", str(session))
     assert done.returncode == 0, done.stderr
     columns, rows = rows_of(session)
     assert columns == list(RUN_COLUMNS)
@@ -100,17 +101,17 @@ inputs: {{batch_sizes: [1, 2], sequence_lengths: [16, 32]}}
     assert "crashing__baseline__b2-s32" not in pids  # never started
 
 
-def test_a_second_session_with_the_variant_cache_does_not_compress_again(tmp_path):
+def test_a_second_session_with_the_variant_cache_does_not_compress_again(tmp_path, monkeypatch):
     profile = write_profile(tmp_path, """\
 models: [demo/tiny-bert-random]
 techniques: [dynamic-int8]
 inputs: {batch_sizes: [1], sequence_lengths: [16, 32]}
 """, protocol="protocol: {idle_seconds: 0, warmup: 1, min_window_s: 0.1, repeats: 2, threads: 1,"
               " variant_cache: user}\n")
-    env = {"ENERGY_CONSOLE_CACHE_DIR": str(tmp_path / "user-cache")}
+    monkeypatch.setenv("ENERGY_CONSOLE_CACHE_DIR", str(tmp_path / "user-cache"))  # runner's side
     sessions = [tmp_path / "first", tmp_path / "second"]
     for session in sessions:
-        done = run_session(profile, session, env)
+        done = run_cli_here(str(profile), "--quiet", "--session-dir", str(session))
         assert done.returncode == 0, done.stderr
     (_, first), (_, second) = rows_of(sessions[0]), rows_of(sessions[1])
     assert list(first) == list(second)
@@ -149,7 +150,7 @@ def test_a_variant_trains_once_and_every_size_carries_its_training_and_train_run
         tmp_path):
     profile = write_profile(tmp_path, TRAINING_SWEEP, protocol=TRAINING_PROTOCOL)
     session = tmp_path / "session"
-    done = run_session(profile, session, {})
+    done = run_cli_here(str(profile), "--quiet", "--session-dir", str(session))
     assert done.returncode == 0, done.stderr
     _, rows = rows_of(session)
     pids = worker_pids(session)

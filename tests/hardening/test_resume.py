@@ -12,7 +12,13 @@ from pathlib import Path
 import pytest
 import yaml
 
-from tests.session_helpers import ROOT, read_events, wait_for_first_warmup, write_profile
+from tests.session_helpers import (
+    ROOT,
+    read_events,
+    run_cli_here,
+    wait_for_first_warmup,
+    write_profile,
+)
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -38,13 +44,15 @@ inputs: {batch_sizes: [2], sequence_lengths: [16]}
 
 
 def cli(tmp_path: Path, *args: str, lock: Path | None = None, wait: bool = True):
-    env = dict(os.environ, ENERGY_CONSOLE_LOCK=str(lock or tmp_path / "lock"))
-    command = [sys.executable, "-m", "energy_console.core.cli", "run", *args, "--quiet"]
-    if not wait:
-        return subprocess.Popen(command, cwd=ROOT, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True, start_new_session=True)
-    return subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True,
-                          timeout=300)
+    """`run ARGS --quiet` with the test's lock file: to its end in this process, or (not `wait`)
+    started in a process of its own that runs while the test goes on."""
+    lock_env = {"ENERGY_CONSOLE_LOCK": str(lock or tmp_path / "lock")}
+    if wait:
+        return run_cli_here(*args, "--quiet", env=lock_env)
+    return subprocess.Popen([sys.executable, "-m", "energy_console.core.cli", "run", *args,
+                             "--quiet"], cwd=ROOT, env=dict(os.environ, **lock_env),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            start_new_session=True)
 
 
 def files_of(session: Path) -> dict[str, bytes]:
