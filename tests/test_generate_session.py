@@ -18,7 +18,7 @@ pytestmark = pytest.mark.session
 
 ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ROOT / "data" / "prompts-text.jsonl"
-MAX_NEW = 12
+MAX_NEW = 8
 PRUNE = "magnitude-prune-amount0.9-scopelayer"
 SLOW = "weight-int4"  # optimum-quanto's int4 weights: about 2× the baseline's time per call here
 KV_INT2 = "kv-cache-quant-dtypeint2-residual_length1"  # every cached token but the newest: 2 bits
@@ -31,7 +31,7 @@ protocol:
   idle_seconds: 0.3
   warmup: 1
   min_window_s: 0.1
-  repeats: 3
+  repeats: 2
   sample_hz: 20
   threads: 1
 """
