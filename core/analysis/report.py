@@ -33,6 +33,7 @@ from energy_console.core.analysis.numbers import (  # noqa: F401 - the views rea
     to_float,
 )
 from energy_console.core.analysis.quality_figure import quality_figure
+from energy_console.core.analysis.tables import drawn_table, fitted_table
 from energy_console.core.spec.text import printable
 from energy_console.core.store.records import NUMERIC_COLUMNS, RunRecord
 
@@ -76,41 +77,6 @@ def table_cells(record: RunRecord, changes: dict[str, Change | None]) -> dict[st
     }
 
 
-def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]],
-                 essential: int, width: int):
-    """A rich Table of `rows` (cells by header) with as many of `headers` as fit in `width`,
-    dropping them from the end but never the first `essential` ones."""
-    from rich.table import Table
-    from rich.text import Text
-
-    cells = [[printable(row.get(h, "")) for h in headers] for row in rows]
-    count = len(headers)
-    column_widths = [_natural_width([h, *(row[i] for row in cells)])
-                     for i, h in enumerate(headers)]
-    while count > essential and _table_width(column_widths[:count]) > width:
-        count -= 1
-    # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
-    table = Table(title=Text(printable(title)), expand=False)
-    for header in headers[:count]:
-        table.add_column(header, no_wrap=True)
-    for row in cells:
-        table.add_row(*(Text(cell) for cell in row[:count]))
-    return table
-
-
-def _natural_width(texts: list[str]) -> int:
-    """The widest of texts in terminal cells, as rich measures a Text."""
-    from rich.cells import cell_len
-
-    return max((cell_len(line) for text in texts for line in text.splitlines()), default=0)
-
-
-def _table_width(column_widths: list[int]) -> int:
-    """A rich Table's natural width (default box, edges and padding) for its columns' widths:
-    one space each side of every column, a border between columns and at both edges."""
-    return sum(w + 2 for w in column_widths) + len(column_widths) + 1
-
-
 def runs_table(session, width: int):
     """The report's table, with as many columns as fit in `width`."""
     records = list(session.runs)
@@ -134,7 +100,12 @@ def format_report(session, width: int = 120) -> str:
         console.print("Problems reading this session (the rest is shown):",
                       *[f"  {p}" for p in problems], sep="\n", markup=False, highlight=False,
                       soft_wrap=True)
-    console.print(runs_table(session, width))
+    table = runs_table(session, width)
+    drawn = drawn_table(table, width)
+    if drawn is None:
+        console.print(table)
+    else:
+        out.write(drawn)
     notes = [printable(line) for line in
              idle_notes(list(session.runs), getattr(session, "info", {}))
              + report_notes(list(session.runs))]

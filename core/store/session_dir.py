@@ -29,11 +29,13 @@ import time
 import unicodedata
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from energy_console.core.store.events import Event, event_from_json
-from energy_console.core.store.figures import RunFigures, WorkerResult
 from energy_console.core.store.records import RUN_COLUMNS, RunRecord
+
+if TYPE_CHECKING:  # the writer's types: views that read a session never import figures
+    from energy_console.core.store.figures import RunFigures, WorkerResult
 
 SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")
 RESULTS_ENV = "ENERGY_CONSOLE_RESULTS_DIR"
