@@ -1,0 +1,74 @@
+"""A technique that breaks a model is skipped with the reason, never a raw failure: the worker
+runs each compressed variant once on the example input before any window (the variant core's
+probe). Checked at the compress + probe step, on every shipped demo × technique, without timed
+windows; and through a real session for structured-prune on the YOLOS demo."""
+
+from __future__ import annotations
+
+import copy
+import csv
+
+import pytest
+from energy_console.core.compression import (
+    NotApplicable,
+    TechniqueContext,
+    apply_technique,
+    techniques,
+)
+from energy_console.core.models import ModelLoadError, load_model
+from energy_console.core.models.demo import DEMO_MODELS
+from energy_console.core.session.profile_check import load_profile
+from energy_console.core.session.runner import Runner
+from energy_console.core.spec.profile import ModelEntry
+from energy_console.core.spec.technique import Step, TechniqueSpec
+from energy_console.core.worker.variant import probe
+
+from tests.session_helpers import write_profile
+
+pytestmark = pytest.mark.session  # real models compressed, a real session: the slow tier
+
+INPUTS = "inputs: {batch_sizes: [1], sequence_lengths: [8], resolutions: [64]}\n"
+SIZE = {"text": 8, "image": 64}  # a demo's example input: tokens or pixels per side
+
+
+def test_structured_prune_on_the_yolos_demo_is_skipped_with_the_reason(tmp_path):
+    profile = load_profile(write_profile(tmp_path, "models: [demo/tiny-yolos-random]\n"
+                                                   f"techniques: [structured-prune]\n{INPUTS}"))
+    outcome = Runner(profile, tmp_path / "session").run()
+    with (outcome.path / "runs.csv").open() as f:
+        (row,) = csv.DictReader(f)
+    assert row["status"] == "skipped", row["reason"]
+    assert row["reason"].startswith("structured-prune: ")
+    assert "does not apply to this model's architecture" in row["reason"]
+
+
+def compress_and_probe(loaded, name: str) -> str:
+    """What the worker's variant core does before any window: apply the technique to a copy of
+    the model, then run it once on the example input (core.worker.variant.probe)."""
+    size = SIZE["text" if loaded.family == "text" else "image"]
+    ctx = TechniqueContext(device="cpu", task=loaded.task, loaded=loaded,
+                           calibration_inputs=lambda: [loaded.make_inputs(1, size, seed=100)])
+    spec = TechniqueSpec((Step(name, {}),), False)
+    try:
+        module = apply_technique(copy.deepcopy(loaded.module), spec, ctx)
+        probe(module, ctx, spec.slug)
+    except NotApplicable as exc:
+        assert str(exc).strip(), name
+        return f"skipped: {exc}"
+    return "runs"
+
+
+@pytest.mark.parametrize("ref", list(DEMO_MODELS))  # one test per demo: spread over workers
+def test_every_technique_runs_on_each_demo_or_is_skipped_with_a_reason(ref):
+    """None fails: each pair compresses and runs on its example input, or says why not."""
+    try:
+        loaded = load_model(ModelEntry(ref=ref, source="demo"), "cpu")
+    except (ModelLoadError, NotApplicable) as exc:  # torchvision where it cannot load
+        assert "torchvision" in str(exc)
+        pytest.skip(str(exc))
+    outcomes = {name: compress_and_probe(loaded, name) for name, technique in techniques().items()
+                if technique.unavailable_reason() is None and "cpu" in technique.devices}
+    assert outcomes["baseline"] == "runs"
+    if ref == "demo/tiny-yolos-random":
+        assert outcomes["structured-prune"].startswith(
+            "skipped: structured-prune: the compressed model no longer runs")
