@@ -62,7 +62,7 @@ def test_typed_values_are_checked_against_the_parameter():
 def test_the_duration_estimate_follows_the_protocol_and_the_workload():
     from energy_console.core.session.plan import expand
     from energy_console.core.session.profile_check import parse_profile
-    from energy_console.tui.selection import estimate_duration_s
+    from energy_console.tui.estimate import estimate_duration_s
 
     def estimate(body: str, workload: str = "infer") -> float:
         profile = parse_profile("name: t\ndevice: cpu\nmodels:\n  - demo: demo/tiny-gpt2-random"

@@ -249,8 +249,8 @@ class Runner(RunRecording, StopControl):
         self.guard.release_reserve()
         if self.guard.error:
             print(f"error: {message}", file=sys.stderr)
-        else:
-            write_summary(self.path)  # views open the session from it, not from events.jsonl
+            return
+        write_summary(self.path)  # views open the session from it, not from events.jsonl
 
     def _outcome(self, status: str, message: str, refused: bool = False) -> SessionOutcome:
         return SessionOutcome(self.path, status, self.counts["finished"], self.counts["skipped"],
@@ -295,25 +295,21 @@ class Runner(RunRecording, StopControl):
         calibrate(detection.sensors)  # measured update periods size the windows
         self.sensor_infos = [describe(s) for s in detection.sensors]
 
-        # History covers a whole run, so both edges of any window are still there at its end.
-        self.sampler = Sampler(detection.sensors, self.profile.protocol.sample_hz,
-                               # Samples are (monotonic t, sensor, watts, joules) rows
-                               on_samples=partial(self.write_samples,
-                                                  t_offset_s=self._mono_to_wall),
-                               history_s=self.profile.protocol.run_timeout_s + 60,
-                               display_hz=DISPLAY_HZ)
+        # History covers a whole run, so both edges of any window are still there at its end;
+        # samples are (monotonic t, sensor, watts, joules) rows.
+        self.sampler = Sampler(
+            detection.sensors, self.profile.protocol.sample_hz, display_hz=DISPLAY_HZ,
+            on_samples=partial(self.write_samples, t_offset_s=self._mono_to_wall),
+            history_s=self.profile.protocol.run_timeout_s + 60)
         self.sampler.start()
         return detection
 
     def _write_info(self, status: str) -> None:
         fields: dict[str, Any] = {
-            "session_id": self.path.name,
-            "profile_name": self.profile.name,
+            "session_id": self.path.name, "profile_name": self.profile.name,
             "device": self.device or self.profile.device,
             "model_refs": [m.resolved_ref for m in self.profile.models],
-            "status": status,
-            "runner_pid": os.getpid(),
-            "total_runs": self.total_runs,
+            "status": status, "runner_pid": os.getpid(), "total_runs": self.total_runs,
             "idle_power_w": self.idle_power_w, "idle_other_cpu_load_pct": self.idle_busy_pct,
             "carbon_intensity": dataclasses.asdict(self.intensity),
             "spread": self.dispatch.spread,

@@ -23,6 +23,7 @@ from energy_console.core.spec.tasks import TASKS
 from energy_console.core.spec.text import printable
 from energy_console.core.store.session_dir import session_dir_name
 from energy_console.tui import format as fmt
+from energy_console.tui.estimate import estimate_duration_s
 from energy_console.tui.keys import action_links, screen_keys
 from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
 from energy_console.tui.selection import (
@@ -31,7 +32,6 @@ from energy_console.tui.selection import (
     build_profile,
     dataset_problem,
     device_choices,
-    estimate_duration_s,
     form_from_profile,
     model_dataset_path,
     model_entry,
@@ -211,11 +211,9 @@ class SetupScreen(Screen):
         except ProfileError as exc:
             summary.update(fmt.shown(first + problem_line(exc)))
             return
-        specs = expand(profile)
-        estimate = estimate_duration_s(specs, profile.protocol.idle_seconds)
-        self.profile = profile
-        summary.update(fmt.shown(first + run_summary(len(specs), fmt.duration(estimate),
-                                                     len(profile.models),
+        specs, self.profile = expand(profile), profile
+        estimate = fmt.duration(estimate_duration_s(specs, profile.protocol.idle_seconds))
+        summary.update(fmt.shown(first + run_summary(len(specs), estimate, len(profile.models),
                                                      len(profile.techniques))))
 
     # ------------------------------------------------------------------ events
