@@ -50,6 +50,9 @@ class FactorySource:
     def check_options(self, options: dict[str, Any]) -> tuple[str, str] | None:
         return check_options(options)
 
+    def loading_from(self, entry) -> str:
+        return "by calling its factory (weights: the state dict file named)"
+
     def known_task(self, ref: str) -> str | None:
         return None  # the profile's `task:` (required: preflight and load say so)
 

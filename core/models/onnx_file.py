@@ -135,6 +135,9 @@ class OnnxFileSource:
     def check_options(self, options: dict[str, Any]) -> tuple[str, str] | None:
         return check_options(options)
 
+    def loading_from(self, entry) -> str:
+        return "from its ONNX file"
+
     def known_task(self, ref: str) -> str | None:
         return None
 

@@ -82,6 +82,9 @@ class TimmSource:
             return "kwargs", "expected a mapping of names to values"
         return None
 
+    def loading_from(self, entry) -> str:
+        return "through timm (weights from the Hugging Face cache, or downloaded)"
+
     def known_task(self, ref: str) -> str | None:
         return "image-classification"
 

@@ -86,6 +86,9 @@ class TorchvisionSource:
             return "kwargs", f"{kwargs!r}: expected a mapping of names to values"
         return None
 
+    def loading_from(self, entry) -> str:
+        return "through torchvision (weights from the torch hub cache, or downloaded)"
+
     def known_task(self, ref: str) -> str | None:
         return model_task(ref)
 

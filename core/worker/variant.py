@@ -135,7 +135,8 @@ def compressed(start: VariantStart, ctx: TechniqueContext, prepared: dict[str, A
     else:
         module = apply_technique(loaded.module, first.technique, ctx)
     seconds = time.monotonic() - t0  # compressing, or reading the cached variant
-    probe(module, ctx, first.technique.slug)
+    if not first.technique.is_baseline:  # the uncompressed model's own failure stays one
+        probe(module, ctx, first.technique.slug)
     if cached is None:
         size = measure_size(module)
         if variant_cache:

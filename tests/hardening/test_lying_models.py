@@ -81,9 +81,34 @@ def test_a_config_naming_another_architecture_fails_once_and_its_variants_are_sk
     assert len(started) == 1  # the skipped runs never started a worker
 
 
-def test_an_unreachable_hub_id_is_tried_once(tmp_path):
-    """Online but unreachable (the hub's address refuses): one failure, not one per variant."""
-    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": "http://127.0.0.1:9",
+@pytest.fixture
+def hub_that_knows_nothing():
+    """A hub endpoint that answers every request with 404: reachable (pre-flight lets the id
+    through), but it cannot serve the model, so loading fails in the worker."""
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    class NotFound(BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802 (http.server's name)
+            self.send_response(404)
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        do_HEAD = do_GET
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), NotFound)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}"
+    server.shutdown()
+
+
+def test_a_hub_id_the_hub_cannot_serve_is_tried_once(tmp_path, hub_that_knows_nothing):
+    """Online, the hub answers but has no such model: one failure, not one per variant. (A hub
+    that cannot be reached at all is refused at pre-flight: tests/test_hub_fail_fast.py.)"""
+    env = {"HF_HUB_OFFLINE": "0", "HF_ENDPOINT": hub_that_knows_nothing,
            "HF_HOME": str(tmp_path / "hf-home")}
     started = time.monotonic()
     done, session = run_session(

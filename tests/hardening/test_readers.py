@@ -17,7 +17,7 @@ import pytest
 from energy_console.core.store.file_tail import MAX_LINE_BYTES
 from energy_console.core.store.follow import SessionReader, read_session
 
-from tests.session_helpers import ROOT, run_cli_here, write_profile
+from tests.session_helpers import ROOT, run_cli, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -30,7 +30,7 @@ def good_session(tmp_path_factory) -> Path:
     profile = write_profile(folder, "models: [demo/tiny-bert-random]\ntechniques: [baseline]\n"
                             "inputs: {batch_sizes: [1], sequence_lengths: [16]}\n")
     session = folder / "session"
-    done = run_cli_here(str(profile), "--session-dir", str(session), "--quiet")
+    done = run_cli(str(profile), "--session-dir", str(session), "--quiet", timeout_s=300)
     assert done.returncode == 0, done.stderr
     return session
 

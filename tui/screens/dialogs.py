@@ -149,6 +149,9 @@ class AddModelScreen(ModalScreen[bool]):
             yield Label("Enter adds and ticks it, escape cancels; a factory's args and weights "
                         "are set in the profile (docs/profiles.md)", classes="hint")
 
+    def on_mount(self) -> None:
+        self.query_one("#model-ref", Input).focus()  # type at once; the source is a tab away
+
     def on_select_changed(self, event: Select.Changed) -> None:
         if event.select.id == "model-source":
             source = None if event.select.is_blank() else str(event.value)
