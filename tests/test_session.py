@@ -84,6 +84,12 @@ def test_a_session_leaves_a_complete_directory(tiny_session):
 def test_a_finished_session_leaves_a_summary_that_views_open_it_from(tiny_session):
     path = tiny_session.path
     assert (path / "summary.json").is_file()
+    from energy_console.core.store.session_model import SessionModel
+    from energy_console.core.store.summary import read_summary, restore
+
+    summary = read_summary(path)  # it covers the files as they are, and folds back whole
+    assert summary is not None and summary["run_durations_s"]
+    assert restore(SessionModel(path), summary)
     from_files = SessionReader(path, use_summary=False)
     while from_files.read_some():
         pass

@@ -21,7 +21,7 @@ from energy_console.core.store.session_model import LOG_LINES, SessionModel
 from energy_console.core.store.snapshot import SensorTrace
 
 SUMMARY_NAME = "summary.json"
-SUMMARY_VERSION = 1
+SUMMARY_VERSION = 2  # 2: run durations and planned runs by workload
 COVERED = ("events.jsonl", "samples.csv")
 
 
@@ -48,6 +48,7 @@ def summary_of(model: SessionModel, covered: dict[str, tuple[int, int, int]]) ->
         "last_t": model.last_t,
         "lanes": model.lanes,
         "run_durations_s": model.run_durations_s,
+        "planned": model.planned,
         "counts": model.counts,
         "finished_status": model.finished_status,
         "message": model.message,
@@ -90,7 +91,9 @@ def restore(model: SessionModel, data: dict[str, Any]) -> bool:
             "started_t": _optional_float(data["started_t"]),
             "last_t": _optional_float(data["last_t"]),
             "lanes": int(data["lanes"]),
-            "run_durations_s": [float(s) for s in data["run_durations_s"]],
+            "run_durations_s": {str(w): [float(s) for s in durations]
+                                for w, durations in data["run_durations_s"].items()},
+            "planned": {str(w): int(n) for w, n in data["planned"].items()},
             "counts": {str(k): int(v) for k, v in data["counts"].items()},
             "message": str(data["message"]),
             "log": deque((str(line) for line in data["log"]), maxlen=LOG_LINES),
