@@ -83,3 +83,23 @@ def test_the_report_names_disturbed_and_budget_limited_runs():
     assert "b: 2 ±0.3 J/inference after 40 windows" in notes
     assert "disturbed" in str(live_cells(stayed, None)["status"])
     assert "budget" in str(live_cells(spent, None)["status"])
+
+
+def test_the_json_findings_name_the_same_disturbed_and_budget_limited_runs_as_the_report():
+    from energy_console.core.analysis.export import findings_data
+    from energy_console.core.analysis.report import report_notes
+    from energy_console.core.store.records import RunRecord
+
+    common = {"model": "demo/tiny-bert-random", "technique": "baseline", "status": "finished",
+              "energy_j_per_inference": 2.0, "energy_j_per_inference_ci95": 0.3, "repeats": 40}
+    stayed = RunRecord(run_id="a", disturbed="another process on GPU 0 (2 of 3 windows)",
+                       **common)
+    spent = RunRecord(run_id="b", precision="budget", **common)
+    clean = RunRecord(run_id="c", precision="converged", **common)
+    data = findings_data([stayed, spent, clean], {})
+    notes = "\n".join(report_notes([stayed, spent, clean]))
+    assert data["stayed_disturbed"] == {"a": stayed.disturbed}
+    assert f"a: {stayed.disturbed}" in notes
+    assert data["budget_limited"] == {
+        "b": {"energy_j_per_inference": 2.0, "ci95": 0.3, "windows": 40}}
+    assert "b: 2 ±0.3 J/inference after 40 windows" in notes and "c:" not in notes

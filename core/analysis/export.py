@@ -87,9 +87,14 @@ def findings_data(records: list[RunRecord], info: Mapping[str, Any]) -> dict:
                       for r in records if r.finished and disturbed(r)},
         "energy_faults": {r.run_id: r.energy_fault for r in records if r.energy_fault},
         "idle_baseline_not_meaningful": idle_problems(records, info),
-        # runs that spent their time budget before reaching the asked precision: the records
-        # carry no such mark yet (issue 25 adds it); null until they do
-        "budget_limited": None,
+        # windows measured again until the budget ran out, still disturbed: the cause
+        "stayed_disturbed": {r.run_id: r.disturbed for r in records
+                             if r.finished and r.disturbed},
+        # runs that spent protocol.max_run_s before reaching protocol.target_ci_pct
+        "budget_limited": {r.run_id: {"energy_j_per_inference": r.energy_j_per_inference,
+                                      "ci95": r.energy_j_per_inference_ci95,
+                                      "windows": r.repeats}
+                           for r in records if r.finished and r.precision == "budget"},
     }
 
 
