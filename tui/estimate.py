@@ -6,8 +6,10 @@ from __future__ import annotations
 from energy_console.core.session.plan import RunSpec
 
 SESSION_START_S = 6.0  # the runner's forkserver importing torch + transformers, once a session
-VARIANT_START_S = 5.0  # forking a worker, loading and compressing a small model (loaded 2-core box)
-RUN_QUALITY_S = 3.0  # a run's reference outputs and quality checks on a small model
+# Set so the default profile's estimate (2m41s) sits between what a quiet 2-core box took
+# (1m19s) and a loaded one (5m12s): "half to twice that" covers both.
+VARIANT_START_S = 3.0  # forking a worker, loading and compressing a small model
+RUN_QUALITY_S = 2.0  # a run's reference outputs and quality checks on a small model
 WARMUP_ITERATION_S = 0.05  # a guess: the latency of a small model is unknown before it runs
 NEW_TOKEN_S = 0.02  # a guess: one new token of a small model on a CPU
 QUALITY_PROMPTS = 8  # generations the quality of a generate run compares (reference and variant)
