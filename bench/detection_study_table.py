@@ -13,7 +13,7 @@ import math
 from pathlib import Path
 
 from energy_console.core.analysis.compare import change_of
-from energy_console.core.analysis.report import format_change
+from energy_console.core.analysis.numbers import format_change
 from energy_console.core.store.follow import read_session
 from energy_console.core.store.records import RunRecord
 

@@ -11,7 +11,8 @@ from energy_console.core.analysis.compare import (
     relative_change,
     repeats_to_resolve,
 )
-from energy_console.core.analysis.report import format_change, format_report
+from energy_console.core.analysis.numbers import format_change
+from energy_console.core.analysis.report import format_report
 from energy_console.core.measure.stats import t95
 from energy_console.core.store.follow import read_session
 from energy_console.core.store.records import RunRecord

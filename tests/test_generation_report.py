@@ -10,7 +10,7 @@ from pathlib import Path
 import pytest
 from energy_console.core.analysis.export import as_markdown, render
 from energy_console.core.analysis.generation import GENERATION_COLUMNS, generation_cells
-from energy_console.core.analysis.report import format_energy, format_latency
+from energy_console.core.analysis.numbers import format_energy, format_latency
 from energy_console.core.store.follow import read_session
 from energy_console.core.store.records import RunRecord
 

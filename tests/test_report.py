@@ -1,6 +1,6 @@
 import pytest
 from energy_console.core.analysis.compare import changes_vs_baseline
-from energy_console.core.analysis.report import format_energy, format_size
+from energy_console.core.analysis.numbers import format_energy, format_size
 from energy_console.core.store.records import RunRecord
 
 

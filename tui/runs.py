@@ -6,14 +6,14 @@ import re
 from dataclasses import dataclass
 
 from energy_console.core.analysis.compare import Change, changes_vs_baseline
-from energy_console.core.analysis.report import (
-    disturbed,
+from energy_console.core.analysis.numbers import (
     format_change,
     format_co2e,
     format_energy,
     format_latency,
     format_size,
 )
+from energy_console.core.analysis.report import disturbed
 from energy_console.core.store.records import RunRecord
 from energy_console.tui import format as fmt
 from rich.text import Text

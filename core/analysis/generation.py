@@ -6,7 +6,8 @@ from __future__ import annotations
 
 import io
 
-from energy_console.core.analysis.report import fitted_table, format_energy, format_latency
+from energy_console.core.analysis.numbers import format_energy, format_latency
+from energy_console.core.analysis.tables import fitted_table
 from energy_console.core.spec.text import printable
 from energy_console.core.store.records import RunRecord
 

@@ -18,7 +18,7 @@ from energy_console.core.analysis.compare import (
 from energy_console.core.analysis.findings import RESOLVE_DIFFERENCE, repeats_needed
 from energy_console.core.analysis.findings_text import findings_notes, missing_reference_notes
 from energy_console.core.analysis.idle_check import idle_notes
-from energy_console.core.analysis.numbers import (  # noqa: F401 - the views read them from here
+from energy_console.core.analysis.numbers import (
     NOISE_MARK,
     count,
     energy_with_ci,
@@ -30,7 +30,6 @@ from energy_console.core.analysis.numbers import (  # noqa: F401 - the views rea
     format_power,
     format_size,
     short,
-    to_float,
 )
 from energy_console.core.analysis.quality_figure import quality_figure
 from energy_console.core.analysis.tables import drawn_table, fitted_table

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from energy_console.core.analysis.report import format_energy, format_latency
+from energy_console.core.analysis.numbers import format_energy, format_latency
 from energy_console.core.spec.text import printable
 from energy_console.core.store import events as ev
 from energy_console.core.store.records import RunRecord

@@ -186,7 +186,7 @@ class SessionReader:
 
     def _read_info(self) -> None:
         file = self.path / "session.json"
-        stamp = _stamp(file)
+        stamp = file_stamp(file)
         if stamp is None or stamp == self._info_stamp:
             return
         self._info_stamp = stamp  # written atomically: what is there is what there is
@@ -212,7 +212,7 @@ class SessionReader:
         self.model.total_runs = max(self.model.total_runs, info.get("total_runs") or 0)
 
     def _read_runs(self) -> None:
-        stamp = _stamp(self.path / "runs.csv")
+        stamp = file_stamp(self.path / "runs.csv")
         if stamp is not None and stamp != self._runs_stamp:
             self._runs_stamp = stamp
             problems: list[str] = []
@@ -229,14 +229,6 @@ INFO_TYPES: dict[str, type | tuple[type, ...]] = {
 
 def _as_pid(value: Any) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) and value > 0 else None
-
-
-def _stamp(path: Path) -> tuple[int, int] | None:
-    try:
-        stat = path.stat()
-    except FileNotFoundError:
-        return None
-    return (stat.st_mtime_ns, stat.st_size)
 
 
 def read_session(path: Path) -> LiveSnapshot:

@@ -17,12 +17,8 @@ from energy_console.core.analysis.generation import (
     generation_cells,
     generation_records,
 )
-from energy_console.core.analysis.report import (
-    NOISE_MARK,
-    TRADE_OFF_COLUMNS,
-    trade_off_rows,
-    training_notes,
-)
+from energy_console.core.analysis.numbers import NOISE_MARK
+from energy_console.core.analysis.report import TRADE_OFF_COLUMNS, trade_off_rows, training_notes
 from energy_console.core.store.follow import read_session
 from energy_console.tui import format as fmt
 from energy_console.tui.widgets.key_footer import KeyFooter
