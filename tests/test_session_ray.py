@@ -144,13 +144,28 @@ async def test_the_merged_session_opens_in_attach(lab_session):
         assert any("/gpu" in v.name for v in screen.snapshot.sensors)  # nodes' sparklines
 
 
+def _slots_in_use(seen: list, done: threading.Event) -> None:
+    while not done.wait(0.05):
+        seen.append(3 - ray.available_resources().get(RAY_SLOT, 0))
+
+
 def test_a_station_takes_its_idle_baseline_again_when_it_is_due(cluster, tmp_path):
     """An idle refresh shorter than a variant: a station takes its baseline before each of its
-    variants (one variant at a time: `exclusive`), named as its node's sensors are."""
+    variants, named as its node's sensors are. One variant at a time (`exclusive`): the head
+    starts one station of the three it could."""
     protocol = FAST_PROTOCOL + "  idle_refresh_s: 0.5\n"
     profile = load_profile(write_profile(tmp_path, SWEEP.replace("[8, 16]", "[8]")
                                          + "exclusive: true\n", protocol=protocol))
-    outcome = Runner(profile, tmp_path / "session", dispatch=ON_RAY).run()
+    slots: list = []
+    done = threading.Event()
+    watcher = threading.Thread(target=_slots_in_use, args=(slots, done))
+    watcher.start()
+    try:
+        outcome = Runner(profile, tmp_path / "session", dispatch=ON_RAY).run()
+    finally:
+        done.set()
+        watcher.join()
+    assert max(slots) == 1
     assert outcome.status == "completed" and outcome.finished == 2
     events = read_events(outcome.path)
     stations = lanes_variants_and_baselines(events)

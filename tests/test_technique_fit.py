@@ -29,6 +29,9 @@ pytestmark = pytest.mark.session  # real models compressed, a real session: the 
 
 INPUTS = "inputs: {batch_sizes: [1], sequence_lengths: [8], resolutions: [64]}\n"
 SIZE = {"text": 8, "image": 64}  # a demo's example input: tokens or pixels per side
+# RT-DETR has 264 observed activations and the histogram search takes ~0.2 s each (80 s):
+# minmax calibration traces and converts the same blocks (test_techniques checks histogram)
+PARAMS = {("demo/tiny-rtdetr-random", "static-int8"): {"calibration": "minmax"}}
 
 
 def test_structured_prune_on_the_yolos_demo_is_skipped_with_the_reason(tmp_path):
@@ -42,13 +45,13 @@ def test_structured_prune_on_the_yolos_demo_is_skipped_with_the_reason(tmp_path)
     assert "does not apply to this model's architecture" in row["reason"]
 
 
-def compress_and_probe(loaded, name: str) -> str:
+def compress_and_probe(loaded, name: str, params: dict | None = None) -> str:
     """What the worker's variant core does before any window: apply the technique to a copy of
     the model, then run it once on the example input (core.worker.variant.probe)."""
     size = SIZE["text" if loaded.family == "text" else "image"]
     ctx = TechniqueContext(device="cpu", task=loaded.task, loaded=loaded,
                            calibration_inputs=lambda: [loaded.make_inputs(1, size, seed=100)])
-    spec = TechniqueSpec((Step(name, {}),), False)
+    spec = TechniqueSpec((Step(name, params or {}),), False)
     try:
         module = apply_technique(copy.deepcopy(loaded.module), spec, ctx)
         probe(module, ctx, spec.slug)
@@ -66,7 +69,8 @@ def test_every_technique_runs_on_each_demo_or_is_skipped_with_a_reason(ref):
     except (ModelLoadError, NotApplicable) as exc:  # torchvision where it cannot load
         assert "torchvision" in str(exc)
         pytest.skip(str(exc))
-    outcomes = {name: compress_and_probe(loaded, name) for name, technique in techniques().items()
+    outcomes = {name: compress_and_probe(loaded, name, PARAMS.get((ref, name)))
+                for name, technique in techniques().items()
                 if technique.unavailable_reason() is None and "cpu" in technique.devices}
     assert outcomes["baseline"] == "runs"
     if ref == "demo/tiny-yolos-random":

@@ -96,6 +96,32 @@ def test_static_int8_quantizes_the_resnet_convolutions():
     assert cosine(ref, out) > 0.99
 
 
+class _OneConv(torch.nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3))
+
+    def forward(self, pixel_values):
+        return self.body(pixel_values)
+
+
+def _input_scale(calibration: str, pixels) -> float:
+    """The scale static-int8 quantizes the model's input with, calibrated on `pixels`."""
+    ctx = TechniqueContext("cpu", "image-classification", None, lambda: [{"pixel_values": pixels}])
+    spec = TechniqueSpec((Step("static-int8", {"calibration": calibration}),), False)
+    module = apply_technique(_OneConv(), spec, ctx)
+    return float(next(value for name, value in module.named_buffers() if "_scale_0" in name))
+
+
+def test_static_int8_calibrated_by_minmax_spans_the_range_seen_histogram_clips_an_outlier():
+    pixels = torch.randn(1, 1, 512, 512, generator=torch.Generator().manual_seed(0)).clamp(-3, 3)
+    pixels[0, 0, 0, 0] = 100.0  # one outlier among 262,144 values: clipping it costs less
+    levels = 127 if torch.backends.quantized.engine == "x86" else 255  # x86: reduce_range
+    span = float(pixels.max() - pixels.min())
+    assert _input_scale("minmax", pixels) == pytest.approx(span / levels, rel=1e-4)
+    assert _input_scale("histogram", pixels) < 0.5 * span / levels
+
+
 def test_static_int8_runs_the_vit_with_close_outputs():
     ref, out, before, after, _ = compress("demo/tiny-vit-random", [("static-int8", {})])
     assert after.size_bytes < 0.4 * before.size_bytes

@@ -71,8 +71,9 @@ def run_on_ray(port: SessionPort, address: str) -> None:
 
 
 class _RayHead:
-    """The head's loop: start a station per slot, send each free station the next variant's
-    batch, drain the queue into the session, and record each run as its outcome comes back."""
+    """The head's loop: start a station per slot that can be busy (one when `exclusive`, at
+    most one per variant), send each free station the next variant's batch, drain the queue
+    into the session, and record each run as its outcome comes back."""
 
     def __init__(self, session: SessionPort, queue: Any, slots: int):
         import ray
@@ -90,7 +91,8 @@ class _RayHead:
         self.started: dict[str, ev.RunStarted] = {}
         self.replacements = slots  # stations started again after one was lost, at most
         self.waiting_since = time.monotonic()
-        for _ in range(slots):
+        # no more stations than can be busy at once: each holds a GPU's lock and loads torch
+        for _ in range(min(slots, self.limit, len(session.batches))):
             self.start_station()
 
     def start_station(self) -> None:
