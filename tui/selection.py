@@ -9,13 +9,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
-from energy_console.core.measure.devices import Device
 from energy_console.core.models import bare_string_source, source_for, sources
 from energy_console.core.spec.profile import FILE_SOURCES, Profile, ProfileError
+
+if TYPE_CHECKING:
+    from energy_console.core.measure.devices import Device
 
 
 @dataclass

@@ -12,7 +12,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from energy_console.core.compression import techniques
-from energy_console.core.measure.devices import list_devices
 from energy_console.core.models import sources
 from energy_console.core.models.demo import DEMO_MODELS
 from energy_console.core.spec.profile import Profile, ProfileError
@@ -240,6 +239,7 @@ class SetupScreen(Screen):
     def choose_device(self) -> None:
         """Pick one of the devices this machine has (found through NVML, not torch), or type one
         (a profile for another machine)."""
+        from energy_console.core.measure.devices import list_devices
         from energy_console.tui.screens.dialogs import ChooseScreen
         current = self.settings["device"]
         choices = device_choices(list_devices(), current)
