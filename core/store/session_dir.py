@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -53,6 +52,8 @@ HASH_CHARS = 8
 
 def name_hash(text: str) -> str:
     """A short stable hash of text (any str, lone surrogates included)."""
+    import hashlib  # OpenSSL's, loaded by the first name that needs it: not at the console's start
+
     data = text.encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
 
