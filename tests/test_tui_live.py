@@ -221,6 +221,18 @@ def test_importing_the_app_does_not_import_torch_transformers_or_pandas():
     assert out.stdout.strip() == "[]"
 
 
+def test_importing_the_app_leaves_what_the_first_paint_does_not_need():
+    """YAML, the profile checks, the dialogs and the session store's readers load when first
+    used, after the first screen is painted (bench/bench_tui_startup.py times it)."""
+    later = ("yaml", "ruamel", "energy_console.core.session.profile_check",
+             "energy_console.core.session.plan", "energy_console.core.store.events",
+             "energy_console.core.store.records", "energy_console.tui.screens.dialogs")
+    code = f"import sys, energy_console.tui.app; print([m for m in {later} if m in sys.modules])"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, cwd=Path(__file__).resolve().parents[1])
+    assert out.stdout.strip() == "[]"
+
+
 def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):
     session = write_session(tmp_path / "s")
     reader = SessionReader(session)

@@ -2,22 +2,20 @@
 
 It never measures and never imports torch or transformers; a session runs in its own runner
 process, so quitting the console leaves the measurement going unless the user asks to stop it.
-The live and results screens are imported when first shown, which keeps start-up short.
+The live and results screens and the dialogs are imported when first shown, and a profile's
+reader when a profile is read, which keeps start-up short (bench/bench_tui_startup.py).
 """
 
 from __future__ import annotations
 
+import gc
 import sys
 from collections.abc import Iterable
 from pathlib import Path
 from typing import TYPE_CHECKING, TypeGuard
 
-from energy_console.core.session.profile_check import load_profile
-from energy_console.core.spec.profile import ProfileError
-from energy_console.core.store.control import send_control
-from energy_console.core.store.session_dir import default_results_root, list_sessions
+from energy_console.core.store.session_dir import default_results_root
 from energy_console.tui.format import attach_command
-from energy_console.tui.screens.dialogs import HelpScreen, PickScreen, QuitScreen
 from energy_console.tui.screens.setup import SetupScreen
 from textual.app import App, SystemCommand
 from textual.binding import Binding
@@ -52,6 +50,14 @@ class EnergyConsoleApp(App):
         self.profiles_dir = profiles_dir or Path("profiles")
         self.left_running: Path | None = None  # a session the user quit and left running
 
+    def on_load(self) -> None:
+        # The modules just imported live as long as the app: until the first paint, collections
+        # leave them out (a full one scanned them all in the middle of the first paint).
+        gc.freeze()
+
+    def on_ready(self) -> None:
+        gc.unfreeze()
+
     def on_mount(self) -> None:
         if self.attach is not None:
             from energy_console.tui.screens.live import LiveScreen
@@ -74,6 +80,9 @@ class EnergyConsoleApp(App):
             self.exit()
             return
 
+        from energy_console.core.store.control import send_control
+        from energy_console.tui.screens.dialogs import QuitScreen
+
         def answer(choice: str | None) -> None:
             if choice == "stop":
                 send_control(live.session_dir, "stop")
@@ -85,10 +94,15 @@ class EnergyConsoleApp(App):
         self.push_screen(QuitScreen(), answer)
 
     def action_help(self) -> None:
+        from energy_console.tui.screens.dialogs import HelpScreen
+
         if not isinstance(self.screen, HelpScreen):
             self.push_screen(HelpScreen.of(self.screen))
 
     def action_open_session(self) -> None:
+        from energy_console.core.store.session_dir import list_sessions
+        from energy_console.tui.screens.dialogs import PickScreen
+
         def open_(path: Path | None) -> None:
             if path is not None:
                 from energy_console.tui.screens.live import LiveScreen
@@ -136,6 +150,9 @@ def launch(profile_path: str | None = None, attach: Path | None = None,
            results_root: Path | None = None) -> int:
     """Open the setup screen (with a profile loaded; without one, profiles/default.yaml where it
     exists) or the live view of a session directory."""
+    from energy_console.core.session.profile_check import load_profile
+    from energy_console.core.spec.profile import ProfileError
+
     profile = None
     if profile_path is not None:
         try:

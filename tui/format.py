@@ -5,11 +5,14 @@ from __future__ import annotations
 
 import shlex
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from energy_console.core.spec.text import printable
-from energy_console.core.store.records import RunRecord
 from rich.text import Text
 from textual.content import Content
+
+if TYPE_CHECKING:
+    from energy_console.core.store.records import RunRecord
 
 DASH = "—"
 

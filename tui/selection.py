@@ -2,22 +2,22 @@
 
 The form holds text as typed; `build_profile` writes the YAML document a user would write and
 checks it with core.profile, so the console and `energy-console run` accept the same profiles.
+YAML and the profile checks are imported when first used, after the setup screen's first paint.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import yaml
 from energy_console.core.compression import Technique, parse_technique
 from energy_console.core.compression.catalogue import NVIDIA_DRIVER_FILE
-from energy_console.core.measure.devices import Device
 from energy_console.core.models import bare_string_source, source_for, sources
-from energy_console.core.quality.dataset_check import dataset_shape_problem, scored_by_pass_at_1
-from energy_console.core.session.profile_check import load_profile, parse_profile
 from energy_console.core.spec.profile import FILE_SOURCES, Profile, ProfileError
+
+if TYPE_CHECKING:
+    from energy_console.core.measure.devices import Device
 
 
 @dataclass
@@ -104,8 +104,19 @@ def profile_document(form: FormValues) -> dict[str, Any]:
     }
 
 
+def load_profile(path: Path) -> Profile:
+    """A profile file read and checked as `energy-console run` reads it (core.session.profile_check,
+    imported with YAML on the first read)."""
+    from energy_console.core.session.profile_check import load_profile as read_checked
+
+    return read_checked(path)
+
+
 def build_profile(form: FormValues, source: str = "setup") -> Profile:
     """The checked Profile; ProfileError names the field and what to write instead."""
+    import yaml
+    from energy_console.core.session.profile_check import parse_profile
+
     text = yaml.safe_dump(profile_document(form), sort_keys=False)
     return parse_profile(text, source=source, base_dir=str(Path.cwd()))
 
@@ -201,6 +212,8 @@ def technique_from_text(text: str) -> Any:
 
     ProfileError says what is wrong (an unknown technique or parameter, a bad value).
     """
+    import yaml
+
     example = "write e.g. structured-prune ratio=0.3 + dynamic-int8"
     steps = []
     for part in text.split("+"):
@@ -328,6 +341,8 @@ def with_dataset(entry: Any, path: str) -> Any:
 def dataset_problem(text: str, task: str, entry: Any = None) -> str | None:
     """What is wrong with `text` as the dataset of the model `entry` with `task`, checked as
     pre-flight checks it (core.quality.dataset_check), or None; blank removes it."""
+    from energy_console.core.quality.dataset_check import dataset_shape_problem, scored_by_pass_at_1
+
     if not text.strip():
         return None
     fields = entry if isinstance(entry, dict) else {}

@@ -10,12 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.compression import Param, Technique, parse_technique
-from energy_console.core.quality.dataset_check import DATASET_FORMATS
-from energy_console.core.spec.profile import ProfileError
-from energy_console.core.spec.profile_write import edited_profile_text, profile_text, relative_paths
-from energy_console.core.store.session_dir import atomic_write_text
+from energy_console.core.spec.profile import Profile, ProfileError
+from energy_console.tui.format import duration
 from energy_console.tui.selection import (
     FormValues,
+    build_profile,
     is_chain,
     model_label,
     profile_document,
@@ -38,6 +37,8 @@ class ProfileFile:
     def read(cls, path: Path, form: FormValues) -> ProfileFile | None:
         """The file behind `form`, or None where it cannot be read again (saving then writes a
         new file)."""
+        from energy_console.core.spec.profile_write import relative_paths  # ruamel: when read
+
         try:
             text = path.read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError):
@@ -48,6 +49,12 @@ class ProfileFile:
 def saved_text(form: FormValues, target: Path, opened: ProfileFile | None) -> str:
     """The text of `target` saved from `form`: the opened file with only what changed rewritten,
     or a new file; paths relative to `target`'s folder where they lie in the folder above it."""
+    from energy_console.core.spec.profile_write import (
+        edited_profile_text,
+        profile_text,
+        relative_paths,
+    )
+
     document = relative_paths(profile_document(form), target.parent)
     if opened is None:
         return profile_text(document)
@@ -56,6 +63,8 @@ def saved_text(form: FormValues, target: Path, opened: ProfileFile | None) -> st
 
 def save_form(form: FormValues, path: Path, opened: ProfileFile | None) -> ProfileFile | None:
     """Write `form` to `path` (saved_text); the file as saved, for the next save."""
+    from energy_console.core.store.session_dir import atomic_write_text
+
     path.parent.mkdir(parents=True, exist_ok=True)
     atomic_write_text(path, saved_text(form, path, opened))
     return ProfileFile.read(path, form)
@@ -150,6 +159,21 @@ def count(n: int, word: str) -> str:
     return f"{n} {word}" if n == 1 else f"{n} {word}s"
 
 
+def summary_line(form: FormValues) -> tuple[Profile | None, str]:
+    """The profile `form` makes (None where it cannot) and the line under the columns: the run
+    count and about how long, or what is wrong."""
+    from energy_console.core.session.plan import expand  # read after the first paint
+    from energy_console.tui.estimate import estimate_duration_s
+
+    try:
+        profile = build_profile(form)
+    except ProfileError as exc:
+        return None, problem_line(exc)
+    specs = expand(profile)
+    estimate = duration(estimate_duration_s(specs, profile.protocol.idle_seconds))
+    return profile, run_summary(len(specs), estimate, len(profile.models), len(profile.techniques))
+
+
 def run_summary(runs: int, estimate: str, models: int, techniques: int) -> str:
     """The line under the columns: how many runs the selection makes and about how long."""
     return (f"{count(runs, 'run')} · about {estimate} (rough: half to twice that) · "
@@ -182,6 +206,8 @@ def shown_path(path: Path) -> str:
 
 def dataset_dialog_text(entry: Any, task: str) -> tuple[str, str]:
     """The prompt and the hint of the dialog that sets a model's dataset: what its task reads."""
+    from energy_console.core.quality.dataset_check import DATASET_FORMATS
+
     needs = DATASET_FORMATS.get(task, "its format is checked when the run starts (the task is "
                                 "not known yet)")
     what = f"{model_label(with_dataset(entry, ''))}{f' ({task})' if task else ''}"

@@ -15,7 +15,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from energy_console.core.spec.profile_write import profile_text
 from energy_console.core.spec.technique import TechniqueSpec
 from energy_console.core.spec.workloads import GenerationSettings, TrainingSettings, Workload
 
@@ -186,6 +185,8 @@ class Profile:
 
     def to_yaml(self) -> str:
         """A new file's text (an edited file keeps its own: core.spec.profile_write)."""
+        from energy_console.core.spec.profile_write import profile_text  # YAML: not at start-up
+
         return profile_text(self.to_dict())
 
 

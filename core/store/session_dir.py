@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import csv
 import dataclasses
-import hashlib
 import io
 import json
 import os
@@ -31,11 +30,10 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from energy_console.core.store.events import Event, event_from_json
-from energy_console.core.store.records import RUN_COLUMNS, RunRecord
-
 if TYPE_CHECKING:  # the writer's types: views that read a session never import figures
+    from energy_console.core.store.events import Event
     from energy_console.core.store.figures import RunFigures, WorkerResult
+    from energy_console.core.store.records import RunRecord
 
 SAMPLE_COLUMNS = ("t", "sensor", "watts", "joules")
 RESULTS_ENV = "ENERGY_CONSOLE_RESULTS_DIR"
@@ -54,6 +52,8 @@ HASH_CHARS = 8
 
 def name_hash(text: str) -> str:
     """A short stable hash of text (any str, lone surrogates included)."""
+    import hashlib  # OpenSSL's, loaded by the first name that needs it: not at the console's start
+
     data = text.encode("utf-8", "surrogatepass")
     return hashlib.sha256(data).hexdigest()[:HASH_CHARS]
 
@@ -173,6 +173,8 @@ class SessionWriter:
         """Add or replace these runs' rows in one atomic rewrite of runs.csv; the rows are kept
         in memory only once the file holds them."""
         rows = {**self._records, **{r.run_id: r for r in records}}
+        from energy_console.core.store.records import RUN_COLUMNS
+
         buffer = io.StringIO()
         writer = csv.writer(buffer)
         writer.writerow(RUN_COLUMNS)
@@ -234,6 +236,8 @@ class SessionWriter:
 def read_events(path: Path, problems: list[str] | None = None) -> list[Event]:
     """events.jsonl as typed events. Lines that do not read (not UTF-8, cut short, from a newer
     version) are left out; where `problems` is given, what was left out is added to it."""
+    from energy_console.core.store.events import event_from_json
+
     file = path / "events.jsonl"
     try:
         data = file.read_bytes()
@@ -259,6 +263,8 @@ def read_events(path: Path, problems: list[str] | None = None) -> list[Event]:
 def read_runs(path: Path, problems: list[str] | None = None) -> list[RunRecord]:
     """runs.csv as typed records (a one-line `pandas.read_csv` reads it too). Rows that do not
     read (cut short, bad values) are left out; where `problems` is given, it says which."""
+    from energy_console.core.store.records import RunRecord
+
     file = path / "runs.csv"
     try:
         data = file.read_bytes()

@@ -12,27 +12,20 @@ from __future__ import annotations
 from pathlib import Path
 
 from energy_console.core.compression import techniques
-from energy_console.core.measure.devices import list_devices
 from energy_console.core.models import sources
 from energy_console.core.models.demo import DEMO_MODELS
-from energy_console.core.session.launch import start_runner
-from energy_console.core.session.plan import expand
-from energy_console.core.session.profile_check import load_profile, save_profile
 from energy_console.core.spec.profile import Profile, ProfileError
 from energy_console.core.spec.tasks import TASKS
 from energy_console.core.spec.text import printable
-from energy_console.core.store.session_dir import session_dir_name
 from energy_console.tui import format as fmt
-from energy_console.tui.estimate import estimate_duration_s
 from energy_console.tui.keys import action_links, screen_keys
-from energy_console.tui.screens.dialogs import AddModelScreen, AskScreen, ChooseScreen, PickScreen
 from energy_console.tui.selection import (
     PROTOCOL_FIELDS,
     FormValues,
-    build_profile,
     dataset_problem,
     device_choices,
     form_from_profile,
+    load_profile,
     model_dataset_path,
     model_entry,
     model_task,
@@ -45,11 +38,10 @@ from energy_console.tui.setup_choices import (
     chain_problem,
     dataset_dialog_text,
     entry_prompt,
-    problem_line,
-    run_summary,
     save_form,
     setup_titles,
     shown_path,
+    summary_line,
 )
 from energy_console.tui.widgets.key_footer import KeyFooter
 from energy_console.tui.widgets.model_picker import ModelPicker
@@ -203,18 +195,9 @@ class SetupScreen(Screen):
         self.refresh_summary()
 
     def refresh_summary(self) -> None:
-        summary = self.query_one("#summary", Static)
-        self.profile = None
+        self.profile, line = summary_line(self.current_form())
         first = f"✓ {self.done} · " if self.done else ""
-        try:
-            profile = build_profile(self.current_form())
-        except ProfileError as exc:
-            summary.update(fmt.shown(first + problem_line(exc)))
-            return
-        specs, self.profile = expand(profile), profile
-        estimate = fmt.duration(estimate_duration_s(specs, profile.protocol.idle_seconds))
-        summary.update(fmt.shown(first + run_summary(len(specs), estimate, len(profile.models),
-                                                     len(profile.techniques))))
+        self.query_one("#summary", Static).update(fmt.shown(first + line))
 
     # ------------------------------------------------------------------ events
     @on(SelectionList.SelectedChanged)
@@ -243,6 +226,7 @@ class SetupScreen(Screen):
         self._ask_setting(key)
 
     def _ask_setting(self, key: str) -> None:
+        from energy_console.tui.screens.dialogs import AskScreen  # the dialogs: not at start-up
         label, hint = next((label, hint) for k, label, hint in SETTINGS if k == key)
 
         def edited(text: str | None) -> None:
@@ -255,6 +239,8 @@ class SetupScreen(Screen):
     def choose_device(self) -> None:
         """Pick one of the devices this machine has (found through NVML, not torch), or type one
         (a profile for another machine)."""
+        from energy_console.core.measure.devices import list_devices
+        from energy_console.tui.screens.dialogs import ChooseScreen
         current = self.settings["device"]
         choices = device_choices(list_devices(), current)
         choices.append((TYPE_DEVICE, "type one (for a profile run on another machine)"))
@@ -275,6 +261,7 @@ class SetupScreen(Screen):
 
     # ------------------------------------------------------------------ actions
     def action_add_model(self) -> None:
+        from energy_console.tui.screens.dialogs import AddModelScreen
         def add(text: str, task: str | None, source: str | None) -> str | None:
             try:
                 entry = model_entry(text, task, source)
@@ -290,6 +277,7 @@ class SetupScreen(Screen):
 
     def action_dataset(self) -> None:
         """Set or clear the dataset of the highlighted model; its format is checked as typed."""
+        from energy_console.tui.screens.dialogs import AskScreen
         models = self.query_one(ModelPicker)
         option = models.highlighted_option
         if option is None or option.id is None:
@@ -322,6 +310,7 @@ class SetupScreen(Screen):
     def action_chain(self) -> None:
         """Type a chain (steps joined by +, parameters as name=value): a new one, or the
         highlighted one edited in place (it keeps its place in the profile's order)."""
+        from energy_console.tui.screens.dialogs import AskScreen
         chosen = self.query_one(TechniquePicker)
         option = chosen.highlighted_option
         editing = option.id if option is not None and option.id in chosen.entries else None
@@ -345,6 +334,9 @@ class SetupScreen(Screen):
         if self.profile is None:
             self.notify("fix the problem shown above Start first", severity="error")
             return
+        from energy_console.core.session.launch import start_runner
+        from energy_console.core.session.profile_check import save_profile
+        from energy_console.core.store.session_dir import session_dir_name
         session_dir = self.results_root / session_dir_name(self.profile.name)
         profile_path = save_profile(self.profile, session_dir / "profile.yaml")
         pid = start_runner(profile_path, session_dir)
@@ -353,6 +345,7 @@ class SetupScreen(Screen):
         self.app.push_screen(LiveScreen(session_dir, runner_pid=pid))
 
     def action_save_profile(self) -> None:
+        from energy_console.tui.screens.dialogs import AskScreen
         def save(name: str | None) -> None:
             if not name:
                 return
@@ -369,6 +362,7 @@ class SetupScreen(Screen):
                                        self.settings["name"]), save)
 
     def action_open_profile(self) -> None:
+        from energy_console.tui.screens.dialogs import PickScreen
         def open_(path: Path | None) -> None:
             if path is not None:
                 self.open_profile(path)

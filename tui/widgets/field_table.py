@@ -15,8 +15,10 @@ class FieldTable(DataTable):
 
     def __init__(self, *, id: str | None = None) -> None:
         super().__init__(id=id, cursor_type="row", show_header=False)
-        self.add_column("field", key="field")
-        self.add_column("value", key="value")
+        # Text labels, as the header is hidden: a str is read as markup, which imports rich's
+        # emoji table at start-up
+        self.add_column(Text("field"), key="field")
+        self.add_column(Text("value"), key="value")
         self.defaults: dict[str, str] = {}
 
     def show_rows(self, rows: Iterable[tuple[str, str, str, str]]) -> None:

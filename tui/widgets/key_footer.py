@@ -17,10 +17,14 @@ FIRST_ACTIONS = ("quit", "help")  # the app's: a newcomer needs them on every sc
 
 class KeyFooter(Footer):
     def on_resize(self, event: Resize) -> None:
-        compact = self._full_width() > event.size.width
-        if compact != self.compact:
-            self.compact = compact
+        if self._fit(event.size.width):
             self.call_after_refresh(self.recompose)
+
+    def _fit(self, width: int) -> bool:
+        """Compact where the keys with their full labels do not fit `width`; whether it changed."""
+        compact = self._full_width() > width
+        changed, self.compact = compact != self.compact, compact
+        return changed
 
     def _full_width(self) -> int:
         """Columns the keys take with their full labels (a key and its label padded by one)."""
@@ -31,6 +35,8 @@ class KeyFooter(Footer):
     def compose(self) -> ComposeResult:
         if not self._bindings_ready:
             return
+        if self.size.width:  # keys born compact: each key restyled, then all composed again, cost
+            self._fit(self.size.width)  # the first paint 20-50 ms at 80 columns
         active = self.screen.active_bindings
         by_action: dict[str, tuple] = {}
         for _, binding, enabled, tooltip in active.values():
@@ -39,19 +45,20 @@ class KeyFooter(Footer):
         order = [a for a in FIRST_ACTIONS if a in by_action] + [
             a for a in by_action if a not in FIRST_ACTIONS]
         self.styles.grid_size_columns = len(order)
+        compact = "-compact" if self.compact else ""
         for action in order:
             binding, enabled, tooltip = by_action[action]
             label = SHORT_LABELS.get(binding.description, binding.description) \
                 if self.compact else binding.description
             yield FooterKey(binding.key, self.app.get_key_display(binding), label, binding.action,
-                            disabled=not enabled, tooltip=tooltip or binding.description
-                            ).data_bind(compact=Footer.compact)
+                            disabled=not enabled, tooltip=tooltip or binding.description,
+                            classes=compact).data_bind(compact=Footer.compact)
         if self.show_command_palette and self.app.ENABLE_COMMAND_PALETTE:
             palette = active.get(self.app.COMMAND_PALETTE_BINDING)
             if palette is not None:
                 _, binding, enabled, _ = palette
                 yield FooterKey(binding.key, self.app.get_key_display(binding),
                                 "" if self.compact else binding.description, binding.action,
-                                classes="-command-palette",
+                                classes=f"-command-palette {compact}",
                                 disabled=not enabled,
                                 tooltip=binding.tooltip or binding.description)

@@ -7,7 +7,6 @@ from typing import Any
 
 from energy_console.core.compression import Param
 from energy_console.tui import format as fmt
-from energy_console.tui.screens.dialogs import AskScreen
 from energy_console.tui.setup_choices import param_problem, param_rows, params_title, typed_value
 from energy_console.tui.widgets.field_table import FieldTable
 from textual import on
@@ -54,6 +53,8 @@ class ParamPanel(Vertical):
 
     @on(DataTable.RowSelected, "#param-table")
     def _edit(self, event: DataTable.RowSelected) -> None:
+        from energy_console.tui.screens.dialogs import AskScreen  # the dialogs: not at start-up
+
         event.stop()
         technique = self.technique or ""
         param = next(p for p in self.params if p.name == event.row_key.value)
