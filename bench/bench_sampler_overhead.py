@@ -40,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from energy_console.core.measure.sampler import DISPLAY_HZ, Sampler  # noqa: E402
 from energy_console.core.measure.sensors import detect, rapl  # noqa: E402
+from energy_console.core.measure.sensors.base import POLLED_POWER  # noqa: E402
 from energy_console.core.measure.sensors.nvml import NvmlSensor  # noqa: E402
 from energy_console.core.store.session_dir import SessionWriter  # noqa: E402
 
@@ -147,7 +148,7 @@ def main() -> None:
             sensors = machine + fake_sensors(tree.root)
             shares: dict[str, list[float]] = {name: [] for name in FLOORS}
             produced = 0
-            counters = [s for s in sensors if s.method == "counter"]
+            counters = [s for s in sensors if s.method != POLLED_POWER]
             for _ in range(args.runs):
                 shares["runner"].append(sampler_share(sensors, args.hz, args.seconds, writer,
                                                       display_hz=args.display_hz)[0])

@@ -8,9 +8,9 @@ per cent of the figure, and their combination.
 - **edges**: a sensor's reading changes every update period; a window's edges fall between
   updates, so each sensor's share of the window's energy is off by up to one period over the
   window (interpolation makes that a bound, not a typical error).
-- **integration**: a power-only sensor (or the estimate) is integrated by trapezoid between
-  readings one sampling period apart: its share is off by up to one sampling period over the
-  window.
+- **integration**: a power-only sensor is integrated by trapezoid between readings one sampling
+  period apart: its share is off by up to one sampling period over the window. (The estimate is
+  a counter of CPU time: its step counts under counter.)
 - **idle** (dynamic energy only): the idle baseline is a mean over `idle_seconds`, off by up to
   one update (or sampling) period over that time; charged over a window, that error is a share
   of the dynamic figure.
@@ -31,11 +31,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from energy_console.core.measure.sensors.base import SensorInfo
+from energy_console.core.measure.sensors.base import POLLED_POWER, SensorInfo
 from energy_console.core.measure.stats import ci95_half_width, median
 from energy_console.core.store.figures import EnergyUncertainty, WindowEnergy
 
-COUNTER_METHOD = "counter"
 UNIFORM_95 = 1.96 / math.sqrt(3)  # a uniform ±b's 95 % half-width, in units of b
 
 
@@ -60,7 +59,7 @@ def energy_uncertainty(windows: Sequence[WindowEnergy], per_inference: Sequence[
     integration = 0.0
     if sample_period_s:
         integration = sum(share[s.name] for s in sensors
-                          if s.method != COUNTER_METHOD) * sample_period_s / duration_s
+                          if s.method == POLLED_POWER) * sample_period_s / duration_s
     model = max((share[s.name] * s.model_error_pct for s in sensors if s.model_error_pct),
                 default=0.0)
     per_window = UNIFORM_95 / math.sqrt(len(windows)) * 100.0

@@ -14,7 +14,13 @@ from collections.abc import Callable, Collection
 from functools import partial
 from typing import Any
 
-from energy_console.core.measure.sensors.base import MissingSensor, Reading, SensorKind, new_reading
+from energy_console.core.measure.sensors.base import (
+    POLLED_POWER,
+    MissingSensor,
+    Reading,
+    SensorKind,
+    new_reading,
+)
 
 NOMINAL_COUNTER_PERIOD_S = 0.1
 NOMINAL_INSTANT_POWER_PERIOD_S = 0.1
@@ -67,7 +73,7 @@ class NvmlSensor:
         self.device_name = _text(pynvml.nvmlDeviceGetName(self._handle))
         self._energy_origin_mj = self._energy_mj()
         self._instant_field = self._has_instant_power_field()
-        self.method = "counter" if self._energy_origin_mj is not None else "polled-power"
+        self.method = "counter" if self._energy_origin_mj is not None else POLLED_POWER
         self.quantum_j = 1e-3 if self.method == "counter" else None  # the counter counts mJ
         # Nominal until period.calibrate measures it: the counter moves every ~100 ms; the
         # averaged power reading covers ~1 s on Ampere and newer.
