@@ -1,10 +1,14 @@
 """Sampler CPU overhead with every sensor of this machine plus fake RAPL and NVML ones.
 
-As the runner runs it, energy counters are read at the display rate (DISPLAY_HZ, a few Hz: their
-window energy comes from reads at the window edges) and power-only sensors at --hz; where every
-sensor is a counter (a GPU box with RAPL and NVML counters) the thread wakes at the display rate
-alone. The bench measures that, the same sensors all read at --hz (the sampler before it had a
-display rate), the counters alone, and the floors below.
+As the runner runs it, energy counters, the CPU estimate (a counter of CPU time) and a GPU's power
+samples kept by its driver are read at the display rate (DISPLAY_HZ, a few Hz: their window
+energy comes from reads at the window edges) and power-only sensors at --hz; where there is no
+power-only sensor the thread wakes at the display rate alone. The bench's 7 sensors: this
+machine's (here the estimate), 4 fake RAPL zones, a fake GPU with an energy counter (Volta and
+newer) and one without whose driver keeps power samples (Kepler to Pascal). It measures them as
+the runner reads them; the same with that GPU's power polled at --hz (a driver that keeps no
+samples); all of them read at --hz (the sampler before it had a display rate); the counters and
+the estimate alone; this machine's own sensors alone; and the floors below.
 
 Measures the sampler thread's own CPU time (its POSIX thread CPU clock, user + kernel) as a share of
 one core, the way the runner uses it: every sample goes to samples.csv through a real
@@ -40,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from energy_console.core.measure.sampler import DISPLAY_HZ, Sampler  # noqa: E402
 from energy_console.core.measure.sensors import detect, rapl  # noqa: E402
+from energy_console.core.measure.sensors.base import POLLED_POWER  # noqa: E402
 from energy_console.core.measure.sensors.nvml import NvmlSensor  # noqa: E402
 from energy_console.core.store.session_dir import SessionWriter  # noqa: E402
 
@@ -48,7 +53,9 @@ from tests.fakes.powercap import advancing_counters, build_powercap_tree  # noqa
 
 FLOORS = {
     "runner": "as the runner runs it (counters at display Hz)",
-    "counters": "counters alone, as the runner runs them",
+    "polled": "the same, a GPU's power polled at --hz",
+    "counters": "counters and the estimate alone, as the runner",
+    "machine": "this machine's sensors alone, as the runner",
     "full": "every sensor at --hz (reads, decoding, csv)",
     "reads": "its reads alone (decoding after the span)",
     "loop": "its loop with no sensor",
@@ -56,24 +63,29 @@ FLOORS = {
 }
 
 
-def fake_sensors(root: Path) -> list:
+def fake_sensors(root: Path) -> tuple[list, list]:
+    """The fake RAPL zones and GPUs: (4 zones, a GPU with a counter, one without that keeps
+    power samples) and (the same, its second GPU's driver keeping none: polled at --hz)."""
     os.environ[rapl.POWERCAP_ROOT_ENV] = str(root)
     fake_rapl, _, _ = rapl.probe()
     real_pynvml = sys.modules.get("pynvml")
     sys.modules["pynvml"] = fake_nvml
     try:
-        fake_nvml.configure(
-            gpus=[fake_nvml.FakeGpu(), fake_nvml.FakeGpu(energy_counter=False, power_w=90.0)]
-        )
-        fake_nvml.nvmlInit()
-        fake_nvml.nvmlInit()
-        fake_gpus = [NvmlSensor(0), NvmlSensor(1)]
+        fake_nvml.configure(gpus=[
+            fake_nvml.FakeGpu(),
+            fake_nvml.FakeGpu(energy_counter=False, power_samples=True, power_w=90.0),
+            fake_nvml.FakeGpu(energy_counter=False, power_w=90.0),
+        ])
+        for _ in range(3):
+            fake_nvml.nvmlInit()
+        counter, samples, polled = NvmlSensor(0), NvmlSensor(1), NvmlSensor(2)
     finally:
         if real_pynvml is not None:
             sys.modules["pynvml"] = real_pynvml
-    for sensor in fake_rapl + fake_gpus:
+    for sensor in [*fake_rapl, counter, samples, polled]:
         sensor.name = "fake-" + sensor.name
-    return fake_rapl + fake_gpus
+    polled.name = samples.name
+    return [*fake_rapl, counter, samples], [*fake_rapl, counter, polled]
 
 
 def thread_cpu_share(thread: threading.Thread, seconds: float) -> float:
@@ -144,15 +156,20 @@ def main() -> None:
         zones = {path: 50.0 for path in tree.zones.values()}
         max_range_uj = int((tree.zone("intel-rapl:0") / "max_energy_range_uj").read_text())
         with advancing_counters(zones, max_range_uj, interval_s=0.1):
-            sensors = machine + fake_sensors(tree.root)
+            fakes, fakes_polled = fake_sensors(tree.root)
+            sensors, polled = machine + fakes, machine + fakes_polled
             shares: dict[str, list[float]] = {name: [] for name in FLOORS}
             produced = 0
-            counters = [s for s in sensors if s.method == "counter"]
+            counters = [s for s in sensors if s.method in ("counter", "estimate")]
             for _ in range(args.runs):
                 shares["runner"].append(sampler_share(sensors, args.hz, args.seconds, writer,
                                                       display_hz=args.display_hz)[0])
+                shares["polled"].append(sampler_share(polled, args.hz, args.seconds, writer,
+                                                      display_hz=args.display_hz)[0])
                 shares["counters"].append(sampler_share(counters, args.hz, args.seconds, writer,
                                                         display_hz=args.display_hz)[0])
+                shares["machine"].append(sampler_share(machine, args.hz, args.seconds, writer,
+                                                       display_hz=args.display_hz)[0])
                 share, n = sampler_share(sensors, args.hz, args.seconds, writer)
                 shares["full"].append(share)
                 produced += n
@@ -163,7 +180,7 @@ def main() -> None:
         csv_bytes = (Path(tmp) / "session" / "samples.csv").stat().st_size if writer else 0
         if writer:
             writer.close()
-        for sensor in sensors:
+        for sensor in [*sensors, polled[-1]]:
             sensor.close()
 
     print(f"sensors: {len(sensors)} ({', '.join(s.name for s in sensors)})")
@@ -176,13 +193,21 @@ def main() -> None:
             else "no samples.csv write"
         )
     )
-    print("thread CPU, % of one core (median, µs per round; the runs):")
+    print("thread CPU, % of one core (median, µs per wake-up; the runs):")
+    # wake-ups a second: the display rate where no sensor is power-only
+    wakes_hz = {name: args.hz for name in FLOORS}
+    for name, group in {"runner": sensors, "polled": polled, "counters": counters,
+                        "machine": machine}.items():
+        if all(s.method != POLLED_POWER for s in group):
+            wakes_hz[name] = args.display_hz
     for name, label in FLOORS.items():
         median = statistics.median(shares[name])
         runs = ", ".join(f"{100 * s:.3f}" for s in shares[name])
-        print(f"  {label:<44} {100 * median:.3f} %  {median / args.hz * 1e6:4.0f} µs  ({runs})")
-    print(f"counters: {len(counters)} ({', '.join(s.name for s in counters)}), display rate "
-          f"{args.display_hz:g} Hz")
+        per_wake_us = median / wakes_hz[name] * 1e6
+        print(f"  {label:<44} {100 * median:.3f} %  {per_wake_us:4.0f} µs  ({runs})")
+    print(f"counters and the estimate (read at the display rate, {args.display_hz:g} Hz): "
+          f"{len(counters)} ({', '.join(s.name for s in counters)}); this machine's: "
+          f"{', '.join(s.name for s in machine) or 'none'}")
     print("target: the sampler as the runner runs it < 0.1 %")
 
 

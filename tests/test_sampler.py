@@ -319,6 +319,8 @@ def test_with_a_display_rate_counters_are_read_at_it_and_power_only_sensors_at_s
     assert counter.reads == before + 1
 
 
-def test_counters_alone_wake_the_thread_at_the_display_rate():
-    sampler = Sampler([CountingRead(method="counter")], sample_hz=20, display_hz=4)
+@pytest.mark.parametrize("methods", [["counter"], ["estimate"], ["counter", "estimate"]])
+def test_counters_and_the_estimate_alone_wake_the_thread_at_the_display_rate(methods):
+    """The estimate is a counter of CPU time: no power-only sensor, no wake-up at sample_hz."""
+    sampler = Sampler([CountingRead(method=m) for m in methods], sample_hz=20, display_hz=4)
     assert sampler.period_s == 0.25

@@ -52,8 +52,24 @@ def test_power_is_linear_in_the_busy_fraction_of_all_cpus(machine, busy_cpus, wa
     reading = sensor.read()
 
     assert reading.t == machine.clock.t
-    assert reading.energy_j is None
     assert reading.power_w == pytest.approx(watts)  # 25 W idle + 75 W x busy fraction
+    assert reading.energy_j == pytest.approx(watts * 1.0)  # that power over the second
+
+
+def test_its_energy_is_a_counter_exact_whatever_the_spacing_of_its_reads(machine):
+    """Linear in the CPU-time counters: read rarely or often, the energy is the same (the
+    sampler reads it at the display rate, as it reads counters)."""
+    often = EstimatedCpuSensor(tdp_w=100, cpus=4, clock=machine.clock)
+    rarely = EstimatedCpuSensor(tdp_w=100, cpus=4, clock=machine.clock)
+
+    for busy_cpus in (4, 0, 2, 1, 3):
+        machine.run(0.25, busy_cpus=busy_cpus)
+        often.read()
+
+    # 0.25 s each at 100, 25, 62.5, 43.75, 81.25 W
+    assert rarely.read().energy_j == pytest.approx(78.125)
+    assert often.read().energy_j == pytest.approx(78.125)
+    assert often.quantum_j == pytest.approx(75.0 * 0.01 / 4)  # one 10 ms step of idle time
 
 
 def test_each_reading_covers_only_the_time_since_the_previous_one(machine):

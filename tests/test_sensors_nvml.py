@@ -138,6 +138,39 @@ def test_gpu_without_energy_counter_polls_the_instant_power_field(fake):
     assert reading.power_w == pytest.approx(87.5)
 
 
+def test_gpu_without_energy_counter_integrates_the_drivers_power_samples(fake):
+    """Kepler to Pascal: no counter, but the driver samples power itself (every 20 ms here);
+    each read takes the new samples and adds their trapezoid to a cumulative energy."""
+    clock = ManualClock(t=1000.0)
+    gpu = FakeGpu(energy_counter=False, power_samples=True, power_w=80.0, clock=clock)
+    fake.configure(gpus=[gpu])
+    fake.nvmlInit()
+    sensor = nvml.NvmlSensor(0, clock=clock)  # the sampler's clock, the GPU's (wall) time
+    assert sensor.method == "power-samples" and "power samples" in sensor.detail
+    assert sensor.update_period_s == pytest.approx(0.02)  # the driver's sampling interval
+
+    clock.t += 1.0
+    first = sensor.read()
+    gpu.set_power_w(200.0)
+    clock.t += 0.5
+    second = sensor.read()
+
+    assert first.t == pytest.approx(1001.0, abs=0.05) and first.energy_j == pytest.approx(80.0)
+    # 80 W until the change, 200 W after: the sample at the change's instant reads 200 W
+    assert second.energy_j - first.energy_j == pytest.approx(0.5 * 200.0, abs=0.02 * 120.0)
+    assert second.power_w == pytest.approx(200.0)
+    clock.t += 0.001  # no new sample yet: the same reading, which the sampler ignores
+    assert sensor.read() == second
+
+
+def test_a_sensor_on_the_drivers_samples_is_read_at_the_display_rate(fake):
+    from energy_console.core.measure.sampler import Sampler
+
+    fake.configure(gpus=[FakeGpu(energy_counter=False, power_samples=True)])
+    (sensor,), _, _ = nvml.probe()
+    assert Sampler([sensor], sample_hz=20, display_hz=4).period_s == 0.25
+
+
 def test_gpu_without_instant_field_falls_back_to_power_usage(fake):
     fake.configure(gpus=[FakeGpu(energy_counter=False, instant_power_field=False, power_w=61.0)])
     (sensor,), _, _ = nvml.probe()

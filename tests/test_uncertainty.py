@@ -62,6 +62,21 @@ def test_a_power_only_sensor_is_off_by_a_sampling_period_of_its_integration():
     assert budget.counter_pct == 0.0
 
 
+def test_a_drivers_power_samples_are_off_by_the_drivers_sampling_interval():
+    samples = SensorInfo("nvml:1", "gpu", True, "power-samples", update_period_s=0.02)
+    windows, per_inference = steady({"nvml:1": 100.0}, duration_s=4.0)
+    budget = energy_uncertainty(windows, per_inference, [samples], sample_period_s=0.25)
+    assert budget.integration_pct == pytest.approx(0.02 / 4.0 * 100 * PER_3_WINDOWS)
+
+
+def test_the_estimate_is_a_counter_off_by_its_step_not_by_the_sampling_period():
+    windows, per_inference = steady({"cpu-estimate": 15.0}, duration_s=1.0)
+    estimate = dataclasses.replace(ESTIMATE, quantum_j=0.075)  # 15 W of range, 2 CPUs, 10 ms
+    budget = energy_uncertainty(windows, per_inference, [estimate], sample_period_s=0.05)
+    assert budget.integration_pct == 0.0
+    assert budget.counter_pct == pytest.approx(0.5 * PER_3_WINDOWS)  # 75 mJ of 15 J
+
+
 def test_the_idle_part_is_the_baselines_error_as_a_share_of_dynamic_energy():
     # 60 J over 2 s at 20 W idle: 40 J idle, 20 J dynamic; a 0.1 s period over 2 s of idle
     windows, per_inference = steady({"nvml:0": 60.0}, duration_s=2.0)

@@ -21,7 +21,12 @@ from functools import partial
 from operator import call
 from typing import Any, NamedTuple
 
-from energy_console.core.measure.sensors.base import Reading, Sensor, SplitReadSensor
+from energy_console.core.measure.sensors.base import (
+    POLLED_POWER,
+    Reading,
+    Sensor,
+    SplitReadSensor,
+)
 
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0
@@ -47,8 +52,9 @@ _new_sample = partial(tuple.__new__, Sample)
 _FAILED = object()  # in Sampler._raw where a sensor's read raised
 _SKIPPED = object()  # in a tick between display ticks, where a counter was not read
 _skip = itertools.repeat(_SKIPPED).__next__  # a C-level call that reads nothing
-# How often the runner reads energy counters between window edges: enough for the live trace,
-# a stuck counter (STALLED_COUNTER_S) and a wrap (RAPL's takes minutes at full power).
+# How often the runner reads energy counters (and the estimate, a counter of CPU time) between
+# window edges: enough for the live trace, a stuck counter (STALLED_COUNTER_S) and a wrap
+# (RAPL's takes minutes at full power).
 DISPLAY_HZ = 4.0
 
 
@@ -154,9 +160,9 @@ class _Series:
 
 class Sampler:
     """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called;
-    with a display_hz (the runner's: DISPLAY_HZ), energy counters only at that rate in the
-    thread (their energy over a window comes from read_now at its edges) and power-only
-    sensors at sample_hz.
+    with a display_hz (the runner's: DISPLAY_HZ), the sensors that read a cumulative energy
+    (counters, the estimate) only at that rate in the thread (their energy over a window comes
+    from read_now at its edges) and power-only sensors at sample_hz.
 
     A tick of the thread only reads: one list of every sensor's raw value and a time per clock
     (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
@@ -177,10 +183,11 @@ class Sampler:
         display_hz: float | None = None,
     ):
         self.sensors = list(sensors)
-        # counters need reading only at window edges (read_now) and for the display: with a
-        # display_hz they are read at that rate, power-only sensors at sample_hz (none: the
-        # thread wakes at display_hz)
-        counters = {s.name for s in self.sensors if s.method == "counter"} if display_hz else set()
+        # counters (and the estimate) need reading only at window edges (read_now) and for the
+        # display: with a display_hz they are read at that rate, power-only sensors at sample_hz
+        # (none: the thread wakes at display_hz)
+        counters = ({s.name for s in self.sensors if s.method != POLLED_POWER} if display_hz
+                    else set())
         polled = any(s.name not in counters for s in self.sensors)
         self.period_s = 1.0 / (sample_hz if polled or not display_hz else display_hz)
         self._full_every = max(1, round(sample_hz / display_hz)) if display_hz and polled else 1

@@ -8,9 +8,10 @@ per cent of the figure, and their combination.
 - **edges**: a sensor's reading changes every update period; a window's edges fall between
   updates, so each sensor's share of the window's energy is off by up to one period over the
   window (interpolation makes that a bound, not a typical error).
-- **integration**: a power-only sensor (or the estimate) is integrated by trapezoid between
-  readings one sampling period apart: its share is off by up to one sampling period over the
-  window.
+- **integration**: a power-only sensor is integrated by trapezoid between readings one sampling
+  period apart (the sampler's, or the driver's for its own power samples): its share is off by up
+  to one such period over the window. (The estimate is a counter of CPU time: its step counts
+  under counter.)
 - **idle** (dynamic energy only): the idle baseline is a mean over `idle_seconds`, off by up to
   one update (or sampling) period over that time; charged over a window, that error is a share
   of the dynamic figure.
@@ -31,11 +32,10 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from energy_console.core.measure.sensors.base import SensorInfo
+from energy_console.core.measure.sensors.base import POLLED_POWER, POWER_SAMPLES, SensorInfo
 from energy_console.core.measure.stats import ci95_half_width, median
 from energy_console.core.store.figures import EnergyUncertainty, WindowEnergy
 
-COUNTER_METHOD = "counter"
 UNIFORM_95 = 1.96 / math.sqrt(3)  # a uniform ±b's 95 % half-width, in units of b
 
 
@@ -57,10 +57,8 @@ def energy_uncertainty(windows: Sequence[WindowEnergy], per_inference: Sequence[
     counter = sum(s.quantum_j for s in sensors if s.quantum_j) / energy_j
     edges = sum(share[s.name] * s.update_period_s for s in sensors
                 if s.update_period_s) / duration_s
-    integration = 0.0
-    if sample_period_s:
-        integration = sum(share[s.name] for s in sensors
-                          if s.method != COUNTER_METHOD) * sample_period_s / duration_s
+    integration = sum(share[s.name] * _integration_period_s(s, sample_period_s)
+                      for s in sensors) / duration_s
     model = max((share[s.name] * s.model_error_pct for s in sensors if s.model_error_pct),
                 default=0.0)
     per_window = UNIFORM_95 / math.sqrt(len(windows)) * 100.0
@@ -73,6 +71,15 @@ def energy_uncertainty(windows: Sequence[WindowEnergy], per_inference: Sequence[
                            sample_period_s),
         model_pct=model,
     )
+
+
+def _integration_period_s(sensor: SensorInfo, sample_period_s: float | None) -> float:
+    """The spacing of the power readings a sensor's energy is integrated between (0: none)."""
+    if sensor.method == POLLED_POWER:
+        return sample_period_s or 0.0
+    if sensor.method == POWER_SAMPLES:
+        return sensor.update_period_s or 0.0  # the driver's sampling interval
+    return 0.0
 
 
 def _idle_pct(sensors: Sequence[SensorInfo], energy_j: float, duration_s: float,

@@ -13,6 +13,13 @@ from functools import partial
 from typing import Any, Literal, NamedTuple, Protocol, runtime_checkable
 
 SensorKind = Literal["gpu", "cpu", "dram", "system"]
+# The one method whose readings are power alone, integrated between readings at the sampler's
+# sample_hz; every other method (a counter, the estimate, a driver's power samples) reads a
+# cumulative energy between any two reads.
+POLLED_POWER = "polled-power"
+# Power the driver sampled itself (NVML's sample buffer), fetched in batches and integrated
+# between the driver's samples by the sensor: read like a counter.
+POWER_SAMPLES = "power-samples"
 
 
 class Reading(NamedTuple):
@@ -35,7 +42,7 @@ class Sensor(Protocol):
     name: str  # unique in a session: "cpu-estimate", "rapl:package-0", "nvml:0"
     kind: SensorKind
     measured: bool  # False for estimates; every figure using it is labelled "estimated"
-    method: str  # counter | polled-power | estimate
+    method: str  # counter | polled-power (POLLED_POWER) | power-samples | estimate
     detail: str  # device name, zone path, power model...
     # How often the value changes: nominal until core.sensors.period.calibrate measures it;
     # None where there is no hardware period (estimates are computed at each read).

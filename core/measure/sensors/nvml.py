@@ -1,24 +1,40 @@
 """NVIDIA GPU power through NVML (`import pynvml`, from the nvidia-ml-py package).
 
 One sensor per GPU. Volta and newer have a total-energy counter in mJ that moves about every 100 ms:
-used where supported. Older GPUs only give power, in mW: the instantaneous field
-(NVML_FI_DEV_POWER_INSTANT) where the driver has it, else nvmlDeviceGetPowerUsage (a 1 s average
-on Ampere and newer); the sampler integrates it. pynvml is imported inside functions so importing
+used where supported. Older GPUs only give power, in mW. Where the driver keeps its own power
+samples (nvmlDeviceGetSamples, NVML_TOTAL_POWER_SAMPLES: Kepler and newer, each with a wall-clock
+time in µs) the sensor fetches the new ones at each read and integrates them by trapezoid: a
+cumulative energy, read at window edges and the display rate like a counter, at the driver's
+sampling rate rather than the sampler's. Else the instantaneous field (NVML_FI_DEV_POWER_INSTANT)
+where the driver has it, or nvmlDeviceGetPowerUsage (a 1 s average on Ampere and newer), polled
+at sample_hz and integrated by the sampler. pynvml is imported inside functions so importing
 this module costs nothing on machines without a GPU.
 """
 
 from __future__ import annotations
 
+import itertools
+import statistics
 import time
-from collections.abc import Callable, Collection
+from collections.abc import Callable, Collection, Sequence
 from functools import partial
 from typing import Any
 
-from energy_console.core.measure.sensors.base import MissingSensor, Reading, SensorKind, new_reading
+from energy_console.core.measure.sensors.base import (
+    POLLED_POWER,
+    POWER_SAMPLES,
+    MissingSensor,
+    Reading,
+    SensorKind,
+    new_reading,
+)
 
 NOMINAL_COUNTER_PERIOD_S = 0.1
 NOMINAL_INSTANT_POWER_PERIOD_S = 0.1
 NOMINAL_AVERAGE_POWER_PERIOD_S = 1.0
+# A driver's newest power sample further than this from the wall clock is in another clock: its
+# samples are not used (the sensor polls instead).
+SAMPLE_CLOCK_TOLERANCE_S = 10.0
 
 # Clock event (throttle) reason bits, as nvml.h defines them.
 THROTTLE_REASONS = {
@@ -51,7 +67,8 @@ def throttle_reason_names(mask: int) -> list[str]:
 
 
 class NvmlSensor:
-    """One GPU: its energy counter where supported, else its polled power."""
+    """One GPU: its energy counter where supported, else the driver's power samples, else its
+    polled power."""
 
     kind: SensorKind = "gpu"
     measured = True
@@ -67,13 +84,18 @@ class NvmlSensor:
         self.device_name = _text(pynvml.nvmlDeviceGetName(self._handle))
         self._energy_origin_mj = self._energy_mj()
         self._instant_field = self._has_instant_power_field()
-        self.method = "counter" if self._energy_origin_mj is not None else "polled-power"
+        self._samples = (None if self._energy_origin_mj is not None
+                         else DriverPowerSamples.open(pynvml, self._handle, clock))
+        self.method = ("counter" if self._energy_origin_mj is not None
+                       else POWER_SAMPLES if self._samples else POLLED_POWER)
         self.quantum_j = 1e-3 if self.method == "counter" else None  # the counter counts mJ
         # Nominal until period.calibrate measures it: the counter moves every ~100 ms; the
         # averaged power reading covers ~1 s on Ampere and newer.
         self.update_period_s: float | None = (
             NOMINAL_COUNTER_PERIOD_S
             if self.method == "counter"
+            else self._samples.period_s
+            if self._samples
             else NOMINAL_INSTANT_POWER_PERIOD_S
             if self._instant_field
             else NOMINAL_AVERAGE_POWER_PERIOD_S
@@ -81,6 +103,8 @@ class NvmlSensor:
         source = (
             "total-energy counter (mJ)"
             if self.method == "counter"
+            else "the driver's power samples (mW)"
+            if self._samples
             else "instantaneous power field (mW)"
             if self._instant_field
             else "power usage (mW, the driver's average)"
@@ -90,6 +114,8 @@ class NvmlSensor:
         self.read_raw: Callable[[], Any] = (
             partial(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
             if self.method == "counter"
+            else self._samples.fetch
+            if self._samples
             else partial(
                 pynvml.nvmlDeviceGetFieldValues, self._handle, [pynvml.NVML_FI_DEV_POWER_INSTANT]
             )
@@ -125,6 +151,8 @@ class NvmlSensor:
         """What read_raw returned at t: mJ of the counter, field values, or mW of average power."""
         if self._energy_origin_mj is not None:
             return new_reading((t, (raw - self._energy_origin_mj) / 1e3, None))
+        if self._samples:
+            return self._samples.decode(raw, t)
         if self._instant_field:
             (value,) = raw
             if value.nvmlReturn != self._nvml.NVML_SUCCESS:
@@ -134,6 +162,65 @@ class NvmlSensor:
 
     def close(self) -> None:
         self._nvml.nvmlShutdown()  # each sensor holds one nvmlInit reference
+
+
+class DriverPowerSamples:
+    """A GPU's power as its driver sampled it: fetch() takes the samples newer than the last
+    fetched (a C call and a comparison: it runs in the sampler's tick), decode() integrates them
+    by trapezoid, in order, into a cumulative energy from the first sample seen."""
+
+    def __init__(self, nvml: Any, handle: Any, clock: Callable[[], float],
+                 first: Sequence[Any]) -> None:
+        self._get = partial(nvml.nvmlDeviceGetSamples, handle, nvml.NVML_TOTAL_POWER_SAMPLES)
+        self._none_new = nvml.NVMLError_NotFound
+        self._offset_s = time.time() - clock()  # wall clock (the samples') to the sensor's clock
+        times_us = sorted({s.timeStamp for s in first})
+        # the driver's sampling interval: the update period of this sensor's energy
+        self.period_s = statistics.median(b - a for a, b in itertools.pairwise(times_us)) / 1e6
+        self._seen_us = times_us[-1]  # fetch() asks for newer samples than this
+        self._last_us, self._last_w = times_us[-1], self._watts(max(first, key=_time))
+        self._energy_j = 0.0
+
+    @classmethod
+    def open(cls, nvml: Any, handle: Any, clock: Callable[[], float]) -> DriverPowerSamples | None:
+        """None where the driver keeps no power samples, or too few, or in a clock not the
+        wall clock's."""
+        try:
+            _, first = nvml.nvmlDeviceGetSamples(handle, nvml.NVML_TOTAL_POWER_SAMPLES, 0)
+        except (nvml.NVMLError, AttributeError):
+            return None
+        stamps = {s.timeStamp for s in first}
+        if len(stamps) < 2 or abs(max(stamps) / 1e6 - time.time()) > SAMPLE_CLOCK_TOLERANCE_S:
+            return None
+        return cls(nvml, handle, clock, first)
+
+    def fetch(self) -> Sequence[Any]:
+        try:
+            _, samples = self._get(self._seen_us)
+        except self._none_new:
+            return ()
+        if samples:
+            self._seen_us = max(self._seen_us, *(s.timeStamp for s in samples))
+        return samples
+
+    @staticmethod
+    def _watts(sample: Any) -> float:
+        return sample.sampleValue.uiVal / 1e3
+
+    def decode(self, samples: Sequence[Any], t: float) -> Reading:
+        """The energy up to the newest sample, stamped with its time (a reading when nothing
+        new came: at the previous newest sample's time, which the sampler ignores)."""
+        for sample in sorted(samples, key=_time):
+            if sample.timeStamp <= self._last_us:
+                continue
+            watts, dt_s = self._watts(sample), (sample.timeStamp - self._last_us) / 1e6
+            self._energy_j += 0.5 * (watts + self._last_w) * dt_s
+            self._last_us, self._last_w = sample.timeStamp, watts
+        return new_reading((self._last_us / 1e6 - self._offset_s, self._energy_j, self._last_w))
+
+
+def _time(sample: Any) -> int:
+    return sample.timeStamp
 
 
 def _missing(reason: str, fix: str) -> MissingSensor:

@@ -10,6 +10,7 @@ from energy_console.core.measure.sensors.period import DEFAULT_PROBE_S, detect_s
 HOW = {
     "counter": "energy counter",
     "polled-power": "polled power, integrated",
+    "power-samples": "the driver's power samples, integrated",
     "estimate": "ESTIMATE from CPU utilisation",
 }
 

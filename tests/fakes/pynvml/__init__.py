@@ -3,8 +3,9 @@
 It keeps what the code under test relies on: the function names, the NVMLError class hierarchy
 (NVMLError(code) builds the matching subclass, str() gives NVML's message), NVML's units (power in
 mW, energy in mJ, power limit in mW) and counter semantics (the total-energy counter is a large
-running value that moves only every ~100 ms), nvmlInit/nvmlShutdown reference counting, and the
-field-values API with a per-field nvmlReturn.
+running value that moves only every ~100 ms), nvmlInit/nvmlShutdown reference counting, the
+field-values API with a per-field nvmlReturn, and the driver's power sample buffer
+(nvmlDeviceGetSamples: samples on a time grid, wall-clock µs, NotFound when none is newer).
 
 Tests install it with `monkeypatch.setitem(sys.modules, "pynvml", fake)` after
 `fake.configure(...)`.
@@ -18,12 +19,14 @@ ignores the variable: tests configure that copy themselves.
 
 from __future__ import annotations
 
+import bisect
 import math
 import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from types import SimpleNamespace
+from typing import NamedTuple
 
 FAKE_PYNVML_ENV = "ENERGY_CONSOLE_TEST_FAKE_NVML"
 
@@ -32,6 +35,7 @@ NVML_ERROR_UNINITIALIZED = 1
 NVML_ERROR_INVALID_ARGUMENT = 2
 NVML_ERROR_NOT_SUPPORTED = 3
 NVML_ERROR_NO_PERMISSION = 4
+NVML_ERROR_NOT_FOUND = 6
 NVML_ERROR_DRIVER_NOT_LOADED = 9
 NVML_ERROR_LIBRARY_NOT_FOUND = 12
 NVML_ERROR_GPU_IS_LOST = 15
@@ -45,6 +49,7 @@ NVML_FEATURE_DISABLED = 0
 NVML_FEATURE_ENABLED = 1
 NVML_FI_DEV_POWER_INSTANT = 186
 NVML_VALUE_TYPE_UNSIGNED_INT = 1
+NVML_TOTAL_POWER_SAMPLES = 0
 
 _MESSAGES = {
     NVML_ERROR_UNINITIALIZED: "Uninitialized",
@@ -90,7 +95,17 @@ NVMLError_LibraryNotFound = _error_class(
     "NVMLError_LibraryNotFound", NVML_ERROR_LIBRARY_NOT_FOUND
 )
 NVMLError_GpuIsLost = _error_class("NVMLError_GpuIsLost", NVML_ERROR_GPU_IS_LOST)
+NVMLError_NotFound = _error_class("NVMLError_NotFound", NVML_ERROR_NOT_FOUND)
 NVMLError_Unknown = _error_class("NVMLError_Unknown", NVML_ERROR_UNKNOWN)
+
+
+class _Value(NamedTuple):  # nvmlValue_t, as power samples fill it
+    uiVal: int
+
+
+class _Sample(NamedTuple):  # nvmlSample_t
+    timeStamp: int  # µs, wall clock
+    sampleValue: _Value
 
 
 @dataclass
@@ -101,6 +116,9 @@ class FakeGpu:
     power_w: float = 120.0
     energy_counter: bool = True  # Volta and newer
     instant_power_field: bool = True
+    power_samples: bool = False  # the driver's power sample buffer (nvmlDeviceGetSamples)
+    sample_period_s: float = 0.02  # the driver's power sampling interval
+    sample_buffer: int = 120  # samples the driver keeps (seconds of them at 20 ms)
     update_period_s: float = 0.1  # how often the energy counter moves
     energy_origin_mj: int = 987_654_321  # the counter counts from the driver's load, not from 0
     power_limit_w: float = 700.0
@@ -120,11 +138,29 @@ class FakeGpu:
     _t0: float = field(init=False)
     _base_mj: float = field(init=False)
     _floor_mj: int = field(init=False)
+    _powers: list[tuple[float, float]] = field(init=False)  # (from t, power_w), for the samples
+    _wall_offset_s: float = field(init=False)  # the clock's time to the wall clock's
 
     def __post_init__(self):
         self._t0 = self.clock()
         self._base_mj = float(self.energy_origin_mj)
         self._floor_mj = self.energy_origin_mj
+        self._powers = [(-math.inf, self.power_w)]
+        self._wall_offset_s = time.time() - self._t0
+
+    def power_samples_since(self, last_seen_us: int) -> list:
+        """The buffer's samples newer than last_seen_us: the power at each grid instant."""
+        period_s, offset_s, powers = self.sample_period_s, self._wall_offset_s, self._powers
+        newest = math.floor(self.clock() / period_s)
+        seen = math.floor((last_seen_us / 1e6 - offset_s) / period_s)
+        samples = []
+        for k in range(max(newest - self.sample_buffer, seen - 1) + 1, newest + 1):
+            t = k * period_s
+            stamp_us = round((t + offset_s) * 1e6)
+            if stamp_us > last_seen_us:
+                watts = powers[bisect.bisect_right(powers, (t, math.inf)) - 1][1]
+                samples.append(_Sample(stamp_us, _Value(round(watts * 1e3))))
+        return samples
 
     def true_energy_mj(self, t: float) -> float:
         return self._base_mj + self.power_w * (t - self._t0) * 1e3
@@ -142,6 +178,7 @@ class FakeGpu:
         self._base_mj = self.true_energy_mj(now)
         self._t0 = now
         self.power_w = power_w
+        self._powers.append((now, power_w))
 
 
 @dataclass
@@ -237,6 +274,16 @@ def nvmlDeviceGetTotalEnergyConsumption(handle) -> int:
 
 def nvmlDeviceGetPowerUsage(handle) -> int:
     return int(_gpu(handle).power_w * 1e3)
+
+
+def nvmlDeviceGetSamples(handle, sampling_type, timeStamp):
+    gpu = _gpu(handle)
+    if not gpu.power_samples or sampling_type != NVML_TOTAL_POWER_SAMPLES:
+        raise NVMLError(NVML_ERROR_NOT_SUPPORTED)
+    samples = gpu.power_samples_since(timeStamp)
+    if not samples:
+        raise NVMLError(NVML_ERROR_NOT_FOUND)
+    return NVML_VALUE_TYPE_UNSIGNED_INT, samples
 
 
 def nvmlDeviceGetFieldValues(handle, fieldIds):
