@@ -12,7 +12,7 @@ torch thread), the same number of inferences for both tools.
   tracking mode) started and stopped around the same loop, in the same process as CodeCarbon
   is used in a notebook. It runs in its own venv (CodeCarbon is no dependency of this project):
 
-      python3 -m venv bench/.venv-codecarbon && bench/.venv-codecarbon/bin/pip install codecarbon
+      python3 -m venv .venv-codecarbon && .venv-codecarbon/bin/pip install codecarbon
 
   and imports torch, transformers and energy_console (for the same demo model and inputs) from
   this project's venv, added after its own packages. Its figure is the tracked energy over the
@@ -24,7 +24,7 @@ it does not show: which is right. On a box without RAPL or NVML both are models 
 CPU estimate, CodeCarbon's TDP x CPU load and a RAM constant), so their ratio is a ratio of models.
 
     .venv/bin/python bench/bench_vs_codecarbon.py [--inferences 2000] [--repeats 5]
-        [--model demo/tiny-bert-random] [--codecarbon-python bench/.venv-codecarbon/bin/python]
+        [--model demo/tiny-bert-random] [--codecarbon-python .venv-codecarbon/bin/python]
 """
 
 from __future__ import annotations
@@ -41,7 +41,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-CODECARBON_PYTHON = ROOT / "bench" / ".venv-codecarbon" / "bin" / "python"
+CODECARBON_PYTHON = ROOT / ".venv-codecarbon" / "bin" / "python"
 BATCH, SEQUENCE, WARMUP, THREADS = 1, 64, 5, 1
 J_PER_KWH = 3.6e6
 PROFILE = """name: vs-codecarbon
@@ -222,7 +222,7 @@ def main() -> None:
         return
     if not args.codecarbon_python.exists():
         sys.exit(f"no CodeCarbon venv at {args.codecarbon_python}: python3 -m venv "
-                 "bench/.venv-codecarbon && bench/.venv-codecarbon/bin/pip install codecarbon")
+                 ".venv-codecarbon && .venv-codecarbon/bin/pip install codecarbon")
 
     with tempfile.TemporaryDirectory() as tmp:
         ec = energy_console_side(args.model, args.inferences, args.repeats, Path(tmp))

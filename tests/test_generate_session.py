@@ -20,12 +20,18 @@ ROOT = Path(__file__).resolve().parent.parent
 PROMPTS = ROOT / "data" / "prompts-text.jsonl"
 MAX_NEW = 8
 PRUNE = "magnitude-prune-amount0.9-scopelayer"
-SLOW = "weight-int4"  # optimum-quanto's int4 weights: about 2× the baseline's time per call here
-KV_INT2 = "kv-cache-quant-dtypeint2-residual_length1"  # every cached token but the newest: 2 bits
-TECHNIQUES = ("baseline", PRUNE, SLOW, KV_INT2)
+# The slow variant, several times the baseline's time per token on CPU (3.6-6.4×, median 4.8, on
+# the 2-core development VM; weight-int4 alone was 2-4.5×): float8 weights (quanto has no CPU
+# float8 kernel, so every call dequantizes them) and a 2-bit KV cache that quantizes every cached
+# token but the newest at each step. It is also the test's KV-cache-quantized variant.
+SLOW = "weight-fp8+kv-cache-quant-dtypeint2-residual_length1"
+SLOW_YAML = "{chain: [weight-fp8, {kv-cache-quant: {dtype: int2, residual_length: 1}}]}"
+TECHNIQUES = ("baseline", PRUNE, SLOW)
 
 # Windows as long as min_window_s asks: a fast variant runs more calls in one than a slow one,
-# and each window still holds whole passes over the 4 prompts (2 calls of 2).
+# and each window still holds whole passes over the 4 prompts (2 calls of 2). sample_hz stays 20:
+# at 50 Hz the windows are shorter (0.2 s), but on a 2-core box the sampler's wake-ups slow the
+# baseline's tokens, and the slow variant's ratio fell to about 3×.
 PROTOCOL = """\
 protocol:
   idle_seconds: 0.3
@@ -73,8 +79,7 @@ models:
     workload: generate
     dataset: {{path: {PROMPTS}, max_samples: 4}}
     generation: {{eos_token_id: {eos}, fixed_length: false}}
-techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}, {SLOW},
-             {{kv-cache-quant: {{dtype: int2, residual_length: 1}}}}]
+techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}, {SLOW_YAML}]
 inputs: {{batch_sizes: [2], sequence_lengths: [32], max_new_tokens: [{MAX_NEW}]}}
 """, protocol=PROTOCOL))
     outcome = Runner(profile, folder / "session").run()
@@ -89,7 +94,7 @@ def run_id(model: int, technique: str) -> str:
 
 def test_generate_runs_finish_with_per_token_figures(generate_session):
     outcome, rows, _, _ = generate_session
-    assert outcome.finished == 8, [(r["run_id"], r["reason"]) for r in rows.values()]
+    assert outcome.finished == 6, [(r["run_id"], r["reason"]) for r in rows.values()]
     row = rows[run_id(1, "baseline")]
     assert row["workload"] == "generate" and row["max_new_tokens"] == str(MAX_NEW)
     assert float(row["prompt_tokens"]) > 3
@@ -188,7 +193,7 @@ def test_fidelity_is_whole_for_the_baseline_and_lost_by_heavy_pruning(generate_s
 
 def test_a_quantized_kv_cache_variant_has_per_token_figures_and_fidelity(generate_session):
     outcome, rows, _, _ = generate_session
-    row = rows[run_id(1, KV_INT2)]
+    row = rows[run_id(1, SLOW)]
     for column in ("energy_j_per_output_token", "decode_energy_j_per_output_token", "tpot_ms_p50",
                    "ttft_ms_p50", "fidelity_token_agreement", "fidelity_chrf"):
         assert row[column] != "", column
