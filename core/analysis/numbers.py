@@ -55,13 +55,19 @@ def _with_interval(value: float, ci95: float | None, scale: float, unit: str,
     return f"{shown} ±{half} {unit}"
 
 
-def format_energy(joules, missing: str = "-", ci95: float | None = None) -> str:
-    """`12.3 mJ`, or `12.3 ±0.4 mJ` with an interval (both in the figure's unit)."""
-    value = to_float(joules)
+def _in_unit(cell, units: tuple[tuple[str, float], ...], missing: str,
+             ci95: float | None) -> str:
+    """A cell in the unit of `units` that suits its magnitude, with its interval."""
+    value = to_float(cell)
     if value is None:
         return missing
-    unit, scale = _scaled(value, ENERGY_UNITS)
+    unit, scale = _scaled(value, units)
     return _with_interval(value, ci95, scale, unit)
+
+
+def format_energy(joules, missing: str = "-", ci95: float | None = None) -> str:
+    """`12.3 mJ`, or `12.3 ±0.4 mJ` with an interval (both in the figure's unit)."""
+    return _in_unit(joules, ENERGY_UNITS, missing, ci95)
 
 
 def energy_with_ci(record: RunRecord) -> str:
@@ -70,11 +76,7 @@ def energy_with_ci(record: RunRecord) -> str:
 
 def format_latency(ms, missing: str = "-", ci95: float | None = None) -> str:
     """`2.1 ms`, `1.32 s`: never `1.32e+03 ms`."""
-    value = to_float(ms)
-    if value is None:
-        return missing
-    unit, scale = _scaled(value, TIME_UNITS_MS)
-    return _with_interval(value, ci95, scale, unit)
+    return _in_unit(ms, TIME_UNITS_MS, missing, ci95)
 
 
 def format_power(watts, missing: str = "-", ci95: float | None = None) -> str:

@@ -99,6 +99,7 @@ class SetupScreen(Screen):
         # the file the form shows, where it came from one: saving rewrites only what changed
         self.opened = ProfileFile.read(source, self.initial) if source and self.loaded else None
         self.profile: Profile | None = None
+        self.counted: FormValues | None = None  # the form self.profile was built from
         self.done, self.keep_done = "", False  # what the status line confirms (confirm)
 
     # ------------------------------------------------------------------ layout
@@ -194,10 +195,14 @@ class SetupScreen(Screen):
         self.done, self.keep_done = done, True
         self.refresh_summary()
 
-    def refresh_summary(self) -> None:
-        self.profile, line = summary_line(self.current_form())
+    def refresh_summary(self, recount: bool = True) -> None:
+        """The run count line; `recount=False` builds the profile only if the form changed."""
+        form = self.current_form()
+        if recount or form != self.counted:
+            self.counted = form
+            self.profile, self.summary = summary_line(form)
         first = f"✓ {self.done} · " if self.done else ""
-        self.query_one("#summary", Static).update(fmt.shown(first + line))
+        self.query_one("#summary", Static).update(fmt.shown(first + self.summary))
 
     # ------------------------------------------------------------------ events
     @on(SelectionList.SelectedChanged)
@@ -205,7 +210,8 @@ class SetupScreen(Screen):
         if not self.keep_done:
             self.done = ""
         self.keep_done = False
-        self.refresh_summary()
+        # a profile shown ticks each of its models: it was counted once, when shown
+        self.refresh_summary(recount=False)
 
     @on(SelectionList.SelectionHighlighted, "#techniques")
     def _technique_highlighted(self, event: SelectionList.SelectionHighlighted) -> None:
