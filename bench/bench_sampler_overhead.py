@@ -1,13 +1,13 @@
 """Sampler CPU overhead with every sensor of this machine plus fake RAPL and NVML ones.
 
-As the runner runs it, energy counters, the CPU estimate (a counter of CPU time) and a GPU's power
-samples kept by its driver are read at the display rate (DISPLAY_HZ, a few Hz: their window
-energy comes from reads at the window edges) and power-only sensors at --hz; where there is no
-power-only sensor the thread wakes at the display rate alone. The bench's 7 sensors: this
-machine's (here the estimate), 4 fake RAPL zones, a fake GPU with an energy counter (Volta and
-newer) and one without whose driver keeps power samples (Kepler to Pascal). It measures them as
-the runner reads them; the same with that GPU's power polled at --hz (a driver that keeps no
-samples); all of them read at --hz (the sampler before it had a display rate); the counters and
+As the runner runs it, energy counters and the CPU estimate (a counter of CPU time) are read at the
+display rate (DISPLAY_HZ, a few Hz: their window energy comes from reads at the window edges), a
+GPU's power samples kept by its driver once per delivery (a second), and power-only sensors at
+--hz; where there is no power-only sensor the thread wakes at the display rate alone. The bench's 7
+sensors: this machine's (here the estimate), 4 fake RAPL zones, a fake GPU with an energy counter
+(Volta and newer) and one without whose driver keeps power samples (Kepler to Pascal). It measures
+them as the runner reads them; the same with that GPU's power polled at --hz (a driver that keeps
+no samples); all of them read at --hz (the sampler before it had a display rate); the counters and
 the estimate alone; this machine's own sensors alone; and the floors below.
 
 Measures the sampler thread's own CPU time (its POSIX thread CPU clock, user + kernel) as a share of

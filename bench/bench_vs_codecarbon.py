@@ -256,8 +256,8 @@ def main() -> None:
         ("inferences counted", f"{args.inferences} in {args.repeats} timed windows "
          f"(warm-up {WARMUP} and idle outside)", f"{args.inferences} (warm-up {WARMUP} outside), "
          f"{cc['duration_s']:.1f} s tracked"),
-        ("sampling", "counters, the estimate, driver power samples: window edges and 4 Hz; "
-         "polled power 20 Hz",
+        ("sampling", "counters and the estimate: window edges and 2 Hz; driver power samples: "
+         "window edges and 1 Hz; polled power 20 Hz",
          "every 15 s (measure_power_secs) and at stop()"),
         ("measuring CPU, ongoing", f"the runner's sampler thread {ec['sampler_cpu_s']:.2f} s "
          f"over {ec['sampler_s']:.1f} s = {100 * ec['sampler_cpu_s'] / ec['sampler_s']:.2f} % "

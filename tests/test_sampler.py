@@ -307,16 +307,26 @@ class CountingRead:
 
 
 def test_with_a_display_rate_counters_are_read_at_it_and_power_only_sensors_at_sample_hz():
+    """...and a driver's power samples (kept by the driver, with their times) once per delivery,
+    on the tick that hands the batch on."""
     counter, polled = CountingRead(method="counter"), CountingRead(method="polled-power")
-    sampler = Sampler([counter, polled], sample_hz=20, display_hz=4)
+    driver_samples = CountingRead(method="power-samples")
+    delivered: list[int] = []
+    sampler = Sampler([counter, polled, driver_samples], sample_hz=20, display_hz=4,
+                      deliver_every_s=0.5,
+                      on_samples=lambda batch: delivered.append(driver_samples.reads))
     sampler.start()
     time.sleep(1.0)
     sampler.stop()
     assert 14 <= polled.reads <= 23  # 20 Hz, less what a loaded machine skips
     assert 3 <= counter.reads <= 7  # 4 Hz, and the start's read
-    before = counter.reads
+    assert 2 <= driver_samples.reads <= 4  # 2 deliveries a second, and the start's read
+    # the start's read is handed on at once; each batch of the thread's holds a fresh read
+    assert delivered[:3] == [1, 2, 3]
+    before = [sensor.reads for sensor in (counter, polled, driver_samples)]
     sampler.read_now()  # a window's edge reads every sensor
-    assert counter.reads == before + 1
+    assert [sensor.reads for sensor in (counter, polled, driver_samples)] == [
+        n + 1 for n in before]
 
 
 @pytest.mark.parametrize("methods", [["counter"], ["estimate"], ["counter", "estimate"]])

@@ -23,6 +23,7 @@ from typing import Any, NamedTuple
 
 from energy_console.core.measure.sensors.base import (
     POLLED_POWER,
+    POWER_SAMPLES,
     Reading,
     Sensor,
     SplitReadSensor,
@@ -50,12 +51,12 @@ _new_sample = partial(tuple.__new__, Sample)
 
 
 _FAILED = object()  # in Sampler._raw where a sensor's read raised
-_SKIPPED = object()  # in a tick between display ticks, where a counter was not read
+_SKIPPED = object()  # in a tick where a sensor was not read (its rate is below the tick's)
 _skip = itertools.repeat(_SKIPPED).__next__  # a C-level call that reads nothing
 # How often the runner reads energy counters (and the estimate, a counter of CPU time) between
-# window edges: enough for the live trace, a stuck counter (STALLED_COUNTER_S) and a wrap
-# (RAPL's takes minutes at full power).
-DISPLAY_HZ = 4.0
+# window edges: enough for the live trace (a sparkline shows 60 s in at most ~100 columns), a
+# stuck counter (STALLED_COUNTER_S) and a wrap (RAPL's takes minutes at full power).
+DISPLAY_HZ = 2.0
 
 
 class _WholeRead:
@@ -162,7 +163,8 @@ class Sampler:
     """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called;
     with a display_hz (the runner's: DISPLAY_HZ), the sensors that read a cumulative energy
     (counters, the estimate) only at that rate in the thread (their energy over a window comes
-    from read_now at its edges) and power-only sensors at sample_hz.
+    from read_now at its edges), a driver's power samples (it keeps them, with their times) once
+    per delivery, and power-only sensors at sample_hz.
 
     A tick of the thread only reads: one list of every sensor's raw value and a time per clock
     (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
@@ -184,13 +186,14 @@ class Sampler:
     ):
         self.sensors = list(sensors)
         # counters (and the estimate) need reading only at window edges (read_now) and for the
-        # display: with a display_hz they are read at that rate, power-only sensors at sample_hz
-        # (none: the thread wakes at display_hz)
+        # display: with a display_hz they are read at that rate, a driver's power samples once per
+        # delivery, power-only sensors at sample_hz (none: the thread wakes at display_hz)
         counters = ({s.name for s in self.sensors if s.method != POLLED_POWER} if display_hz
                     else set())
+        buffered = {s.name for s in self.sensors if s.method == POWER_SAMPLES} & counters
         polled = any(s.name not in counters for s in self.sensors)
         self.period_s = 1.0 / (sample_hz if polled or not display_hz else display_hz)
-        self._full_every = max(1, round(sample_hz / display_hz)) if display_hz and polled else 1
+        display_every = max(1, round(sample_hz / display_hz)) if display_hz and polled else 1
         self.on_samples = on_samples
         self.deliver_every_s = deliver_every_s
         maxlen = int(history_s * sample_hz) + 64
@@ -217,9 +220,19 @@ class Sampler:
                 self._call_names.append(sensor.name)
             self._tick_calls.append(clock)
             self._call_names.append("clock")
-        # the ticks between display ticks: each counter's read replaced by one that reads nothing
-        self._fast_calls = [_skip if name in counters else read
-                            for read, name in zip(self._tick_calls, self._call_names, strict=True)]
+        # A delivery's ticks, in order: the last reads every sensor (then the batch is handed
+        # on); a display tick every sensor but the driver samples; the others only power-only
+        # sensors. A sensor left out of a tick is read by a call that reads nothing.
+        self._ticks_per_delivery = max(1, round(deliver_every_s / self.period_s))
+        last = self._ticks_per_delivery - 1
+
+        def calls_at(tick: int) -> list[Callable[[], Any]]:
+            skipped = (set() if tick == last else buffered if (last - tick) % display_every == 0
+                       else counters)
+            return [_skip if name in skipped else read
+                    for read, name in zip(self._tick_calls, self._call_names, strict=True)]
+
+        self._cycle = [calls_at(tick) for tick in range(self._ticks_per_delivery)]
         self._lock = threading.Lock()  # held around each tick and each decoding
         self._ticks: list[list[Any]] = []  # read, not decoded: in read order, in that layout
         self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
@@ -248,15 +261,13 @@ class Sampler:
         deliver_every_s. Everything a tick touches is bound here: the thread wakes cold, and on
         a virtual machine each name looked up or frame entered then costs microseconds."""
         acquire, release, tick_on = self._lock.acquire, self._lock.release, self._tick_on
-        keep, full_calls, deliver = self._ticks.append, self._tick_calls, self._deliver
-        fast_calls, full_every = self._fast_calls, self._full_every
+        keep, deliver, cycle = self._ticks.append, self._deliver, self._cycle
         period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
-        ticks_per_delivery = max(1, round(self.deliver_every_s / period_s))
-        ticks = since_full = 0
+        ticks_per_delivery = self._ticks_per_delivery
+        ticks = 0
         next_t = monotonic()
         while not self._stopping:
-            calls = fast_calls if since_full else full_calls
-            since_full = (since_full + 1) % full_every
+            calls = cycle[ticks]
             acquire()  # from here to release(): _tick, inlined (a frame less per wake-up)
             tick: list[Any] = []
             try:
