@@ -1,10 +1,10 @@
 """Per-GPU lanes on one box (--gpus): a fake NVML with GPUs, workers on the CPU.
 
 One recorded session for the module, started as `energy-console run PROFILE --gpus all` in this
-process (its workers fork from the test process's forkserver: a CLI process of its own would
-import torch again) on a fake lab box: RAPL counters and two GPUs. Its model keeps a pace by
-sleeping (tests/fakes/paced_model.py): the fake NVML's counter stretches every window to a
-second, which a real model would spend burning the CPU."""
+process on a fake lab box (RAPL counters and two GPUs): its workers fork from the test process's
+forkserver, where a CLI process of its own would start one more that imports torch again. Its
+model keeps a pace by sleeping (tests/fakes/paced_model.py): the fake NVML's counter stretches
+every window to a second, which a real model would spend burning the CPU."""
 
 from __future__ import annotations
 
