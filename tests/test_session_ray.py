@@ -1,6 +1,13 @@
 """A lab on Ray, on this machine: one local Ray cluster with three fake GPUs (Ray's resources)
 and a fake NVML with three devices in every Ray worker; the workers run on the CPU while pinned
-to a GPU. One cluster for the module (its start-up is the slow part)."""
+to a GPU. One cluster for the module (its start-up is the slow part).
+
+Each GPU station is a Ray actor, a process of its own whose forkserver imports torch again
+(seconds of CPU), so the module starts few: the recorded lab session is `exclusive` (one station
+measures both variants, refreshing its idle baseline between them) and the lost-worker session
+is the one where two stations measure at once. Their model keeps a pace by sleeping
+(tests/fakes/paced_model.py): the fake NVML's counter stretches every window to a second, which
+a real model would spend burning the CPU."""
 
 from __future__ import annotations
 
@@ -25,6 +32,7 @@ from energy_console.tui.app import EnergyConsoleApp  # noqa: E402
 from energy_console.tui.screens.live import LiveScreen  # noqa: E402
 from energy_console.tui.widgets.runs_table import RunsTable  # noqa: E402
 
+from tests.fakes.paced_model import save_paced_model  # noqa: E402
 from tests.fakes.pynvml import FAKE_PYNVML_ENV  # noqa: E402
 from tests.session_helpers import (  # noqa: E402
     FAST_PROTOCOL,
@@ -49,6 +57,7 @@ techniques: [baseline, dynamic-int8]
 inputs: {batch_sizes: [1], sequence_lengths: [8, 16]}
 """
 ON_RAY = dispatch_for(RayCluster("auto"))
+PACE_MS = 20.0
 LONGER_RUNS = """\
 protocol:
   idle_seconds: 0.2
@@ -72,10 +81,11 @@ def test_a_session_without_a_cluster_to_join_fails_naming_the_fix(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def cluster():
+def cluster(tmp_path_factory):
     """A local Ray cluster: 3 GPUs (Ray's bookkeeping) lent to measuring, fake NVML behind."""
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(FAKE_PYNVML_ENV, "gpus:3")  # the Ray workers inherit it
+        patch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.mktemp("modules")))  # and this
         # Ray hands each task its GPU through CUDA_VISIBLE_DEVICES; the runs stay on the CPU
         patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         ray.init(num_cpus=3, num_gpus=3, resources={RAY_SLOT: 3}, include_dashboard=False,
@@ -86,11 +96,41 @@ def cluster():
             ray.shutdown()
 
 
+def _slots_in_use(seen: list, done: threading.Event) -> None:
+    while not done.wait(0.2):
+        seen.append(3 - ray.available_resources().get(RAY_SLOT, 0))
+
+
 @pytest.fixture(scope="module")
-def lab_session(cluster, tmp_path_factory):
+def paced_sweep(tmp_path_factory) -> str:
+    """SWEEP on a model whose measured forward pass sleeps out its pace: its windows do not
+    burn the CPU that the stations' start-up needs."""
+    model = save_paced_model(tmp_path_factory.mktemp("paced") / "paced", PACE_MS)
+    return SWEEP.replace("[demo/tiny-bert-random]", f"[{{path: {model}, "
+                         "task: text-classification, trust_remote_code: true}]")
+
+
+@pytest.fixture(scope="module")
+def lab_slots() -> list:
+    """How many GPU slots were in use, sampled while lab_session ran."""
+    return []
+
+
+@pytest.fixture(scope="module")
+def lab_session(cluster, paced_sweep, lab_slots, tmp_path_factory):
+    """Two variants of two runs each, one variant at a time (`exclusive`: the head starts one
+    station of the three it could), with an idle refresh shorter than a variant."""
     folder = tmp_path_factory.mktemp("ray")
-    profile = load_profile(write_profile(folder, SWEEP))
-    return Runner(profile, folder / "session", dispatch=ON_RAY).run()
+    profile = load_profile(write_profile(folder, paced_sweep + "exclusive: true\n",
+                                         protocol=FAST_PROTOCOL + "  idle_refresh_s: 0.5\n"))
+    done = threading.Event()
+    watcher = threading.Thread(target=_slots_in_use, args=(lab_slots, done))
+    watcher.start()
+    try:
+        return Runner(profile, folder / "session", dispatch=ON_RAY).run()
+    finally:
+        done.set()
+        watcher.join()
 
 
 def test_every_run_ends_once_on_a_gpu_of_the_cluster(lab_session):
@@ -113,12 +153,12 @@ def test_runs_on_one_gpu_never_overlap(lab_session):
 
 
 def test_the_nodes_files_come_back_into_the_one_session(lab_session):
+    sampled = (lab_session.path / "samples.csv").read_text()
     for record in read_runs(lab_session.path):
         run_dir = lab_session.path / "runs" / record.run_id
         assert (run_dir / "latency.csv").exists() and (run_dir / "result.json").exists()
         assert (run_dir / "worker.log").exists()
-    sensors = (lab_session.path / "samples.csv").read_text()
-    assert "/gpu0/nvml:0" in sensors or "/gpu1/nvml:1" in sensors
+        assert f"{record.node}/gpu{record.gpu_index}/nvml:{record.gpu_index}" in sampled
 
 
 def test_the_merged_session_opens_in_report(lab_session):
@@ -144,30 +184,11 @@ async def test_the_merged_session_opens_in_attach(lab_session):
         assert any("/gpu" in v.name for v in screen.snapshot.sensors)  # nodes' sparklines
 
 
-def _slots_in_use(seen: list, done: threading.Event) -> None:
-    while not done.wait(0.05):
-        seen.append(3 - ray.available_resources().get(RAY_SLOT, 0))
-
-
-def test_a_station_takes_its_idle_baseline_again_when_it_is_due(cluster, tmp_path):
-    """An idle refresh shorter than a variant: a station takes its baseline before each of its
-    variants, named as its node's sensors are. One variant at a time (`exclusive`): the head
-    starts one station of the three it could."""
-    protocol = FAST_PROTOCOL + "  idle_refresh_s: 0.5\n"
-    profile = load_profile(write_profile(tmp_path, SWEEP.replace("[8, 16]", "[8]")
-                                         + "exclusive: true\n", protocol=protocol))
-    slots: list = []
-    done = threading.Event()
-    watcher = threading.Thread(target=_slots_in_use, args=(slots, done))
-    watcher.start()
-    try:
-        outcome = Runner(profile, tmp_path / "session", dispatch=ON_RAY).run()
-    finally:
-        done.set()
-        watcher.join()
-    assert max(slots) == 1
-    assert outcome.status == "completed" and outcome.finished == 2
-    events = read_events(outcome.path)
+def test_a_station_takes_its_idle_baseline_again_when_it_is_due(lab_session, lab_slots):
+    """An idle refresh shorter than a variant: the station takes its baseline before each of its
+    variants, named as its node's sensors are. One variant at a time: one station of three."""
+    assert max(lab_slots) == 1
+    events = read_events(lab_session.path)
     stations = lanes_variants_and_baselines(events)
     assert all(ran == taken for ran, taken in stations.values()), stations
     assert sum(ran for ran, _ in stations.values()) == 2
@@ -190,8 +211,8 @@ def _kill_ray_worker_of_first_run(session_dir, killed: list) -> None:
 
 
 def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it(
-        cluster, tmp_path):
-    profile = load_profile(write_profile(tmp_path, SWEEP, protocol=LONGER_RUNS))
+        cluster, paced_sweep, tmp_path):
+    profile = load_profile(write_profile(tmp_path, paced_sweep, protocol=LONGER_RUNS))
     session = tmp_path / "session"
     killed: list = []
     killer = threading.Thread(target=_kill_ray_worker_of_first_run, args=(session, killed))
@@ -203,6 +224,8 @@ def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it
     (lost,) = [r for r in read_runs(session) if r.status == "failed"]
     assert lost.run_id == run_id and "Ray task was lost" in lost.reason
     assert lost.gpu_index is not None and lost.node  # where it was lost
+    spans = gpu_spans(read_events(session))  # over two stations at least, one run per GPU
+    assert len(spans) >= 2 and not overlapping(spans)
 
     done = {r.run_id for r in read_runs(session) if r.finished}
     resumed = Runner(profile, session, done=done, resume=True, dispatch=ON_RAY).run()
