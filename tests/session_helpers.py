@@ -9,7 +9,10 @@ import os
 import subprocess
 import sys
 import time
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import TypeVar
 
 import psutil
 import pytest
@@ -73,6 +76,36 @@ def run_cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
             os.umask(umask)
     return subprocess.CompletedProcess(["energy-console", "run", *args], code, out.getvalue(),
                                        err.getvalue())
+
+
+Acted = TypeVar("Acted")
+
+
+def run_cli_here_while(act: Callable[[], Acted], session_dir: Path, *args: str,
+                       env: dict[str, str] | None = None
+                       ) -> tuple[subprocess.CompletedProcess, Acted]:
+    """run_cli_here(ARGS) with `act()` running meanwhile on a thread of its own: what a test does
+    from outside to a session it started (wait for its events, kill a worker, write its control
+    file, send the runner a signal with os.kill(os.getpid(), ...), damage its folder). Returns
+    the command's result and what `act` returned. An exception of `act` is raised once the
+    session has ended; it first asks the session (`session_dir`) to stop, so that a test that
+    fails does not wait for the rest of the plan. Same limits as run_cli_here."""
+
+    def stop_on_failure(acting) -> None:
+        if acting.exception() is not None:  # never waits: a FIFO there without a reader refuses
+            with contextlib.suppress(OSError):
+                fd = os.open(session_dir / "control",
+                             os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NONBLOCK, 0o600)
+                try:
+                    os.write(fd, b"stop\n")
+                finally:
+                    os.close(fd)
+
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        acting = pool.submit(act)
+        acting.add_done_callback(stop_on_failure)
+        done = run_cli_here(*args, env=env)
+        return done, acting.result()
 
 
 def start_cli_session(profile: Path, session_dir: Path) -> subprocess.Popen:

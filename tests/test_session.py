@@ -23,6 +23,7 @@ from tests.session_helpers import (
     TEST_CPU_TDP_W,
     read_events,
     run_cli_here,
+    run_cli_here_while,
     start_cli_session,
     wait_for_event,
     wait_for_first_warmup,
@@ -223,21 +224,26 @@ inputs: {{batch_sizes: [1], sequence_lengths: [16]}}
     assert rows["tiny-bert-random__baseline__b1-s16"]["status"] == "finished"
 
 
+def quiet_run_here(profile: Path, session: Path, act):
+    """`run PROFILE --quiet` in this process (no runner process of its own: what these tests prove
+    lies between the runner and its workers or its files), `act` doing its part meanwhile."""
+    return run_cli_here_while(act, session, str(profile), "--session-dir", str(session),
+                              "--quiet")
+
+
 def test_a_killed_worker_fails_its_run_and_the_next_run_still_happens(tmp_path):
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
-    runner = start_cli_session(profile, session)
-    try:
-        started = wait_for_first_warmup(session)
-        os.kill(started["worker_pid"], signal.SIGKILL)
-        runner.wait(timeout=180)
-    finally:
-        runner.kill()
+
+    def kill_the_first_worker():
+        os.kill(wait_for_first_warmup(session)["worker_pid"], signal.SIGKILL)
+
+    done, _ = quiet_run_here(profile, session, kill_the_first_worker)
     rows = rows_of(session)
     first, second = rows.values()
     assert first["status"] == "failed" and "SIGKILL" in first["reason"]
     assert second["status"] == "finished"
-    assert runner.returncode == 1
+    assert done.returncode == 1
 
 
 def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
@@ -257,13 +263,13 @@ def test_a_stop_request_ends_the_session_and_records_the_rest_as_skipped(tmp_pat
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
-    runner = start_cli_session(profile, session)
-    try:
+
+    def stop_at_the_first_warmup():
         wait_for_first_warmup(session)
         send_control(session, "stop")
-        runner.wait(timeout=60)
-    finally:
-        runner.kill()
+
+    done, _ = quiet_run_here(profile, session, stop_at_the_first_warmup)
+    assert done.returncode == 130, done.stderr
     rows = rows_of(session)
     assert [r["status"] for r in rows.values()] == ["skipped", "skipped"]
     assert "stopped" in next(iter(rows.values()))["reason"]
@@ -275,13 +281,12 @@ def test_resume_runs_only_what_a_stopped_session_did_not_finish(tmp_path):
 
     profile = write_profile(tmp_path, TINY_BERT)
     session = tmp_path / "session"
-    runner = start_cli_session(profile, session)
-    try:
+
+    def stop_after_the_first_run():
         wait_for_event(session, lambda e: e["kind"] == "run_finished")
         send_control(session, "stop")
-        runner.wait(timeout=60)
-    finally:
-        runner.kill()
+
+    quiet_run_here(profile, session, stop_after_the_first_run)
     first = rows_of(session)
     assert [r["status"] for r in first.values()] == ["finished", "skipped"]
     done = run_cli_here(str(profile), "--resume", str(session), "--quiet")

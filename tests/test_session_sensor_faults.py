@@ -12,7 +12,7 @@ from energy_console.core.store.session_dir import read_runs
 from energy_console.tui.runs import live_cells
 
 from tests.fakes.powercap import build_powercap_tree, start_counter_writer, stop_counter_writer
-from tests.session_helpers import read_events, start_cli_session, wait_for_event, write_profile
+from tests.session_helpers import read_events, run_cli_here_while, wait_for_event, write_profile
 
 pytestmark = pytest.mark.session
 RANGE_UJ = 30_000_000
@@ -32,19 +32,19 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
 """, protocol="protocol: {idle_seconds: 0.5, warmup: 1, min_window_s: 1.2, repeats: 2}\n")
     writer = start_counter_writer({tree.zone("intel-rapl:0"): 40.0}, RANGE_UJ)
     session = tmp_path / "session"
-    with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("ENERGY_CONSOLE_POWERCAP_ROOT", str(tree.root))
-        runner = start_cli_session(profile, session)
-    try:
+
+    def break_package_0_at_the_first_window():
         wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "repeat")
         stop_counter_writer(writer)
         os.truncate(tree.zone("intel-rapl:0") / "energy_uj", 0)
-        runner.wait(timeout=240)
+
+    try:  # in this process: the sensors are read by the runner, not by its workers
+        run_cli_here_while(break_package_0_at_the_first_window, session, str(profile),
+                           "--session-dir", str(session), "--quiet",
+                           env={"ENERGY_CONSOLE_POWERCAP_ROOT": str(tree.root)})
     finally:
         if writer.poll() is None:
             stop_counter_writer(writer)
-        if runner.poll() is None:
-            runner.kill()
     return session
 
 

@@ -8,9 +8,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -22,14 +19,6 @@ from tests.fakes.crashing_model import save_crashing_model
 from tests.session_helpers import ROOT, read_events, run_cli_here, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions
-
-
-def run_session(profile: Path, session: Path, env: dict[str, str]) -> subprocess.CompletedProcess:
-    """`energy-console run` in a process of its own, for an environment its workers read."""
-    return subprocess.run(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
-         "--session-dir", str(session)],
-        cwd=ROOT, capture_output=True, text=True, timeout=600, env={**os.environ, **env})
 
 
 def rows_of(session: Path) -> tuple[list[str], dict[str, dict]]:
@@ -84,7 +73,9 @@ techniques: [baseline]
 inputs: {{batch_sizes: [1, 2], sequence_lengths: [16, 32]}}
 """)
     session = tmp_path / "session"
-    done = run_session(profile, session, {"HF_MODULES_CACHE": str(tmp_path / "modules")})
+    # in this process, as tests/test_precision_session.py runs its remote-code model: the workers
+    # copy the model's code into their forkserver's module cache (HF_MODULES_CACHE as it started)
+    done = run_cli_here(str(profile), "--quiet", "--session-dir", str(session))
     assert done.returncode == 1, done.stderr
     _, rows = rows_of(session)
     status = {run_id.rsplit("__", 1)[1]: (r["status"], r["reason"]) for run_id, r in rows.items()}

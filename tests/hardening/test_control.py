@@ -20,7 +20,7 @@ from energy_console.core.store.control import ControlReader, send_control
 
 from tests.session_helpers import (
     read_events,
-    start_cli_session,
+    run_cli_here_while,
     wait_for_event,
     wait_for_first_warmup,
     write_profile,
@@ -140,8 +140,8 @@ def ended_runs(session: Path) -> list[dict]:
 def test_a_real_runner_survives_junk_fifos_and_near_misses_and_cancels_on_the_exact_id(tmp_path):
     profile = write_profile(tmp_path, LONG_RUN, protocol=LONG_PROTOCOL)
     session = tmp_path / "session"
-    runner = start_cli_session(profile, session)
-    try:
+
+    def junk_then_cancel_then_sigterm():
         run_id = wait_for_first_warmup(session)["run_id"]
         control = session / "control"
         os.mkfifo(control)  # a FIFO: reading it would block the runner for good
@@ -155,7 +155,7 @@ def test_a_real_runner_survives_junk_fifos_and_near_misses_and_cancels_on_the_ex
         wait_for_event(session, lambda e: e["kind"] == "notice" and "control file" in e["message"]
                        and "ignored" in e["message"], timeout_s=30)
         time.sleep(1.0)
-        assert runner.poll() is None, runner.communicate()
+        assert not [e for e in read_events(session) if e["kind"] == "session_finished"]
         assert ended_runs(session) == []  # nothing cancelled, nothing crashed
         phases = len([e for e in read_events(session) if e["kind"] == "phase"])
         send_control(session, f"cancel {run_id}")
@@ -169,11 +169,12 @@ def test_a_real_runner_survives_junk_fifos_and_near_misses_and_cancels_on_the_ex
         control.unlink()
         os.mkfifo(control)  # a FIFO again: SIGTERM must still end the session
         time.sleep(0.5)
-        runner.send_signal(signal.SIGTERM)
-        runner.wait(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
+        os.kill(os.getpid(), signal.SIGTERM)  # to the runner: this process, while it measures
+        return second
+
+    # in this process: what is proven lies between the runner and its control file
+    _, second = run_cli_here_while(junk_then_cancel_then_sigterm, session, str(profile),
+                                   "--session-dir", str(session), "--quiet")
     assert read_events(session)[-1]["status"] == "stopped"
     assert not psutil.pid_exists(second["worker_pid"]) or \
         psutil.Process(second["worker_pid"]).status() == psutil.STATUS_ZOMBIE

@@ -10,7 +10,6 @@ import errno
 import json
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -19,7 +18,13 @@ from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
 from energy_console.core.store.session_dir import SessionWriter
 
-from tests.session_helpers import ROOT, read_events, wait_for_event, write_profile
+from tests.session_helpers import (
+    read_events,
+    run_cli_here,
+    run_cli_here_while,
+    wait_for_event,
+    write_profile,
+)
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -28,6 +33,16 @@ models: [demo/tiny-bert-random]
 techniques: [baseline, dynamic-int8]
 inputs: {batch_sizes: [1], sequence_lengths: [16]}
 """
+
+
+def quiet_run(profile: Path, session: Path) -> tuple[str, ...]:
+    """`run`'s arguments for the profile into the session. These sessions run in this process:
+    what they prove lies between the runner and its files, not in a process of its own."""
+    return str(profile), "--quiet", "--session-dir", str(session)
+
+
+def lock_of(tmp_path: Path) -> dict[str, str]:
+    return {"ENERGY_CONSOLE_LOCK": str(tmp_path / "lock")}
 
 
 def fill(folder: Path) -> None:
@@ -65,19 +80,16 @@ def test_a_disk_that_fills_mid_session_ends_it_failed_and_keeps_the_finished_run
         tmp_path, small_disk):
     profile = write_profile(tmp_path, TWO_RUNS)
     session = small_disk / "session"
-    process = subprocess.Popen(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
-         "--session-dir", str(session)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        env=dict(os.environ, ENERGY_CONSOLE_LOCK=str(tmp_path / "lock")))
-    try:
+
+    def fill_after_the_first_run():
         wait_for_event(session, lambda e: e["kind"] == "run_finished", timeout_s=300)
         assert (session / ".space-reserve").stat().st_size == session_guard.RESERVE_BYTES
         fill(small_disk)
-        stdout, stderr = process.communicate(timeout=300)
-    finally:
-        process.kill()
-    assert process.returncode == 1, (stdout, stderr)
+
+    done, _ = run_cli_here_while(fill_after_the_first_run, session, *quiet_run(profile, session),
+                                 env=lock_of(tmp_path))
+    stdout, stderr = done.stdout, done.stderr
+    assert done.returncode == 1, (stdout, stderr)
     assert "Traceback" not in stderr
     assert "disk full" in stderr and str(session) in stderr and "--resume" in stderr
     info = json.loads((session / "session.json").read_text())
@@ -150,10 +162,7 @@ def test_a_disk_full_from_the_start_leaves_no_session_and_suggests_starting_agai
     profile = write_profile(tmp_path, TWO_RUNS)
     fill(small_disk)
     session = small_disk / "session"
-    done = subprocess.run(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
-         "--session-dir", str(session)], cwd=ROOT, capture_output=True, text=True, timeout=300,
-        env=dict(os.environ, ENERGY_CONSOLE_LOCK=str(tmp_path / "lock")))
+    done = run_cli_here(*quiet_run(profile, session), env=lock_of(tmp_path))
     print(done.stderr)
     assert done.returncode == 1 and "Traceback" not in done.stderr
     assert "disk full" in done.stderr
@@ -167,17 +176,18 @@ def test_a_session_folder_deleted_mid_run_suggests_starting_again(tmp_path):
     """The runner stops cleanly and does not suggest resuming a folder that is gone."""
     import shutil
 
-    from tests.session_helpers import start_cli_session, wait_for_first_warmup
+    from tests.session_helpers import wait_for_first_warmup
 
     session = tmp_path / "session"
-    process = start_cli_session(write_profile(tmp_path, TWO_RUNS), session)
-    try:
+
+    def remove_the_folder_at_the_first_warmup():
         wait_for_first_warmup(session)
         shutil.rmtree(session)
-        stdout, stderr = process.communicate(timeout=300)
-    finally:
-        process.kill()
+
+    done, _ = run_cli_here_while(remove_the_folder_at_the_first_warmup, session,
+                                 *quiet_run(write_profile(tmp_path, TWO_RUNS), session))
+    stderr = done.stderr
     print(stderr)
-    assert process.returncode == 1 and "Traceback" not in stderr
+    assert done.returncode == 1 and "Traceback" not in stderr
     assert "--resume" not in stderr
     assert "start the session again: `energy-console run PROFILE`" in stderr

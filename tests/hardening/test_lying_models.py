@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.session_helpers import ROOT, write_profile
+from tests.session_helpers import ROOT, run_cli_here, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -48,14 +48,20 @@ def rows_of(session: Path) -> dict[str, dict]:
         return {r["run_id"]: r for r in csv.DictReader(f)}
 
 
-def run_session(tmp_path: Path, models: str, env: dict | None = None):
+def run_session(tmp_path: Path, models: str, hub_env: dict | None = None):
+    """`run --quiet` of the models with three techniques. With `hub_env` (the hub settings its
+    workers must read: a forkserver's workers keep the environment it started with) in a process
+    of its own; else in this process."""
     profile = write_profile(tmp_path, models + TECHNIQUES + TINY)
     session = tmp_path / "session"
+    args = (str(profile), "--quiet", "--session-dir", str(session))
+    lock = {"ENERGY_CONSOLE_LOCK": str(tmp_path / "lock")}
+    if hub_env is None:
+        return run_cli_here(*args, env=lock), session
     done = subprocess.run(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
-         "--session-dir", str(session)],
+        [sys.executable, "-m", "energy_console.core.cli", "run", *args],
         cwd=ROOT, capture_output=True, text=True, timeout=600,
-        env=dict(os.environ, ENERGY_CONSOLE_LOCK=str(tmp_path / "lock"), **(env or {})))
+        env=dict(os.environ, **lock, **hub_env))
     return done, session
 
 

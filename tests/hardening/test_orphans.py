@@ -19,7 +19,7 @@ from energy_console.core.store.control import send_control
 
 from tests.session_helpers import (
     read_events,
-    start_cli_session,
+    run_cli_here_while,
     wait_for_event,
     wait_for_first_warmup,
     wait_gone,
@@ -114,12 +114,12 @@ protocol:
 def test_a_cancelled_run_leaves_no_process_of_its_worker_group(tmp_path):
     profile = write_profile(tmp_path, LONG_RUN, protocol=LONG_PROTOCOL)
     session = tmp_path / "session"
-    runner = start_cli_session(profile, session)
-    try:
+
+    def cancel_the_first_run_then_ctrl_c():
         started = wait_for_first_warmup(session)
         worker = started["worker_pid"]
         assert os.getpgid(worker) == worker  # the worker leads its own group
-        assert os.getpgid(runner.pid) != worker
+        assert os.getpgid(os.getpid()) != worker  # the runner: this process
         send_control(session, f"cancel {started['run_id']}")
         wait_for_event(session, lambda e: e.get("run_id") == started["run_id"]
                        and e["kind"] in ("run_skipped", "run_failed"))
@@ -129,13 +129,13 @@ def test_a_cancelled_run_leaves_no_process_of_its_worker_group(tmp_path):
                                 and e["run_id"] != started["run_id"])
         wait_for_event(session, lambda e: e.get("run_id") == second["run_id"]
                        and e["kind"] == "phase" and e["phase"] == "warmup")
-        os.killpg(runner.pid, signal.SIGINT)  # Ctrl-C still stops the session
-        runner.wait(timeout=60)
-    finally:
-        if runner.poll() is None:
-            runner.kill()
-    assert runner.returncode == 130
+        os.kill(os.getpid(), signal.SIGINT)  # Ctrl-C still stops the session
+        return second
+
+    # in this process: what is proven lies between the runner and its workers' groups
+    done, second = run_cli_here_while(cancel_the_first_run_then_ctrl_c, session, str(profile),
+                                      "--session-dir", str(session), "--quiet")
+    assert done.returncode == 130
     assert read_events(session)[-1]["status"] == "stopped"
     assert wait_gone([second["worker_pid"]], timeout_s=10) == []
     assert group_members(second["worker_pid"]) == []
-

@@ -25,7 +25,7 @@ from energy_console.core.store.session_dir import (
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tests.session_helpers import run_cli, write_profile
+from tests.session_helpers import run_cli_here, write_profile
 
 HOSTILE = ["/", "//", "..", ".", "../..", "a/..", "../../../../tmp/escape", "x" * 300,
            "\x00", "a\x00b", "модель", "名字/模型", "café", " ", "-rf", ".hidden", "a b", "~",
@@ -151,7 +151,7 @@ def test_a_real_run_with_hostile_hub_ids_writes_only_inside_the_results_dir(tmp_
     here_before = tree(tmp_path)
     # `run` refuses these ids in pre-flight (offline, not cached); the runner itself must still
     # keep every write inside the results dir for ids that get past it (a cached hub id).
-    refused = run_cli(str(profile), "--results-dir", str(results), "--quiet", timeout_s=400)
+    refused = run_cli_here(str(profile), "--results-dir", str(results), "--quiet")
     assert refused.returncode == 2 and not results.exists(), refused.stderr
     outcome = Runner(load_profile(profile), results / session_dir_name("hostile")).run()
     # offline, none can load; the second `..` is the same model: skipped after the first failed

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.session_helpers import ROOT, run_cli, write_profile
+from tests.session_helpers import ROOT, run_cli_here, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -19,17 +19,15 @@ TINY = "inputs: {batch_sizes: [1], sequence_lengths: [16]}\n"
 
 
 def refused(tmp_path: Path, body: str, *extra: str, device_line: str = "device: cpu\n"):
-    """Run the CLI on a profile that pre-flight must refuse; nothing may appear under results/."""
+    """Run the CLI (in this process: pre-flight starts no runner) on a profile that pre-flight
+    must refuse; nothing may appear under results/."""
     profile = tmp_path / "p.yaml"
     profile.write_text(f"name: p\n{device_line}{body}")
     results = tmp_path / "results"
     lock = tmp_path / "lock"
-    env = dict(os.environ, ENERGY_CONSOLE_LOCK=str(lock))
     started = time.monotonic()
-    done = subprocess.run(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(profile), "--quiet",
-         "--results-dir", str(results), *extra],
-        cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)
+    done = run_cli_here(str(profile), "--quiet", "--results-dir", str(results), *extra,
+                        env={"ENERGY_CONSOLE_LOCK": str(lock)})
     assert done.returncode == 2, (done.returncode, done.stdout, done.stderr)
     assert "pre-flight found" in done.stderr and "nothing was started" in done.stderr
     assert "Traceback" not in done.stderr
@@ -118,7 +116,7 @@ def test_a_session_prepared_by_a_view_is_told_why_it_did_not_start(tmp_path):
     session.mkdir()
     profile = write_profile(session, "models: [demo/tiny-bert-random]\n"
                             "techniques: [sparse-2:4]\n" + TINY, name="profile")
-    done = run_cli(str(profile), "--session-dir", str(session), "--quiet", timeout_s=120)
+    done = run_cli_here(str(profile), "--session-dir", str(session), "--quiet")
     assert done.returncode == 2, done.stderr
     finished = read_events(session)[-1]
     assert finished.KIND == "session_finished" and finished.status == "failed"
