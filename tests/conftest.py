@@ -7,6 +7,7 @@ machine runs the suite (tests/fakes/host.py says how); tests that want hardware 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -32,6 +33,17 @@ def bare_host(tmp_path_factory):
     with pytest.MonkeyPatch.context() as patch:
         use_bare_host(patch, tmp_path_factory.mktemp("powercap-empty"))
         yield
+
+
+def pytest_runtest_setup(item):
+    """A test's own torch work (compressing, training, evaluating in the pytest process) runs in
+    one thread, as the workers do (protocol.threads: 1): on the busy 2-core box a second thread
+    mostly spin-waits, and measured it doubled to quadrupled the CPU seconds of the tests that
+    compress demo models. Set only once a test file has imported torch: tests that do not use
+    it never pay its import."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
 
 
 # The files that take longest alone (single process, measured on the development machine), the

@@ -16,7 +16,7 @@ from energy_console.core.quality.result import QUALITY_CSV_COLUMNS
 from energy_console.core.session.plan import expand
 from energy_console.core.session.profile_check import parse_profile
 
-from tests.trained_models import SEQ_LEN, train_keyword_classifier
+from tests.trained_models import SEQ_LEN, shared_keyword_classifier
 
 DATA = Path(__file__).resolve().parent.parent / "data"
 
@@ -45,7 +45,7 @@ def prune_linear_weights(module, fraction: float = 0.9):
 
 @pytest.fixture(scope="module")
 def trained_classifier(tmp_path_factory) -> Path:
-    return train_keyword_classifier(tmp_path_factory.mktemp("classifier"))
+    return shared_keyword_classifier(tmp_path_factory)
 
 
 def classifier_spec(folder: Path, batch_size: int = 8):

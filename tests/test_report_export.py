@@ -1,17 +1,18 @@
-"""report --format / --out and compare, through the real CLI on real sessions."""
+"""report --format / --out and compare, through the CLI's main() on real sessions."""
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import io
 import json
 import subprocess
-import sys
 
 import pytest
 from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
 
-from tests.session_helpers import ROOT, write_profile
+from tests.session_helpers import write_profile
 
 pytestmark = pytest.mark.session
 
@@ -29,10 +30,18 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
 
 
 def energy_console(*args: str) -> subprocess.CompletedProcess:
-    code = ("import sys; from energy_console.core.cli.commands import main; "
-            "sys.exit(main(sys.argv[1:]))")
-    return subprocess.run([sys.executable, "-c", code, *args], cwd=ROOT, capture_output=True,
-                          text=True, timeout=120, env={"COLUMNS": "100", "PATH": "/usr/bin"})
+    """`energy-console ARGS` through the CLI's main() in this process, at 100 columns: the same
+    parsing, output and exit status without a new interpreter importing the CLI again (nothing
+    here needs a process of its own)."""
+    from energy_console.core.cli.commands import main
+
+    out, err = io.StringIO(), io.StringIO()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("COLUMNS", "100")
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            code = main(list(args))
+    return subprocess.CompletedProcess(["energy-console", *args], code, out.getvalue(),
+                                       err.getvalue())
 
 
 def test_report_out_writes_the_summary_the_table_and_the_plots(two_sessions, tmp_path):

@@ -9,7 +9,7 @@ from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
 
 from tests.session_helpers import write_profile
-from tests.trained_models import train_keyword_classifier
+from tests.trained_models import shared_keyword_classifier
 
 # real runner sessions: the slow tier (pytest -m "not session" skips them)
 pytestmark = pytest.mark.session
@@ -17,15 +17,16 @@ pytestmark = pytest.mark.session
 
 @pytest.fixture(scope="module")
 def quality_session(tmp_path_factory):
-    folder = train_keyword_classifier(tmp_path_factory.mktemp("quality"))
-    profile = load_profile(write_profile(folder, """\
+    trained = shared_keyword_classifier(tmp_path_factory)
+    folder = tmp_path_factory.mktemp("quality")
+    profile = load_profile(write_profile(folder, f"""\
 models:
-  - path: model
-    dataset: eval.csv
-  - path: model
+  - path: {trained / "model"}
+    dataset: {trained / "eval.csv"}
+  - path: {trained / "model"}
     dataset: missing.csv
-techniques: [baseline, {magnitude-prune: {amount: 0.9, scope: layer}}]
-inputs: {batch_sizes: [4], sequence_lengths: [16]}
+techniques: [baseline, {{magnitude-prune: {{amount: 0.9, scope: layer}}}}]
+inputs: {{batch_sizes: [4], sequence_lengths: [16]}}
 """))
     outcome = Runner(profile, folder / "session").run()
     with (outcome.path / "runs.csv").open() as f:

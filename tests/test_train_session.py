@@ -13,7 +13,7 @@ from energy_console.core.session.runner import Runner
 from energy_console.core.store.session_dir import read_runs
 
 from tests.session_helpers import write_profile
-from tests.trained_models import train_keyword_classifier, write_training_set
+from tests.trained_models import shared_keyword_classifier, write_training_set
 
 # real runner sessions: the slow tier (pytest -m "not session" skips them)
 pytestmark = pytest.mark.session
@@ -39,8 +39,8 @@ mlflow: true
 
 @pytest.fixture(scope="module")
 def train_session(tmp_path_factory):
+    trained = shared_keyword_classifier(tmp_path_factory)
     folder = tmp_path_factory.mktemp("train")
-    train_keyword_classifier(folder)
     write_training_set(folder)
     profile = load_profile(write_profile(folder, f"""\
 models:
@@ -48,9 +48,9 @@ models:
     workload: train
     dataset: {ROOT / "data" / "sentiment-mini.csv"}
     training: {{lr: 0.002}}
-  - path: {folder / "model"}
+  - path: {trained / "model"}
     task: text-classification
-    dataset: {folder / "eval.csv"}
+    dataset: {trained / "eval.csv"}
     training: {{dataset: {folder / "train.csv"}, lr: 0.003}}
 techniques:
   - baseline
@@ -188,7 +188,7 @@ def test_an_unreachable_mlflow_server_is_a_notice_and_logging_goes_quiet(tmp_pat
     assert "goes on without MLflow tracking" in notices[0]
 
 
-def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session):
+def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session, tmp_path_factory):
     pytest.importorskip("optimum.quanto")
     from energy_console.core.compression import (
         TechniqueContext,
@@ -202,11 +202,12 @@ def test_quanto_qat_trains_int8_weights_and_freezes_them(train_session):
 
     outcome, _ = train_session
     folder = outcome.path.parent
+    trained = shared_keyword_classifier(tmp_path_factory)
     spec = expand(load_profile(write_profile(folder, f"""\
 models:
-  - path: {folder / "model"}
+  - path: {trained / "model"}
     task: text-classification
-    dataset: {folder / "eval.csv"}
+    dataset: {trained / "eval.csv"}
     training: {{dataset: {folder / "train.csv"}, lr: 0.003}}
 inputs: {{batch_sizes: [{BATCH}], sequence_lengths: [16]}}
 """, name="quanto")), "cpu")[0]

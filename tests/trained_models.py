@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import csv
+import fcntl
+import os
 import random
+import tempfile
 from pathlib import Path
 
 import torch
@@ -65,6 +68,21 @@ def train_keyword_classifier(folder: Path) -> Path:
     return folder
 
 
+def shared_keyword_classifier(tmp_path_factory) -> Path:
+    """train_keyword_classifier's folder, trained once per test run for every test file that
+    asks (under pytest-xdist the first process trains it, the others wait on a lock and read
+    it): the tests only read it, so it needs training once, not once per module."""
+    base = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        base = base.parent  # shared by this run's worker processes (pytest-xdist's recipe)
+    folder = base / "keyword-classifier"
+    with (base / "keyword-classifier.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if not folder.exists():
+            staging = Path(tempfile.mkdtemp(prefix="keyword-classifier-", dir=base))
+            train_keyword_classifier(staging)
+            staging.rename(folder)  # whole or absent: a reader never sees half a model
+    return folder
 
 
 def write_training_set(folder: Path) -> Path:

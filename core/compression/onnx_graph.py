@@ -62,7 +62,7 @@ def export_fp32(module, example: dict[str, Any], folder: str) -> tuple[str, list
     if "use_cache" in inspect.signature(module.forward).parameters:
         constants["use_cache"] = False  # a decoder's logits only: no cache in the graph
     with torch.no_grad():
-        sample = module(**example, **constants)
+        sample = module(**{**example, **constants})
     outputs = [n for n in OUTPUT_NAMES if getattr(sample, n, None) is not None]
     if not outputs:
         raise NotApplicable("the onnx-* techniques export models whose output has logits (and "
