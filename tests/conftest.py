@@ -7,6 +7,7 @@ machine runs the suite (tests/fakes/host.py says how); tests that want hardware 
 from __future__ import annotations
 
 import os
+import sys
 import tempfile
 from collections import Counter
 from pathlib import Path
@@ -66,3 +67,15 @@ def pytest_collection_modifyitems(items):
     first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
     items.sort(key=lambda item: (slowest.get(item.path, len(slowest)), -sessions[item.path],
                                  -tests[item.path], first_seen[item.path]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Torch in the test processes runs on one thread. The test processes already fill the
+    cores (`-n auto`), and on a busy machine torch's extra threads spin waiting for a core: the
+    in-process torch tests of tests/test_techniques.py took 26 s of CPU on two threads, 13 s on
+    one. Torch is left alone where no test has imported it, and the processes a test starts
+    (workers, the CLI) keep their own setting (a profile's `threads:` included)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)
