@@ -53,6 +53,8 @@ SLOWEST_FILES = (
     "test_quality.py",
     "test_tui_untrusted_text.py",
     "test_snapshots.py",
+    "test_tui_opened.py",
+    "hardening/test_profile_input.py",
 )
 
 
