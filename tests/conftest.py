@@ -64,6 +64,8 @@ SLOWEST_FILES = (
     "test_quality.py",
     "test_tui_untrusted_text.py",
     "test_snapshots.py",
+    "test_tui_opened.py",
+    "hardening/test_profile_input.py",
 )
 
 
@@ -78,3 +80,15 @@ def pytest_collection_modifyitems(items):
     first_seen = {path: i for i, path in enumerate(dict.fromkeys(item.path for item in items))}
     items.sort(key=lambda item: (slowest.get(item.path, len(slowest)), -sessions[item.path],
                                  -tests[item.path], first_seen[item.path]))
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_runtest_setup(item):
+    """Torch in the test processes runs on one thread. The test processes already fill the
+    cores (`-n auto`), and on a busy machine torch's extra threads spin waiting for a core: the
+    in-process torch tests of tests/test_techniques.py took 26 s of CPU on two threads, 13 s on
+    one. Torch is left alone where no test has imported it, and the processes a test starts
+    (workers, the CLI) keep their own setting (a profile's `threads:` included)."""
+    torch = sys.modules.get("torch")
+    if torch is not None and torch.get_num_threads() != 1:
+        torch.set_num_threads(1)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import functools
 import subprocess
 import sys
 import tomllib
@@ -11,9 +12,16 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 
 
+@functools.cache
+def _tree(path: Path) -> ast.Module:
+    """A file's syntax tree, parsed once for all the checks below (they only read it)."""
+    return ast.parse(path.read_text(encoding="utf-8"))
+
+
+@functools.cache
 def _imports(path: Path) -> list[tuple[str, bool]]:
     """(module imported, at module level?) for every import in a file."""
-    tree = ast.parse(path.read_text(encoding="utf-8"))
+    tree = _tree(path)
     top = set(map(id, tree.body))
     out = []
     for node in ast.walk(tree):
@@ -107,9 +115,11 @@ def _project_modules() -> dict[str, Path]:
     return {_module_name(p): p for p in _sources("core", "tui")}
 
 
+@functools.cache
 def _import_graph() -> dict[str, set[str]]:
     """Module -> the project's modules it imports, anywhere in its file (relative imports
-    resolved; `from package import name` counts the package and, if it is one, the submodule)."""
+    resolved; `from package import name` counts the package and, if it is one, the submodule).
+    Built once per test process: the checks below only read it."""
     modules = _project_modules()
 
     def known(name: str) -> str | None:
@@ -121,7 +131,7 @@ def _import_graph() -> dict[str, set[str]]:
     for name, path in modules.items():
         package = name if path.name == "__init__.py" else name.rpartition(".")[0]
         found: set[str] = set()
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        for node in ast.walk(_tree(path)):
             targets: list[str] = []
             if isinstance(node, ast.Import):
                 targets = [alias.name for alias in node.names]
@@ -216,7 +226,7 @@ def test_the_layer_rules_name_every_package_of_core():
 def test_each_package_says_what_it_is_for():
     undocumented = [p.parent.relative_to(ROOT).as_posix() for p in _sources("core", "tui")
                     if p.name == "__init__.py"
-                    and not ast.get_docstring(ast.parse(p.read_text(encoding="utf-8")))]
+                    and not ast.get_docstring(_tree(p))]
     assert undocumented == []
 
 

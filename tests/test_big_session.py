@@ -10,6 +10,7 @@ from __future__ import annotations
 import os
 import threading
 from pathlib import Path
+from types import SimpleNamespace
 
 from energy_console.core.store import events as ev
 from energy_console.core.store.follow import (
@@ -22,11 +23,21 @@ from energy_console.core.store.records import RunRecord
 from energy_console.core.store.session_dir import SessionWriter, write_json
 from energy_console.core.store.snapshot import LiveSnapshot
 from energy_console.tui.follower import SessionFollower
+from energy_console.tui.main import main
 
-from tests.test_cli import energy_console
 from tests.test_list_sessions import STARTED_AT, record_ended_run
 
 GARBAGE_LINE = b"\xff\xfe not an event, not UTF-8 {\n"
+
+
+def energy_console(capsys, *args: str) -> SimpleNamespace:
+    """`energy-console ARGS` run by the console script's main in this process: `report` and
+    `list` keep nothing between calls, so each reads the session afresh, as a new process would
+    (tests/test_cli.py starts the console script itself)."""
+    capsys.readouterr()
+    code = main(list(args))
+    out = capsys.readouterr()
+    return SimpleNamespace(returncode=code, stdout=out.out, stderr=out.err)
 
 
 def write_big_session(path: Path, outcomes: list[str], total: int, status: str | None,
@@ -60,7 +71,7 @@ def write_big_session(path: Path, outcomes: list[str], total: int, status: str |
     return path
 
 
-def test_a_finished_session_reports_its_runs_without_reading_the_log_whole(tmp_path):
+def test_a_finished_session_reports_its_runs_without_reading_the_log_whole(tmp_path, capsys):
     results = tmp_path / "results"
     results.mkdir()
     session = write_big_session(results / "big", ["finished", "skipped", "failed"], total=3,
@@ -73,12 +84,12 @@ def test_a_finished_session_reports_its_runs_without_reading_the_log_whole(tmp_p
     assert snapshot.problems == ()  # the garbage before the tail was never read
     assert snapshot.elapsed_s == 9.0  # from session.json's start to the last event
 
-    listed = energy_console("list", "sessions", "--results-dir", str(results))
+    listed = energy_console(capsys, "list", "sessions", "--results-dir", str(results))
     assert listed.returncode == 0, listed.stderr
     assert "completed    3 runs: 1 finished, 1 skipped, 1 failed" in listed.stdout
     assert "2023-11-14 22:13 UTC" in listed.stdout
 
-    report = energy_console("report", str(session), "--format", "json")
+    report = energy_console(capsys, "report", str(session), "--format", "json")
     assert report.returncode == 0, report.stderr
     assert "m__t2__b1-s8" in report.stdout and "unreadable" not in report.stdout
 
@@ -92,7 +103,8 @@ def overwrite_keeping_size_and_time(path: Path, offset: int) -> None:
     os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns))
 
 
-def test_a_finished_session_opens_from_its_summary_without_reading_events_or_samples(tmp_path):
+def test_a_finished_session_opens_from_its_summary_without_reading_events_or_samples(tmp_path,
+                                                                                    capsys):
     results = tmp_path / "results"
     results.mkdir()
     session = write_big_session(results / "big", ["finished", "skipped", "failed"], total=3,
@@ -106,7 +118,8 @@ def test_a_finished_session_opens_from_its_summary_without_reading_events_or_sam
         pass
     from_files.finish()
     assert read_session(session) == from_files.snapshot()
-    report = energy_console("report", str(session)).stdout
+    report = energy_console(capsys, "report", str(session)).stdout
+    assert "m__t0__b1-s8" in report
 
     # events.jsonl's tail and samples.csv become unreadable, their size and time unchanged:
     # views that read them would name the bad lines; reading the summary, they show the same
@@ -116,8 +129,8 @@ def test_a_finished_session_opens_from_its_summary_without_reading_events_or_sam
     snapshot = read_session(session)
     assert snapshot == from_files.snapshot() and snapshot.problems == ()
     assert snapshot.sensors[0].energy_j == 1999.0 and snapshot.sensors[0].peak_w == 20.0
-    assert energy_console("report", str(session)).stdout == report
-    listed = energy_console("list", "sessions", "--results-dir", str(results)).stdout
+    assert energy_console(capsys, "report", str(session)).stdout == report
+    listed = energy_console(capsys, "list", "sessions", "--results-dir", str(results)).stdout
     assert "completed    3 runs: 1 finished, 1 skipped, 1 failed" in listed
 
     with (session / "events.jsonl").open("ab") as f:  # appended since: the summary is stale

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import subprocess
 import sys
 from pathlib import Path
@@ -213,24 +214,31 @@ def test_eta_comes_from_the_mean_run_duration(tmp_path):
     assert reader.model.run_durations_s == {"infer": [1.0, 1.0, 1.0]}
 
 
-def test_importing_the_app_does_not_import_torch_transformers_or_pandas():
-    code = ("import sys, tui.app; "
-            "print([m for m in ('torch', 'transformers', 'pandas') if m in sys.modules])")
+HEAVY = ("torch", "transformers", "pandas")
+AFTER_FIRST_PAINT = ("yaml", "ruamel", "energy_console.core.session.profile_check",
+                     "energy_console.core.session.plan", "energy_console.core.store.events",
+                     "energy_console.core.store.records", "energy_console.tui.screens.dialogs")
+
+
+@pytest.fixture(scope="module")
+def loaded_by_the_app() -> list[str]:
+    """The modules of HEAVY and AFTER_FIRST_PAINT that importing the app loads, in a fresh
+    interpreter (one for both tests below: they read the same import)."""
+    code = ("import sys, energy_console.tui.app; "
+            f"print([m for m in {HEAVY + AFTER_FIRST_PAINT} if m in sys.modules])")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True, cwd=Path(__file__).resolve().parents[1])
-    assert out.stdout.strip() == "[]"
+    return ast.literal_eval(out.stdout.strip())
 
 
-def test_importing_the_app_leaves_what_the_first_paint_does_not_need():
+def test_importing_the_app_does_not_import_torch_transformers_or_pandas(loaded_by_the_app):
+    assert [m for m in loaded_by_the_app if m in HEAVY] == []
+
+
+def test_importing_the_app_leaves_what_the_first_paint_does_not_need(loaded_by_the_app):
     """YAML, the profile checks, the dialogs and the session store's readers load when first
     used, after the first screen is painted (bench/bench_tui_startup.py times it)."""
-    later = ("yaml", "ruamel", "energy_console.core.session.profile_check",
-             "energy_console.core.session.plan", "energy_console.core.store.events",
-             "energy_console.core.store.records", "energy_console.tui.screens.dialogs")
-    code = f"import sys, energy_console.tui.app; print([m for m in {later} if m in sys.modules])"
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                         check=True, cwd=Path(__file__).resolve().parents[1])
-    assert out.stdout.strip() == "[]"
+    assert [m for m in loaded_by_the_app if m in AFTER_FIRST_PAINT] == []
 
 
 def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from energy_console.core.session.profile_check import load_profile
 from energy_console.tui.app import EnergyConsoleApp
-from textual.widgets import SelectionList, Static
+from textual.widgets import Input, SelectionList, Static
 
 ROOT = Path(__file__).resolve().parent.parent
 SHIPPED = sorted((ROOT / "profiles").glob("*.yaml"))
@@ -33,6 +33,20 @@ def in_view(listed: SelectionList, index: int) -> bool:
 
 def summary(screen) -> str:
     return str(screen.query_one("#summary", Static).render())
+
+
+async def answer(pilot, key: str, text: str) -> None:
+    """Open the dialog behind `key`, give its field `text` and press Enter. The field takes the
+    text whole: typed key by key, each key waited for the console to settle, seconds in all, and
+    typing is not what these tests check (tests/test_tui_setup.py and test_tui_profiles.py type
+    into the same dialogs)."""
+    screen = pilot.app.screen
+    await pilot.press(key)
+    await until(pilot, lambda: pilot.app.screen is not screen, "the dialog")
+    field = pilot.app.screen.query_one(Input)
+    field.value = text
+    field.focus()
+    await pilot.press("enter")
 
 
 def opened(path: Path, tmp_path: Path) -> EnergyConsoleApp:
@@ -73,7 +87,7 @@ async def test_an_added_model_and_chain_are_highlighted_in_view_and_confirmed(tm
     async with app.run_test(size=size) as pilot:
         screen = app.screen
         await until(pilot, lambda: screen.profile is not None, "the run count")
-        await pilot.press("a", *"org/added-model", "enter")
+        await answer(pilot, "a", "org/added-model")
         await until(pilot, lambda: app.screen is screen, "the dialog to close")
         await pilot.pause()
         models = screen.query_one("#models", SelectionList)
@@ -82,7 +96,7 @@ async def test_an_added_model_and_chain_are_highlighted_in_view_and_confirmed(tm
         assert "org/added-model" in models.selected and app.focused is models
         assert "✓ added org/added-model" in summary(screen)
 
-        await pilot.press("c", *"bf16 + dynamic-int8", "enter")
+        await answer(pilot, "c", "bf16 + dynamic-int8")
         await until(pilot, lambda: app.screen is screen, "the dialog to close")
         await pilot.pause()
         techniques = screen.query_one("#techniques", SelectionList)

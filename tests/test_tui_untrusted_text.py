@@ -4,6 +4,7 @@ Textual markup, on every screen of the console."""
 
 from __future__ import annotations
 
+import asyncio
 import csv
 import json
 import re
@@ -55,10 +56,9 @@ def _hostile(value: object) -> object:
     return value
 
 
-@pytest.fixture
-def session(tmp_path: Path) -> Path:
+def _hostile_copy(folder: Path) -> Path:
     """A copy of the recorded session with hostile names and reasons, in a hostile folder."""
-    path = tmp_path / HOSTILE_FOLDER
+    path = folder / HOSTILE_FOLDER
     shutil.copytree(RECORDED, path)
     events = [json.dumps(_hostile(json.loads(line)))
               for line in (RECORDED / "events.jsonl").read_text().splitlines() if line.strip()]
@@ -70,6 +70,11 @@ def session(tmp_path: Path) -> Path:
         writer.writeheader()
         writer.writerows(_hostile(row) for row in rows)
     return path
+
+
+@pytest.fixture
+def session(tmp_path: Path) -> Path:
+    return _hostile_copy(tmp_path)
 
 
 def _rendered(widget: Widget) -> tuple[str, list[str]]:
@@ -132,60 +137,76 @@ async def _settle(pilot, screen_type: type[Screen]) -> Screen:
     return pilot.app.screen
 
 
-async def test_the_live_view_shows_hostile_text_as_text(session: Path):
-    app = EnergyConsoleApp(attach=session, results_root=session.parent)
-    async with app.run_test(size=(240, 60)) as pilot:
-        live = await _settle(pilot, LiveScreen)
-        text = _check_screen(live)
-        assert "[bold]F[@click=app.quit]f" in text  # the folder name in the title, literally
-        assert "\\x1b]0;owned\\x07" in text  # controls as visible escapes
-        assert "[bold]M[@click=app.quit]q[/]" in text  # the model in the runs table
-        assert f"{MARKUP}" in text  # the reason in the log pane
-        assert "owned" not in app.title and not UNSAFE.search(app.title)
-        await pilot.click("#title")
-        assert app.is_running and app.screen is live
-
-
-async def test_the_results_view_shows_hostile_text_as_text(session: Path):
-    app = EnergyConsoleApp(attach=session, results_root=session.parent)
-    async with app.run_test(size=(240, 60)) as pilot:
-        await _settle(pilot, LiveScreen)
-        await pilot.press("r")
-        results = await _settle(pilot, ResultsScreen)
-        text = _check_screen(results)
-        assert "[bold]F[@click=app.quit]f" in text
-        assert "[bold]M[@click=app.quit]q[/]" in text
-        table = results.query_one(DataTable)
-        reasons = [str(table.get_cell_at((row, table.get_column_index("reason"))))
-                   for row in range(table.row_count)]
-        assert f"bad config \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e{MARKUP}" in reasons
-        assert app.is_running
-
-
-async def test_the_trade_offs_view_shows_hostile_text_as_text(session: Path):
-    app = EnergyConsoleApp(attach=session, results_root=session.parent)
-    async with app.run_test(size=(240, 60)) as pilot:
-        await _settle(pilot, LiveScreen)
-        await pilot.press("t")
-        text = _check_screen(await _settle(pilot, TradeOffScreen))
-        assert "[bold]M[@click=app.quit]q[/]" in text  # the model over its group's table
-        assert "[bold]F[@click=app.quit]f" in text
-
-
-async def test_the_plots_show_hostile_text_as_text(session: Path):
+@pytest.fixture(scope="module")
+def views(tmp_path_factory) -> dict[str, object]:
+    """One console on the hostile session visits the live, results, trade-off and plot views;
+    each screen passes _check_screen as it is shown, and what the tests below read is kept (one
+    app for the four of them: they only read what is painted)."""
+    session = _hostile_copy(tmp_path_factory.mktemp("views"))
     run_id = next(row["run_id"] for row in csv.DictReader((session / "runs.csv").open())
                   if row["model"] == HOSTILE_MODEL and row["status"] == "finished")
-    app = EnergyConsoleApp(attach=session, results_root=session.parent)
-    async with app.run_test(size=(240, 60)) as pilot:
-        await _settle(pilot, LiveScreen)
-        app.push_screen(PlotsScreen(session, run_id))
-        plots = await _settle(pilot, PlotsScreen)
-        for name in ("quality", "size", "power"):
-            plots.query_one(TabbedContent).active = name
-            await pilot.pause(0.2)
-            text = _check_screen(plots)
-            assert "[bold]M[@click=app.quit]q[/]" in text or name == "power"  # plot titles
-            assert "\\x1b]0;owned" in text or name == "power"
+    seen: dict[str, object] = {}
+
+    async def visit() -> None:
+        app = EnergyConsoleApp(attach=session, results_root=session.parent)
+        async with app.run_test(size=(240, 60)) as pilot:
+            live = await _settle(pilot, LiveScreen)
+            seen["live"] = _check_screen(live)
+            seen["title"] = app.title
+            await pilot.click("#title")
+            seen["running after a click on the title"] = app.is_running and app.screen is live
+
+            await pilot.press("r")
+            results = await _settle(pilot, ResultsScreen)
+            seen["results"] = _check_screen(results)
+            table = results.query_one(DataTable)
+            seen["reasons"] = [str(table.get_cell_at((row, table.get_column_index("reason"))))
+                               for row in range(table.row_count)]
+            seen["running on the results"] = app.is_running
+
+            await pilot.press("t")
+            seen["trade-offs"] = _check_screen(await _settle(pilot, TradeOffScreen))
+
+            app.push_screen(PlotsScreen(session, run_id))
+            plots = await _settle(pilot, PlotsScreen)
+            for name in ("quality", "size", "power"):
+                plots.query_one(TabbedContent).active = name
+                await pilot.pause(0.2)
+                seen[f"plot {name}"] = _check_screen(plots)
+
+    asyncio.run(visit())
+    return seen
+
+
+def test_the_live_view_shows_hostile_text_as_text(views):
+    text = views["live"]
+    assert "[bold]F[@click=app.quit]f" in text  # the folder name in the title, literally
+    assert "\\x1b]0;owned\\x07" in text  # controls as visible escapes
+    assert "[bold]M[@click=app.quit]q[/]" in text  # the model in the runs table
+    assert f"{MARKUP}" in text  # the reason in the log pane
+    assert "owned" not in views["title"] and not UNSAFE.search(views["title"])
+    assert views["running after a click on the title"]
+
+
+def test_the_results_view_shows_hostile_text_as_text(views):
+    text = views["results"]
+    assert "[bold]F[@click=app.quit]f" in text
+    assert "[bold]M[@click=app.quit]q[/]" in text
+    assert f"bad config \\x1b]0;owned\\x07\\x1b[2J\\x9b31m\\u202e{MARKUP}" in views["reasons"]
+    assert views["running on the results"]
+
+
+def test_the_trade_offs_view_shows_hostile_text_as_text(views):
+    text = views["trade-offs"]
+    assert "[bold]M[@click=app.quit]q[/]" in text  # the model over its group's table
+    assert "[bold]F[@click=app.quit]f" in text
+
+
+def test_the_plots_show_hostile_text_as_text(views):
+    for name in ("quality", "size"):  # the power plot's title names no model
+        text = views[f"plot {name}"]
+        assert "[bold]M[@click=app.quit]q[/]" in text  # plot titles
+        assert "\\x1b]0;owned" in text
 
 
 async def test_the_dialogs_show_hostile_text_as_text(session: Path):
