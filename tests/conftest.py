@@ -35,17 +35,6 @@ def bare_host(tmp_path_factory):
         yield
 
 
-def pytest_runtest_setup(item):
-    """A test's own torch work (compressing, training, evaluating in the pytest process) runs in
-    one thread, as the workers do (protocol.threads: 1): on the busy 2-core box a second thread
-    mostly spin-waits, and measured it doubled to quadrupled the CPU seconds of the tests that
-    compress demo models. Set only once a test file has imported torch: tests that do not use
-    it never pay its import."""
-    torch = sys.modules.get("torch")
-    if torch is not None and torch.get_num_threads() != 1:
-        torch.set_num_threads(1)
-
-
 # The files that take longest alone (single process, measured on the development machine), the
 # longest first, then the fast tier's longest: they start first, so that no process is left with
 # one of them at the end while the others idle. A file not listed only starts later; nothing else
@@ -84,11 +73,12 @@ def pytest_collection_modifyitems(items):
 
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
-    """Torch in the test processes runs on one thread. The test processes already fill the
-    cores (`-n auto`), and on a busy machine torch's extra threads spin waiting for a core: the
-    in-process torch tests of tests/test_techniques.py took 26 s of CPU on two threads, 13 s on
-    one. Torch is left alone where no test has imported it, and the processes a test starts
-    (workers, the CLI) keep their own setting (a profile's `threads:` included)."""
+    """Torch in the test processes runs on one thread, as the workers do (protocol.threads: 1).
+    The test processes already fill the cores (`-n auto`), and on a busy machine torch's extra
+    threads spin waiting for a core: the in-process torch tests of tests/test_techniques.py took
+    26 s of CPU on two threads, 13 s on one (test_quality 48 -> 14 s). Torch is left alone where
+    no test has imported it, and the processes a test starts (workers, the CLI) keep their own
+    setting (a profile's `threads:` included)."""
     torch = sys.modules.get("torch")
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
