@@ -33,7 +33,8 @@ from energy_console.core.measure.sensors.base import (
 STALLED_COUNTER_S = 1.0
 # Readings missing for this many periods (and at least GAP_MIN_S) are a gap: a window that
 # overlaps one is faulty, its edges and its power-only integration having no readings to stand on.
-GAP_PERIODS = 5
+# At the display rate (2 Hz) that is 1.5 s: a tick a second late.
+GAP_PERIODS = 3
 GAP_MIN_S = 0.5
 
 

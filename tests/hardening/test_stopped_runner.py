@@ -35,7 +35,7 @@ protocol:
     try:
         wait_for_event(session, lambda e: e["kind"] == "phase" and e["phase"] == "repeat")
         os.kill(runner.pid, signal.SIGSTOP)  # the worker goes on timing its window
-        time.sleep(1.5)
+        time.sleep(2.0)  # over the sampler's gap (1.5 s at the display rate)
         os.kill(runner.pid, signal.SIGCONT)
         runner.communicate(timeout=180)
     finally:
