@@ -31,9 +31,8 @@ from energy_console.core.measure.sensors.base import (
 
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0
-# Readings missing for this many periods (and at least GAP_MIN_S) are a gap: a window that
-# overlaps one is faulty, its edges and its power-only integration having no readings to stand on.
-# At the display rate (2 Hz) that is 1.5 s: a tick a second late.
+# Readings missing for this many periods (and at least GAP_MIN_S; 1.5 s at the display rate) are
+# a gap: a window that overlaps one is faulty, its edges and power-only integration unfounded.
 GAP_PERIODS = 3
 GAP_MIN_S = 0.5
 
