@@ -71,6 +71,16 @@ def pytest_collection_modifyitems(items):
                                  -tests[item.path], first_seen[item.path]))
 
 
+def pytest_xdist_auto_num_workers(config):
+    """`-n auto` (pyproject's addopts): one test process more than the machine has cores, up to
+    --maxprocesses. Session tests spend part of their time waiting (idle baselines, paced models,
+    signals, the console settling); a process more keeps the cores busy. On the 2-core
+    development machine: the whole suite 6 min 38 s on 2 processes, 5 min 43 s on 3 (busy 79 %
+    -> 95 % of the cores); the fast tier 75 s -> 64 s."""
+    return (len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity")
+            else os.cpu_count() or 1) + 1
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_runtest_setup(item):
     """Torch in the test processes runs on one thread, as the workers do (protocol.threads: 1).
