@@ -223,16 +223,16 @@ class Sampler:
         # A delivery's ticks, in order: the last reads every sensor (then the batch is handed
         # on); a display tick every sensor but the driver samples; the others only power-only
         # sensors. A sensor left out of a tick is read by a call that reads nothing.
-        self._ticks_per_delivery = max(1, round(deliver_every_s / self.period_s))
-        last = self._ticks_per_delivery - 1
+        ticks_per_delivery = max(1, round(deliver_every_s / self.period_s))
 
-        def calls_at(tick: int) -> list[Callable[[], Any]]:
-            skipped = (set() if tick == last else buffered if (last - tick) % display_every == 0
-                       else counters)
+        def calls_at(ticks_to_delivery: int) -> list[Callable[[], Any]]:
+            skipped = set() if ticks_to_delivery == 0 else buffered
+            if ticks_to_delivery % display_every:
+                skipped = counters
             return [_skip if name in skipped else read
                     for read, name in zip(self._tick_calls, self._call_names, strict=True)]
 
-        self._cycle = [calls_at(tick) for tick in range(self._ticks_per_delivery)]
+        self._cycle = [calls_at(to_go) for to_go in reversed(range(ticks_per_delivery))]
         self._lock = threading.Lock()  # held around each tick and each decoding
         self._ticks: list[list[Any]] = []  # read, not decoded: in read order, in that layout
         self._pending: list[Sample] = []  # decoded, not yet handed to on_samples
@@ -263,7 +263,7 @@ class Sampler:
         acquire, release, tick_on = self._lock.acquire, self._lock.release, self._tick_on
         keep, deliver, cycle = self._ticks.append, self._deliver, self._cycle
         period_s, monotonic, sleep = self.period_s, time.monotonic, time.sleep
-        ticks_per_delivery = self._ticks_per_delivery
+        ticks_per_delivery = len(cycle)
         ticks = 0
         next_t = monotonic()
         while not self._stopping:
