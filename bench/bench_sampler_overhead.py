@@ -2,8 +2,9 @@
 
 As the runner runs it, energy counters and the CPU estimate (a counter of CPU time) are read at the
 display rate (DISPLAY_HZ, a few Hz: their window energy comes from reads at the window edges), a
-GPU's power samples kept by its driver once per delivery (a second), and power-only sensors at
---hz; where there is no power-only sensor the thread wakes at the display rate alone. The bench's 7
+GPU's power samples kept by its driver every second (DRIVER_FETCH_EVERY_S), power-only sensors at
+--hz, the batches handed on every DELIVER_EVERY_S (2 s); where there is no power-only sensor the
+thread wakes at the display rate alone. The bench's 7
 sensors: this machine's (here the estimate), 4 fake RAPL zones, a fake GPU with an energy counter
 (Volta and newer) and one without whose driver keeps power samples (Kepler to Pascal). It measures
 them as the runner reads them; the same with that GPU's power polled at --hz (a driver that keeps
@@ -42,7 +43,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from energy_console.core.measure.sampler import DISPLAY_HZ, Sampler  # noqa: E402
+from energy_console.core.measure.sampler import DELIVER_EVERY_S, DISPLAY_HZ, Sampler  # noqa: E402
 from energy_console.core.measure.sensors import detect, rapl  # noqa: E402
 from energy_console.core.measure.sensors.base import POLLED_POWER  # noqa: E402
 from energy_console.core.measure.sensors.nvml import NvmlSensor  # noqa: E402
@@ -112,7 +113,7 @@ def sampler_share(sensors: list, hz: float, seconds: float, writer: SessionWrite
             writer.append_samples(samples, offset)
 
     sampler = Sampler(sensors, sample_hz=hz, on_samples=write_samples,
-                      deliver_every_s=1.0 if deliver else 2 * seconds + 10,
+                      deliver_every_s=DELIVER_EVERY_S if deliver else 2 * seconds + 10,
                       display_hz=display_hz)
     sampler.start()
     share = thread_cpu_share(sampler._thread, seconds)

@@ -329,6 +329,21 @@ def test_with_a_display_rate_counters_are_read_at_it_and_power_only_sensors_at_s
         n + 1 for n in before]
 
 
+def test_a_drivers_samples_are_fetched_every_second_though_batches_go_every_two():
+    """The driver keeps ~2.4 s of samples: a fetch per 2-s delivery would come too near losing
+    some, so they are fetched every DRIVER_FETCH_EVERY_S, the counters at the display rate."""
+    counter, driver_samples = CountingRead(method="counter"), CountingRead(method="power-samples")
+    sampler = Sampler([counter, driver_samples], sample_hz=20, display_hz=2, deliver_every_s=2.0)
+    assert sampler.period_s == 0.5
+    reads_by_tick = []
+    for calls in sampler._cycle:  # one delivery's ticks, as the thread makes them
+        before = driver_samples.reads
+        for read in calls:
+            read()
+        reads_by_tick.append(driver_samples.reads - before)
+    assert counter.reads == 4 and reads_by_tick == [0, 1, 0, 1]  # the last tick hands them on
+
+
 @pytest.mark.parametrize("methods", [["counter"], ["estimate"], ["counter", "estimate"]])
 def test_counters_and_the_estimate_alone_wake_the_thread_at_the_display_rate(methods):
     """The estimate is a counter of CPU time: no power-only sensor, no wake-up at sample_hz."""

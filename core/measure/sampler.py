@@ -1,26 +1,22 @@
 """Fixed-rate sampling of every sensor in a thread of the runner (never in the worker).
 
-Each sensor's readings become a cumulative energy series: counter sensors give it directly, power
-sensors are integrated by trapezoid between consecutive readings. Energy over a window is the
-difference of that series interpolated at the window's edges; the runner calls `read_now()` when an
-edge arrives so there is always a reading just after it. Memory is bounded: only the last
+Each sensor's readings become a cumulative energy series (energy_series). Energy over a window is
+the difference of that series interpolated at the window's edges; the runner calls `read_now()`
+when an edge arrives so there is always a reading just after it. Memory is bounded: only the last
 `history_s` seconds are kept.
 """
 
 from __future__ import annotations
 
 import itertools
-import math
 import threading
 import time
-from bisect import bisect_left
 from collections import deque
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from functools import partial
 from operator import call
-from typing import Any, NamedTuple
+from typing import Any
 
+from energy_console.core.measure.energy_series import EnergySeries, EnergyWindow, Sample
 from energy_console.core.measure.sensors.base import (
     POLLED_POWER,
     POWER_SAMPLES,
@@ -29,26 +25,10 @@ from energy_console.core.measure.sensors.base import (
     SplitReadSensor,
 )
 
-# A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
-STALLED_COUNTER_S = 1.0
 # Readings missing for this many periods (and at least GAP_MIN_S; 1.5 s at the display rate) are
 # a gap: a window that overlaps one is faulty, its edges and power-only integration unfounded.
 GAP_PERIODS = 3
 GAP_MIN_S = 0.5
-
-
-class Sample(NamedTuple):
-    """One sensor's reading as the sampler keeps it (a named tuple: cheaper than a dataclass)."""
-
-    t: float  # monotonic
-    sensor: str
-    power_w: float | None
-    energy_j: float  # cumulative since the sampler started
-
-
-# Sample((t, ...)) without the named tuple's Python-level __new__: made ~7 times per round
-_new_sample = partial(tuple.__new__, Sample)
-
 
 _FAILED = object()  # in Sampler._raw where a sensor's read raised
 _SKIPPED = object()  # in a tick where a sensor was not read (its rate is below the tick's)
@@ -57,6 +37,12 @@ _skip = itertools.repeat(_SKIPPED).__next__  # a C-level call that reads nothing
 # window edges: enough for the live trace (a sparkline shows 60 s in at most ~100 columns), a
 # stuck counter (STALLED_COUNTER_S) and a wrap (RAPL's takes minutes at full power).
 DISPLAY_HZ = 2.0
+# How often samples are decoded and handed on (samples.csv, a Ray station's head): each delivery
+# wakes cold code, so fewer is cheaper; the live view lags by at most this.
+DELIVER_EVERY_S = 2.0
+# A driver's power samples are fetched this often (and at each delivery): its buffer holds a few
+# seconds of them (120 at 20 ms on the GPUs that keep them), so a fetch must come well within it.
+DRIVER_FETCH_EVERY_S = 1.0
 
 
 class _WholeRead:
@@ -78,85 +64,6 @@ def _split(sensor: Sensor) -> SplitReadSensor | _WholeRead:
     if isinstance(sensor, SplitReadSensor) and "read" not in vars(sensor):
         return sensor
     return _WholeRead(sensor)
-
-
-@dataclass(frozen=True)
-class EnergyWindow:
-    sensor: str
-    energy_j: float
-    duration_s: float
-
-    @property
-    def avg_power_w(self) -> float:
-        return self.energy_j / self.duration_s if self.duration_s > 0 else 0.0
-
-
-class _Series:
-    """One sensor's cumulative energy over time.
-
-    A counter that is read faster than it updates (NVML: every ~100 ms) repeats its value; only the
-    readings where it moved are kept, so interpolation runs between the instants the counter
-    changed rather than along a staircase, and power is the energy between two changes over their
-    interval rather than alternating between zero and double.
-    """
-
-    def __init__(self, name: str, maxlen: int):
-        self.name = name
-        self.t: deque[float] = deque(maxlen=maxlen)
-        self.energy_j: deque[float] = deque(maxlen=maxlen)
-        self.last_power_w: float | None = None
-        self._last_read_t = -math.inf
-        # the last kept reading (t[-1], energy_j[-1]) as plain attributes: add() runs at 20 Hz
-        self._kept_t: float | None = None
-        self._kept_j = 0.0
-        self._counter_origin: float | None = None
-
-    def add(self, t: float, energy_j: float | None, power_w: float | None) -> Sample | None:
-        if t <= self._last_read_t:
-            return None
-        kept_t = self._kept_t
-        if energy_j is not None:
-            if self._counter_origin is None:
-                self._counter_origin = energy_j
-            cumulative = energy_j - self._counter_origin
-            if kept_t is not None:
-                if cumulative == self._kept_j:  # the counter has not moved: not kept
-                    self._last_read_t = t
-                    if power_w is not None:
-                        self.last_power_w = power_w
-                    elif t - kept_t > STALLED_COUNTER_S:
-                        self.last_power_w = 0.0
-                    return _new_sample((t, self.name, self.last_power_w, cumulative))
-                if power_w is None:
-                    power_w = (cumulative - self._kept_j) / (t - kept_t)
-        elif power_w is not None:
-            if kept_t is None:
-                cumulative = 0.0
-            elif self.last_power_w is None:
-                cumulative = self._kept_j
-            else:
-                cumulative = self._kept_j + 0.5 * (power_w + self.last_power_w) * (t - kept_t)
-        else:
-            return None
-        self._last_read_t = self._kept_t = t
-        self._kept_j = cumulative
-        self.t.append(t)
-        self.energy_j.append(cumulative)
-        self.last_power_w = power_w
-        return _new_sample((t, self.name, power_w, cumulative))
-
-    def at(self, t: float) -> float:
-        """Cumulative energy at t, linearly interpolated between the readings around it."""
-        if not self.t:
-            raise LookupError("no readings yet")
-        i = bisect_left(self.t, t)
-        if i <= 0:
-            return self.energy_j[0]
-        if i >= len(self.t):
-            return self.energy_j[-1]
-        t0, t1 = self.t[i - 1], self.t[i]
-        e0, e1 = self.energy_j[i - 1], self.energy_j[i]
-        return e0 + (e1 - e0) * (t - t0) / (t1 - t0)
 
 
 class Sampler:
@@ -181,7 +88,7 @@ class Sampler:
         sample_hz: float = 20.0,
         on_samples: Callable[[list[Sample]], None] | None = None,
         history_s: float = 120.0,
-        deliver_every_s: float = 1.0,
+        deliver_every_s: float = DELIVER_EVERY_S,
         display_hz: float | None = None,
     ):
         self.sensors = list(sensors)
@@ -197,7 +104,7 @@ class Sampler:
         self.on_samples = on_samples
         self.deliver_every_s = deliver_every_s
         maxlen = int(history_s * sample_hz) + 64
-        self._series = {s.name: _Series(s.name, maxlen) for s in self.sensors}
+        self._series = {s.name: EnergySeries(s.name, maxlen) for s in self.sensors}
         split = [_split(s) for s in self.sensors]
         # A tick is map(call, _tick_calls) into a list: each clock's sensors' read_raw, then the
         # clock once (one time for the sensors read together: microseconds apart). Where the reads
@@ -221,12 +128,14 @@ class Sampler:
             self._tick_calls.append(clock)
             self._call_names.append("clock")
         # A delivery's ticks, in order: the last reads every sensor (then the batch is handed
-        # on); a display tick every sensor but the driver samples; the others only power-only
-        # sensors. A sensor left out of a tick is read by a call that reads nothing.
+        # on), as does one every DRIVER_FETCH_EVERY_S; a display tick every sensor but the driver
+        # samples; the others only power-only sensors. A sensor left out of a tick is read by a
+        # call that reads nothing.
         ticks_per_delivery = max(1, round(deliver_every_s / self.period_s))
+        fetch_every = max(1, round(DRIVER_FETCH_EVERY_S / self.period_s))
 
         def calls_at(ticks_to_delivery: int) -> list[Callable[[], Any]]:
-            skipped = set() if ticks_to_delivery == 0 else buffered
+            skipped = set() if ticks_to_delivery % fetch_every == 0 else buffered
             if ticks_to_delivery % display_every:
                 skipped = counters
             return [_skip if name in skipped else read
