@@ -152,9 +152,10 @@ def cross_check(indexes: Sequence[int], duration_s: float = CROSS_CHECK_S,
     """Each GPU's counter against its integrated power over the same window.
 
     The window runs from one step of the counter to a later step (the counter is exact at its own
-    steps; a counter that moves every ~100 ms read at arbitrary instants is not), and the power
-    readings between those two instants are integrated by trapezoid. GPUs without a counter are
-    left out."""
+    steps; a counter that moves every ~100 ms read at arbitrary instants is not), each step placed
+    midway between the poll that last saw the old value and the one that saw the new (a busy box
+    delays polls), and the power readings between those two instants are integrated by trapezoid.
+    GPUs without a counter are left out."""
     import pynvml
 
     pynvml.nvmlInit()
@@ -168,7 +169,7 @@ def cross_check(indexes: Sequence[int], duration_s: float = CROSS_CHECK_S,
                 continue
             source, power = _power_reader(pynvml, handle)
             gpus.append({"index": index, "handle": handle, "source": source, "power": power,
-                         "steps": [], "samples": [], "last": None})
+                         "steps": [], "samples": [], "last": None, "last_t": None})
         end = time.monotonic() + duration_s
         while gpus and time.monotonic() < end:
             for gpu in gpus:
@@ -178,8 +179,8 @@ def cross_check(indexes: Sequence[int], duration_s: float = CROSS_CHECK_S,
                 if power_mw is not None:
                     gpu["samples"].append((t, power_mw / 1e3))
                 if gpu["last"] is not None and counter != gpu["last"]:
-                    gpu["steps"].append((t, counter))
-                gpu["last"] = counter
+                    gpu["steps"].append(((gpu["last_t"] + t) / 2, counter))
+                gpu["last"], gpu["last_t"] = counter, t
             time.sleep(poll_s)
     finally:
         pynvml.nvmlShutdown()

@@ -82,46 +82,37 @@ class NvmlSensor:
         self._nvml = pynvml
         self._handle = pynvml.nvmlDeviceGetHandleByIndex(index)
         self.device_name = _text(pynvml.nvmlDeviceGetName(self._handle))
-        self._energy_origin_mj = self._energy_mj()
-        self._instant_field = self._has_instant_power_field()
-        self._samples = (None if self._energy_origin_mj is not None
-                         else DriverPowerSamples.open(pynvml, self._handle, clock))
-        self.method = ("counter" if self._energy_origin_mj is not None
-                       else POWER_SAMPLES if self._samples else POLLED_POWER)
-        self.quantum_j = 1e-3 if self.method == "counter" else None  # the counter counts mJ
-        # Nominal until period.calibrate measures it: the counter moves every ~100 ms; the
-        # averaged power reading covers ~1 s on Ampere and newer.
-        self.update_period_s: float | None = (
-            NOMINAL_COUNTER_PERIOD_S
-            if self.method == "counter"
-            else self._samples.period_s
-            if self._samples
-            else NOMINAL_INSTANT_POWER_PERIOD_S
-            if self._instant_field
-            else NOMINAL_AVERAGE_POWER_PERIOD_S
-        )
-        source = (
-            "total-energy counter (mJ)"
-            if self.method == "counter"
-            else "the driver's power samples (mW)"
-            if self._samples
-            else "instantaneous power field (mW)"
-            if self._instant_field
-            else "power usage (mW, the driver's average)"
-        )
+        counter_origin_mj = self._energy_mj()
+        samples = (None if counter_origin_mj is not None
+                   else DriverPowerSamples.open(pynvml, self._handle, clock))
+        # The source, chosen once: what a reading calls (bound once, see SplitReadSensor), how it
+        # is decoded, and the period it moves at, nominal until period.calibrate measures it.
+        self.read_raw: Callable[[], Any]
+        self.decode: Callable[[Any, float], Reading]
+        self.quantum_j: float | None = None
+        if counter_origin_mj is not None:
+            self._counter_origin_mj = counter_origin_mj
+            self.method, self.quantum_j = "counter", 1e-3  # the counter counts mJ
+            self.update_period_s: float | None = NOMINAL_COUNTER_PERIOD_S
+            source = "total-energy counter (mJ)"
+            self.read_raw = partial(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
+            self.decode = self._decode_counter
+        elif samples:
+            self.method, self.update_period_s = POWER_SAMPLES, samples.period_s
+            source = "the driver's power samples (mW)"
+            self.read_raw, self.decode = samples.fetch, samples.decode
+        elif self._has_instant_power_field():
+            self.method, self.update_period_s = POLLED_POWER, NOMINAL_INSTANT_POWER_PERIOD_S
+            source = "instantaneous power field (mW)"
+            self.read_raw = partial(pynvml.nvmlDeviceGetFieldValues, self._handle,
+                                    [pynvml.NVML_FI_DEV_POWER_INSTANT])
+            self.decode = self._decode_instant_field
+        else:  # the averaged power reading covers ~1 s on Ampere and newer
+            self.method, self.update_period_s = POLLED_POWER, NOMINAL_AVERAGE_POWER_PERIOD_S
+            source = "power usage (mW, the driver's average)"
+            self.read_raw = partial(pynvml.nvmlDeviceGetPowerUsage, self._handle)
+            self.decode = self._decode_power_mw
         self.detail = f"{self.device_name}: {source}"
-        # the one NVML call a reading needs, bound once (see SplitReadSensor)
-        self.read_raw: Callable[[], Any] = (
-            partial(pynvml.nvmlDeviceGetTotalEnergyConsumption, self._handle)
-            if self.method == "counter"
-            else self._samples.fetch
-            if self._samples
-            else partial(
-                pynvml.nvmlDeviceGetFieldValues, self._handle, [pynvml.NVML_FI_DEV_POWER_INSTANT]
-            )
-            if self._instant_field
-            else partial(pynvml.nvmlDeviceGetPowerUsage, self._handle)
-        )
 
     def _energy_mj(self) -> int | None:
         try:
@@ -147,18 +138,18 @@ class NvmlSensor:
     def read(self) -> Reading:
         return self.decode(self.read_raw(), self.clock())
 
-    def decode(self, raw: Any, t: float) -> Reading:
-        """What read_raw returned at t: mJ of the counter, field values, or mW of average power."""
-        if self._energy_origin_mj is not None:
-            return new_reading((t, (raw - self._energy_origin_mj) / 1e3, None))
-        if self._samples:
-            return self._samples.decode(raw, t)
-        if self._instant_field:
-            (value,) = raw
-            if value.nvmlReturn != self._nvml.NVML_SUCCESS:
-                return new_reading((t, None, None))
-            raw = value.value.uiVal
-        return new_reading((t, None, raw / 1e3))
+    def _decode_counter(self, raw_mj: int, t: float) -> Reading:
+        return new_reading((t, (raw_mj - self._counter_origin_mj) / 1e3, None))
+
+    def _decode_instant_field(self, raw: Any, t: float) -> Reading:
+        (value,) = raw
+        if value.nvmlReturn != self._nvml.NVML_SUCCESS:
+            return new_reading((t, None, None))
+        return self._decode_power_mw(value.value.uiVal, t)
+
+    @staticmethod
+    def _decode_power_mw(raw_mw: int, t: float) -> Reading:
+        return new_reading((t, None, raw_mw / 1e3))
 
     def close(self) -> None:
         self._nvml.nvmlShutdown()  # each sensor holds one nvmlInit reference
