@@ -113,6 +113,16 @@ def test_a_counter_that_stands_still_is_a_failure(tmp_path, places):
     assert report.moved == [] and report.exit_status == 1
 
 
+def test_a_gpu_without_a_counter_reports_its_driver_samples_not_a_counter(fake, places):
+    fake.configure(gpus=[FakeGpu(energy_counter=False, power_samples=True, power_w=90.0)])
+
+    report = doctor.run_doctor(places, load_s=0.3, cross_check_s=0.3, gpu_load=False)
+
+    (check,) = [c for c in report.checks if c.topic == "nvml:0"]
+    assert check.status == "ok" and "energy of the driver's samples moved" in check.summary
+    assert "counter" not in check.summary and report.moved == ["nvml:0"]
+
+
 def test_gpu_state_and_other_processes_are_reported_with_fixes(fake, places):
     fake.configure(gpus=[FakeGpu(power_limit_w=250.0, default_power_limit_w=400.0,
                                  persistence_mode=fake.NVML_FEATURE_DISABLED,

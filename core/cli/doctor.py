@@ -279,8 +279,9 @@ def _sensor_check(report: DoctorReport, sensor: Any, before: Any, after: Any,
     if before.energy_j is not None and after.energy_j is not None:
         moved_j = after.energy_j - before.energy_j
         moved = moved_j > 0
-        what = (f"counter moved {moved_j:.3f} J in {dt:.2f} s ({moved_j / dt:.1f} W)"
-                if moved else f"counter did not move in {dt:.2f} s")
+        source = "counter" if sensor.method == "counter" else "energy of the driver's samples"
+        what = (f"{source} moved {moved_j:.3f} J in {dt:.2f} s ({moved_j / dt:.1f} W)"
+                if moved else f"{source} did not move in {dt:.2f} s")
     else:
         moved = bool(after.power_w)
         what = (f"power reads {after.power_w:.1f} W" if after.power_w is not None
