@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from energy_console.core.session.profile_check import load_profile
+from energy_console.core.session.runner import Runner
 from energy_console.core.store.control import send_control
 
 from tests.session_helpers import (
@@ -95,6 +97,14 @@ def test_a_running_session_is_never_written_by_a_resume_or_a_second_run(tmp_path
         second = cli(tmp_path, str(profile), "--results-dir", str(results))
         assert second.returncode == 1, second.stderr
         assert sorted(p.name for p in results.iterdir()) == ["first"]
+        # so does a Runner started by other code (the console's, a notebook's): it ends at once,
+        # says why, and leaves no folder that `report` and `attach` would take for the newest
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("ENERGY_CONSOLE_LOCK", str(tmp_path / "lock"))
+            runner = Runner(load_profile(profile), results / "second").run()
+        assert runner.refused and runner.status == "failed" and runner.finished == 0
+        assert str(session) in runner.message
+        assert sorted(p.name for p in results.iterdir()) == ["first"]
 
         assert (session / "profile.yaml").read_bytes() == profile_before
         assert not [e for e in read_events(session) if e["kind"] == "session_finished"]
@@ -155,7 +165,6 @@ def test_a_resume_with_another_profile_is_refused_unless_asked_and_then_keeps_bo
 def test_relative_model_folders_that_now_point_elsewhere_are_a_change(tmp_path):
     """Same text, other folder: `path: model` read from another profile's folder."""
     from energy_console.core.session.preflight import resume_differences
-    from energy_console.core.session.profile_check import load_profile
 
     from tests.hardening.test_lying_models import tiny_bert
 
