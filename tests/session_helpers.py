@@ -53,15 +53,12 @@ def run_cli(*args: str, timeout_s: float = 300) -> subprocess.CompletedProcess:
                           timeout=timeout_s)
 
 
-def run_cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    """`energy-console run ARGS` to its end in this process: the same command (parsing,
-    pre-flight, exit status, what it prints), without a new interpreter and a new forkserver that
-    import torch again (its workers fork from this process's forkserver, started once per test
-    process). `env`: variables set while it runs, for the runner's side only. Only where the test
-    needs no runner process of its own: no signal or kill sent to it, no environment its workers
-    must read (they inherit the forkserver's) and no check of the workers' file modes (the
-    forkserver keeps the umask it started with)."""
-    from energy_console.core.cli.commands import main
+def cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`energy-console ARGS` to its end in this process, through the console script's main():
+    the same parsing, output and exit status (argparse's exits included) without a new
+    interpreter importing the CLI again. `env`: variables set while it runs. For `run`, see
+    run_cli_here."""
+    from energy_console.tui.main import main
 
     out, err = io.StringIO(), io.StringIO()
     umask = os.umask(0o022)  # `run` sets the session's umask for its process: put it back after
@@ -71,11 +68,27 @@ def run_cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.Co
             patch.setenv(name, value)
         try:
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
-                code = main(["run", *args])
+                try:
+                    code = main(list(args))
+                except SystemExit as exit_:
+                    code = 0 if exit_.code is None else exit_.code if isinstance(
+                        exit_.code, int) else 1
         finally:
             os.umask(umask)
-    return subprocess.CompletedProcess(["energy-console", "run", *args], code, out.getvalue(),
+    return subprocess.CompletedProcess(["energy-console", *args], code, out.getvalue(),
                                        err.getvalue())
+
+
+def run_cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    """`energy-console run ARGS` to its end in this process: the same command (parsing,
+    pre-flight, exit status, what it prints), without a new interpreter and a new forkserver that
+    import torch again (its workers fork from this process's forkserver, started once per test
+    process). `env`: variables set while it runs, for the runner's side only. Only where the test
+    needs no runner process of its own: no signal or kill sent to it (a Ctrl-C sent to this
+    process is the runner's while it runs) and no environment its workers must read (they inherit
+    the forkserver's). Its workers create files with the session's umask, as in a process of
+    its own."""
+    return cli_here("run", *args, env=env)
 
 
 Acted = TypeVar("Acted")

@@ -1,8 +1,9 @@
-"""The headless commands, run as a user runs them."""
+"""The headless commands, run as a user runs them: through the console script's main() in this
+process (tests.session_helpers.cli_here), or in a fresh interpreter where the process is the
+point (what a listing imports; a detached runner)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 
@@ -10,7 +11,7 @@ import pytest
 from energy_console.core.store.records import RunRecord
 from energy_console.core.store.session_dir import SessionWriter
 
-from tests.session_helpers import ROOT, run_cli
+from tests.session_helpers import ROOT, cli_here
 
 
 def energy_console(*args, env=None, before: str = ""):
@@ -24,7 +25,7 @@ def energy_console(*args, env=None, before: str = ""):
 
 
 def test_version():
-    done = energy_console("--version")
+    done = cli_here("--version")
     assert done.returncode == 0 and done.stdout.startswith("energy-console 0.")
 
 
@@ -32,6 +33,15 @@ def with_nvidia_driver_file(path) -> str:
     """Code that points the catalogue's driver check at `path` (no NVIDIA driver if absent)."""
     return ("import energy_console.core.compression.catalogue as catalogue; "
             f"catalogue.NVIDIA_DRIVER_FILE = {str(path)!r}")
+
+
+@pytest.fixture
+def nvidia_driver_file(monkeypatch, tmp_path):
+    """The file the catalogue's driver check reads, here: absent until a test writes it."""
+    import energy_console.core.compression.catalogue as catalogue
+
+    monkeypatch.setattr(catalogue, "NVIDIA_DRIVER_FILE", str(tmp_path / "version"))
+    return tmp_path / "version"
 
 
 def technique_block(listing: str, name: str) -> str:
@@ -55,19 +65,16 @@ def test_listing_models_and_techniques_stays_light(tmp_path):
     assert "TORCH LOADED" not in models.stderr + no_driver.stderr
 
 
-def test_a_cuda_only_technique_is_listed_as_available_where_a_driver_is_loaded(tmp_path):
-    driver = tmp_path / "version"
-    driver.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15\n")
-    listing = energy_console("list", "techniques", before=with_nvidia_driver_file(driver))
+def test_a_cuda_only_technique_is_listed_as_available_where_a_driver_is_loaded(
+        nvidia_driver_file):
+    nvidia_driver_file.write_text("NVRM version: NVIDIA UNIX x86_64 Kernel Module  550.54.15\n")
+    listing = cli_here("list", "techniques")
     assert listing.returncode == 0
     assert technique_block(listing.stdout, "sparse-2:4").splitlines()[-1].strip() == "available"
 
 
 def test_sensors_tells_the_truth_about_a_machine_without_counters(tmp_path):
-    import os
-
-    env = {**os.environ, "ENERGY_CONSOLE_POWERCAP_ROOT": str(tmp_path / "none")}
-    done = energy_console("sensors", env=env)
+    done = cli_here("sensors", env={"ENERGY_CONSOLE_POWERCAP_ROOT": str(tmp_path / "none")})
     assert done.returncode == 0
     out = done.stdout
     assert "cpu-estimate" in out and "estimate" in out.lower()
@@ -86,7 +93,7 @@ def test_report_shows_each_run_and_its_change_against_baseline(tmp_path):
     writer.record_run(RunRecord(**base, run_id="m__dynamic-int8__b1-s8", technique="dynamic-int8",
                                 energy_j_per_inference=0.3, size_bytes=250))
     writer.close()
-    done = energy_console("report", str(session), env={**os.environ, "COLUMNS": "200"})
+    done = cli_here("report", str(session), env={"COLUMNS": "200"})
     assert done.returncode == 0
     (line,) = [x for x in done.stdout.splitlines() if "dynamic-int8" in x and "│" in x]
     # no intervals recorded: the energy change is never called a finding; bytes are exact
@@ -95,15 +102,15 @@ def test_report_shows_each_run_and_its_change_against_baseline(tmp_path):
 
 
 def test_attach_without_a_session_says_so(tmp_path):
-    done = energy_console("attach", "--results-dir", str(tmp_path))
+    done = cli_here("attach", "--results-dir", str(tmp_path))
     assert done.returncode == 2
     assert "no session to attach to" in done.stderr
-    done = energy_console("attach", str(tmp_path))
+    done = cli_here("attach", str(tmp_path))
     assert done.returncode == 2 and "not a session directory" in done.stderr
 
 
 def test_a_profile_that_does_not_exist_is_named(tmp_path):
-    done = energy_console("run", str(tmp_path / "nope.yaml"))
+    done = cli_here("run", str(tmp_path / "nope.yaml"))
     assert done.returncode == 2
     assert "no profile file" in done.stderr
 
@@ -111,7 +118,7 @@ def test_a_profile_that_does_not_exist_is_named(tmp_path):
 def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
     profile = tmp_path / "bad.yaml"
     profile.write_text("name: bad\nmodels: [demo/tiny-bert-random]\nprotocol:\n  repeats: -1\n")
-    done = run_cli(str(profile), "--results-dir", str(tmp_path / "results"), timeout_s=60)
+    done = cli_here("run", str(profile), "--results-dir", str(tmp_path / "results"))
     assert done.returncode == 2
     assert "line 4: protocol.repeats: -1 is not allowed" in done.stderr
     assert not (tmp_path / "results").exists()
@@ -120,8 +127,8 @@ def test_an_invalid_profile_is_refused_with_the_line_and_nothing_runs(tmp_path):
 def test_a_results_directory_that_cannot_be_written_is_named_with_the_fix(tmp_path):
     blocker = tmp_path / "file"
     blocker.write_text("not a folder")
-    done = energy_console("run", str(ROOT / "tests" / "profiles" / "tiny.yaml"),
-                          "--results-dir", str(blocker))
+    done = cli_here("run", str(ROOT / "tests" / "profiles" / "tiny.yaml"),
+                    "--results-dir", str(blocker))
     assert done.returncode == 2
     assert f"cannot write the session to {blocker}" in done.stderr
     assert "--results-dir" in done.stderr
@@ -141,7 +148,8 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
 """)
     session = tmp_path / "session"
     started = time.monotonic()
-    done = energy_console("run", str(profile), "--session-dir", str(session), "--detach")
+    # the command in this process: the runner it detaches is a process of its own all the same
+    done = cli_here("run", str(profile), "--session-dir", str(session), "--detach")
     assert done.returncode == 0 and time.monotonic() - started < 30
     assert f"energy-console attach {session}" in done.stdout
     finished = wait_for_event(session, lambda e: e["kind"] == "session_finished")
@@ -151,18 +159,16 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
     assert wait_gone([runner_pid], timeout_s=15) == []  # it ends with its session
 
 
-@pytest.mark.session  # a CLI process: the slow tier
-def test_gpus_this_machine_lacks_are_refused_before_anything_is_written(tmp_path):
+def test_gpus_this_machine_lacks_are_refused_before_anything_is_written(tmp_path, monkeypatch):
+    from tests.fakes import pynvml as fake_nvml
+    from tests.fakes.pynvml import FakeGpu
+
+    fake_nvml.configure(gpus=[FakeGpu(), FakeGpu()])
+    monkeypatch.setitem(sys.modules, "pynvml", fake_nvml)
     profile = tmp_path / "p.yaml"
     profile.write_text("name: p\ndevice: cpu\nmodels: [demo/tiny-bert-random]\n")
-    env = {**os.environ, "ENERGY_CONSOLE_TEST_FAKE_NVML": "gpus:2"}
-    done = run_cli_env(env, str(profile), "--gpus", "1,3", "--results-dir",
-                       str(tmp_path / "results"))
+    done = cli_here("run", str(profile), "--gpus", "1,3", "--results-dir",
+                    str(tmp_path / "results"))
     assert done.returncode == 2
     assert "this machine's GPUs are [0, 1]; [3] not among them" in done.stderr
     assert not (tmp_path / "results").exists()
-
-
-def run_cli_env(env, *args):
-    return subprocess.run([sys.executable, "-m", "energy_console.core.cli", "run", *args],
-                          cwd=ROOT, capture_output=True, text=True, timeout=120, env=env)

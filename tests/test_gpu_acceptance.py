@@ -1,5 +1,6 @@
 """bench/gpu_acceptance.py: its verdicts on synthetic sessions, its evidence on the fake NVML, and
-its clean skip where there is no CUDA device (here, always)."""
+its clean skip where there is no CUDA device (here, always). The script runs as a script once (a
+verdict); its other commands run through its main() in this process."""
 
 from __future__ import annotations
 
@@ -157,12 +158,11 @@ def test_the_verdict_command_rejudges_a_session(tmp_path):
     assert (session / "acceptance.md").exists()
 
 
-def test_without_cuda_it_skips_with_a_clear_message(tmp_path):
-    result = subprocess.run([sys.executable, str(SCRIPT), "--results-dir", str(tmp_path)],
-                            capture_output=True, text=True, cwd=ROOT, timeout=120)
+def test_without_cuda_it_skips_with_a_clear_message(tmp_path, capsys):
+    code = acceptance.main(["--results-dir", str(tmp_path)])  # in this process: no CUDA either
 
-    assert result.returncode == acceptance.EXIT_SKIPPED, result.stdout + result.stderr
-    assert "SKIPPED: no CUDA device" in result.stderr
+    assert code == acceptance.EXIT_SKIPPED, capsys.readouterr()
+    assert "SKIPPED: no CUDA device" in capsys.readouterr().err
     assert list(tmp_path.iterdir()) == []  # nothing written
 
 

@@ -1,4 +1,5 @@
-"""One measuring session per machine."""
+"""One measuring session per machine. (A session started while another measures, from the CLI
+and as a Runner: tests/hardening/test_resume.py, beside the runner process it meets.)"""
 
 from __future__ import annotations
 
@@ -8,14 +9,6 @@ import sys
 
 import pytest
 from energy_console.core.session.machine_lock import MachineBusy, MachineLock
-from energy_console.core.session.profile_check import load_profile
-from energy_console.core.session.runner import Runner
-
-from tests.session_helpers import (
-    start_cli_session,
-    wait_for_first_warmup,
-    write_profile,
-)
 
 
 def test_a_second_session_is_refused_and_told_who_holds_the_machine(tmp_path):
@@ -47,26 +40,3 @@ def test_the_machine_is_free_again_when_the_holder_is_killed(tmp_path):
     lock = MachineLock(tmp_path / "lock")
     lock.acquire(tmp_path / "s")
     lock.release()
-
-
-@pytest.mark.session
-def test_a_session_started_while_another_measures_ends_at_once_and_says_why(tmp_path):
-    body = """\
-models: [demo/tiny-bert-random]
-techniques: [baseline]
-inputs: {batch_sizes: [1], sequence_lengths: [16]}
-"""
-    running = start_cli_session(write_profile(tmp_path, body, name="first"), tmp_path / "first")
-    try:
-        wait_for_first_warmup(tmp_path / "first")
-        second = Runner(load_profile(write_profile(tmp_path, body, name="second")),
-                        tmp_path / "second").run()
-        assert second.status == "failed" and second.finished == 0
-        assert str(tmp_path / "first") in second.message
-        assert second.refused
-        # nothing left behind: `report` and `attach` would take it for the newest session
-        assert not (tmp_path / "second").exists()
-        running.wait(timeout=120)
-    finally:
-        running.kill()
-    assert running.returncode == 0

@@ -34,12 +34,14 @@ def forkserver_context() -> Any:
 def start_worker(context: Any, runs: tuple[Any, ...], runs_dir: Path, cache_dir: Path,
                  variant_cache_dir: Path | None = None) -> tuple[Any, Any]:
     """(process, the runner's end of its pipe) for the runs of one variant, measured in order;
-    the worker dies with this process."""
+    the worker dies with this process. It creates files with this process's umask (the
+    session's, see core.session.guard), not with the one the forkserver started under: a
+    forkserver outlives a session, and serves the next one of the same process."""
     parent_conn, child_conn = context.Pipe()  # duplex: the runner answers RunnerReady
     process = context.Process(
         target=_worker_target,
         args=(child_conn, tuple(runs), str(runs_dir), str(cache_dir), os.getpid(),
-              None if variant_cache_dir is None else str(variant_cache_dir)),
+              None if variant_cache_dir is None else str(variant_cache_dir), current_umask()),
         name=f"worker-{runs[0].run_id}",
         daemon=True,
     )
@@ -118,11 +120,20 @@ def death_reason(exitcode: int | None) -> str:
     return f"the worker exited with status {exitcode} without a result; see the run's worker.log"
 
 
+def current_umask() -> int:
+    """This process's umask, read from /proc without setting it: os.umask can only set it, and
+    setting then restoring it would give a file created meanwhile by another thread of the
+    runner the wrong mode."""
+    with open("/proc/self/status") as status:
+        return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+
+
 def _forkserver_ready() -> None:
     """Runs in a process forked by the forkserver, which happens only once it has preloaded."""
 
 
-def _worker_target(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir):
+def _worker_target(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir, umask):
     from energy_console.core.worker.entry import worker_entry
 
+    os.umask(umask)
     worker_entry(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir)

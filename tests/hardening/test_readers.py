@@ -9,15 +9,13 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from energy_console.core.store.file_tail import MAX_LINE_BYTES
 from energy_console.core.store.follow import SessionReader, read_session
 
-from tests.session_helpers import ROOT, run_cli, write_profile
+from tests.session_helpers import cli_here, run_cli_here, write_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -30,9 +28,23 @@ def good_session(tmp_path_factory) -> Path:
     profile = write_profile(folder, "models: [demo/tiny-bert-random]\ntechniques: [baseline]\n"
                             "inputs: {batch_sizes: [1], sequence_lengths: [16]}\n")
     session = folder / "session"
-    done = run_cli(str(profile), "--session-dir", str(session), "--quiet", timeout_s=300)
+    done = run_cli_here(str(profile), "--session-dir", str(session), "--quiet")
     assert done.returncode == 0, done.stderr
+    runner_has_ended(session)
     return session
+
+
+def runner_has_ended(session: Path) -> None:
+    """The session was measured in this process, which lives on: its files name a runner that
+    has ended instead, as one of a runner process would (pid_max: never a process's id), so
+    that a reader that loses the session's end does not take it for still running."""
+    gone = int(Path("/proc/sys/kernel/pid_max").read_text())
+    for name in ("session.json", "events.jsonl"):
+        text = (session / name).read_text()
+        for form in ('"runner_pid": {}', '"runner_pid":{}'):
+            text = text.replace(form.format(os.getpid()), form.format(gone))
+        (session / name).write_text(text)
+    assert json.loads((session / "session.json").read_text())["runner_pid"] == gone
 
 
 def damage_lines(file: Path, index: int, new: bytes | None) -> None:
@@ -123,8 +135,7 @@ def test_the_reader_names_the_problem_and_shows_the_rest(damaged):
 @pytest.mark.parametrize("damaged", list(DAMAGE), indirect=True)
 def test_report_prints_the_problem_first_and_the_runs_after(damaged):
     session, expected, _ = damaged
-    done = subprocess.run([sys.executable, "-m", "energy_console.core.cli", "report",
-                           str(session)], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    done = cli_here("report", str(session))  # reads files only: no process of its own
     assert done.returncode == 0, done.stderr
     assert "Traceback" not in done.stderr
     lines = done.stdout.splitlines()

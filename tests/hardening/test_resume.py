@@ -11,11 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
+from energy_console.core.session.profile_check import load_profile
+from energy_console.core.session.runner import Runner
+from energy_console.core.store.control import send_control
 
 from tests.session_helpers import (
     ROOT,
     read_events,
     run_cli_here,
+    wait_for_event,
     wait_for_first_warmup,
     write_profile,
 )
@@ -93,16 +97,29 @@ def test_a_running_session_is_never_written_by_a_resume_or_a_second_run(tmp_path
         second = cli(tmp_path, str(profile), "--results-dir", str(results))
         assert second.returncode == 1, second.stderr
         assert sorted(p.name for p in results.iterdir()) == ["first"]
+        # so does a Runner started by other code (the console's, a notebook's): it ends at once,
+        # says why, and leaves no folder that `report` and `attach` would take for the newest
+        with pytest.MonkeyPatch.context() as patch:
+            patch.setenv("ENERGY_CONSOLE_LOCK", str(tmp_path / "lock"))
+            runner = Runner(load_profile(profile), results / "second").run()
+        assert runner.refused and runner.status == "failed" and runner.finished == 0
+        assert str(session) in runner.message
+        assert sorted(p.name for p in results.iterdir()) == ["first"]
 
         assert (session / "profile.yaml").read_bytes() == profile_before
         assert not [e for e in read_events(session) if e["kind"] == "session_finished"]
+        # the run measured meanwhile ends as any other; then the rest need not be measured
+        wait_for_event(session, lambda e: e["kind"] == "run_finished")
+        send_control(session, "stop")
         first.wait(timeout=300)
     finally:
         first.kill()
-    assert first.returncode == 0, first.stderr.read()
+    assert first.returncode == 130, first.stderr.read()
     finished = [e for e in read_events(session) if e["kind"] == "session_finished"]
-    assert len(finished) == 1 and finished[0]["status"] == "completed"
-    assert finished[0]["finished"] == 3
+    assert len(finished) == 1 and finished[0]["status"] == "stopped"
+    assert finished[0]["message"] == "stopped on request"
+    assert finished[0]["finished"] >= 1 and finished[0]["failed"] == 0
+    assert finished[0]["finished"] + finished[0]["skipped"] == 3
 
 
 def test_a_resume_with_another_profile_is_refused_unless_asked_and_then_keeps_both(tmp_path):
@@ -148,7 +165,6 @@ def test_a_resume_with_another_profile_is_refused_unless_asked_and_then_keeps_bo
 def test_relative_model_folders_that_now_point_elsewhere_are_a_change(tmp_path):
     """Same text, other folder: `path: model` read from another profile's folder."""
     from energy_console.core.session.preflight import resume_differences
-    from energy_console.core.session.profile_check import load_profile
 
     from tests.hardening.test_lying_models import tiny_bert
 
