@@ -120,12 +120,17 @@ def death_reason(exitcode: int | None) -> str:
     return f"the worker exited with status {exitcode} without a result; see the run's worker.log"
 
 
-def current_umask() -> int:
+def current_umask() -> int | None:
     """This process's umask, read from /proc without setting it: os.umask can only set it, and
     setting then restoring it would give a file created meanwhile by another thread of the
-    runner the wrong mode."""
-    with open("/proc/self/status") as status:
-        return next(int(line.split()[1], 8) for line in status if line.startswith("Umask:"))
+    runner the wrong mode. None where the kernel does not show it (before Linux 4.7): the worker
+    keeps its own, and the session's files are still created private (core.session.guard)."""
+    try:
+        with open("/proc/self/status") as status:
+            return next((int(line.split()[1], 8) for line in status
+                         if line.startswith("Umask:")), None)
+    except OSError:
+        return None
 
 
 def _forkserver_ready() -> None:
@@ -135,5 +140,6 @@ def _forkserver_ready() -> None:
 def _worker_target(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir, umask):
     from energy_console.core.worker.entry import worker_entry
 
-    os.umask(umask)
+    if umask is not None:
+        os.umask(umask)
     worker_entry(conn, runs, runs_dir, cache_dir, runner_pid, variant_cache_dir)
