@@ -39,11 +39,13 @@ SQUARE = CodeTask("def square(x):\n", "square",
                   "def check(candidate):\n    assert candidate(3) == 9\n")
 SPIN = CodeTask("def spin(n):\n", "spin", "def check(candidate):\n    assert candidate(1) == 1\n")
 
-LOOP_FOREVER = "    while True:\n        pass\n"
+# never returns: it sleeps rather than spins, as the wall-clock timeout is what ends it (a spin
+# would only add 1.5 s of CPU on a busy test machine; the CPU-seconds limit is timeout + 1)
+LOOP_FOREVER = "    import time\n    while True:\n        time.sleep(0.05)\n"
 # a child that leaves the process group (setsid) and sleeps: only the PID namespace or the
 # descendant sweep can end it
 ESCAPE_AND_LOOP = ("    import os, time\n    if os.fork() == 0:\n        os.setsid()\n"
-                   "        time.sleep(600)\n    while True:\n        pass\n")
+                   "        time.sleep(600)\n    while True:\n        time.sleep(0.05)\n")
 
 
 def sandbox_processes(since: float) -> list[psutil.Process]:

@@ -15,6 +15,8 @@ from energy_console.core.analysis.export import as_json, as_markdown
 from energy_console.core.analysis.report import format_report
 from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.runner import Runner
+from energy_console.core.session.worker_process import forkserver_context
+from energy_console.core.store.events import IdleBaseline
 from energy_console.core.store.follow import read_session
 
 from tests.fakes.powercap import advancing_counters, build_powercap_tree
@@ -22,7 +24,8 @@ from tests.session_helpers import write_profile
 
 pytestmark = pytest.mark.session  # a real runner session: the slow tier
 
-SHORT = "protocol: {idle_seconds: 1, warmup: 1, min_window_s: 0.3, repeats: 2, sample_hz: 20}\n"
+SHORT = ("protocol: {idle_seconds: 1, warmup: 1, min_window_s: 0.3, repeats: 2, sample_hz: 20, "
+         "threads: 1}\n")
 
 
 @pytest.fixture(scope="module")
@@ -34,18 +37,25 @@ models: [demo/tiny-bert-random]
 techniques: [baseline]
 inputs: {batch_sizes: [1], sequence_lengths: [8]}
 """, protocol=SHORT))
-    # a quarter of the cores and one more kept busy: well over the 10 % the check allows
+    forkserver_context()  # started before the spinners (once per test process): not slowed by them
+    # a quarter of the cores and one more kept busy while the idle baseline is taken: well over
+    # the 10 % the check allows (then they stop: the run needs no load beside it)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])
                 for _ in range((os.cpu_count() or 1) // 4 + 1)]
+
+    def stop_spinners(event=None) -> None:
+        if event is None or isinstance(event, IdleBaseline):
+            for spinner in spinners:
+                spinner.kill()
+                spinner.wait()
+
     try:
         with pytest.MonkeyPatch.context() as patch, \
                 advancing_counters({tree.zone("intel-rapl:0"): 30.0}, 30_000_000):
             patch.setenv("ENERGY_CONSOLE_POWERCAP_ROOT", str(tree.root))
-            return Runner(profile, tmp_path / "session").run().path
+            return Runner(profile, tmp_path / "session", on_event=stop_spinners).run().path
     finally:
-        for spinner in spinners:
-            spinner.kill()
-            spinner.wait()
+        stop_spinners()
 
 
 def test_a_busy_idle_baseline_is_warned_about_on_screen(busy_session):

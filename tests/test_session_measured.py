@@ -17,9 +17,10 @@ pytestmark = pytest.mark.session
 
 PACKAGE_W, DRAM_W = 45.0, 6.0
 # The fake counters are written by a process that a loaded machine can delay by tens of ms; 2 s
-# windows keep that scheduling lag (not the method) well inside the 2 % the test allows.
+# windows keep that scheduling lag (not the method) well inside the 2 % the test allows. One torch
+# thread: the counters set the power, and a second thread would only spin beside the first.
 WINDOWS_2S = """\
-protocol: {idle_seconds: 1, warmup: 1, min_window_s: 2.0, repeats: 3, sample_hz: 20}
+protocol: {idle_seconds: 1, warmup: 1, min_window_s: 2.0, repeats: 3, sample_hz: 20, threads: 1}
 """
 
 

@@ -29,7 +29,8 @@ def faulty_session(tmp_path_factory):
 models: [demo/tiny-bert-random]
 techniques: [baseline]
 inputs: {batch_sizes: [1], sequence_lengths: [16]}
-""", protocol="protocol: {idle_seconds: 0.5, warmup: 1, min_window_s: 1.2, repeats: 2}\n")
+""", protocol="protocol: {idle_seconds: 0.5, warmup: 1, min_window_s: 1.2, repeats: 2, "
+                                   "threads: 1}\n")
     writer = start_counter_writer({tree.zone("intel-rapl:0"): 40.0}, RANGE_UJ)
     session = tmp_path / "session"
 
