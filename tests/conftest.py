@@ -30,6 +30,10 @@ os.environ["ENERGY_CONSOLE_LOCK"] = os.path.join(
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test processes keep what they compile in __pycache__ (git-ignored), PYTHONDONTWRITEBYTECODE or
+# not: without it each test process rewrites and compiles every test module again, on every run
+# (2.5 CPU-s a process on the 2-core development machine). Processes a test starts only read.
+sys.dont_write_bytecode = False
 
 
 # A test file whose every test is a session test says so at its top, in this one form.
