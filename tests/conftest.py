@@ -6,13 +6,19 @@ machine runs the suite (tests/fakes/host.py says how); tests that want hardware 
 
 from __future__ import annotations
 
+import functools
+import gc
+import itertools
 import os
+import re
 import sys
 import tempfile
+import warnings
 from collections import Counter
 from pathlib import Path
 
 import pytest
+from _pytest.mark.expression import Expression
 
 from tests.fakes.host import use_bare_host
 
@@ -25,6 +31,48 @@ os.environ["ENERGY_CONSOLE_LOCK"] = os.path.join(
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+# Test processes keep what they compile in __pycache__ (git-ignored), PYTHONDONTWRITEBYTECODE or
+# not: without it each test process rewrites and compiles every test module again, on every run
+# (2.5 CPU-s a process on the 2-core development machine). Processes a test starts only read.
+sys.dont_write_bytecode = False
+# Fewer young-generation collections in the test processes: Textual's painting and the torch tests
+# make millions of short-lived objects, and at Python's default threshold (700) the collector ran
+# 2,400 times in tests/test_snapshots.py and test_tui_opened.py (3.4 of their 25 CPU-s), 1,600
+# times in the torch tests (2.4 of 25 CPU-s); at 50,000, 20 times (0.4 and 0.9 CPU-s), the same
+# peak memory. Reference cycles are still collected, a little later.
+gc.set_threshold(50_000, 10, 10)
+
+
+# A test file whose every test is a session test says so at its top, in this one form.
+SESSION_FILE = re.compile(r"^pytestmark = pytest\.mark\.session\b", re.MULTILINE)
+
+
+@functools.cache
+def deselects_session_tests(markexpr: str) -> bool:
+    """Whether `-m markexpr` leaves out every test marked session, whatever else it is marked."""
+    if not markexpr:
+        return False
+    expression = Expression.compile(markexpr)
+    names = sorted(set(re.findall(r"[\w:+\-.\[\]\\/]+", markexpr)) - {"and", "or", "not"})
+    others = [name for name in names if name != "session"]
+    if len(others) > 8:
+        return False
+    for values in itertools.product((False, True), repeat=len(others)):
+        marks = dict(zip(others, values, strict=True), session=True)
+        if expression.evaluate(lambda name, marks=marks, **kwargs: marks.get(name, False)):
+            return False
+    return True
+
+
+def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
+    """Under `-m "not session"` (the fast tier) a file of session tests only is not even
+    imported: every test process would import it, and its imports (torch, ray, transformers
+    models) only to deselect all it holds."""
+    if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
+            and deselects_session_tests(config.getoption("markexpr"))
+            and SESSION_FILE.search(collection_path.read_text(encoding="utf-8"))):
+        return True
+    return None
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -71,6 +119,52 @@ def pytest_collection_modifyitems(items):
                                  -tests[item.path], first_seen[item.path]))
 
 
+# The fast tier's files whose tests import torch in the test process (demo models, techniques,
+# tensors), found by tracing imports; tests/test_tui_add_model.py imports onnx, as the others do.
+# A fresh process pays 5-9 CPU-s to import torch and transformers' model code; under
+# `-m "not session"` these files run in one test process, one after the other, so the others
+# never import them. A file missing here is only slower (the hook below names it).
+TORCH_FILES = frozenset({
+    "hardening/test_cache_trust.py",
+    "test_datasets.py",
+    "test_detection.py",
+    "test_flops.py",
+    "test_generate.py",
+    "test_magnitude.py",
+    "test_model_files.py",
+    "test_protocol.py",
+    "test_quality.py",
+    "test_techniques.py",
+    "test_tui_add_model.py",
+    "test_variant_cache.py",
+    "test_worker_messages.py",
+})
+TORCH_SCOPE = "tests/conftest.py::TORCH_FILES"
+HAD_TORCH = pytest.StashKey[bool]()  # whether torch was imported when the test's setup began
+
+
+def in_torch_files(path: Path) -> bool:
+    return path.relative_to(Path(__file__).parent).as_posix() in TORCH_FILES
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_xdist_make_scheduler(config, log):
+    """`--dist loadfile` with TORCH_FILES as one file, in the fast tier. The whole suite keeps
+    one file per unit: there every process runs sessions, and a unit that long would be its
+    tail."""
+    if config.getvalue("dist") != "loadfile" or not deselects_session_tests(
+            config.getoption("markexpr")):
+        return None
+    from xdist.scheduler import LoadFileScheduling
+
+    class TorchFilesTogether(LoadFileScheduling):
+        def _split_scope(self, nodeid: str) -> str:
+            path = super()._split_scope(nodeid)
+            return TORCH_SCOPE if path.removeprefix("tests/") in TORCH_FILES else path
+
+    return TorchFilesTogether(config, log)
+
+
 def pytest_xdist_auto_num_workers(config):
     """`-n auto` (pyproject's addopts): one test process more than the machine has cores, up to
     --maxprocesses. Session tests spend part of their time waiting (idle baselines, paced models,
@@ -92,7 +186,23 @@ def pytest_runtest_setup(item):
     threads spin waiting for a core: the in-process torch tests of tests/test_techniques.py took
     26 s of CPU on two threads, 13 s on one (test_quality 48 -> 14 s). Torch is left alone where
     no test has imported it, and the processes a test starts (workers, the CLI) keep their own
-    setting (a profile's `threads:` included)."""
+    setting (a profile's `threads:` included). A test of TORCH_FILES imports torch here, before
+    its fixtures, which may train a model."""
     torch = sys.modules.get("torch")
+    item.stash[HAD_TORCH] = torch is not None
+    if torch is None and in_torch_files(item.path):
+        import torch
     if torch is not None and torch.get_num_threads() != 1:
         torch.set_num_threads(1)
+
+
+@pytest.hookimpl(trylast=True)
+def pytest_runtest_teardown(item):
+    """In the fast tier, a test outside TORCH_FILES whose process had no torch before it and has
+    it now is named in a warning: its file belongs in TORCH_FILES."""
+    if (not item.stash.get(HAD_TORCH, True) and "torch" in sys.modules
+            and not in_torch_files(item.path)
+            and deselects_session_tests(item.config.getoption("markexpr"))):
+        warnings.warn(pytest.PytestWarning(
+            f"{item.path.name} imports torch: add it to TORCH_FILES in tests/conftest.py, so "
+            "that the fast tier imports torch in one test process only"), stacklevel=1)

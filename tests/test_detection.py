@@ -8,7 +8,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-import torch
 from energy_console.core.models import load_model
 from energy_console.core.models.base import NotApplicable
 from energy_console.core.quality.coco import check_detection_dataset, load_detection_set
@@ -68,12 +67,16 @@ def test_a_json_without_coco_lists_or_images_is_refused(tmp_path):
 
 
 def test_iou_of_known_boxes():
+    import torch
+
     a = torch.tensor([[0.0, 0.0, 10.0, 10.0]])
     b = torch.tensor([[0.0, 0.0, 10.0, 10.0], [5.0, 0.0, 15.0, 10.0], [20.0, 20.0, 30.0, 30.0]])
     assert box_iou(a, b)[0].tolist() == pytest.approx([1.0, 50 / 150, 0.0])
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes_of_one_label_only():
+    import torch
+
     boxes = torch.tensor([[0.0, 0, 10, 10], [1, 0, 11, 10], [1, 0, 11, 10], [50, 50, 60, 60]])
     scores = torch.tensor([0.9, 0.8, 0.7, 0.6])
     labels = torch.tensor([0, 0, 1, 0])  # box 2 overlaps box 0 but has another label
@@ -82,6 +85,8 @@ def test_nms_keeps_the_best_of_overlapping_boxes_of_one_label_only():
 
 
 def test_postprocess_thresholds_drops_no_object_and_scales_to_the_original_image():
+    import torch
+
     pipeline = DetectionPipeline(None, "softmax", 32, "cpu")
     # two queries, 2 labels + no-object; query 1 is almost surely "no object"
     logits = torch.tensor([[[4.0, 0.0, 0.0], [-9.0, -9.0, 9.0]]])
@@ -93,6 +98,8 @@ def test_postprocess_thresholds_drops_no_object_and_scales_to_the_original_image
 
 
 def test_preprocess_resizes_any_image_to_the_run_resolution():
+    import torch
+
     pipeline = DetectionPipeline(None, "softmax", 48, "cpu")
     images = [torch.full((3, 100, 60), 255, dtype=torch.uint8), torch.zeros(3, 20, 20,
                                                                         dtype=torch.uint8)]
@@ -103,6 +110,7 @@ def test_preprocess_resizes_any_image_to_the_run_resolution():
 
 def test_torchvision_detectors_are_skipped_with_the_reason_where_torchvision_cannot_load():
     try:
+        import torch
         import torchvision.models.detection  # noqa: F401
 
         torch.ops.torchvision.nms  # noqa: B018
@@ -114,30 +122,36 @@ def test_torchvision_detectors_are_skipped_with_the_reason_where_torchvision_can
         load_model(ModelEntry(ref="demo/ssdlite320-mobilenet-v3-random", source="demo"), "cpu")
 
 
-class TwoBoxDetector(torch.nn.Module):
+def two_box_detector(offset: float = 0.0):
     """A real (tiny) detector whose queries find two fixed boxes, one per label, the second
     moved by a learnable offset: enough to score the evaluation path without a transformer."""
+    import torch
 
-    def __init__(self, offset: float = 0.0):
-        super().__init__()
-        self.offset = torch.nn.Parameter(torch.tensor(offset))
+    class TwoBoxDetector(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.offset = torch.nn.Parameter(torch.tensor(offset))
 
-    def forward(self, pixel_values):
-        batch = pixel_values.shape[0]
-        logits = torch.tensor([[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0]]).expand(batch, 2, 3)
-        boxes = torch.stack([torch.tensor([0.25, 0.25, 0.2, 0.2]),
-                             torch.tensor([0.7, 0.7, 0.3, 0.3]) + self.offset])
-        return SimpleNamespace(logits=logits, pred_boxes=boxes.expand(batch, 2, 4))
+        def forward(self, pixel_values):
+            batch = pixel_values.shape[0]
+            logits = torch.tensor([[5.0, -5.0, -5.0], [-5.0, 5.0, -5.0]]).expand(batch, 2, 3)
+            boxes = torch.stack([torch.tensor([0.25, 0.25, 0.2, 0.2]),
+                                 torch.tensor([0.7, 0.7, 0.3, 0.3]) + self.offset])
+            return SimpleNamespace(logits=logits, pred_boxes=boxes.expand(batch, 2, 4))
+
+    return TwoBoxDetector()
 
 
 def two_box_run(tmp_path, offset: float = 0.0, truth=None):
+    import torch
+
     images = DetectionImages([torch.zeros(3, 40, 40, dtype=torch.uint8)] * 3, truth, None)
-    loaded = SimpleNamespace(module=TwoBoxDetector(), task="object-detection")
+    loaded = SimpleNamespace(module=two_box_detector(), task="object-detection")
     spec = SimpleNamespace(model=ModelEntry(ref="demo/two-box", source="demo"), resolution=32,
                            batch_size=2)
     base = DetectionPipeline(loaded.module, "softmax", 32, "cpu")
     reference = prepare_detection_reference(loaded, spec, images, base, tmp_path)
-    moved = base.with_module(TwoBoxDetector(offset))
+    moved = base.with_module(two_box_detector(offset))
     return images, reference, evaluate_detection(moved, images, reference, spec.batch_size)
 
 

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import torch
 from energy_console.core.models import load_model
 from energy_console.core.spec.profile import ModelEntry
 from energy_console.core.worker.flops import changes_flops, count_flops
 
 
 def test_a_linear_layer_counts_two_flops_per_multiply_add():
+    import torch
+
     class Net(torch.nn.Module):
         def __init__(self):
             super().__init__()

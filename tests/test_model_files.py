@@ -4,7 +4,6 @@ and refuses, and what a graph's signature tells."""
 from __future__ import annotations
 
 import pytest
-import torch
 from energy_console.core.models import ModelLoadError, load_model, source_for
 from energy_console.core.models.base import NotApplicable
 from energy_console.core.session.plan import model_task
@@ -38,6 +37,8 @@ def factory_profile(folder, options: str, package: str = "labnets"):
 
 
 def test_a_factory_module_beside_the_profile_is_imported_and_its_weights_loaded(tmp_path):
+    import torch
+
     torch.manual_seed(3)
     namespace: dict = {}
     exec(compile(MODULE, "tiny", "exec"), namespace)  # the same class, to write its weights
@@ -55,6 +56,8 @@ def test_a_factory_module_beside_the_profile_is_imported_and_its_weights_loaded(
 
 
 def test_factory_weights_that_do_not_fit_and_a_missing_module_say_the_fix(tmp_path):
+    import torch
+
     torch.save({"other.weight": torch.zeros(1)}, tmp_path / "bad.pt")
     entry = factory_profile(tmp_path, "    args: [2]\n    weights: bad.pt\n", "labnets_bad")
     with pytest.raises(ModelLoadError, match="do not fit the model"):
@@ -92,6 +95,8 @@ def graph(path, input_dims, output_dims, input_name="input_1"):
 
 
 def test_a_channels_last_graph_is_read_as_an_image_model_of_its_fixed_size(tmp_path):
+    import torch
+
     graph(tmp_path / "keras.onnx", ["batch", 4, 4, 3], ["batch", 48])
     profile = parse_profile("name: t\nmodels: [keras.onnx]\n", base_dir=str(tmp_path))
     entry = profile.models[0]
@@ -180,9 +185,11 @@ def test_a_source_whose_library_does_not_load_is_skipped_with_the_install_comman
         load_model(entry, "cpu")
 
 
-@pytest.mark.skipif(not loads("torchvision"), reason="torchvision does not load with this "
-                    "torch (no wheel, or a CUDA wheel: `operator torchvision::nms does not exist`)")
 def test_a_torchvision_classifier_with_a_state_dict_runs_like_any_model(tmp_path):
+    if not loads("torchvision"):
+        pytest.skip("torchvision does not load with this torch (no wheel, or a CUDA wheel: "
+                    "`operator torchvision::nms does not exist`)")
+    import torch
     import torchvision
 
     torch.save(torchvision.models.resnet18(num_classes=3).state_dict(), tmp_path / "r.pt")
@@ -192,9 +199,10 @@ def test_a_torchvision_classifier_with_a_state_dict_runs_like_any_model(tmp_path
     assert loaded.module(**loaded.make_inputs(2, 64)).logits.shape == (2, 3)
 
 
-@pytest.mark.skipif(not loads("timm"), reason="timm is not installed, or needs a torchvision "
-                    "that does not load with this torch")
 def test_a_timm_model_of_fixed_input_size_takes_that_resolution_only():
+    if not loads("timm"):
+        pytest.skip("timm is not installed, or needs a torchvision that does not load with this "
+                    "torch")
     entry = parse_profile("name: t\nmodels: [{timm: vit_tiny_patch16_224, "
                           "kwargs: {num_classes: 3}}]\n").models[0]
     loaded = load_model(entry, "cpu")

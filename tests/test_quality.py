@@ -7,7 +7,6 @@ import math
 from pathlib import Path
 
 import pytest
-import torch
 from energy_console.core.models import load_model
 from energy_console.core.models.demo_tokenizer import DemoTokenizer
 from energy_console.core.quality.evaluate import evaluate
@@ -33,6 +32,8 @@ def run_spec(model_yaml: str, base_dir: Path, batch_size: int = 8, size: int = S
 
 def prune_linear_weights(module, fraction: float = 0.9):
     """A copy with the smallest `fraction` of every Linear layer's weights set to zero."""
+    import torch
+
     pruned = copy.deepcopy(module)
     with torch.no_grad():
         for layer in pruned.modules():
@@ -81,6 +82,8 @@ def test_heavily_pruned_classifier_loses_fidelity(trained_classifier, tmp_path):
 
 
 def test_reference_is_cached_per_model_and_input_set(trained_classifier, tmp_path):
+    import torch
+
     spec = classifier_spec(trained_classifier)
     loaded = load_model(spec.model, "cpu")
     first = prepare_reference(loaded, spec, tmp_path)
@@ -121,6 +124,7 @@ def test_result_gives_runs_csv_columns_and_its_own_seconds(trained_classifier, t
 @pytest.fixture(scope="module")
 def trained_lm(tmp_path_factory) -> Path:
     """A tiny GPT-2 trained briefly on the shipped text, saved with the demo tokenizer."""
+    import torch
     from transformers import GPT2Config, GPT2LMHeadModel
 
     folder = tmp_path_factory.mktemp("lm")
@@ -163,6 +167,8 @@ def test_perplexity_is_finite_and_rises_under_heavy_pruning(trained_lm, tmp_path
 
 
 def test_demo_models_without_dataset_score_fidelity_on_synthetic_inputs(tmp_path):
+    import torch
+
     spec = run_spec("  - demo/tiny-bert-random", tmp_path, batch_size=2, size=16)
     loaded = load_model(spec.model, "cpu")
     reference = prepare_reference(loaded, spec, tmp_path)

@@ -6,7 +6,6 @@ import copy
 import functools
 
 import pytest
-import torch
 from energy_console.core.compression import (
     NotApplicable,
     TechniqueContext,
@@ -33,6 +32,8 @@ def _loaded(ref: str):
 
 
 def _outputs(module, inputs, no_grad: bool = False):
+    import torch
+
     with torch.no_grad() if no_grad else torch.inference_mode():
         out = module(**inputs)
     return (out.logits if hasattr(out, "logits") else out[0]).float()
@@ -59,6 +60,8 @@ def compress(ref: str, steps: list[tuple[str, dict]]):
 
 
 def cosine(a, b) -> float:
+    import torch
+
     return torch.nn.functional.cosine_similarity(a.flatten(), b.flatten(), dim=0).item()
 
 
@@ -96,17 +99,19 @@ def test_static_int8_quantizes_the_resnet_convolutions():
     assert cosine(ref, out) > 0.99
 
 
-class _OneConv(torch.nn.Module):
-    def __init__(self):
-        super().__init__()
-        self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3))
-
-    def forward(self, pixel_values):
-        return self.body(pixel_values)
-
-
 def _input_scale(calibration: str, pixels) -> float:
-    """The scale static-int8 quantizes the model's input with, calibrated on `pixels`."""
+    """The scale static-int8 quantizes a one-convolution model's input with, calibrated on
+    `pixels`."""
+    import torch
+
+    class _OneConv(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.body = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3))
+
+        def forward(self, pixel_values):
+            return self.body(pixel_values)
+
     ctx = TechniqueContext("cpu", "image-classification", None, lambda: [{"pixel_values": pixels}])
     spec = TechniqueSpec((Step("static-int8", {"calibration": calibration}),), False)
     module = apply_technique(_OneConv(), spec, ctx)
@@ -114,6 +119,8 @@ def _input_scale(calibration: str, pixels) -> float:
 
 
 def test_static_int8_calibrated_by_minmax_spans_the_range_seen_histogram_clips_an_outlier():
+    import torch
+
     pixels = torch.randn(1, 1, 512, 512, generator=torch.Generator().manual_seed(0)).clamp(-3, 3)
     pixels[0, 0, 0, 0] = 100.0  # one outlier among 262,144 values: clipping it costs less
     levels = 127 if torch.backends.quantized.engine == "x86" else 255  # x86: reduce_range
@@ -148,6 +155,8 @@ def test_onnx_int8_reports_the_onnx_file_size_and_stays_close():
 
 
 def test_onnx_int8_model_runs_other_sequence_lengths():
+    import torch
+
     loaded = _loaded("demo/tiny-bert-random")
     _, _, _, _, ctx = compress("demo/tiny-bert-random", [])
     module = get("onnx-int8").apply(copy.deepcopy(loaded.module), ctx, {})
@@ -165,7 +174,7 @@ def test_magnitude_prune_half_leaves_half_nonzero_at_the_same_size():
     assert 0.45 < after.nonzero_params / before.params < 0.55
     assert ctx.extra_result["sparsity"] == pytest.approx(0.5, abs=0.01)
     assert any("do not change" in w for w in ctx.warnings)
-    assert out.shape == ref.shape and torch.isfinite(out).all()
+    assert out.shape == ref.shape and out.isfinite().all()
 
 
 def test_magnitude_prune_per_layer_prunes_every_layer_alike():
@@ -181,7 +190,7 @@ def test_structured_prune_half_removes_over_half_the_parameters(ref):
     ref_out, out, before, after, _ = compress(ref, [("structured-prune", {"ratio": 0.5})])
     assert after.params < 0.5 * before.params
     assert after.size_bytes < 0.55 * before.size_bytes
-    assert out.shape == ref_out.shape and torch.isfinite(out).all()
+    assert out.shape == ref_out.shape and out.isfinite().all()
 
 
 def test_structured_prune_keeps_the_classifier_and_updates_the_config():
@@ -207,7 +216,7 @@ def test_chain_structured_prune_then_dynamic_int8_compounds():
     ref, out, before, after, _ = compress("demo/tiny-bert-random", steps)
     assert after.size_bytes < 0.25 * before.size_bytes
     assert after.dtype_bytes.get("qint8", 0) > 0
-    assert out.shape == ref.shape and torch.isfinite(out).all()
+    assert out.shape == ref.shape and out.isfinite().all()
 
 
 def test_sparse_2_4_is_skipped_on_cpu_with_the_reason():

@@ -5,6 +5,7 @@ from __future__ import annotations
 import ast
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -14,6 +15,7 @@ from energy_console.core.store.follow import SessionReader
 from energy_console.core.store.records import RunRecord
 from energy_console.core.store.session_dir import SessionWriter, read_runs, write_json
 from energy_console.tui.app import EnergyConsoleApp
+from energy_console.tui.follower import SessionFollower
 from energy_console.tui.screens.live import LiveScreen, current_line
 from energy_console.tui.screens.results import ResultsScreen
 from energy_console.tui.widgets.runs_table import RunsTable
@@ -246,6 +248,21 @@ def test_elapsed_time_of_a_finished_session_ends_at_its_last_event(tmp_path):
     reader = SessionReader(session)
     reader.read_some()
     assert reader.snapshot().elapsed_s == pytest.approx(6.0)
+
+
+def test_an_ended_session_is_handed_to_the_view_once(tmp_path):
+    """The follower hands over a snapshot that differs from the last one only: a finished
+    session's view is drawn once, not four times a second while it stays open."""
+    session = write_session(tmp_path / "s")
+    snapshots: list = []
+    follower = SessionFollower(session, snapshots.append, interval_s=0.01)
+    follower.start()
+    try:
+        time.sleep(0.3)  # some 30 polls
+    finally:
+        follower.stop()
+        follower.join(10)
+    assert len(snapshots) == 1 and snapshots[0].status == "completed"
 
 
 def test_a_warning_names_its_run_in_the_log():

@@ -6,7 +6,6 @@ from __future__ import annotations
 import dataclasses
 
 import pytest
-import torch
 from energy_console.core.compression import TechniqueContext, apply_technique, parse_technique
 from energy_console.core.models import load_model
 from energy_console.core.models.size import measure_size
@@ -33,6 +32,8 @@ def variant(technique: str = "dynamic-int8"):
 
 
 def test_a_cached_variant_comes_back_with_its_size_outputs_and_context(tmp_path):
+    import torch
+
     cache = VariantCache(tmp_path)
     spec, loaded, ctx = variant()
     key = cache.key(loaded, spec, ctx)
@@ -74,6 +75,7 @@ def test_the_cache_is_off_unless_the_profile_asks(tmp_path, monkeypatch):
 @pytest.mark.parametrize("technique", ["fp16", {"magnitude-prune": {"amount": 0.5}}, "baseline"])
 def test_a_plain_variant_is_kept_as_weights_and_comes_back_without_unpickling(
         tmp_path, monkeypatch, technique):
+    import torch
     from safetensors import safe_open
 
     cache = VariantCache(tmp_path)
@@ -100,6 +102,8 @@ def test_a_plain_variant_is_kept_as_weights_and_comes_back_without_unpickling(
 
 
 def test_weights_are_not_put_into_a_model_of_another_structure(tmp_path):
+    import torch
+
     cache = VariantCache(tmp_path)
     spec, loaded, ctx = variant("fp16")
     key, base = cache.key(loaded, spec, ctx), module_structure(loaded.module)

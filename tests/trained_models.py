@@ -9,7 +9,6 @@ import random
 import tempfile
 from pathlib import Path
 
-import torch
 from energy_console.core.models.demo_tokenizer import DemoTokenizer
 
 POSITIVE_WORDS = ["good", "great", "excellent", "lovely", "superb", "wonderful"]
@@ -35,6 +34,7 @@ def keyword_sentences(count: int, seed: int) -> list[tuple[str, str]]:
 def train_keyword_classifier(folder: Path) -> Path:
     """A tiny BERT trained on keyword sentences, saved with its tokenizer in folder/model, and
     an evaluation CSV in folder/eval.csv."""
+    import torch
     from transformers import BertConfig, BertForSequenceClassification
 
     torch.manual_seed(0)

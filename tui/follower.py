@@ -1,5 +1,6 @@
 """The live view's follower thread: polls a session directory through core.follow and hands the
-UI one frozen snapshot at most every `interval_s`. The thread never touches widgets."""
+UI one frozen snapshot at most every `interval_s`, when it differs from the one handed before
+(a running session's differs each time: its elapsed time). The thread never touches widgets."""
 
 from __future__ import annotations
 
@@ -12,7 +13,8 @@ from energy_console.core.store.snapshot import LiveSnapshot
 
 
 class SessionFollower(threading.Thread):
-    """Polls a session directory and calls `deliver(snapshot)` at most every interval_s."""
+    """Polls a session directory and calls `deliver(snapshot)` at most every interval_s, when
+    the snapshot changed."""
 
     def __init__(self, path: Path, deliver: Callable[[LiveSnapshot], object],
                  interval_s: float = 0.25, runner_pid: int | None = None):
@@ -25,10 +27,14 @@ class SessionFollower(threading.Thread):
         self._stop_event = threading.Event()
 
     def run(self) -> None:
+        delivered = None
         while not self._stop_event.is_set():
             while self.reader.read_some() and not self._stop_event.is_set():
                 pass  # catching up with a long session: read on before drawing
-            self.deliver(self.reader.snapshot())
+            snapshot = self.reader.snapshot()
+            if snapshot != delivered:  # an ended session is drawn once, not 4 times a second
+                self.deliver(snapshot)
+                delivered = snapshot
             self._stop_event.wait(self.interval_s)
 
     def stop(self) -> None:

@@ -26,7 +26,6 @@ from pathlib import Path
 os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
-import torch  # noqa: E402
 from energy_console.core.models import ModelLoadError  # noqa: E402
 from energy_console.core.models.base import NotApplicable  # noqa: E402
 from energy_console.core.quality.datasets import DatasetError  # noqa: E402
@@ -127,6 +126,8 @@ def _wait_for_runner(conn, run_id: str) -> None:
 
 
 def is_out_of_memory(exc: BaseException) -> bool:
+    import torch  # already imported in a worker (core.worker.preload); not by importing entry
+
     return isinstance(exc, (MemoryError, torch.OutOfMemoryError))
 
 

@@ -10,6 +10,10 @@ A technique that trains (finetune, qat) trains once, while compressing, in timed
 own marked as the first run's: every run of the variant carries those training figures
 (core.session.unit), the variant's cost measured once. Such a variant is never read from or
 written to the variant cache: its training energy is measured each time.
+
+torch is imported in the functions that use it (as in core.worker.windows and .entry): a worker
+has it already (core.worker.preload), and a process that only reads the workload registry, the
+worker's messages or its windows (the fast tests) goes without its seconds of import.
 """
 
 from __future__ import annotations
@@ -21,7 +25,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import torch
 from energy_console.core.compression import (
     TRAINING_STEPS,
     NotApplicable,
@@ -80,6 +83,8 @@ class Variant:
 
 
 def resolve_device(requested: str) -> str:
+    import torch
+
     if requested == "auto":
         return "cuda:0" if torch.cuda.is_available() else "cpu"
     if requested.startswith("cuda"):
@@ -99,6 +104,8 @@ def resolve_device(requested: str) -> str:
 def load_variant(runs, cache_dir: Path, mark: Mark,
                  variant_cache: VariantCache | None = None) -> VariantStart:
     """The variant's model on its device, and the torch threads the protocol asks for."""
+    import torch
+
     first = runs[0]
     device = resolve_device(first.device)
     if first.protocol.threads:
@@ -150,6 +157,8 @@ def probe(module, ctx: TechniqueContext, technique: str) -> None:
     """Run the compressed module once on the example input, before any window: a technique that
     breaks the model (a layer whose shapes no longer fit) makes the variant's runs skipped with
     the reason, never a failure in the middle of its windows."""
+    import torch
+
     examples = ctx.calibration_inputs()
     if not examples or not isinstance(examples[0], dict):
         return
@@ -187,6 +196,8 @@ def worker_result(variant: Variant, measured: MeasuredWindows, phase: str, quali
     windows marked `phase`, `warnings` are the workload's own, `workload_figures` its extra
     WorkerResult fields (flops, generation timings). A variant that trained gives every run its
     training timings; save_models keeps the run's model."""
+    import torch
+
     ctx, loaded, size_report = variant.ctx, variant.loaded, variant.size_report
     assert size_report is not None, "the variant is compressed"
     if variant.training is not None:
@@ -223,6 +234,8 @@ def worker_result(variant: Variant, measured: MeasuredWindows, phase: str, quali
 def cast_inputs(inputs: dict, dtype) -> dict:
     if dtype is None:
         return inputs
+    import torch
+
     return {
         k: v.to(dtype) if isinstance(v, torch.Tensor) and v.is_floating_point() else v
         for k, v in inputs.items()
@@ -248,6 +261,8 @@ def saved_model(module, loaded, spec, session_dir: Path) -> dict[str, Any]:
         module.save_pretrained(folder)
         _save_tokenizer(loaded, spec, folder)
     except Exception:  # noqa: BLE001 - quantized and replaced modules: their state dict
+        import torch
+
         shutil.rmtree(folder, ignore_errors=True)
         folder.mkdir(parents=True)
         torch.save(module.state_dict(), folder / "model.pt")

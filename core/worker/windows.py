@@ -4,6 +4,7 @@ A workload hands over what one iteration does (a forward pass, a generate call, 
 step) and what it counts of each; this module warms up, calibrates, runs the windows and marks
 their edges. The worker never reads a sensor: each window's edges carry time.monotonic() stamps
 (one system-wide clock on Linux) and the runner reads the energy counters at those edges.
+torch is imported where a function needs it (see core.worker.variant).
 """
 
 from __future__ import annotations
@@ -17,7 +18,6 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
-import torch
 from energy_console.core.spec.profile import ProtocolSettings
 
 RunMark = Callable[..., Any]  # mark(phase, **fields): one run's marks
@@ -104,6 +104,8 @@ def measure_windows(iterations: Sequence[Iteration], protocol: ProtocolSettings,
     """
     sync = device_sync(device)
     if device.startswith("cuda"):
+        import torch
+
         torch.cuda.reset_peak_memory_stats(device)
     with _autograd(autograd):
         mark("warmup")
@@ -171,6 +173,8 @@ def _typical(seconds: list[float]) -> float:
 
 
 def _autograd(mode: Autograd) -> contextlib.AbstractContextManager[Any]:
+    import torch
+
     if mode is Autograd.INFERENCE_MODE:
         return torch.inference_mode()
     if mode is Autograd.NO_GRAD:
@@ -180,7 +184,11 @@ def _autograd(mode: Autograd) -> contextlib.AbstractContextManager[Any]:
 
 def device_sync(device: str) -> Callable[[], None]:
     """What waits for the device's queued work: a timed call ends when the device is done."""
-    return torch.cuda.synchronize if device.startswith("cuda") else _no_sync
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return _no_sync
 
 
 def _no_sync() -> None:
@@ -191,5 +199,7 @@ def peak_memory_mb(device: str) -> float:
     """CUDA: the peak since this run's reset; CPU: the worker's peak RSS so far (its sizes run
     smallest first, so mostly this run's)."""
     if device.startswith("cuda"):
+        import torch
+
         return torch.cuda.max_memory_allocated(device) / 2**20
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0  # Linux: KiB

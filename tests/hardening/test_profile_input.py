@@ -16,7 +16,7 @@ from energy_console.core.spec.profile import ProfileError
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from tests.session_helpers import ROOT
+from tests.session_helpers import run_cli_here
 
 BASE = "name: x\nmodels: [demo/tiny-bert-random]\n"
 
@@ -162,11 +162,7 @@ def test_a_bad_profile_exits_2_through_the_cli_and_creates_nothing(tmp_path, cas
     (tmp_path / "bad.yaml").write_bytes(data)
     results = tmp_path / "results"
     started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, "-m", "energy_console.core.cli", "run", str(tmp_path / "bad.yaml"),
-         "--results-dir", str(results)],
-        cwd=ROOT, capture_output=True, text=True, timeout=60,
-    )
+    result = run_cli_here(str(tmp_path / "bad.yaml"), "--results-dir", str(results))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stderr.startswith(f"error: {tmp_path / 'bad.yaml'}, ")
     assert words in result.stderr
