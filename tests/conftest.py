@@ -44,10 +44,10 @@ gc.set_threshold(50_000, 10, 10)
 SESSION_FILE = re.compile(r"^pytestmark = pytest\.mark\.session\b", re.MULTILINE)
 
 
-def deselects_session_tests(markexpr: str) -> bool:
-    """Whether `-m markexpr` is the fast tier's `not session` (spaces aside): the one expression
-    the README runs and the tier's shortcuts below are for; any other leaves them off."""
-    return " ".join(markexpr.split()) == "not session"
+def is_fast_tier(config: pytest.Config) -> bool:
+    """Whether `-m` is the fast tier's `not session` (spaces aside): the one expression the
+    README runs and the tier's shortcuts below are for; any other leaves them off."""
+    return " ".join(config.getoption("markexpr").split()) == "not session"
 
 
 def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool | None:
@@ -55,7 +55,7 @@ def pytest_ignore_collect(collection_path: Path, config: pytest.Config) -> bool 
     imported: every test process would import it, and its imports (torch, ray, transformers
     models) only to deselect all it holds."""
     if (collection_path.suffix == ".py" and collection_path.name.startswith("test_")
-            and deselects_session_tests(config.getoption("markexpr"))
+            and is_fast_tier(config)
             and SESSION_FILE.search(collection_path.read_text(encoding="utf-8"))):
         return True
     return None
@@ -138,8 +138,7 @@ def pytest_xdist_make_scheduler(config, log):
     """`--dist loadfile` with TORCH_FILES as one file, in the fast tier. The whole suite keeps
     one file per unit: there every process runs sessions, and a unit that long would be its
     tail."""
-    if config.getvalue("dist") != "loadfile" or not deselects_session_tests(
-            config.getoption("markexpr")):
+    if config.getvalue("dist") != "loadfile" or not is_fast_tier(config):
         return None
     from xdist.scheduler import LoadFileScheduling
 
@@ -188,7 +187,7 @@ def pytest_runtest_teardown(item):
     it now is named in a warning: its file belongs in TORCH_FILES."""
     if (not item.stash.get(HAD_TORCH, True) and "torch" in sys.modules
             and not in_torch_files(item.path)
-            and deselects_session_tests(item.config.getoption("markexpr"))):
+            and is_fast_tier(item.config)):
         warnings.warn(pytest.PytestWarning(
             f"{item.path.name} imports torch: add it to TORCH_FILES in tests/conftest.py, so "
             "that the fast tier imports torch in one test process only"), stacklevel=1)

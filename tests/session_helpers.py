@@ -70,9 +70,9 @@ def cli_here(*args: str, env: dict[str, str] | None = None) -> subprocess.Comple
             with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
                 try:
                     code = main(list(args))
-                except SystemExit as exit_:
-                    code = 0 if exit_.code is None else exit_.code if isinstance(
-                        exit_.code, int) else 1
+                except SystemExit as exit_:  # as the interpreter turns it into a status
+                    code = exit_.code if isinstance(exit_.code, int) else (
+                        0 if exit_.code is None else 1)
         finally:
             os.umask(umask)
     return subprocess.CompletedProcess(["energy-console", *args], code, out.getvalue(),

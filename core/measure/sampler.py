@@ -70,8 +70,8 @@ class Sampler:
     """Reads every sensor at sample_hz in its own thread, and whenever read_now() is called;
     with a display_hz (the runner's: DISPLAY_HZ), the sensors that read a cumulative energy
     (counters, the estimate) only at that rate in the thread (their energy over a window comes
-    from read_now at its edges), a driver's power samples (it keeps them, with their times) once
-    per delivery, and power-only sensors at sample_hz.
+    from read_now at its edges), a driver's power samples (it keeps them, with their times) every
+    DRIVER_FETCH_EVERY_S and at each delivery, and power-only sensors at sample_hz.
 
     A tick of the thread only reads: one list of every sensor's raw value and a time per clock
     (see SplitReadSensor), made by one C-level pass over the reads. Ticks are decoded into the
@@ -93,8 +93,9 @@ class Sampler:
     ):
         self.sensors = list(sensors)
         # counters (and the estimate) need reading only at window edges (read_now) and for the
-        # display: with a display_hz they are read at that rate, a driver's power samples once per
-        # delivery, power-only sensors at sample_hz (none: the thread wakes at display_hz)
+        # display: with a display_hz they are read at that rate, a driver's power samples every
+        # DRIVER_FETCH_EVERY_S, power-only sensors at sample_hz (none: the thread wakes at
+        # display_hz)
         counters = ({s.name for s in self.sensors if s.method != POLLED_POWER} if display_hz
                     else set())
         buffered = {s.name for s in self.sensors if s.method == POWER_SAMPLES} & counters
