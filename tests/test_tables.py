@@ -69,3 +69,21 @@ def test_a_table_drawn_without_rich_is_the_text_rich_draws():
             drawn += 1
             assert text == _rich_text(table, width), (title, headers, rows, width)
     assert drawn > 50  # most fitting tables take the fast path
+
+
+def test_where_even_the_essential_columns_overflow_the_run_is_named_whole_and_no_figure_is_cut():
+    """What `compare` showed a user when two noisy sessions' intervals were wide: the technique
+    cut to "dynamic-in…" and a change's interval to "(-100…+4574…"."""
+    headers = ("model", "technique", "input", "energy A", "energy B", "ΔE")
+    rows = [{"model": "tiny-bert-random", "technique": "dynamic-int8", "input": "b1-s16",
+             "energy A": "206 [0–1,620] mJ", "energy B": "56.2 [0–211] mJ",
+             "ΔE": "~-73% (-100…+4574%)"}]
+    width = 80
+    text = _rich_text(fitted_table("A  vs  B", headers, rows, len(headers), width), width)
+
+    assert "│ tiny-bert-random │ dynamic-int8 │ b1-s16 │" in text
+    lines = [line.split("│")[1:-1] for line in text.splitlines() if line.startswith("│")]
+    for column, figure in enumerate(("206 [0–1,620] mJ", "56.2 [0–211] mJ", "~-73% (-100…+4574%)"),
+                                    start=3):
+        assert "".join(cells[column].strip() for cells in lines) == figure.replace(" ", "")
+    assert max(len(line) for line in text.splitlines()) <= width

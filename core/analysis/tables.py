@@ -10,11 +10,17 @@ from __future__ import annotations
 
 from energy_console.core.spec.text import printable
 
+# The first columns of every table name the run (model, technique, input): where even the
+# essential columns overflow the terminal they keep their whole width, and the figures wrap
+# onto a second line rather than end in "…" (a figure cut is a figure lost).
+NAMING_COLUMNS = 3
+
 
 def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]],
                  essential: int, width: int):
     """A rich Table of `rows` (cells by header) with as many of `headers` as fit in `width`,
-    dropping them from the end but never the first `essential` ones."""
+    dropping them from the end but never the first `essential` ones (see NAMING_COLUMNS for
+    what gives where those overflow)."""
     from rich.table import Table
     from rich.text import Text
 
@@ -26,8 +32,11 @@ def fitted_table(title: str, headers: tuple[str, ...], rows: list[dict[str, str]
         count -= 1
     # Text, not markup: a model's or session's name may hold "[bold]" or "[link=…]"
     table = Table(title=Text(printable(title)), expand=False)
-    for header in headers[:count]:
-        table.add_column(header, no_wrap=True)
+    for i, header in enumerate(headers[:count]):
+        if i < NAMING_COLUMNS:
+            table.add_column(header, no_wrap=True, min_width=column_widths[i])
+        else:
+            table.add_column(header, overflow="fold")
     for row in cells:
         table.add_row(*(Text(cell) for cell in row[:count]))
     return table
