@@ -163,6 +163,21 @@ def test_gpu_without_energy_counter_integrates_the_drivers_power_samples(fake):
     assert sensor.read() == second
 
 
+def test_the_drivers_samples_are_integrated_in_time_order_each_stamp_once(fake):
+    """A batch out of order, with a stamp twice (the driver's first kept) and one already
+    integrated: trapezoids 100→200 W and 200→300 W over 20 ms each, 3 J + 5 J exactly."""
+    sample, value = fake_nvml._Sample, fake_nvml._Value
+    first = [sample(1_000_000, value(100_000)), sample(1_020_000, value(100_000))]
+    samples = nvml.DriverPowerSamples(fake, None, ManualClock(t=0.0), first)
+
+    reading = samples.decode([sample(1_060_000, value(300_000)), sample(1_040_000, value(200_000)),
+                              sample(1_040_000, value(999_000)), sample(1_020_000, value(5))], 0.0)
+
+    assert reading.energy_j == pytest.approx(8.0, abs=1e-12)
+    assert reading.power_w == 300.0
+    assert samples.decode([], 0.0) == reading  # nothing new: the same reading
+
+
 def test_a_sensor_on_the_drivers_samples_is_read_at_the_display_rate(fake):
     from energy_console.core.measure.sampler import Sampler
 

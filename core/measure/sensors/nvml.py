@@ -18,6 +18,7 @@ import statistics
 import time
 from collections.abc import Callable, Collection, Sequence
 from functools import partial
+from operator import add, attrgetter, mul, sub
 from typing import Any
 
 from energy_console.core.measure.sensors.base import (
@@ -169,8 +170,9 @@ class DriverPowerSamples:
         # the driver's sampling interval: the update period of this sensor's energy
         self.period_s = statistics.median(b - a for a, b in itertools.pairwise(times_us)) / 1e6
         self._seen_us = times_us[-1]  # fetch() asks for newer samples than this
-        self._last_us, self._last_w = times_us[-1], self._watts(max(first, key=_time))
-        self._energy_j = 0.0
+        self._last_us = times_us[-1]
+        self._last_mw = _power_mw(max(first, key=_stamp_us))
+        self._twice_energy_nj = 0  # integrated in integers (mW × µs = nJ): exact
 
     @classmethod
     def open(cls, nvml: Any, handle: Any, clock: Callable[[], float]) -> DriverPowerSamples | None:
@@ -191,27 +193,32 @@ class DriverPowerSamples:
         except self._none_new:
             return ()
         if samples:
-            self._seen_us = max(self._seen_us, *(s.timeStamp for s in samples))
+            self._seen_us = max(self._seen_us, max(map(_stamp_us, samples)))
         return samples
-
-    @staticmethod
-    def _watts(sample: Any) -> float:
-        return sample.sampleValue.uiVal / 1e3
 
     def decode(self, samples: Sequence[Any], t: float) -> Reading:
         """The energy up to the newest sample, stamped with its time (a reading when nothing
-        new came: at the previous newest sample's time, which the sampler ignores)."""
-        for sample in sorted(samples, key=_time):
-            if sample.timeStamp <= self._last_us:
-                continue
-            watts, dt_s = self._watts(sample), (sample.timeStamp - self._last_us) / 1e6
-            self._energy_j += 0.5 * (watts + self._last_w) * dt_s
-            self._last_us, self._last_w = sample.timeStamp, watts
-        return new_reading((self._last_us / 1e6 - self._offset_s, self._energy_j, self._last_w))
+        new came: at the previous newest sample's time, which the sampler ignores). The trapezoids
+        are summed by C-level passes over the batch (about 50 samples a second)."""
+        last_us = self._last_us
+        # read backwards: of samples sharing a time stamp, the driver's first is the one kept
+        backwards = samples[::-1]
+        fresh = {stamp_us: power_mw for stamp_us, power_mw
+                 in zip(map(_stamp_us, backwards), map(_power_mw, backwards), strict=True)
+                 if stamp_us > last_us}
+        if fresh:
+            stamps_us = sorted(fresh)
+            powers_mw = list(map(fresh.__getitem__, stamps_us))
+            widths_us = map(sub, stamps_us, [last_us, *stamps_us[:-1]])
+            heights_mw = map(add, powers_mw, [self._last_mw, *powers_mw[:-1]])
+            self._twice_energy_nj += sum(map(mul, widths_us, heights_mw))
+            self._last_us, self._last_mw = stamps_us[-1], powers_mw[-1]
+        return new_reading((self._last_us / 1e6 - self._offset_s, self._twice_energy_nj * 0.5e-9,
+                            self._last_mw / 1e3))
 
 
-def _time(sample: Any) -> int:
-    return sample.timeStamp
+_stamp_us = attrgetter("timeStamp")  # of an nvmlSample_t: µs, wall clock
+_power_mw = attrgetter("sampleValue.uiVal")  # of a power sample: mW
 
 
 def _missing(reason: str, fix: str) -> MissingSensor:

@@ -149,17 +149,28 @@ class FakeGpu:
         self._wall_offset_s = time.time() - self._t0
 
     def power_samples_since(self, last_seen_us: int) -> list:
-        """The buffer's samples newer than last_seen_us: the power at each grid instant."""
+        """The buffer's samples newer than last_seen_us: the power at each grid instant. Built a
+        stretch of steady power at a time, so that a fetch costs the sampler about what pynvml's
+        does (two calls into the driver, a slice of ctypes structs), not a search per sample."""
         period_s, offset_s, powers = self.sample_period_s, self._wall_offset_s, self._powers
         newest = math.floor(self.clock() / period_s)
         seen = math.floor((last_seen_us / 1e6 - offset_s) / period_s)
-        samples = []
-        for k in range(max(newest - self.sample_buffer, seen - 1) + 1, newest + 1):
-            t = k * period_s
-            stamp_us = round((t + offset_s) * 1e6)
-            if stamp_us > last_seen_us:
-                watts = powers[bisect.bisect_right(powers, (t, math.inf)) - 1][1]
-                samples.append(_Sample(stamp_us, _Value(round(watts * 1e3))))
+        k = max(newest - self.sample_buffer, seen - 1) + 1
+        segment = bisect.bisect_right(powers, (k * period_s, math.inf)) - 1  # the power at k
+        samples: list[_Sample] = []
+        while k <= newest:
+            end = newest + 1  # past the last instant of this power: k * period_s < the next's start
+            if segment + 1 < len(powers):
+                changes_at = powers[segment + 1][0]
+                end = min(end, max(k, math.ceil(changes_at / period_s)))
+                while end > k and (end - 1) * period_s >= changes_at:
+                    end -= 1
+                while end <= newest and end * period_s < changes_at:
+                    end += 1
+            value = _Value(round(powers[segment][1] * 1e3))
+            stamps = [round((j * period_s + offset_s) * 1e6) for j in range(k, end)]
+            samples += [_Sample(stamp, value) for stamp in stamps if stamp > last_seen_us]
+            k, segment = end, segment + 1
         return samples
 
     def true_energy_mj(self, t: float) -> float:
