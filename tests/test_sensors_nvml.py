@@ -5,6 +5,7 @@ from __future__ import annotations
 import importlib.machinery
 import importlib.util
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -142,10 +143,14 @@ def test_gpu_without_energy_counter_integrates_the_drivers_power_samples(fake):
     """Kepler to Pascal: no counter, but the driver samples power itself (every 20 ms here);
     each read takes the new samples and adds their trapezoid to a cumulative energy."""
     clock = ManualClock(t=1000.0)
+    wall_before = time.time()
     gpu = FakeGpu(energy_counter=False, power_samples=True, power_w=80.0, clock=clock)
     fake.configure(gpus=[gpu])
     fake.nvmlInit()
     sensor = nvml.NvmlSensor(0, clock=clock)  # the sampler's clock, the GPU's (wall) time
+    # the fake GPU and the sensor each tie the manual clock to the wall clock when made: the
+    # wall time between them (a loaded machine may pause this process) shifts the samples' times
+    offset_error_s = time.time() - wall_before
     assert sensor.method == "power-samples" and "power samples" in sensor.detail
     assert sensor.update_period_s == pytest.approx(0.02)  # the driver's sampling interval
 
@@ -155,7 +160,8 @@ def test_gpu_without_energy_counter_integrates_the_drivers_power_samples(fake):
     clock.t += 0.5
     second = sensor.read()
 
-    assert first.t == pytest.approx(1001.0, abs=0.05) and first.energy_j == pytest.approx(80.0)
+    assert first.t == pytest.approx(1001.0, abs=0.05 + offset_error_s)
+    assert first.energy_j == pytest.approx(80.0)
     # 80 W until the change, 200 W after: the sample at the change's instant reads 200 W
     assert second.energy_j - first.energy_j == pytest.approx(0.5 * 200.0, abs=0.02 * 120.0)
     assert second.power_w == pytest.approx(200.0)
