@@ -37,7 +37,8 @@ models: [demo/tiny-bert-random]
 techniques: [baseline]
 inputs: {batch_sizes: [1], sequence_lengths: [8]}
 """, protocol=SHORT))
-    forkserver_context()  # started before the spinners (once per test process): not slowed by them
+    # started before the spinners (once per test process): not slowed by them
+    forkserver_context(profile)
     # a quarter of the cores and one more kept busy while the idle baseline is taken: well over
     # the 10 % the check allows (then they stop: the run needs no load beside it)
     spinners = [subprocess.Popen([sys.executable, "-c", "while True: pass"])

@@ -65,7 +65,8 @@ def lanes_session(paced_model, tmp_path_factory):
                             protocol=FAST_PROTOCOL + "  idle_refresh_s: 0.5\n")
     powercap = build_powercap_tree(folder / "powercap", sockets=1).root
     fake_nvml.configure(gpus=[FakeGpu(), FakeGpu()])
-    forkserver_context()  # started (if not yet) outside `env`: the runner's side alone sees it
+    # started (if not yet) outside `env`: the runner's side alone sees it
+    forkserver_context(load_profile(profile))
     with pytest.MonkeyPatch.context() as patch:
         patch.setitem(sys.modules, "pynvml", fake_nvml)
         done = run_cli_here(str(profile), "--gpus", "all", "--session-dir",

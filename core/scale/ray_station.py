@@ -128,7 +128,8 @@ class GpuStation:
                                history_s=profile.protocol.run_timeout_s + 60,
                                display_hz=DISPLAY_HZ)
         self.sampler.start()
-        self.context = forkserver_context()  # before the idle baseline: its imports load the box
+        # before the idle baseline: its imports load the box
+        self.context = forkserver_context(profile)
         self.idle_schedule = IdleSchedule(profile.protocol)
         self.idle_power_w: dict[str, float] = {}  # its latest baseline, its sensors' names
         self.first_variant = True

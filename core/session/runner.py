@@ -331,7 +331,7 @@ class Runner(RunRecording, StopControl):
         its runs on its GPU), each taken from `take` and measured holding `turn`, after the
         cool-down and, when due, the lane's own idle baseline (session.rules)."""
         if self._worker_context is None:  # its imports neither load the idle box nor a run
-            self._worker_context = forkserver_context()
+            self._worker_context = forkserver_context(self.profile)
         schedule, first = IdleSchedule(self.profile.protocol), True
         idle_power_w: dict[str, float] = {}
         while (batch := take()) is not None:

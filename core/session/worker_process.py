@@ -20,11 +20,30 @@ from energy_console.core.store.follow import process_alive
 KILL_GRACE_S = 3.0
 
 
-def forkserver_context() -> Any:
-    """A forkserver context whose server has finished its preload: call it before the idle
-    baseline, so the imports neither load the idle machine nor delay the first run."""
+# Imported by the forkserver too where the session's techniques or models use it, so that the
+# worker of each variant does not import it again: `import onnx` takes ~1.4 CPU-s (its ml_dtypes),
+# once for every onnx-* variant otherwise. It starts no thread (onnxruntime's import starts one,
+# which a fork would not carry over; it imports in 0.05 s, so workers import it themselves).
+ONNX_PACKAGE = "onnx"
+
+
+def preload_modules(profile: Any) -> list[str]:
+    """What the forkserver of a session measuring `profile` imports before forking workers."""
+    from energy_console.core.compression import techniques
+
+    known = techniques()
+    uses_onnx = any(model.source == "onnx" for model in profile.models) or any(
+        ONNX_PACKAGE in known[step.name].requires
+        for spec in profile.techniques for step in spec.steps if step.name in known)
+    return ["energy_console.core.worker.preload", *([ONNX_PACKAGE] if uses_onnx else [])]
+
+
+def forkserver_context(profile: Any) -> Any:
+    """A forkserver context whose server has finished its preload (preload_modules): call it
+    before the idle baseline, so the imports neither load the idle machine nor delay the first
+    run. A forkserver serves every later session of its process with its first preload."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(["energy_console.core.worker.preload"])
+    context.set_forkserver_preload(preload_modules(profile))
     ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
     ready.start()
     ready.join()

@@ -11,9 +11,12 @@ import stat
 from pathlib import Path
 
 import pytest
+from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.worker_process import forkserver_context
 
 from tests.session_helpers import run_cli_here, write_profile
+
+TINY_PROFILE = Path(__file__).resolve().parents[1] / "profiles" / "tiny.yaml"
 
 pytestmark = pytest.mark.session
 
@@ -30,7 +33,7 @@ def forkserver_under_the_default_umask():
     it before (under 0o077 or 0o027): never under the umask of both sessions below."""
     umask = os.umask(0o022)
     try:
-        forkserver_context()
+        forkserver_context(load_profile(TINY_PROFILE))
     finally:
         os.umask(umask)
 
