@@ -202,7 +202,8 @@ class _RayHead:
             ray.get(ref)
         except ray.exceptions.RayActorError as exc:  # the station's worker or node is gone
             self.lost(batch, _lost_reason(exc), pending)
-            if self.replacements > 0:
+            live = len(self.free) + len(self.starting) + len(self.in_flight) - 1  # this one aside
+            if replacement_needed(len(pending), live, self.replacements):
                 self.replacements -= 1
                 self.start_station()
         except ray.exceptions.RayError as exc:  # the station raised: it goes on measuring
@@ -245,6 +246,13 @@ class _RayHead:
         self.drain()
         for station in stations + list(self.starting.values()):
             ray.kill(station)
+
+
+def replacement_needed(pending_batches: int, live_stations: int, replacements_left: int) -> bool:
+    """Whether a lost station is started again: a station's start-up (its process, torch,
+    calibration, idle baseline) is paid only for more batches than the live stations will take
+    one each; a batch left for a busy station waits for it."""
+    return replacements_left > 0 and pending_batches > live_stations
 
 
 def _first_line(exc: BaseException) -> str:
