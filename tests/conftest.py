@@ -40,7 +40,6 @@ sys.dont_write_bytecode = False
 gc.set_threshold(50_000, 10, 10)
 
 
-
 def pytest_unconfigure(config):
     """One full collection, then the survivors frozen, before pytest's own check for exceptions
     raised in finalizers at exit: that check collects 5 times over, and each pass walked every

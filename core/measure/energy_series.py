@@ -16,6 +16,7 @@ from typing import NamedTuple
 # A counter that has not moved for this long (ten NVML update periods) is drawing nothing.
 STALLED_COUNTER_S = 1.0
 
+
 class Sample(NamedTuple):
     """One sensor's reading as the sampler keeps it (a named tuple: cheaper than a dataclass)."""
 

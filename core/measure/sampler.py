@@ -30,7 +30,7 @@ from energy_console.core.measure.sensors.base import (
 GAP_PERIODS = 3
 GAP_MIN_S = 0.5
 
-_FAILED = object()  # in Sampler._raw where a sensor's read raised
+_FAILED = object()  # in a tick (Sampler._ticks) where a sensor's read raised
 _SKIPPED = object()  # in a tick where a sensor was not read (its rate is below the tick's)
 _skip = itertools.repeat(_SKIPPED).__next__  # a C-level call that reads nothing
 # How often the runner reads energy counters (and the estimate, a counter of CPU time) between

@@ -13,9 +13,12 @@ import os
 import signal
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from energy_console.core.store.follow import process_alive
+
+if TYPE_CHECKING:
+    from energy_console.core.spec.profile import Profile
 
 KILL_GRACE_S = 3.0
 
@@ -27,7 +30,7 @@ KILL_GRACE_S = 3.0
 ONNX_PACKAGE = "onnx"
 
 
-def preload_modules(profile: Any) -> list[str]:
+def preload_modules(profile: Profile) -> list[str]:
     """What the forkserver of a session measuring `profile` imports before forking workers."""
     from energy_console.core.compression import techniques
 
@@ -38,7 +41,7 @@ def preload_modules(profile: Any) -> list[str]:
     return ["energy_console.core.worker.preload", *([ONNX_PACKAGE] if uses_onnx else [])]
 
 
-def forkserver_context(profile: Any) -> Any:
+def forkserver_context(profile: Profile) -> Any:
     """A forkserver context whose server has finished its preload (preload_modules): call it
     before the idle baseline, so the imports neither load the idle machine nor delay the first
     run. A forkserver serves every later session of its process with its first preload."""

@@ -159,14 +159,10 @@ class FakeGpu:
         segment = bisect.bisect_right(powers, (k * period_s, math.inf)) - 1  # the power at k
         samples: list[_Sample] = []
         while k <= newest:
-            end = newest + 1  # past the last instant of this power: k * period_s < the next's start
-            if segment + 1 < len(powers):
-                changes_at = powers[segment + 1][0]
-                end = min(end, max(k, math.ceil(changes_at / period_s)))
-                while end > k and (end - 1) * period_s >= changes_at:
-                    end -= 1
-                while end <= newest and end * period_s < changes_at:
-                    end += 1
+            changes_at = powers[segment + 1][0] if segment + 1 < len(powers) else math.inf
+            end = k  # past the last instant of this power (none where it changed again at once)
+            while end <= newest and end * period_s < changes_at:
+                end += 1
             value = _Value(round(powers[segment][1] * 1e3))
             stamps = [round((j * period_s + offset_s) * 1e6) for j in range(k, end)]
             samples += [_Sample(stamp, value) for stamp in stamps if stamp > last_seen_us]
