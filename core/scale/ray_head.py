@@ -25,6 +25,11 @@ from energy_console.core.store.session_dir import is_safe_name
 
 WAIT_S = 0.2  # how often the head drains the queue and reads stop/cancel commands
 STATION_START_S = 300.0  # runs fail when no GPU station could start for this long
+# Ray starts its worker processes at nice 15 (its `worker_niceness`), and a station's forkserver
+# and the workers it measures in would inherit it: every other process of the node would take the
+# CPU before them, unlike a local session's. The session's actors start at their node's own
+# priority instead, as Ray's job supervisor does (merged with a job's own env_vars).
+AT_NODE_PRIORITY = {"env_vars": {"RAY_worker_niceness": "0"}}
 
 
 def connect(address: str) -> bool:
@@ -58,7 +63,7 @@ def run_on_ray(port: SessionPort, address: str) -> None:
                 f"the Ray cluster offers no {RAY_SLOT!r} resource: start each node with "
                 f"`ray start ... --num-gpus=N --resources='{{\"{RAY_SLOT}\": N}}'` (N: its "
                 "GPUs), see README, Sweeps over many GPUs")
-        queue = Queue(actor_options={"num_cpus": 0})
+        queue = Queue(actor_options={"num_cpus": 0, "runtime_env": AT_NODE_PRIORITY})
         head = _RayHead(port, queue, slots)
         try:
             head.run()
@@ -82,7 +87,7 @@ class _RayHead:
         self.limit = 1 if session.profile.exclusive else slots
         self.station_class = ray.remote(GpuStation).options(
             num_gpus=1, num_cpus=0, resources={RAY_SLOT: 1}, max_restarts=0,
-            max_task_retries=0, max_concurrency=2)
+            max_task_retries=0, max_concurrency=2, runtime_env=AT_NODE_PRIORITY)
         self.starting: dict[Any, Any] = {}  # ready() ref -> station
         self.free: list[Any] = []
         self.in_flight: dict[Any, tuple[VariantBatch, Any]] = {}  # measure() ref -> (batch, …)
