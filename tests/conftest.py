@@ -40,6 +40,14 @@ sys.dont_write_bytecode = False
 gc.set_threshold(50_000, 10, 10)
 
 
+def pytest_collection_finish(session):
+    """What collecting imported (torch, transformers, Textual: about a million objects) lives to
+    the end of the process: frozen out of the collector's sight, so that the tests' full
+    collections walk only what the tests made."""
+    gc.collect()
+    gc.freeze()
+
+
 def pytest_unconfigure(config):
     """One full collection, then the survivors frozen, before pytest's own check for exceptions
     raised in finalizers at exit: that check collects 5 times over, and each pass walked every

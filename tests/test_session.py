@@ -333,3 +333,21 @@ def test_ctrl_c_stops_cleanly_and_records_every_run(tmp_path):
     assert [r["status"] for r in rows.values()] == ["skipped", "skipped"]
     assert read_events(session)[-1]["status"] == "stopped"
     assert wait_gone([started["worker_pid"]], timeout_s=5) == []
+
+
+def test_workers_fork_with_the_preloaded_imports_frozen_out_of_the_collectors_sight(tmp_path):
+    """torch and transformers, imported once by the forkserver, are ~350,000 objects that every
+    full collection in a worker walked (0.4 s each, here: a stall if one fell in a timed
+    window). The forkserver freezes them after its preload, so a worker's collector walks only
+    what the worker made."""
+    from energy_console.core.session.worker_process import forkserver_context
+
+    from tests.session_helpers import send_gc_state
+
+    context = forkserver_context(load_profile(write_profile(tmp_path, TINY_BERT)))
+    ours, theirs = context.Pipe()
+    worker = context.Process(target=send_gc_state, args=(theirs,))
+    worker.start()
+    frozen, walked = ours.recv()
+    worker.join(10)
+    assert frozen > 100_000 and walked < frozen // 10, (frozen, walked)

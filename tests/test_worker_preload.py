@@ -26,10 +26,10 @@ models: [demo/tiny-bert-random]
 techniques: [baseline, {chain: [structured-prune, onnx-int8]}]
 inputs: {batch_sizes: [1], sequence_lengths: [8]}
 """))
-    assert preload_modules(chain) == [BASE, ONNX_PACKAGE]
+    assert preload_modules(chain) == [ONNX_PACKAGE, BASE]
 
     onnx_model = dataclasses.replace(TINY.models[0], source="onnx", ref="model.onnx")
-    assert preload_modules(dataclasses.replace(TINY, models=(onnx_model,))) == [BASE, ONNX_PACKAGE]
+    assert preload_modules(dataclasses.replace(TINY, models=(onnx_model,))) == [ONNX_PACKAGE, BASE]
 
 
 def test_preloading_onnx_starts_no_thread():

@@ -31,14 +31,15 @@ ONNX_PACKAGE = "onnx"
 
 
 def preload_modules(profile: Profile) -> list[str]:
-    """What the forkserver of a session measuring `profile` imports before forking workers."""
+    """What the forkserver of a session measuring `profile` imports before forking workers, in
+    order: core.worker.preload last, as it freezes what was imported (see there)."""
     from energy_console.core.compression import techniques
 
     known = techniques()
     uses_onnx = any(model.source == "onnx" for model in profile.models) or any(
         ONNX_PACKAGE in known[step.name].requires
         for spec in profile.techniques for step in spec.steps if step.name in known)
-    return ["energy_console.core.worker.preload", *([ONNX_PACKAGE] if uses_onnx else [])]
+    return [*([ONNX_PACKAGE] if uses_onnx else []), "energy_console.core.worker.preload"]
 
 
 def forkserver_context(profile: Profile) -> Any:

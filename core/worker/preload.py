@@ -5,6 +5,8 @@ imports here. Importing the classes (no tensor work, so no thread pools start be
 that cost to the forkserver, once per session.
 """
 
+import gc
+
 import energy_console.core.models.demo_tokenizer  # noqa: F401
 import energy_console.core.quality.datasets  # noqa: F401
 import energy_console.core.quality.evaluate  # noqa: F401
@@ -29,3 +31,8 @@ from transformers import (  # noqa: F401
 
 techniques()  # registers every technique family module
 workloads()  # imports every workload module
+
+# What the imports made lives as long as the forkserver: out of the collector's sight, so that
+# no worker's collections walk it (nor touch its pages, which stay shared with the forkserver).
+gc.collect()
+gc.freeze()
