@@ -40,22 +40,26 @@ sys.dont_write_bytecode = False
 gc.set_threshold(50_000, 10, 10)
 
 
-def pytest_collection_finish(session):
-    """What collecting imported (torch, transformers, Textual: about a million objects) lives to
-    the end of the process: frozen out of the collector's sight, so that the tests' full
-    collections walk only what the tests made."""
+def _freeze_survivors() -> None:
+    """One full collection, then what survived it frozen out of the collector's sight: later
+    collections walk only what is made after."""
     gc.collect()
     gc.freeze()
+
+
+def pytest_collection_finish(session):
+    """What collecting imported (torch, transformers, Textual: about a million objects) lives to
+    the end of the process, so the tests' full collections need not walk it."""
+    _freeze_survivors()
 
 
 def pytest_unconfigure(config):
-    """One full collection, then the survivors frozen, before pytest's own check for exceptions
-    raised in finalizers at exit: that check collects 5 times over, and each pass walked every
-    object a test process holds at its end (1.2 million after the torch and console tests:
-    5.3 CPU-s, paid by each test process as the suite ends). Its passes now see what this
-    collection's finalizers left, where a finalizer that raises is still found."""
-    gc.collect()
-    gc.freeze()
+    """Before pytest's own check for exceptions raised in finalizers at exit: that check collects
+    5 times over, and each pass walked every object a test process holds at its end (1.2 million
+    after the torch and console tests: 5.3 CPU-s, paid by each test process as the suite ends).
+    Its passes now see what this collection's finalizers left, where a finalizer that raises is
+    still found."""
+    _freeze_survivors()
 
 
 # A test file whose every test is a session test says so at its top, in this one form.

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import gc
 import io
 import json
 import os
@@ -174,7 +175,5 @@ def _zombie(pid: int) -> bool:
 def send_gc_state(conn) -> None:
     """In a worker forked from a session's forkserver: (objects frozen, objects the collector
     walks) through `conn`."""
-    import gc
-
     conn.send((gc.get_freeze_count(), len(gc.get_objects())))
     conn.close()
