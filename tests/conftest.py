@@ -91,6 +91,20 @@ def bare_host(tmp_path_factory):
         yield
 
 
+@pytest.fixture(scope="session", autouse=True)
+def forkserver_every_session_shares(bare_host, request):
+    """A forkserver serves every session of its process with its first session's preload, which
+    names only what that session's models use: the first session of a test process could leave
+    all later ones importing transformers in each worker. So the sessions a test process runs
+    share one forkserver that preloads what any source names, started on the bare host before
+    any test changes the environment (a forkserver keeps the one it started in)."""
+    if any(item.get_closest_marker("session") for item in request.session.items):
+        from energy_console.core.models.base import ONNX_PACKAGE, TRANSFORMERS_CLASSES
+        from energy_console.core.session.worker_process import WORKER_PRELOAD, start_forkserver
+
+        start_forkserver([TRANSFORMERS_CLASSES, ONNX_PACKAGE, WORKER_PRELOAD])
+
+
 # The files that take longest alone (single process, measured on the development machine), the
 # longest first, then the fast tier's longest: they start first, so that no process is left with
 # one of them at the end while the others idle. A file not listed only starts later; nothing else

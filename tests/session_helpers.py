@@ -43,6 +43,37 @@ def write_profile(folder: Path, body: str, name: str = "t", protocol: str = FAST
     return path
 
 
+PLAIN_CNN_MODULE = """\
+import torch
+
+
+class PlainCNN(torch.nn.Module):
+    def __init__(self, num_classes=4):
+        super().__init__()
+        self.conv = torch.nn.Conv2d(3, 8, 3, padding=1)
+        self.head = torch.nn.Linear(8, num_classes)
+
+    def forward(self, pixels):
+        return self.head(torch.relu(self.conv(pixels)).mean((2, 3)))
+"""
+
+
+def write_plain_torch_profile(folder: Path, techniques: str = "[baseline, dynamic-int8]",
+                              resolutions: str = "[32]", protocol: str = FAST_PROTOCOL) -> Path:
+    """A profile of a plain torch CNN (`factory:`, its module written beside the profile), one
+    run per technique and resolution: for tests whose session runs in a runner process of its
+    own, whose forkserver then imports torch but not transformers (4 CPU-s less each)."""
+    (folder / "plaincnn.py").write_text(PLAIN_CNN_MODULE)
+    return write_profile(folder, f"""\
+models:
+  - factory: plaincnn:PlainCNN
+    task: image-classification
+    input_shape: [3, 32, 32]
+techniques: {techniques}
+inputs: {{batch_sizes: [1], resolutions: {resolutions}}}
+""", protocol=protocol)
+
+
 def cli_run_command(*args: str) -> list[str]:
     """`energy-console run ARGS` as a command line."""
     return [sys.executable, "-m", "energy_console.core.cli", "run", *args]

@@ -139,13 +139,9 @@ def test_a_detached_run_returns_at_once_and_measures_on_its_own(tmp_path):
     import json
     import time
 
-    from tests.session_helpers import wait_for_event, wait_gone, write_profile
+    from tests.session_helpers import wait_for_event, wait_gone, write_plain_torch_profile
 
-    profile = write_profile(tmp_path, """\
-models: [demo/tiny-bert-random]
-techniques: [baseline]
-inputs: {batch_sizes: [1], sequence_lengths: [16]}
-""")
+    profile = write_plain_torch_profile(tmp_path, techniques="[baseline]")
     session = tmp_path / "session"
     started = time.monotonic()
     # the command in this process: the runner it detaches is a process of its own all the same

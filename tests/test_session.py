@@ -29,6 +29,7 @@ from tests.session_helpers import (
     wait_for_event,
     wait_for_first_warmup,
     wait_gone,
+    write_plain_torch_profile,
     write_profile,
 )
 
@@ -250,7 +251,7 @@ def test_a_killed_worker_fails_its_run_and_the_next_run_still_happens(tmp_path):
 
 
 def test_no_worker_outlives_a_runner_killed_outright(tmp_path):
-    profile = write_profile(tmp_path, TINY_BERT)
+    profile = write_plain_torch_profile(tmp_path)
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
     started = wait_for_first_warmup(session)
@@ -319,7 +320,7 @@ inputs: {batch_sizes: [1], sequence_lengths: [16]}
 
 
 def test_ctrl_c_stops_cleanly_and_records_every_run(tmp_path):
-    profile = write_profile(tmp_path, TINY_BERT)
+    profile = write_plain_torch_profile(tmp_path)
     session = tmp_path / "session"
     runner = start_cli_session(profile, session)
     try:

@@ -5,7 +5,8 @@ to a GPU. One cluster for the module (its start-up is the slow part).
 Each GPU station is a Ray actor, a process of its own whose forkserver imports torch again
 (seconds of CPU), so the module starts few: the recorded lab session is `exclusive` (one station
 measures both variants, refreshing its idle baseline between them) and the lost-worker session
-is the one where two stations measure at once. Their model keeps a pace by sleeping
+is the one where two stations measure at once. Their model is plain torch code (`factory:`, so
+no station's forkserver imports transformers) that keeps a pace by sleeping
 (tests/fakes/paced_model.py): the fake NVML's counter stretches every window to a second, which
 a real model would spend burning the CPU."""
 
@@ -29,7 +30,7 @@ from energy_console.tui.app import EnergyConsoleApp
 from energy_console.tui.screens.live import LiveScreen
 from energy_console.tui.widgets.runs_table import RunsTable
 
-from tests.fakes.paced_model import save_paced_model
+from tests.fakes.paced_model import paced_factory_model
 from tests.fakes.pynvml import FAKE_PYNVML_ENV
 from tests.session_helpers import (
     FAST_PROTOCOL,
@@ -80,13 +81,12 @@ def test_a_session_without_a_cluster_to_join_fails_naming_the_fix(tmp_path, monk
 
 
 @pytest.fixture(scope="module")
-def cluster(tmp_path_factory):
+def cluster():
     """A local Ray cluster: 3 GPUs (Ray's bookkeeping) lent to measuring, fake NVML behind."""
     import ray
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setenv(FAKE_PYNVML_ENV, "gpus:3")  # the Ray workers inherit it
-        patch.setenv("HF_MODULES_CACHE", str(tmp_path_factory.mktemp("modules")))  # and this
         # Ray hands each task its GPU through CUDA_VISIBLE_DEVICES; the runs stay on the CPU
         patch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
         ray.init(num_cpus=3, num_gpus=3, resources={RAY_SLOT: 3}, include_dashboard=False,
@@ -104,13 +104,11 @@ def _slots_in_use(seen: list, done: threading.Event) -> None:
         seen.append(3 - ray.available_resources().get(RAY_SLOT, 0))
 
 
-@pytest.fixture(scope="module")
-def paced_sweep(tmp_path_factory) -> str:
-    """SWEEP on a model whose measured forward pass sleeps out its pace: its windows do not
-    burn the CPU that the stations' start-up needs."""
-    model = save_paced_model(tmp_path_factory.mktemp("paced") / "paced", PACE_MS)
-    return SWEEP.replace("[demo/tiny-bert-random]", f"[{{path: {model}, "
-                         "task: text-classification, trust_remote_code: true}]")
+def paced_sweep(folder) -> str:
+    """SWEEP on a model whose measured forward pass sleeps out its pace (its windows do not
+    burn the CPU that the stations' start-up needs), its code written into the profile's
+    `folder`."""
+    return SWEEP.replace("demo/tiny-bert-random", paced_factory_model(folder, PACE_MS))
 
 
 @pytest.fixture(scope="module")
@@ -120,12 +118,12 @@ def lab_slots() -> list:
 
 
 @pytest.fixture(scope="module")
-def lab_session(cluster, paced_sweep, lab_slots, tmp_path_factory):
+def lab_session(cluster, lab_slots, tmp_path_factory):
     """Two variants of one run each, one variant at a time (`exclusive`: the head starts one
     station of the three it could), with an idle refresh shorter than a variant. (Batches of
     several runs: the lost-worker session.)"""
     folder = tmp_path_factory.mktemp("ray")
-    one_run_each = paced_sweep.replace(TWO_RUNS_EACH, "inputs: {batch_sizes: [1], "
+    one_run_each = paced_sweep(folder).replace(TWO_RUNS_EACH, "inputs: {batch_sizes: [1], "
                                        "sequence_lengths: [8]}")
     profile = load_profile(write_profile(folder, one_run_each + "exclusive: true\n",
                                          protocol=FAST_PROTOCOL + "  idle_refresh_s: 0.5\n"))
@@ -223,11 +221,11 @@ def _kill_ray_worker_of_first_run(session_dir, killed: dict) -> None:
 
 
 def test_a_lost_ray_worker_fails_its_run_the_rest_finish_and_resume_completes_it(
-        cluster, paced_sweep, tmp_path):
+        cluster, tmp_path):
     """Also: the station and the worker it measures in run at the priority of the session's
     runner, not at the nice 15 Ray starts its workers at (their forkserver's imports and every
     window would yield the CPU to all else on the node)."""
-    profile = load_profile(write_profile(tmp_path, paced_sweep, protocol=LONGER_RUNS))
+    profile = load_profile(write_profile(tmp_path, paced_sweep(tmp_path), protocol=LONGER_RUNS))
     session = tmp_path / "session"
     killed: dict = {}
     killer = threading.Thread(target=_kill_ray_worker_of_first_run, args=(session, killed))

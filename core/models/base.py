@@ -18,6 +18,11 @@ if TYPE_CHECKING:
     import torch
     from energy_console.core.spec.profile import ModelEntry
 
+# Modules a source's workers import, by name, for the session's forkserver to import once before
+# it forks them (core.session.worker_process.preload_modules); naming one imports nothing here.
+TRANSFORMERS_CLASSES = "energy_console.core.worker.preload_transformers"
+ONNX_PACKAGE = "onnx"
+
 @dataclass
 class LoadedModel:
     """A model ready to run: the module (eval mode, on its device), its task, and how to feed it."""
@@ -96,6 +101,12 @@ class ModelSource(Protocol):
     def loading_from(self, entry: ModelEntry) -> str:
         """What loading the entry will do, as the live view shows it while the worker loads
         (`from the local cache`, `downloading from the hub`); light, no torch."""
+        ...
+
+    def preload(self, entry: ModelEntry) -> tuple[str, ...]:
+        """The modules its workers will import (TRANSFORMERS_CLASSES, ONNX_PACKAGE), for the
+        session's forkserver to import once instead of each variant's worker; light: named, not
+        imported. What a worker needs and the forkserver lacks, the worker imports itself."""
         ...
 
     def load(self, entry: ModelEntry, device: str) -> LoadedModel: ...

@@ -12,7 +12,12 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from energy_console.core.models import detectors
-from energy_console.core.models.base import LoadedModel, ModelDescription, ModelLoadError
+from energy_console.core.models.base import (
+    TRANSFORMERS_CLASSES,
+    LoadedModel,
+    ModelDescription,
+    ModelLoadError,
+)
 
 if TYPE_CHECKING:
     from transformers import PreTrainedModel
@@ -223,6 +228,9 @@ class DemoSource:
 
     def loading_from(self, entry) -> str:
         return "built from its config"
+
+    def preload(self, entry) -> tuple[str, ...]:
+        return (TRANSFORMERS_CLASSES,)  # transformers configs, the torchvision demos' included
 
     def known_task(self, ref: str) -> str | None:
         demo = DEMO_MODELS.get(ref)

@@ -20,17 +20,24 @@ first item is the logits).
 
 from __future__ import annotations
 
+import ast
 import importlib.util
 import re
 from pathlib import Path
 from typing import Any
 
-from energy_console.core.models.base import ImagePreprocessing, LoadedModel, ModelLoadError
+from energy_console.core.models.base import (
+    TRANSFORMERS_CLASSES,
+    ImagePreprocessing,
+    LoadedModel,
+    ModelLoadError,
+)
 from energy_console.core.spec.tasks import TASKS
 
 CALLABLE_PATTERN = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*:[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 FACTORY_TASKS = tuple(t for t in TASKS if t != "object-detection")
 STATE_DICT_KEYS = ("state_dict", "model", "model_state_dict")  # checkpoints that wrap one
+MODULE_READ_LIMIT_BYTES = 1_000_000  # a module's source read to see what it imports
 
 
 class FactorySource:
@@ -52,6 +59,15 @@ class FactorySource:
 
     def loading_from(self, entry) -> str:
         return "by calling its factory (weights: the state dict file named)"
+
+    def preload(self, entry) -> tuple[str, ...]:
+        """transformers where the module imports it, or where its source cannot be read: found
+        by parsing the module (never running it), so a plain torch model's session does not
+        import transformers (4 CPU-s) in its forkserver."""
+        path = _module_file(entry.ref.split(":")[0], entry.base_dir)
+        imports = _imported_packages(path) if path is not None else None
+        return () if imports is not None and "transformers" not in imports \
+            else (TRANSFORMERS_CLASSES,)
 
     def known_task(self, ref: str) -> str | None:
         return None  # the profile's `task:` (required: preflight and load say so)
@@ -164,6 +180,26 @@ def _module_file(module_name: str, base_dir: str) -> Path | None:
         if path.is_file():
             return path
     return None
+
+
+def _imported_packages(path: Path) -> set[str] | None:
+    """The top-level packages a module's source imports (`import a.b`, `from a import b`), or
+    None where it cannot be read or parsed. Relative imports name no package."""
+    try:
+        with path.open("rb") as f:
+            source = f.read(MODULE_READ_LIMIT_BYTES + 1)
+        if len(source) > MODULE_READ_LIMIT_BYTES:
+            return None
+        tree = ast.parse(source, filename=str(path))
+    except (OSError, SyntaxError, ValueError):
+        return None
+    packages: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            packages.update(alias.name.split(".")[0] for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+            packages.add(node.module.split(".")[0])
+    return packages
 
 
 def import_callable(ref: str, base_dir: str):

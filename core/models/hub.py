@@ -12,7 +12,7 @@ import socket
 import threading
 from urllib.parse import urlsplit
 
-from energy_console.core.models.base import LoadedModel
+from energy_console.core.models.base import TRANSFORMERS_CLASSES, LoadedModel
 from energy_console.core.models.pretrained import config_problem, load_pretrained, read_config
 
 
@@ -73,6 +73,9 @@ class HubSource:
 
     def check_ref(self, ref: str) -> str | None:
         return None  # only the hub knows; loading says why not
+
+    def preload(self, entry) -> tuple[str, ...]:
+        return (TRANSFORMERS_CLASSES,)
 
     def loading_from(self, entry) -> str:
         if cached_config(entry.ref) is not None:

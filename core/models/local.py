@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from energy_console.core.models.base import LoadedModel, ModelLoadError
+from energy_console.core.models.base import TRANSFORMERS_CLASSES, LoadedModel, ModelLoadError
 from energy_console.core.models.pretrained import (
     config_problem,
     load_pretrained,
@@ -32,6 +32,9 @@ class LocalSource:
 
     def loading_from(self, entry) -> str:
         return "from its folder"
+
+    def preload(self, entry) -> tuple[str, ...]:
+        return (TRANSFORMERS_CLASSES,)  # a save_pretrained folder
 
     def known_task(self, ref: str) -> str | None:
         return None

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 from energy_console.core.models.base import (
+    ONNX_PACKAGE,
     ImagePreprocessing,
     LoadedModel,
     ModelLoadError,
@@ -137,6 +138,9 @@ class OnnxFileSource:
 
     def loading_from(self, entry) -> str:
         return "from its ONNX file"
+
+    def preload(self, entry) -> tuple[str, ...]:
+        return (ONNX_PACKAGE,)  # onnxruntime runs the graph: no transformers
 
     def known_task(self, ref: str) -> str | None:
         return None

@@ -82,6 +82,10 @@ class TimmSource:
             return "kwargs", "expected a mapping of names to values"
         return None
 
+    def preload(self, entry) -> tuple[str, ...]:
+        return ()  # not timm itself: one that fails to load (a mismatched build raises
+        # RuntimeError, not ImportError) would take the forkserver, and every run, down with it
+
     def loading_from(self, entry) -> str:
         return "through timm (weights from the Hugging Face cache, or downloaded)"
 

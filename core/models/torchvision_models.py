@@ -86,6 +86,10 @@ class TorchvisionSource:
             return "kwargs", f"{kwargs!r}: expected a mapping of names to values"
         return None
 
+    def preload(self, entry) -> tuple[str, ...]:
+        return ()  # not torchvision itself: one that fails to load (a mismatched build raises
+        # RuntimeError, not ImportError) would take the forkserver, and every run, down with it
+
     def loading_from(self, entry) -> str:
         return "through torchvision (weights from the torch hub cache, or downloaded)"
 

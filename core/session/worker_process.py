@@ -1,8 +1,8 @@
 """Starting, stopping and reading the fate of worker processes (the runner's side).
 
 One worker measures the runs of one model variant. Workers fork from a forkserver that preloaded
-torch and transformers (no CUDA initialised there), so each variant starts in a clean process
-without paying the imports again.
+torch, and transformers or onnx where the session's models and techniques use them (no CUDA
+initialised there), so each variant starts in a clean process without paying the imports again.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from energy_console.core.models.base import ONNX_PACKAGE
 from energy_console.core.store.follow import process_alive
 
 if TYPE_CHECKING:
@@ -23,31 +24,42 @@ if TYPE_CHECKING:
 KILL_GRACE_S = 3.0
 
 
-# Imported by the forkserver too where the session's techniques or models use it, so that the
-# worker of each variant does not import it again: `import onnx` takes ~1.4 CPU-s (its ml_dtypes),
-# once for every onnx-* variant otherwise. It starts no thread (onnxruntime's import starts one,
-# which a fork would not carry over; it imports in 0.05 s, so workers import it themselves).
-ONNX_PACKAGE = "onnx"
+# What every worker imports (torch, the worker's own modules), last: it freezes what the forkserver
+# imported out of the collector's sight (see there).
+WORKER_PRELOAD = "energy_console.core.worker.preload"
 
 
 def preload_modules(profile: Profile) -> list[str]:
     """What the forkserver of a session measuring `profile` imports before forking workers, in
-    order: core.worker.preload last, as it freezes what was imported (see there)."""
+    order, WORKER_PRELOAD last: what its models' sources name (ModelSource.preload:
+    transformers' classes, 3.7 s of imports a variant's worker would pay again, and onnx), and
+    `onnx` where a technique needs it (1.4 CPU-s: its ml_dtypes). onnx starts no thread
+    (onnxruntime's import starts one, which a fork would not carry over; it imports in 0.05 s,
+    so workers import it themselves)."""
     from energy_console.core.compression import techniques
+    from energy_console.core.models import source_for
 
     known = techniques()
-    uses_onnx = any(model.source == "onnx" for model in profile.models) or any(
-        ONNX_PACKAGE in known[step.name].requires
-        for spec in profile.techniques for step in spec.steps if step.name in known)
-    return [*([ONNX_PACKAGE] if uses_onnx else []), "energy_console.core.worker.preload"]
+    named = {module for entry in profile.models
+             for module in source_for(entry.source).preload(entry)}
+    if any(ONNX_PACKAGE in known[step.name].requires
+           for spec in profile.techniques for step in spec.steps if step.name in known):
+        named.add(ONNX_PACKAGE)
+    return [*sorted(named), WORKER_PRELOAD]
 
 
 def forkserver_context(profile: Profile) -> Any:
     """A forkserver context whose server has finished its preload (preload_modules): call it
     before the idle baseline, so the imports neither load the idle machine nor delay the first
-    run. A forkserver serves every later session of its process with its first preload."""
+    run."""
+    return start_forkserver(preload_modules(profile))
+
+
+def start_forkserver(modules: list[str]) -> Any:
+    """The forkserver context, its server started with `modules` preloaded. A forkserver serves
+    every later session of its process with its first preload: a worker imports what it lacks."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(preload_modules(profile))
+    context.set_forkserver_preload(modules)
     ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
     ready.start()
     ready.join()

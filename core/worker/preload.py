@@ -1,8 +1,6 @@
-"""Imported once by the runner's forkserver, so every worker forks with this code loaded.
-
-transformers imports model code lazily: the first model built in a fresh process pays 3-5 s of
-imports here. Importing the classes (no tensor work, so no thread pools start before fork) moves
-that cost to the forkserver, once per session.
+"""Imported last by the runner's forkserver (after what the session's models and techniques name:
+core.session.worker_process.preload_modules), so every worker forks with torch and the worker's
+own code loaded, and nothing the forkserver imported in the collector's sight.
 """
 
 import gc
@@ -17,17 +15,6 @@ import torch  # noqa: F401
 import torch.ao.quantization  # noqa: F401
 from energy_console.core.compression import techniques
 from energy_console.core.worker.workloads import workloads
-from transformers import (  # noqa: F401
-    AutoConfig,
-    AutoModelForCausalLM,
-    AutoModelForImageClassification,
-    AutoModelForSequenceClassification,
-    AutoTokenizer,
-    BertForSequenceClassification,
-    GPT2LMHeadModel,
-    ResNetForImageClassification,
-    ViTForImageClassification,
-)
 
 techniques()  # registers every technique family module
 workloads()  # imports every workload module

@@ -58,3 +58,37 @@ def save_paced_model(folder: Path, pace_ms: float) -> Path:
     )
     (folder / "config.json").write_text(json.dumps(config))
     return folder
+
+
+PACED_NET = '''\
+import time
+
+import torch
+from torch.utils._python_dispatch import _get_current_dispatch_mode
+
+
+class PacedNet(torch.nn.Module):
+    """Token ids to two logits; a measured call lasts pace_ms."""
+
+    def __init__(self, pace_ms=0.0, vocab_size=256):
+        super().__init__()
+        self.pace_ms = pace_ms
+        self.embed = torch.nn.Embedding(vocab_size, 16)
+        self.head = torch.nn.Linear(16, 2)
+
+    def forward(self, input_ids):
+        start = time.monotonic()
+        out = self.head(self.embed(input_ids).mean(1))
+        if torch.is_inference_mode_enabled() and _get_current_dispatch_mode() is None:
+            time.sleep(max(0.0, start + self.pace_ms / 1000.0 - time.monotonic()))
+        return out
+'''
+
+
+def paced_factory_model(folder: Path, pace_ms: float) -> str:
+    """The same pace as a plain torch classifier of token ids (`factory:`, its module written
+    into the profile's `folder`), as the profile's `models:` holds it: a session of it has no
+    transformers to import (its forkserver preloads torch alone)."""
+    (folder / "pacednet.py").write_text(PACED_NET)
+    return ("{factory: 'pacednet:PacedNet', task: text-classification, vocab_size: 256, "
+            f"kwargs: {{pace_ms: {pace_ms}}}}}")

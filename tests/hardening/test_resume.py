@@ -21,6 +21,7 @@ from tests.session_helpers import (
     run_cli_here,
     wait_for_event,
     wait_for_first_warmup,
+    write_plain_torch_profile,
     write_profile,
 )
 
@@ -65,7 +66,8 @@ def files_of(session: Path) -> dict[str, bytes]:
 
 
 def test_a_running_session_is_never_written_by_a_resume_or_a_second_run(tmp_path):
-    profile = write_profile(tmp_path, SLOW, name="slow", protocol=PROTOCOL)
+    profile = write_plain_torch_profile(tmp_path, "[baseline, dynamic-int8, bf16]",
+                                        protocol=PROTOCOL)
     results = tmp_path / "results"
     session = results / "first"
     first = cli(tmp_path, str(profile), "--session-dir", str(session), wait=False)

@@ -11,17 +11,13 @@ import time
 import pytest
 from energy_console.core.store.session_dir import read_runs
 
-from tests.session_helpers import start_cli_session, wait_for_event, write_profile
+from tests.session_helpers import start_cli_session, wait_for_event, write_plain_torch_profile
 
 pytestmark = pytest.mark.session
 
 
 def test_a_window_the_runner_was_stopped_in_is_measured_again(tmp_path):
-    profile = write_profile(tmp_path, """\
-models: [demo/tiny-bert-random]
-techniques: [baseline]
-inputs: {batch_sizes: [1], sequence_lengths: [16]}
-""", protocol="""\
+    profile = write_plain_torch_profile(tmp_path, techniques="[baseline]", protocol="""\
 protocol:
   idle_seconds: 0.3
   warmup: 1
