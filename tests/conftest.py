@@ -92,17 +92,20 @@ def bare_host(tmp_path_factory):
 
 
 @pytest.fixture(scope="session", autouse=True)
-def forkserver_every_session_shares(bare_host, request):
+def one_preload_for_every_session_here():
     """A forkserver serves every session of its process with its first session's preload, which
-    names only what that session's models use: the first session of a test process could leave
-    all later ones importing transformers in each worker. So the sessions a test process runs
-    share one forkserver that preloads what any source names, started on the bare host before
-    any test changes the environment (a forkserver keeps the one it started in)."""
-    if any(item.get_closest_marker("session") for item in request.session.items):
-        from energy_console.core.models.base import ONNX_PACKAGE, TRANSFORMERS_CLASSES
-        from energy_console.core.session.worker_process import WORKER_PRELOAD, start_forkserver
+    names only what that session's models use: the first session a test process runs could leave
+    all its later ones importing transformers in each worker. So the forkserver of the sessions a
+    test process runs in itself (started by the first of them, as before) preloads what any
+    source names. Only the runner's lookup is replaced: tests/test_worker_preload.py calls
+    preload_modules itself, and a runner process of its own computes its session's preload."""
+    from energy_console.core.models.base import ONNX_PACKAGE, TRANSFORMERS_CLASSES
+    from energy_console.core.session import worker_process
 
-        start_forkserver([TRANSFORMERS_CLASSES, ONNX_PACKAGE, WORKER_PRELOAD])
+    every_source = [TRANSFORMERS_CLASSES, ONNX_PACKAGE, worker_process.WORKER_PRELOAD]
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(worker_process, "preload_modules", lambda profile: every_source)
+        yield
 
 
 # The files that take longest alone (single process, measured on the development machine), the
