@@ -157,6 +157,7 @@ TORCH_FILES = frozenset({
     "test_generate.py",
     "test_magnitude.py",
     "test_model_files.py",
+    "test_onnx_calibration.py",
     "test_protocol.py",
     "test_quality.py",
     "test_techniques.py",

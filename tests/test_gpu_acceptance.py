@@ -19,6 +19,7 @@ from energy_console.core.store.session_dir import SessionWriter, write_json
 
 import tests.fakes.pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
+from tests.session_helpers import write_plain_torch_profile
 
 pytestmark = pytest.mark.session  # slow tier: the acceptance script in subprocesses
 
@@ -204,17 +205,17 @@ def test_the_cross_check_evidence_on_the_fake_nvml(fake, tmp_path):
 
 @pytest.mark.session
 def test_memory_is_read_when_each_run_ends(fake, tmp_path):
-    """The real runner on the tiny CPU profile; the watcher reads the fake GPU's memory."""
+    """The real runner on a two-run CPU profile; the watcher reads the fake GPU's memory."""
     fake.configure(gpus=[FakeGpu(memory_used_mib=700)])
     session = tmp_path / "s"
 
-    code = acceptance.run_and_watch_memory(session, ROOT / "tests/profiles/tiny.yaml", "cpu", 0)
+    code = acceptance.run_and_watch_memory(session, write_plain_torch_profile(tmp_path), "cpu", 0)
 
     assert code == 0
     with (session / acceptance.MEMORY_FILE).open() as handle:
         rows = list(csv.DictReader(handle))
     assert [r["when"] for r in rows] == ["before-session", "after-run", "after-run"]
-    assert [r["run_id"] for r in rows[1:]] == ["tiny-bert-random__baseline__b1-s16",
-                                               "tiny-bert-random__dynamic-int8__b1-s16"]
+    assert [r["run_id"] for r in rows[1:]] == ["PlainCNN__baseline__b1-r32",
+                                               "PlainCNN__dynamic-int8__b1-r32"]
     assert {float(r["used_mib"]) for r in rows} == {700.0}
     assert os.environ.get("CUDA_VISIBLE_DEVICES") == ""  # the runner saw the bare host
