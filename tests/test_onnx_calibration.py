@@ -10,6 +10,9 @@ import numpy as np
 import pytest
 
 pytest.importorskip("onnxruntime", reason="the `onnx` extra (in `dev`) has onnxruntime")
+# the exporter the product uses (core.compression.onnx_graph): torch warns that it is the old one
+pytestmark = pytest.mark.filterwarnings(
+    "ignore:You are using the legacy TorchScript:DeprecationWarning")
 
 
 class SmallNet:
