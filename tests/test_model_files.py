@@ -67,10 +67,39 @@ def test_factory_weights_that_do_not_fit_and_a_missing_module_say_the_fix(tmp_pa
     assert "no module 'labnets_gone.tiny'" in str(source_for("factory").preflight(gone))
 
 
+def test_a_factory_module_is_imported_from_the_folder_named_and_a_missing_one_says_the_fix(
+        tmp_path):
+    """`folder:` (relative to the profile's folder): where a copy of the profile elsewhere (the
+    console's, a session's) finds the module that lay beside the original."""
+    import torch
+
+    code = tmp_path / "code"
+    code.mkdir()
+    factory_profile(code, "", "labnets_far")  # the module under code/
+    profile = tmp_path / "profiles" / "p.yaml"
+    profile.parent.mkdir()
+    text = ("name: t\nmodels:\n  - factory: labnets_far.tiny:Tiny\n"
+            "    task: image-classification\n    args: [2]\n")
+    profile.write_text(text)  # checked before the module is imported (then sys.path has it)
+    why = source_for("factory").preflight(load_profile(profile).models[0])
+    assert "no module 'labnets_far.tiny' in the profile's folder" in why
+    assert "name its folder with `folder:`" in why
+    profile.write_text(text + "    folder: ../nowhere\n")
+    why = source_for("factory").preflight(load_profile(profile).models[0])
+    assert why.endswith("nowhere' does not exist; name the folder its module is in")
+
+    profile.write_text(text + "    folder: ../code\n")
+    entry = load_profile(profile).models[0]
+    assert source_for("factory").preflight(entry) is None
+    logits = load_model(entry, "cpu").module(pixel_values=torch.zeros(1, 3, 8, 8)).logits
+    assert logits.shape == (1, 2)
+
+
 def test_factory_options_of_the_wrong_shape_are_refused_by_key():
     bad = {"input_shape: [3, -1]": "models[0].input_shape",
            "preprocessing: {mean: [0.5], std: [0]}": "models[0].preprocessing",
-           "kwargs: [1]": "models[0].kwargs", "colour: red": "models[0].colour"}
+           "kwargs: [1]": "models[0].kwargs", "colour: red": "models[0].colour",
+           "folder: [a]": "models[0].folder"}
     for option, key in bad.items():
         with pytest.raises(ProfileError, match=key.replace("[", r"\[").replace("]", r"\]")):
             parse_profile("name: t\nmodels:\n  - factory: m:f\n    task: image-classification\n"

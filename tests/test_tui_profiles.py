@@ -286,3 +286,25 @@ async def test_a_dataset_set_in_the_console_is_saved_as_the_profile_format_has_i
     assert again.models[0].dataset is None and again.models[0].ref == "demo/tiny-gpt2-random"
     assert semantic(again).keys() == semantic(saved).keys()
     assert again.models[1:] == saved.models[1:]
+
+
+def test_a_factory_model_opened_here_keeps_its_module_folder_and_saves_back_unchanged(tmp_path):
+    """The console reads a profile from its own working directory and a session runs the copy in
+    its own folder: a factory module beside the opened profile travels as an absolute `folder:`,
+    left out again when saved beside that module, relative when saved near it."""
+    from energy_console.core.models import source_for
+    from energy_console.tui.selection import build_profile, form_from_profile
+    from energy_console.tui.setup_choices import ProfileFile, saved_text
+
+    from tests.session_helpers import write_plain_torch_profile
+
+    path = write_plain_torch_profile(tmp_path)
+    form = form_from_profile(load_profile(path))
+    assert form.models[0]["folder"] == str(tmp_path.resolve())
+    built = build_profile(form)  # base_dir: this process's working directory, not tmp_path
+    assert built.models[0].base_dir != str(tmp_path.resolve())
+    assert source_for("factory").preflight(built.models[0]) is None
+
+    assert saved_text(form, path, ProfileFile.read(path, form)) == path.read_text()
+    copy = yaml.safe_load(saved_text(form, tmp_path / "copies" / "c.yaml", None))
+    assert copy["models"][0]["folder"] == ".."

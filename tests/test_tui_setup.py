@@ -20,6 +20,7 @@ from textual.widgets import DataTable, Input, Label, OptionList, SelectionList, 
 
 from tests.fakes import pynvml as fake_nvml
 from tests.fakes.pynvml import FakeGpu
+from tests.session_helpers import write_plain_torch_profile
 
 pytestmark = pytest.mark.session  # slow tier: real runner sessions, CLI processes, end-to-end UI
 
@@ -173,8 +174,13 @@ def _in_window(live: LiveScreen, index: int) -> bool:
 
 @pytest.mark.session
 async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopped(tmp_path):
+    """Of a plain torch model (`factory:`, its module beside the profile opened: the session runs
+    in a folder of its own, and finds it all the same); its runner's forkserver has no
+    transformers to import."""
     results = tmp_path / "results"
-    app = EnergyConsoleApp(results_root=results, profiles_dir=tmp_path / "profiles")
+    profile = write_plain_torch_profile(tmp_path, techniques="[baseline]")
+    app = EnergyConsoleApp(load_profile(profile), results_root=results,
+                           profiles_dir=tmp_path / "profiles", profile_path=profile)
     async with app.run_test(size=(120, 40)) as pilot:
         await _choose(pilot, ["baseline", "dynamic-int8", "bf16"], protocol=ENDLESS)
         await pilot.press("ctrl+r")
@@ -186,7 +192,7 @@ async def test_a_real_session_started_from_setup_is_followed_cancelled_and_stopp
         await _until(pilot, lambda: any(s.data for s in live.query(Sparkline)), "power")
         await pilot.press("c")
         await _until(pilot, lambda: _in_window(live, 1), "the second run's window", 120)
-        baseline = "tiny-bert-random__baseline__b1-s16"
+        baseline = "PlainCNN__baseline__b1-r32"
         assert str(table.get_cell(baseline, "status")) == "skipped"  # the table follows the session
         await pilot.press("x")
         await _until(pilot, lambda: not live.snapshot.is_running, "the session's end", 60)

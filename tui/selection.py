@@ -143,11 +143,18 @@ def form_from_profile(profile: Profile) -> FormValues:
 
 
 def _absolute_model(entry) -> Any:
-    """Local folders and dataset files as absolute paths, so the profile works from any
-    directory (the console builds profiles from its own working directory)."""
+    """Local folders, dataset files and a factory's module folder as absolute paths, so the
+    profile works from any directory (the console builds profiles from its own working
+    directory, and a session runs the copy in its own folder)."""
     raw = entry.to_yaml()
     if entry.source in FILE_SOURCES:
         raw = dict(raw, **{entry.source: entry.resolved_ref})
+    if entry.source == "factory" and isinstance(raw, dict):
+        from energy_console.core.models.factory import module_folder
+
+        folder = module_folder(entry)
+        if folder is not None:
+            raw = dict(raw, folder=folder)
     for key in ("weights", "checkpoint"):  # a factory's, timm's or torchvision's weights file
         value = (entry.options or {}).get(key)
         if isinstance(value, str) and Path(entry.resolve(value)).is_file():

@@ -1,6 +1,7 @@
 """Your own code: `factory: package.module:callable` builds any torch nn.Module.
 
     - factory: mynets.cnn:SmallCNN      # imported from the profile's folder, else sys.path
+      folder: ../code                   # optional: the folder to import it from instead
       args: [10]                        # optional, passed to the callable
       kwargs: {width: 16}
       weights: small_cnn.pt             # optional state dict (torch.load weights_only=True,
@@ -43,7 +44,7 @@ MODULE_READ_LIMIT_BYTES = 1_000_000  # a module's source read to see what it imp
 class FactorySource:
     key = "factory"
     option_keys: tuple[str, ...] = ("args", "kwargs", "weights", "input_shape", "preprocessing",
-                                    "vocab_size", "labels")
+                                    "vocab_size", "labels", "folder")
 
     def claims(self, text: str) -> bool:
         return False  # always written `factory: module:callable`
@@ -64,7 +65,7 @@ class FactorySource:
         """transformers where the module imports it, or where its source cannot be read: found
         by parsing the module (never running it), so a plain torch model's session does not
         import transformers (4 CPU-s) in its forkserver."""
-        path = _module_file(entry.ref.split(":")[0], entry.base_dir)
+        path = _module_file(entry.ref.split(":")[0], import_folder(entry))
         imports = _imported_packages(path) if path is not None else None
         return () if imports is not None and "transformers" not in imports \
             else (TRANSFORMERS_CLASSES,)
@@ -81,10 +82,14 @@ class FactorySource:
         if entry.task != "image-classification" and "vocab_size" not in options:
             return f"{label}: a {entry.task} model needs `vocab_size:` (token ids are drawn below)"
         module_name = entry.ref.split(":")[0]
-        if _module_file(module_name, entry.base_dir) is None and \
+        folder = import_folder(entry)
+        if "folder" in options and not Path(folder).is_dir():
+            return f"{label}: folder {folder!r} does not exist; name the folder its module is in"
+        if _module_file(module_name, folder) is None and \
                 importlib.util.find_spec(module_name.split(".")[0]) is None:
-            return (f"{label}: no module {module_name!r} in the profile's folder "
-                    f"({entry.base_dir}) or on the Python path; put it beside the profile")
+            where = "the folder named" if "folder" in options else "the profile's folder"
+            return (f"{label}: no module {module_name!r} in {where} ({folder}) or on the Python "
+                    "path; put it beside the profile, or name its folder with `folder:`")
         weights = options.get("weights")
         if weights and not Path(entry.resolve(weights)).is_file():
             return f"{label}: weights file {entry.resolve(weights)!r} does not exist"
@@ -102,7 +107,7 @@ class FactorySource:
         if reason:
             raise ModelLoadError(reason)
         options = entry.options or {}
-        build = import_callable(entry.ref, entry.base_dir)
+        build = import_callable(entry.ref, import_folder(entry))
         torch.manual_seed(0)  # what the weights file does not hold starts the same every run
         try:
             model = build(*options.get("args", []), **options.get("kwargs", {}))
@@ -150,6 +155,7 @@ def check_options(options: dict[str, Any]) -> tuple[str, str] | None:
         "vocab_size": (_positive_int, "a positive integer"),
         "labels": (lambda v: isinstance(v, list) and bool(v)
                    and all(isinstance(x, str) for x in v), "a list of class names"),
+        "folder": (lambda v: isinstance(v, str) and bool(v.strip()), "a folder path"),
     }
     for key, value in options.items():
         ok, expected = checks[key]
@@ -170,6 +176,22 @@ def _preprocessing_ok(value) -> bool:
                                               and not isinstance(x, bool) for x in v)
                   for v in (mean, std))
     return numbers and all(x > 0 for x in std)
+
+
+def import_folder(entry) -> str:
+    """The folder the entry's module is imported from before the Python path: its `folder:`
+    (relative to the profile's folder), else the profile's folder."""
+    folder = (entry.options or {}).get("folder")
+    return entry.resolve(folder) if folder else entry.base_dir
+
+
+def module_folder(entry) -> str | None:
+    """The absolute folder the entry's module file lies in (import_folder), or None where it
+    comes from the Python path: what a copy of the profile elsewhere (the console's, a
+    session's) names as its `folder:`."""
+    folder = import_folder(entry)
+    found = _module_file(entry.ref.split(":")[0], folder)
+    return str(Path(folder).resolve()) if found is not None else None
 
 
 def _module_file(module_name: str, base_dir: str) -> Path | None:

@@ -17,7 +17,7 @@ from typing import Any
 
 from energy_console.core.spec.profile_yaml import reads_as_text
 
-PATH_KEYS = ("path", "label_map")  # of a model entry (a folder) and of its dataset
+PATH_KEYS = ("path", "label_map", "folder")  # of a model entry (folders) and of its dataset
 
 
 def _yaml() -> Any:
@@ -137,9 +137,10 @@ def _block(value: Any) -> Any:
 
 
 def relative_paths(document: dict[str, Any], folder: Path) -> dict[str, Any]:
-    """`document` with its models' absolute paths (a model's folder, its dataset's file and
-    label map) written relative to `folder`, the profile's, where they lie inside the folder
-    above it; others as they are."""
+    """`document` with its models' absolute paths (a model's folder, a factory's module folder,
+    its dataset's file and label map) written relative to `folder`, the profile's, where they
+    lie inside the folder above it; others as they are. A module folder that is the profile's
+    own is left out: the default."""
     models = document.get("models")
     if not isinstance(models, list):
         return document
@@ -149,7 +150,8 @@ def relative_paths(document: dict[str, Any], folder: Path) -> dict[str, Any]:
 def _relative_model(entry: Any, folder: Path) -> Any:
     if not isinstance(entry, dict):
         return entry
-    out = {k: _relative(v, folder) if k in PATH_KEYS else v for k, v in entry.items()}
+    out = {k: _relative(v, folder) if k in PATH_KEYS else v for k, v in entry.items()
+           if not (k == "folder" and v == str(folder))}  # a factory's module beside the profile
     dataset = out.get("dataset")
     if isinstance(dataset, str):
         out["dataset"] = _relative(dataset, folder)
