@@ -39,11 +39,11 @@ def export_bert(folder: Path, layers: int) -> Path:
 
 
 def onnxruntime_ranges(graph: Path, feeds: list[dict], folder: Path):
+    from energy_console.core.compression.onnx_qdq import quantized_op_types
     from onnxruntime.quantization import CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
-    calibrator = create_calibrator(graph, list(set(QLinearOpsRegistry) | set(QDQRegistry)),
+    calibrator = create_calibrator(graph, list(quantized_op_types()),
                                    augmented_model_path=str(folder / "augmented.onnx"),
                                    calibrate_method=CalibrationMethod.MinMax)
     calibrator.collect_data(Batches(feeds))

@@ -39,9 +39,9 @@ def feeds(count: int = 3) -> list[dict[str, np.ndarray]]:
 
 
 def onnxruntime_calibration(path: Path, tmp_path: Path, batches: list[dict]):
+    from energy_console.core.compression.onnx_qdq import quantized_op_types
     from onnxruntime.quantization import CalibrationDataReader, CalibrationMethod
     from onnxruntime.quantization.calibrate import create_calibrator
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     class Batches(CalibrationDataReader):
         def __init__(self):
@@ -50,7 +50,7 @@ def onnxruntime_calibration(path: Path, tmp_path: Path, batches: list[dict]):
         def get_next(self):
             return next(self.batches, None)
 
-    calibrator = create_calibrator(path, list(set(QLinearOpsRegistry) | set(QDQRegistry)),
+    calibrator = create_calibrator(path, list(quantized_op_types()),
                                    augmented_model_path=str(tmp_path / "augmented.onnx"),
                                    calibrate_method=CalibrationMethod.MinMax)
     calibrator.collect_data(Batches())

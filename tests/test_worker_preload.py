@@ -14,7 +14,7 @@ from energy_console.core.models.base import ONNX_PACKAGE, TRANSFORMERS_CLASSES
 from energy_console.core.session.profile_check import load_profile
 from energy_console.core.session.worker_process import WORKER_PRELOAD, preload_modules
 
-from tests.session_helpers import ROOT, write_profile
+from tests.session_helpers import ROOT, write_plain_torch_profile, write_profile
 
 TINY = load_profile(Path(__file__).parent / "profiles" / "tiny.yaml")  # baseline, dynamic-int8
 PLAIN_TORCH = "import torch\n\n\nclass Net(torch.nn.Module):\n    pass\n"
@@ -83,8 +83,7 @@ def test_a_plain_torch_sessions_workers_fork_without_transformers_and_load_their
     """A forkserver started as a session of the factory model would start it (in a process of
     its own: the test process's forkserver preloads every source's modules): the worker it forks
     has torch and the worker's code, not transformers, and loads the model all the same."""
-    forward = "def forward(self, x):\n        return x.mean((2, 3))"
-    profile = factory_profile_file(tmp_path, PLAIN_TORCH.replace("pass", forward))
+    profile = write_plain_torch_profile(tmp_path)
     script = textwrap.dedent("""\
         import sys
         from energy_console.core.models import load_model

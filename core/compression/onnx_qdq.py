@@ -57,6 +57,13 @@ def fp16_weights(source: str, target: str) -> None:
     onnx.save(model, target)
 
 
+def quantized_op_types() -> set[str]:
+    """The op types onnxruntime's static quantizer handles by default: the ones calibrated."""
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    return set(QLinearOpsRegistry) | set(QDQRegistry)
+
+
 def minmax_ranges(source: str, feeds: list[dict[str, Any]]) -> Any:
     """onnxruntime's MinMax calibration (a TensorsData) of the graph at `source` over `feeds`, in
     one pass: every float input and output of the nodes onnxruntime quantizes (initializers
@@ -70,19 +77,18 @@ def minmax_ranges(source: str, feeds: list[dict[str, Any]]) -> Any:
     import onnxruntime
     from onnxruntime.quantization import CalibrationMethod, TensorsData
     from onnxruntime.quantization.quant_utils import load_model_with_shape_infer
-    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
 
     model = load_model_with_shape_infer(Path(source))  # the value types the calibrator reads
     graph = model.graph
     typed = {v.name: v for v in (*graph.value_info, *graph.output, *graph.input)}
     initializers = {i.name for i in graph.initializer}
-    quantized = set(QLinearOpsRegistry) | set(QDQRegistry)
+    quantized = quantized_op_types()
     floats = (onnx.TensorProto.FLOAT, onnx.TensorProto.FLOAT16)
-    tensors = [name for name in dict.fromkeys(
-        name for node in graph.node if node.op_type in quantized
-        for name in (*node.input, *node.output))
-        if name in typed and name not in initializers and typed[name].type.HasField("tensor_type")
-        and typed[name].type.tensor_type.elem_type in floats]
+    used = dict.fromkeys(name for node in graph.node if node.op_type in quantized
+                         for name in (*node.input, *node.output))
+    tensors = [name for name in used if name in typed and name not in initializers
+               and typed[name].type.HasField("tensor_type")
+               and typed[name].type.tensor_type.elem_type in floats]
     outputs = {o.name for o in graph.output}
     graph.output.extend(typed[name] for name in tensors if name not in outputs)
     options = onnxruntime.SessionOptions()  # the graph's own ops, unfused, as the calibrator

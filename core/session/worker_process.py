@@ -51,15 +51,10 @@ def preload_modules(profile: Profile) -> list[str]:
 def forkserver_context(profile: Profile) -> Any:
     """A forkserver context whose server has finished its preload (preload_modules): call it
     before the idle baseline, so the imports neither load the idle machine nor delay the first
-    run."""
-    return start_forkserver(preload_modules(profile))
-
-
-def start_forkserver(modules: list[str]) -> Any:
-    """The forkserver context, its server started with `modules` preloaded. A forkserver serves
-    every later session of its process with its first preload: a worker imports what it lacks."""
+    run. A forkserver serves every later session of its process with its first preload: a worker
+    imports what it lacks."""
     context = multiprocessing.get_context("forkserver")
-    context.set_forkserver_preload(modules)
+    context.set_forkserver_preload(preload_modules(profile))
     ready = context.Process(target=_forkserver_ready, name="forkserver-warmup")
     ready.start()
     ready.join()
